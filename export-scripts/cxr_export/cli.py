@@ -1,0 +1,55 @@
+"""One command-line entry, one subcommand per job. Each subcommand lives in its own module, which exposes
+`register(subparsers)` and sets `func` on its parser; modules are imported only when listed here, so a broken
+optional dependency of one family does not break the others' --help."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import ExportError
+
+# (subcommand, module) in the order --help lists them.
+SUBCOMMANDS: list[tuple[str, str]] = [
+    ("data", "cxr_export.data"),
+    ("train-classifier", "cxr_export.train_classifier"),
+    ("classifier", "cxr_export.classifier"),
+    ("clip", "cxr_export.clip"),
+    ("sam", "cxr_export.sam"),
+    ("lora", "cxr_export.lora"),
+    ("sd", "cxr_export.sd"),
+    ("quantize", "cxr_export.quantize"),
+    ("fixtures", "cxr_export.fixtures"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cxr-export",
+        description="Prepare data, train, merge, quantize and export parity-checked ONNX graphs for cxr-studio.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for _name, module_name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:  # module not written yet, or an optional dependency is missing
+            if exc.name and exc.name.startswith("cxr_export"):
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        args.func(args)
+    except ExportError as exc:
+        print(f"cxr-export {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
