@@ -1,0 +1,316 @@
+/**
+ * Batch-label a folder of chest X-rays in Node with the same decoding, preprocessing and post-processing modules as
+ * the app, and onnxruntime-web's Node build (wasm backend).
+ *
+ *   npm run label -- DIR [--model pneumonia-vit] [--out labeled_dataset.csv] [--models-dir public/models]
+ *                        [--batch 16] [--threads N] [--dtype fp32|int8] [--truth labels.csv] [--clip MODEL_ID]
+ *                        [--threshold T] [--limit N]
+ *
+ * - Walks DIR recursively (symlinks followed) for PNG/JPEG/DICOM, detected from the bytes, not the extension.
+ * - Ground truth: a directory segment equal to one of the model's labels (NORMAL/PNEUMONIA, case-insensitive), or
+ *   --truth CSV (image_id|path|filename + label columns).
+ * - auto_label: zero-shot CLIP label when --clip is given; otherwise the classifier's prediction at the manifest's
+ *   card.threshold (or --threshold), with confidence_score = probability of that label.
+ * - Writes labeled_dataset.csv (image_id,auto_label,ground_truth,confidence_score,classifier_prediction,
+ *   classifier_probability), logs progress to stderr, and prints the metrics JSON as the LAST line of stdout:
+ *   {accuracy, precision, recall, specificity, f1, auc, ece, confusion, threshold, n, images_per_second, ...}.
+ *   images_per_second counts decode + preprocess + inference (model loading excluded).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as ort from 'onnxruntime-web';
+import { decodeImageFileNode } from '../lib/imaging/decode-node';
+import { isImageDecodeError, sniffFormat } from '../lib/imaging';
+import { chooseVariant, findModel, parseManifest, variantFiles, fileByRole } from '../lib/models/manifest';
+import type { Manifest, ModelEntry, ModelVariant } from '../lib/models/manifest-types';
+import { sha256Hex } from '../lib/models/hashing';
+import { classifierThreshold, interpretClassifierOutputs, prepareClassifierBatch } from '../lib/classify/pipeline';
+import { positiveIndex } from '../lib/classify/postprocess';
+import { groundTruthFromCsv, labelFromPath, type GroundTruthTable } from '../lib/batch/ground-truth';
+import { toLabeledDatasetCsv, type LabeledRow } from '../lib/batch/csv';
+import { binaryReport } from '../lib/metrics/binary';
+import { loadClipTokenizer } from '../lib/clip/tokenize';
+import { zeroShot, type LabelPrompts } from '../lib/clip/zero-shot';
+import type { Raster } from '../lib/imaging/raster';
+
+interface Args {
+  dir: string;
+  model: string;
+  out: string;
+  modelsDir: string;
+  batch: number;
+  threads: number;
+  dtype: 'fp32' | 'int8' | 'fp16';
+  truth?: string;
+  clip?: string;
+  threshold?: number;
+  limit?: number;
+}
+
+const HELP = `usage: npm run label -- DIR [--model pneumonia-vit] [--out labeled_dataset.csv] [--models-dir public/models]
+       [--batch 16] [--threads N] [--dtype fp32|int8] [--truth labels.csv] [--clip MODEL_ID] [--threshold T] [--limit N]`;
+
+function repoRoot(): string {
+  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Partial<Args> = {};
+  const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i];
+    const v = () => {
+      const x = argv[++i];
+      if (x === undefined) throw new Error(`${k} needs a value`);
+      return x;
+    };
+    switch (k) {
+      case '--model': a.model = v(); break;
+      case '--out': a.out = v(); break;
+      case '--models-dir': a.modelsDir = v(); break;
+      case '--batch': a.batch = Number(v()); break;
+      case '--threads': a.threads = Number(v()); break;
+      case '--dtype': a.dtype = v() as Args['dtype']; break;
+      case '--truth': a.truth = v(); break;
+      case '--clip': a.clip = v(); break;
+      case '--threshold': a.threshold = Number(v()); break;
+      case '--limit': a.limit = Number(v()); break;
+      case '-h': case '--help': process.stdout.write(HELP + '\n'); process.exit(0);
+      // falls through (process.exit never returns)
+      default:
+        if (k.startsWith('--')) throw new Error(`unknown option ${k}\n${HELP}`);
+        if (a.dir) throw new Error(`only one DIR, got ${a.dir} and ${k}`);
+        a.dir = k;
+    }
+  }
+  if (!a.dir) throw new Error(`DIR is required\n${HELP}`);
+  const batch = a.batch ?? 16;
+  if (!(Number.isInteger(batch) && batch >= 1)) throw new Error('--batch must be a positive integer');
+  return {
+    dir: path.resolve(a.dir),
+    model: a.model ?? 'pneumonia-vit',
+    out: path.resolve(a.out ?? 'labeled_dataset.csv'),
+    modelsDir: path.resolve(a.modelsDir ?? path.join(repoRoot(), 'public', 'models')),
+    batch,
+    threads: a.threads ?? Math.max(1, Math.min(4, cores)),
+    dtype: a.dtype ?? 'fp32',
+    truth: a.truth,
+    clip: a.clip,
+    threshold: a.threshold,
+    limit: a.limit,
+  };
+}
+
+const log = (msg: string) => process.stderr.write(msg + '\n');
+
+/** Files under dir (symlinks followed, hidden entries skipped), sorted. */
+function walk(dir: string): string[] {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  const rec = (d: string) => {
+    const real = fs.realpathSync(d);
+    if (seen.has(real)) return;
+    seen.add(real);
+    for (const name of fs.readdirSync(d).sort()) {
+      if (name.startsWith('.')) continue;
+      const p = path.join(d, name);
+      const st = fs.statSync(p);
+      if (st.isDirectory()) rec(p);
+      else if (st.isFile()) out.push(p);
+    }
+  };
+  rec(dir);
+  return out;
+}
+
+async function loadVariantBytes(modelsDir: string, variant: ModelVariant): Promise<Map<string, Uint8Array>> {
+  const out = new Map<string, Uint8Array>();
+  for (const f of variantFiles(variant)) {
+    const p = path.join(modelsDir, f.path);
+    if (!fs.existsSync(p)) throw new Error(`Model file missing: ${p}`);
+    const buf = fs.readFileSync(p);
+    const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+    if (bytes.byteLength !== f.bytes) throw new Error(`${f.path}: ${bytes.byteLength} bytes, manifest says ${f.bytes}`);
+    const h = await sha256Hex(bytes);
+    if (h !== f.sha256) throw new Error(`${f.path}: sha256 ${h} does not match the manifest (${f.sha256})`);
+    out.set(f.path, bytes);
+  }
+  return out;
+}
+
+async function createSession(modelsDir: string, variant: ModelVariant, role: string): Promise<ort.InferenceSession> {
+  const bytes = await loadVariantBytes(modelsDir, variant);
+  const file = fileByRole(variant, role) ?? variant.files[0];
+  const externalData = (file.external_data ?? []).map((e) => ({ path: path.basename(e.path), data: bytes.get(e.path)! }));
+  return ort.InferenceSession.create(bytes.get(file.path)!, {
+    executionProviders: ['wasm'],
+    graphOptimizationLevel: 'all',
+    ...(externalData.length ? { externalData } : {}),
+  });
+}
+
+interface ClipRunner {
+  labels: LabelPrompts[];
+  logitScale: number;
+  session: ort.InferenceSession;
+  entry: ModelEntry;
+}
+
+async function loadClip(manifest: Manifest, id: string, modelsDir: string, dtype: Args['dtype']): Promise<ClipRunner> {
+  const entry = findModel(manifest, id);
+  if (!entry || entry.family !== 'clip') throw new Error(`No CLIP model '${id}' in the manifest`);
+  const variant = chooseVariant(entry, { backend: 'wasm', shaderF16: false, prefer: dtype });
+  if (!variant) throw new Error(`CLIP model '${id}' has no variant runnable on wasm`);
+  const cfg = (entry.config ?? {}) as { logit_scale?: number; context_length?: number; pad_token_id?: number; default_prompts?: Record<string, string[]> };
+  const prompts = cfg.default_prompts;
+  if (!prompts || Object.keys(prompts).length < 2) throw new Error(`CLIP model '${id}' has no config.default_prompts`);
+  const tokFile = fileByRole(variant, 'tokenizer');
+  if (!tokFile) throw new Error(`CLIP model '${id}' has no tokenizer file`);
+  const tokenizer = loadClipTokenizer(fs.readFileSync(path.join(modelsDir, tokFile.path), 'utf8'), { context_length: cfg.context_length ?? 77, pad_token_id: cfg.pad_token_id ?? 0 });
+  const textSession = await createSession(modelsDir, variant, 'text_encoder');
+  const imageSession = await createSession(modelsDir, variant, 'image_encoder');
+  const labels: LabelPrompts[] = [];
+  for (const [label, texts] of Object.entries(prompts)) {
+    const t = tokenizer.encodeBatch(texts);
+    const r = await textSession.run({ input_ids: new ort.Tensor('int64', t.ids, t.dims) });
+    const e = r.text_embeds;
+    const D = e.dims[1];
+    const data = e.data as Float32Array;
+    labels.push({ label, embeds: texts.map((_, i) => data.subarray(i * D, (i + 1) * D)) });
+  }
+  await textSession.release();
+  return { labels, logitScale: cfg.logit_scale ?? 100, session: imageSession, entry };
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  ort.env.wasm.numThreads = args.threads;
+  ort.env.logLevel = 'error';
+  const manifestPath = path.join(args.modelsDir, 'manifest.json');
+  if (!fs.existsSync(manifestPath)) throw new Error(`No model manifest at ${manifestPath} (export the models first, or pass --models-dir)`);
+  const manifest = parseManifest(JSON.parse(fs.readFileSync(manifestPath, 'utf8')));
+  const entry = findModel(manifest, args.model);
+  if (!entry) throw new Error(`Model '${args.model}' is not in ${manifestPath} (have: ${manifest.models.map((m) => m.id).join(', ')})`);
+  if (entry.family !== 'classifier') throw new Error(`Model '${args.model}' is a ${entry.family}, not a classifier`);
+  const variant = chooseVariant(entry, { backend: 'wasm', shaderF16: false, prefer: args.dtype });
+  if (!variant) throw new Error(`Model '${args.model}' has no variant that runs on wasm`);
+  const labels = entry.labels!;
+  const pre = entry.preprocessing!;
+  const threshold = args.threshold ?? classifierThreshold(entry);
+  const truthTable: GroundTruthTable | null = args.truth ? groundTruthFromCsv(fs.readFileSync(args.truth, 'utf8'), labels) : null;
+
+  const tLoad = performance.now();
+  const session = await createSession(args.modelsDir, variant, 'model');
+  const clip = args.clip ? await loadClip(manifest, args.clip, args.modelsDir, args.dtype) : null;
+  log(`loaded ${entry.id} (${variant.dtype}, weights: ${entry.weights}) ${clip ? `+ ${clip.entry.id} ` : ''}in ${((performance.now() - tLoad) / 1000).toFixed(1)} s; wasm threads ${args.threads}; threshold ${threshold}`);
+
+  let files = walk(args.dir);
+  if (args.limit) files = files.slice(0, args.limit);
+  log(`${files.length} files under ${args.dir}`);
+
+  const rows: LabeledRow[] = [];
+  const skipped: { file: string; reason: string }[] = [];
+  const pos = positiveIndex(labels);
+  const t0 = performance.now();
+  let done = 0;
+  for (let start = 0; start < files.length; start += args.batch) {
+    const chunk = files.slice(start, start + args.batch);
+    const rasters: Raster[] = [];
+    const ids: string[] = [];
+    for (const f of chunk) {
+      const rel = path.relative(args.dir, f).split(path.sep).join('/');
+      const buf = fs.readFileSync(f);
+      const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+      if (!sniffFormat(bytes)) {
+        skipped.push({ file: rel, reason: 'not an image' });
+        continue;
+      }
+      try {
+        const d = await decodeImageFileNode(bytes);
+        rasters.push(d.raster);
+        ids.push(rel);
+      } catch (e) {
+        skipped.push({ file: rel, reason: isImageDecodeError(e) ? `${e.code}: ${e.message}` : String(e) });
+        log(`skip ${rel}: ${skipped.at(-1)!.reason}`);
+      }
+    }
+    if (rasters.length === 0) continue;
+    const { data, dims } = prepareClassifierBatch(rasters, pre);
+    const input = new ort.Tensor('float32', data, dims);
+    const outNames = session.outputNames.filter((n) => n === 'probabilities' || n === 'logits');
+    const res = await session.run({ [session.inputNames[0] ?? 'pixel_values']: input }, outNames);
+    const results = interpretClassifierOutputs(
+      { probabilities: res.probabilities?.data as Float32Array | undefined, logits: res.logits?.data as Float32Array | undefined },
+      rasters.length, labels, threshold,
+    );
+    let zs: ReturnType<typeof zeroShot> | null = null;
+    if (clip) {
+      const cpre = clip.entry.preprocessing ?? pre;
+      const cb = prepareClassifierBatch(rasters, cpre);
+      const r = await clip.session.run({ pixel_values: new ort.Tensor('float32', cb.data, cb.dims) });
+      const e = r.image_embeds;
+      zs = zeroShot(e.data as Float32Array, clip.labels, clip.logitScale, { dim: e.dims[1] });
+    }
+    results.forEach((r, i) => {
+      const gt = truthTable ? truthTable.lookup(ids[i]) : labelFromPath(ids[i], labels);
+      const auto = zs ? zs[i].autoLabel : r.label;
+      const conf = zs ? zs[i].confidence : r.probabilities[r.label];
+      rows.push({
+        image_id: ids[i],
+        auto_label: auto,
+        ground_truth: gt ?? '',
+        confidence_score: conf,
+        classifier_prediction: r.label,
+        classifier_probability: r.positiveProbability,
+      });
+    });
+    done += chunk.length;
+    const el = (performance.now() - t0) / 1000;
+    log(`[${done}/${files.length}] ${(rows.length / el).toFixed(1)} img/s`);
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  fs.writeFileSync(args.out, toLabeledDatasetCsv(rows));
+  const ips = rows.length / seconds;
+  log(`wrote ${rows.length} rows to ${args.out}; ${skipped.length} skipped; ${ips.toFixed(1)} images/second`);
+  process.stdout.write(`images/second: ${ips.toFixed(2)}\n`);
+
+  const known = rows.filter((r) => r.ground_truth === labels[pos] || r.ground_truth === labels[1 - pos]);
+  const y = known.map((r) => (r.ground_truth === labels[pos] ? 1 : 0));
+  const p = known.map((r) => r.classifier_probability);
+  const rep = known.length ? binaryReport(y, p, threshold) : null;
+  const metrics = {
+    model: entry.id,
+    dtype: variant.dtype,
+    weights: entry.weights,
+    accuracy: rep?.accuracy ?? null,
+    precision: rep?.precision ?? null,
+    recall: rep?.recall ?? null,
+    specificity: rep?.specificity ?? null,
+    f1: rep?.f1 ?? null,
+    auc: rep && Number.isFinite(rep.auc) ? rep.auc : null,
+    ece: rep?.ece ?? null,
+    confusion: rep?.confusion ?? null,
+    threshold,
+    positive_label: labels[pos],
+    n: rows.length,
+    n_with_ground_truth: known.length,
+    skipped: skipped.length,
+    auto_label_source: clip ? clip.entry.id : 'classifier',
+    auto_label_accuracy: known.length ? known.filter((r) => r.auto_label === r.ground_truth).length / known.length : null,
+    images_per_second: ips,
+    seconds,
+    threads: args.threads,
+    batch: args.batch,
+    out: args.out,
+  };
+  await session.release();
+  if (clip) await clip.session.release();
+  process.stdout.write(JSON.stringify(metrics) + '\n');
+}
+
+main().catch((e) => {
+  log(`label: error: ${e instanceof Error ? e.message : String(e)}`);
+  process.exit(1);
+});

@@ -1,0 +1,384 @@
+import { useMemo, useState } from 'react';
+import { predictAt, useAppStore, type BatchRow } from '../store';
+import { metricsAt, rocAuc, rocCurve } from '../lib/metrics';
+import { knnQuery, pca2d } from '../lib/embeddings';
+import { RasterThumb } from './RasterThumb';
+import { WeightsBadge } from './WeightsBadge';
+import { readPicked } from './DropZone';
+
+function BatchIngest() {
+  const batchAdd = useAppStore((s) => s.batchAdd);
+  const add = async (files: File[]) => {
+    const picked = files.map((f) => ({ name: f.name, path: f.webkitRelativePath || f.name, blob: f as Blob }));
+    await batchAdd(picked);
+  };
+  return (
+    <div
+      className="dropzone"
+      data-testid="batch-dropzone"
+      onDragOver={(e) => e.preventDefault()}
+      onDrop={async (e) => {
+        e.preventDefault();
+        const files = await readPicked([...e.dataTransfer.files]);
+        await batchAdd(files.map((f) => ({ name: f.name, path: f.path ?? f.name, blob: new Blob([f.bytes]) })));
+      }}
+    >
+      <p>
+        <strong>Batch:</strong> a folder (NORMAL/ and PNEUMONIA/ subfolders give the ground truth), many files, or a .zip
+      </p>
+      <div className="row">
+        <label className="button">
+          Choose folder
+          <input
+            type="file"
+            multiple
+            data-testid="batch-folder-input"
+            ref={(el) => el?.setAttribute('webkitdirectory', '')}
+            onChange={async (e) => {
+              const files = [...(e.target.files ?? [])];
+              e.target.value = '';
+              await add(files);
+            }}
+          />
+        </label>
+        <label className="button">
+          Choose files or .zip
+          <input
+            type="file"
+            multiple
+            accept=".png,.jpg,.jpeg,.dcm,.zip"
+            data-testid="batch-file-input"
+            onChange={async (e) => {
+              const files = [...(e.target.files ?? [])];
+              e.target.value = '';
+              await add(files);
+            }}
+          />
+        </label>
+      </div>
+    </div>
+  );
+}
+
+function BatchProgress() {
+  const b = useAppStore((s) => s.batch);
+  const run = useAppStore((s) => s.batchRun);
+  const cancel = useAppStore((s) => s.batchCancel);
+  const clear = useAppStore((s) => s.batchClear);
+  const csv = useAppStore((s) => s.batchCsv);
+  const total = b.rows.length;
+  const done = b.rows.filter((r) => r.status !== 'pending').length;
+  const errors = b.rows.filter((r) => r.status === 'error').length;
+  if (!total) return null;
+  const elapsed = ((b.finishedAt ?? Date.now()) - (b.startedAt ?? Date.now())) / 1000;
+  const pct = (100 * done) / total;
+  const download = () => {
+    const blob = new Blob([csv()], { type: 'text/csv' });
+    const a = document.createElement('a');
+    a.href = URL.createObjectURL(blob);
+    a.download = 'labeled_dataset.csv';
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+  };
+  return (
+    <div className="panel">
+      <div className="row" style={{ justifyContent: 'space-between' }}>
+        <span data-testid="batch-progress-text">
+          {done} / {total} processed{errors ? ` · ${errors} failed` : ''} · {elapsed.toFixed(0)} s{b.running ? '' : done < total ? ' · paused' : ' · finished'}
+        </span>
+        <div className="row">
+          {b.running ? (
+            <button type="button" onClick={cancel} data-testid="batch-cancel">
+              Cancel
+            </button>
+          ) : (
+            done < total && (
+              <button type="button" onClick={() => void run()} data-testid="batch-resume">
+                Resume
+              </button>
+            )
+          )}
+          <button type="button" onClick={download} disabled={!done} data-testid="batch-export">
+            Export labeled_dataset.csv
+          </button>
+          <button type="button" onClick={clear} disabled={b.running}>
+            Clear
+          </button>
+        </div>
+      </div>
+      <div className="progress" role="progressbar" aria-label="Batch progress" aria-valuenow={Math.round(pct)} aria-valuemin={0} aria-valuemax={100}>
+        <div style={{ width: `${pct}%` }} />
+      </div>
+    </div>
+  );
+}
+
+function Metrics({ rows, threshold }: { rows: BatchRow[]; threshold: number }) {
+  const setThreshold = useAppStore((s) => s.batchSetThreshold);
+  const known = rows.filter((r) => r.status === 'done' && r.classifierProbability != null && (r.groundTruth === 'NORMAL' || r.groundTruth === 'PNEUMONIA'));
+  const y = known.map((r) => (r.groundTruth === 'PNEUMONIA' ? 1 : 0));
+  const p = known.map((r) => r.classifierProbability!);
+  const roc = useMemo(() => (known.length && new Set(y).size === 2 ? { curve: rocCurve(y, p), auc: rocAuc(y, p) } : null), [known.length, rows]);
+  if (!known.length) return <p className="muted small">Metrics need ground truth (NORMAL/ PNEUMONIA/ folders) and classifier results.</p>;
+  const m = metricsAt(y, p, threshold);
+  const c = m.confusion;
+  const W = 220;
+  const path = roc ? roc.curve.fpr.map((x, i) => `${i ? 'L' : 'M'}${(x * W).toFixed(1)},${((1 - roc.curve.tpr[i]) * W).toFixed(1)}`).join(' ') : '';
+  const fprAt = 1 - m.specificity;
+  return (
+    <div className="metrics" data-testid="batch-metrics">
+      <label className="threshold">
+        Threshold on P(PNEUMONIA): <output data-testid="threshold-value">{threshold.toFixed(2)}</output>
+        <input type="range" min={0} max={1} step={0.01} value={threshold} onChange={(e) => setThreshold(Number(e.target.value))} aria-label="Decision threshold" />
+      </label>
+      <div className="grid-2">
+        <div>
+          <table className="confusion" data-testid="confusion-matrix">
+            <thead>
+              <tr>
+                <th />
+                <th>pred NORMAL</th>
+                <th>pred PNEUMONIA</th>
+              </tr>
+            </thead>
+            <tbody>
+              <tr>
+                <th>true NORMAL</th>
+                <td>{c.tn}</td>
+                <td>{c.fp}</td>
+              </tr>
+              <tr>
+                <th>true PNEUMONIA</th>
+                <td>{c.fn}</td>
+                <td>{c.tp}</td>
+              </tr>
+            </tbody>
+          </table>
+          <dl className="facts" data-testid="metric-values">
+            <dt>n</dt>
+            <dd>{known.length}</dd>
+            <dt>accuracy</dt>
+            <dd data-testid="metric-accuracy">{m.accuracy.toFixed(3)}</dd>
+            <dt>precision</dt>
+            <dd>{m.precision.toFixed(3)}</dd>
+            <dt>recall (sensitivity)</dt>
+            <dd>{m.recall.toFixed(3)}</dd>
+            <dt>specificity</dt>
+            <dd>{m.specificity.toFixed(3)}</dd>
+            <dt>F1</dt>
+            <dd>{m.f1.toFixed(3)}</dd>
+            <dt>AUC</dt>
+            <dd data-testid="metric-auc">{roc ? roc.auc.toFixed(3) : '— (needs both classes)'}</dd>
+          </dl>
+        </div>
+        {roc && (
+          <svg viewBox={`-30 -10 ${W + 40} ${W + 40}`} className="roc" role="img" aria-label={`ROC curve, AUC ${roc.auc.toFixed(3)}`} data-testid="roc-svg">
+            <rect x={0} y={0} width={W} height={W} fill="none" stroke="#24324f" />
+            <line x1={0} y1={W} x2={W} y2={0} stroke="#475569" strokeDasharray="4 4" />
+            <path d={path} fill="none" stroke="#38bdf8" strokeWidth={2} />
+            <circle cx={fprAt * W} cy={(1 - m.recall) * W} r={4} fill="#fbbf24" />
+            <text x={W / 2} y={W + 24} textAnchor="middle" fill="#94a3b8" fontSize={11}>
+              false-positive rate
+            </text>
+            <text x={-18} y={W / 2} textAnchor="middle" fill="#94a3b8" fontSize={11} transform={`rotate(-90 -18 ${W / 2})`}>
+              true-positive rate
+            </text>
+            <text x={W - 4} y={W - 8} textAnchor="end" fill="#e2e8f0" fontSize={12}>
+              AUC {roc.auc.toFixed(3)}
+            </text>
+          </svg>
+        )}
+      </div>
+    </div>
+  );
+}
+
+function SimilarCases({ rows }: { rows: BatchRow[] }) {
+  const selected = useAppStore((s) => s.batch.selected);
+  const row = rows.find((r) => r.index === selected);
+  const lists = useMemo(() => {
+    if (!row) return [];
+    const out: { title: string; items: { row: BatchRow; sim: number }[] }[] = [];
+    for (const [title, key] of [
+      ['classifier embedding', 'classifierEmbedding'],
+      ['CLIP embedding', 'clipEmbedding'],
+    ] as const) {
+      const q = row[key];
+      if (!q?.length) continue;
+      const pool = rows.filter((r) => r[key]?.length === q.length && r.index !== row.index);
+      if (!pool.length) continue;
+      const D = q.length;
+      const M = new Float32Array(pool.length * D);
+      pool.forEach((r, i) => M.set(r[key]!, i * D));
+      out.push({ title, items: knnQuery(M, D, q, 5).map((n) => ({ row: pool[n.index], sim: n.similarity })) });
+    }
+    return out;
+  }, [row, rows]);
+  if (!row) return <p className="muted small">Select a row to see its most similar cases.</p>;
+  return (
+    <div data-testid="similar-cases">
+      <p className="small">
+        Most similar to <strong>{row.imageId}</strong>
+      </p>
+      {lists.length === 0 && <p className="muted small">No embeddings for this image.</p>}
+      {lists.map((l) => (
+        <div key={l.title}>
+          <h3 className="small muted">by {l.title}</h3>
+          <div className="similar-row">
+            {l.items.map(({ row: r, sim }) => (
+              <figure key={r.index} className="similar">
+                {r.thumbnail && <RasterThumb raster={r.thumbnail} size={72} alt={r.imageId} />}
+                <figcaption className="small">
+                  {r.groundTruth ?? r.autoLabel ?? '?'} · {sim.toFixed(3)}
+                </figcaption>
+              </figure>
+            ))}
+          </div>
+        </div>
+      ))}
+    </div>
+  );
+}
+
+function PcaMap({ rows }: { rows: BatchRow[] }) {
+  const [source, setSource] = useState<'classifierEmbedding' | 'clipEmbedding'>('classifierEmbedding');
+  const select = useAppStore((s) => s.batchSelect);
+  const selected = useAppStore((s) => s.batch.selected);
+  const pts = useMemo(() => {
+    const with_ = rows.filter((r) => r[source]?.length);
+    if (with_.length < 3) return null;
+    const D = with_[0][source]!.length;
+    const M = new Float32Array(with_.length * D);
+    with_.forEach((r, i) => M.set(r[source]!, i * D));
+    const { coords } = pca2d(M, D);
+    let minX = Infinity, maxX = -Infinity, minY = Infinity, maxY = -Infinity;
+    for (let i = 0; i < with_.length; i++) {
+      minX = Math.min(minX, coords[2 * i]);
+      maxX = Math.max(maxX, coords[2 * i]);
+      minY = Math.min(minY, coords[2 * i + 1]);
+      maxY = Math.max(maxY, coords[2 * i + 1]);
+    }
+    return with_.map((r, i) => ({
+      row: r,
+      x: (coords[2 * i] - minX) / (maxX - minX || 1),
+      y: (coords[2 * i + 1] - minY) / (maxY - minY || 1),
+    }));
+  }, [rows, source]);
+  const color = (r: BatchRow) => {
+    const l = r.groundTruth ?? r.autoLabel ?? r.classifierPrediction;
+    return l === 'PNEUMONIA' ? '#fbbf24' : l === 'NORMAL' ? '#34d399' : '#94a3b8';
+  };
+  const S = 260;
+  return (
+    <div>
+      <div className="row small">
+        <label>
+          <input type="radio" checked={source === 'classifierEmbedding'} onChange={() => setSource('classifierEmbedding')} /> classifier
+        </label>
+        <label>
+          <input type="radio" checked={source === 'clipEmbedding'} onChange={() => setSource('clipEmbedding')} /> CLIP
+        </label>
+        <span className="muted">colour: ground truth (else label) · <span style={{ color: '#34d399' }}>NORMAL</span> · <span style={{ color: '#fbbf24' }}>PNEUMONIA</span></span>
+      </div>
+      {!pts ? (
+        <p className="muted small">The map needs at least 3 embedded images.</p>
+      ) : (
+        <svg viewBox={`-8 -8 ${S + 16} ${S + 16}`} className="pca" role="img" aria-label="2-D PCA map of the embeddings" data-testid="pca-svg">
+          <rect x={-8} y={-8} width={S + 16} height={S + 16} fill="#0b1120" stroke="#24324f" />
+          {pts.map((p) => (
+            <circle
+              key={p.row.index}
+              cx={p.x * S}
+              cy={(1 - p.y) * S}
+              r={p.row.index === selected ? 6 : 3.5}
+              fill={color(p.row)}
+              stroke={p.row.index === selected ? '#fff' : 'none'}
+              opacity={0.85}
+              onClick={() => select(p.row.index)}
+            >
+              <title>{`${p.row.imageId} · ${p.row.groundTruth ?? '?'}`}</title>
+            </circle>
+          ))}
+        </svg>
+      )}
+    </div>
+  );
+}
+
+export function BatchView() {
+  const b = useAppStore((s) => s.batch);
+  const manifest = useAppStore((s) => s.manifest);
+  const select = useAppStore((s) => s.batchSelect);
+  const cls = manifest?.models.find((m) => m.id === b.classifierId);
+  const clip = manifest?.models.find((m) => m.id === b.clipId);
+  return (
+    <div className="batch-layout">
+      <div className="batch-main">
+        <BatchIngest />
+        <BatchProgress />
+        {b.rows.length > 0 && (
+          <div className="panel">
+            <div className="row small" style={{ marginBottom: '0.4rem' }}>
+              {cls && (
+                <span>
+                  classifier: {cls.name} <WeightsBadge weights={cls.weights} />
+                </span>
+              )}
+              {clip && (
+                <span>
+                  auto_label (zero-shot): {clip.name} <WeightsBadge weights={clip.weights} />
+                </span>
+              )}
+            </div>
+            <div className="table-scroll">
+              <table className="data-table" data-testid="batch-table">
+                <thead>
+                  <tr>
+                    <th />
+                    <th>image_id</th>
+                    <th>auto_label</th>
+                    <th>ground_truth</th>
+                    <th className="num">confidence_score</th>
+                    <th>classifier</th>
+                    <th className="num">P(PNEUMONIA)</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {b.rows.map((r) => (
+                    <tr key={r.index} className={r.index === b.selected ? 'selected' : ''} onClick={() => select(r.index)} data-status={r.status}>
+                      <td>{r.thumbnail && <RasterThumb raster={r.thumbnail} size={28} alt={r.imageId} />}</td>
+                      <td className="ellipsis" title={r.imageId}>
+                        {r.imageId}
+                      </td>
+                      <td>{r.status === 'error' ? <span className="error-text">{r.error}</span> : r.status === 'pending' ? '…' : (r.autoLabel ?? r.classifierPrediction)}</td>
+                      <td>{r.groundTruth ?? ''}</td>
+                      <td className="num">{r.autoConfidence != null ? r.autoConfidence.toFixed(3) : ''}</td>
+                      <td>{predictAt(r.classifierProbability, b.threshold) ?? ''}</td>
+                      <td className="num">{r.classifierProbability != null ? r.classifierProbability.toFixed(4) : ''}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          </div>
+        )}
+      </div>
+      {b.rows.length > 0 && (
+        <div className="batch-side">
+          <section className="panel" aria-labelledby="met-h">
+            <h2 id="met-h">Metrics (classifier)</h2>
+            <Metrics rows={b.rows} threshold={b.threshold} />
+          </section>
+          <section className="panel" aria-labelledby="sim-h">
+            <h2 id="sim-h">Similar cases</h2>
+            <SimilarCases rows={b.rows} />
+          </section>
+          <section className="panel" aria-labelledby="pca-h">
+            <h2 id="pca-h">Embedding map (PCA)</h2>
+            <PcaMap rows={b.rows} />
+          </section>
+        </div>
+      )}
+    </div>
+  );
+}

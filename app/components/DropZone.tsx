@@ -1,0 +1,102 @@
+import { useRef, useState } from 'react';
+import { useAppStore } from '../store';
+
+export interface PickedFile {
+  name: string;
+  path?: string;
+  bytes: ArrayBuffer;
+}
+
+/** Reads dropped files and folders (DataTransferItem.webkitGetAsEntry walks directories). */
+async function filesFromDrop(dt: DataTransfer): Promise<{ file: File; path: string }[]> {
+  const entries = [...dt.items].map((it) => it.webkitGetAsEntry?.()).filter(Boolean) as FileSystemEntry[];
+  if (!entries.length) return [...dt.files].map((file) => ({ file, path: file.name }));
+  const out: { file: File; path: string }[] = [];
+  const walk = async (e: FileSystemEntry, prefix: string): Promise<void> => {
+    if (e.isFile) {
+      const file = await new Promise<File>((res, rej) => (e as FileSystemFileEntry).file(res, rej));
+      out.push({ file, path: `${prefix}${file.name}` });
+    } else if (e.isDirectory) {
+      const reader = (e as FileSystemDirectoryEntry).createReader();
+      for (;;) {
+        const batch = await new Promise<FileSystemEntry[]>((res, rej) => reader.readEntries(res, rej));
+        if (!batch.length) break;
+        for (const c of batch) await walk(c, `${prefix}${e.name}/`);
+      }
+    }
+  };
+  for (const e of entries) await walk(e, '');
+  return out;
+}
+
+export async function readPicked(files: (File | { file: File; path: string })[]): Promise<PickedFile[]> {
+  return Promise.all(
+    files.map(async (x) => {
+      const f = x instanceof File ? x : x.file;
+      const path = x instanceof File ? f.webkitRelativePath || f.name : x.path;
+      return { name: f.name, path, bytes: await f.arrayBuffer() };
+    }),
+  );
+}
+
+export function DropZone() {
+  const addFiles = useAppStore((s) => s.addFiles);
+  const busy = useAppStore((s) => s.busy > 0);
+  const [over, setOver] = useState(false);
+  const folderRef = useRef<HTMLInputElement>(null);
+
+  return (
+    <div
+      className={`dropzone${over ? ' over' : ''}`}
+      data-testid="dropzone"
+      onDragOver={(e) => {
+        e.preventDefault();
+        setOver(true);
+      }}
+      onDragLeave={() => setOver(false)}
+      onDrop={async (e) => {
+        e.preventDefault();
+        setOver(false);
+        const files = await filesFromDrop(e.dataTransfer);
+        await addFiles(await readPicked(files));
+      }}
+    >
+      <p>
+        <strong>Drop chest X-rays here</strong> — PNG, JPEG or DICOM{busy ? ' · decoding…' : ''}
+      </p>
+      <div className="row">
+        <label className="button">
+          Choose files
+          <input
+            type="file"
+            multiple
+            accept=".png,.jpg,.jpeg,.dcm,.dicom,image/png,image/jpeg,application/dicom"
+            data-testid="file-input"
+            onChange={async (e) => {
+              const files = [...(e.target.files ?? [])];
+              e.target.value = '';
+              await addFiles(await readPicked(files));
+            }}
+          />
+        </label>
+        <label className="button">
+          Choose folder
+          <input
+            ref={(el) => {
+              folderRef.current = el;
+              el?.setAttribute('webkitdirectory', '');
+            }}
+            type="file"
+            multiple
+            data-testid="folder-input"
+            onChange={async (e) => {
+              const files = [...(e.target.files ?? [])];
+              e.target.value = '';
+              await addFiles(await readPicked(files));
+            }}
+          />
+        </label>
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,223 @@
+import { useState } from 'react';
+import { useAppStore } from '../store';
+import { describeSource, downloadedVariants } from '../store/model-service';
+import { formatBytes } from '../lib/runtime';
+import { totalBytes } from '../lib/models/manifest';
+import type { ModelEntry } from '../lib/models/manifest-types';
+import { WeightsBadge } from './WeightsBadge';
+
+function eta(s: number | null | undefined): string {
+  if (s == null) return 'estimating…';
+  if (s < 1) return 'done soon';
+  if (s < 90) return `${Math.round(s)} s left`;
+  return `${Math.round(s / 60)} min left`;
+}
+
+function SourcePicker() {
+  const setting = useAppStore((s) => s.settings.modelSource);
+  const source = useAppStore((s) => s.source);
+  const setModelSource = useAppStore((s) => s.setModelSource);
+  const useLocalFolder = useAppStore((s) => s.useLocalFolder);
+  const [repo, setRepo] = useState(setting.kind === 'hf' ? setting.repoUrl : '');
+  const [rev, setRev] = useState(setting.kind === 'hf' ? (setting.revision ?? 'main') : 'main');
+  return (
+    <section className="panel" aria-labelledby="src-h">
+      <h2 id="src-h">Model source</h2>
+      <p className="small">
+        Using <strong data-testid="model-source">{describeSource(source)}</strong>
+      </p>
+      <div className="row">
+        <button type="button" onClick={() => setModelSource({ kind: 'app' })} disabled={setting.kind === 'app'}>
+          App's own models
+        </button>
+        <label className="button">
+          Local folder…
+          <input
+            type="file"
+            multiple
+            data-testid="model-folder-input"
+            ref={(el) => el?.setAttribute('webkitdirectory', '')}
+            onChange={async (e) => {
+              const files = [...(e.target.files ?? [])];
+              e.target.value = '';
+              if (files.length) await useLocalFolder(files);
+            }}
+          />
+        </label>
+      </div>
+      <form
+        className="row"
+        style={{ marginTop: '0.5rem' }}
+        onSubmit={(e) => {
+          e.preventDefault();
+          if (repo.trim()) void setModelSource({ kind: 'hf', repoUrl: repo.trim(), revision: rev.trim() || 'main' });
+        }}
+      >
+        <input
+          type="url"
+          placeholder="https://huggingface.co/org/repo (files at …/resolve/main/…)"
+          value={repo}
+          onChange={(e) => setRepo(e.target.value)}
+          style={{ flex: 1, minWidth: '16rem' }}
+          aria-label="Hugging Face-style repository URL"
+        />
+        <input value={rev} onChange={(e) => setRev(e.target.value)} style={{ width: '6rem' }} aria-label="Revision" />
+        <button type="submit">Use repository</button>
+      </form>
+    </section>
+  );
+}
+
+function ModelRow({ entry }: { entry: ModelEntry }) {
+  const source = useAppStore((s) => s.source);
+  const stored = useAppStore((s) => s.stored);
+  const download = useAppStore((s) => s.download);
+  const downloadModel = useAppStore((s) => s.downloadModel);
+  const deleteModel = useAppStore((s) => s.deleteModel);
+  const have = downloadedVariants(entry, source, stored);
+  const busy = download?.modelId === entry.id && !download.done && !download.error;
+  const metrics = entry.card.metrics ?? {};
+  return (
+    <tr data-testid={`model-row-${entry.id}`}>
+      <td>
+        <strong>{entry.name}</strong>
+        <div className="muted small">{entry.card.summary}</div>
+        {entry.weights === 'trained' && Object.keys(metrics).length > 0 && (
+          <div className="small">
+            {Object.entries(metrics)
+              .map(([k, v]) => `${k}: ${typeof v === 'number' ? (Math.abs(v) < 1 ? v.toFixed(3) : v) : v}`)
+              .join(' · ')}
+          </div>
+        )}
+      </td>
+      <td>{entry.family}</td>
+      <td>
+        <WeightsBadge weights={entry.weights} />
+      </td>
+      <td className="num">
+        {Object.entries(entry.variants).map(([d, v]) => (
+          <div key={d}>
+            {d}: {formatBytes(totalBytes(v!))}
+          </div>
+        ))}
+      </td>
+      <td data-testid={`model-state-${entry.id}`}>{have.length ? `downloaded (${have.join(', ')})` : 'not downloaded'}</td>
+      <td>
+        <div className="row">
+          <button type="button" onClick={() => void downloadModel(entry.id)} disabled={busy || !!(download && !download.done && !download.error)} data-testid={`download-${entry.id}`}>
+            {have.length ? 'Verify' : 'Download'}
+          </button>
+          <button type="button" onClick={() => void deleteModel(entry.id)} disabled={!have.length || busy} data-testid={`delete-${entry.id}`}>
+            Delete
+          </button>
+        </div>
+      </td>
+    </tr>
+  );
+}
+
+export function DownloadProgressBar() {
+  const download = useAppStore((s) => s.download);
+  const manifest = useAppStore((s) => s.manifest);
+  const cancel = useAppStore((s) => s.cancelDownload);
+  if (!download) return null;
+  const p = download.progress;
+  const name = manifest?.models.find((m) => m.id === download.modelId)?.name ?? download.modelId;
+  const pct = p?.percent ?? 0;
+  return (
+    <div className="download" data-testid="download-progress">
+      <div className="row" style={{ justifyContent: 'space-between' }}>
+        <span>
+          {download.error ? 'Failed: ' : download.done ? 'Ready: ' : 'Downloading '}
+          {name}
+        </span>
+        <span className="num small" data-testid="download-text">
+          {p ? `${formatBytes(p.loadedBytes)} / ${formatBytes(p.totalBytes)} · ${pct.toFixed(0)}%` : '…'}
+          {p && !download.done && !download.error ? ` · ${eta(p.etaSeconds)}` : ''}
+          {p && p.cachedBytes > 0 ? ` · ${formatBytes(p.cachedBytes)} from cache` : ''}
+        </span>
+      </div>
+      <div className="progress" role="progressbar" aria-valuemin={0} aria-valuemax={100} aria-valuenow={Math.round(pct)} aria-label="Model download">
+        <div style={{ width: `${pct}%` }} />
+      </div>
+      {download.error && <p className="error-text small">{download.error}</p>}
+      {!download.done && !download.error && (
+        <button type="button" onClick={cancel}>
+          Cancel
+        </button>
+      )}
+    </div>
+  );
+}
+
+export function ModelManager() {
+  const manifest = useAppStore((s) => s.manifest);
+  const manifestError = useAppStore((s) => s.manifestError);
+  const stored = useAppStore((s) => s.stored);
+  const quota = useAppStore((s) => s.quota);
+  const refresh = useAppStore((s) => s.refreshStored);
+  const used = stored.reduce((a, f) => a + f.bytes, 0);
+  return (
+    <div className="models-layout">
+      <SourcePicker />
+      <section className="panel" aria-labelledby="mm-h">
+        <h2 id="mm-h">Models</h2>
+        {manifestError && <p className="error-text">{manifestError}</p>}
+        <DownloadProgressBar />
+        {manifest && (
+          <table className="data-table">
+            <thead>
+              <tr>
+                <th>Model</th>
+                <th>Family</th>
+                <th>Weights</th>
+                <th>Size</th>
+                <th>State</th>
+                <th />
+              </tr>
+            </thead>
+            <tbody>
+              {manifest.models.map((m) => (
+                <ModelRow key={m.id} entry={m} />
+              ))}
+            </tbody>
+          </table>
+        )}
+      </section>
+      <section className="panel" aria-labelledby="cache-h">
+        <h2 id="cache-h">Model cache</h2>
+        <p className="small" data-testid="quota">
+          {formatBytes(used)} in {stored.length} file{stored.length === 1 ? '' : 's'}
+          {quota ? ` · browser storage used ${formatBytes(quota.usage)} of ${formatBytes(quota.quota)} quota` : ' · storage quota unknown'}{' '}
+          <button type="button" onClick={() => void refresh()}>
+            Refresh
+          </button>
+        </p>
+        {stored.length > 0 && (
+          <table className="data-table" data-testid="cached-files">
+            <thead>
+              <tr>
+                <th>File</th>
+                <th>Model</th>
+                <th>dtype</th>
+                <th className="num">Size</th>
+                <th>sha256</th>
+              </tr>
+            </thead>
+            <tbody>
+              {stored.map((f) => (
+                <tr key={f.url}>
+                  <td title={f.url}>{f.path}</td>
+                  <td>{f.modelId}</td>
+                  <td>{f.dtype}</td>
+                  <td className="num">{formatBytes(f.bytes)}</td>
+                  <td className="muted">{f.sha256.slice(0, 12)}…</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </section>
+    </div>
+  );
+}

@@ -1,0 +1,179 @@
+import { useEffect, useMemo, useRef } from 'react';
+import { useAppStore, type ImageItem } from '../store';
+import { applyWindow } from '../lib/imaging/windowing';
+import type { DicomWindow } from '../lib/imaging/dicom';
+import type { Heatmap } from '../../workers/classifier.worker';
+import { colormapRGB } from '../lib/classify';
+
+/** 8-bit images are windowed on their gray values; this is the identity window for them. */
+const IDENTITY_WINDOW: DicomWindow = { center: 128, width: 256 };
+
+function windowedCanvas(item: ImageItem, win: DicomWindow | undefined): HTMLCanvasElement {
+  const { width, height } = item.raster;
+  const c = document.createElement('canvas');
+  c.width = width;
+  c.height = height;
+  const ctx = c.getContext('2d')!;
+  const img = ctx.createImageData(width, height);
+  if (item.dicom && !item.dicom.rgb && win) {
+    const gray = applyWindow(item.dicom.pixels, win, { fn: item.dicom.voiLutFunction, invert: item.dicom.photometric === 'MONOCHROME1' });
+    for (let i = 0, j = 0; i < gray.length; i++, j += 4) {
+      img.data[j] = img.data[j + 1] = img.data[j + 2] = gray[i];
+      img.data[j + 3] = 255;
+    }
+  } else if (win && (win.center !== IDENTITY_WINDOW.center || win.width !== IDENTITY_WINDOW.width)) {
+    const lut = applyWindow(Uint8Array.from({ length: 256 }, (_, v) => v), win);
+    const s = item.raster.data;
+    for (let j = 0; j < s.length; j += 4) {
+      img.data[j] = lut[s[j]];
+      img.data[j + 1] = lut[s[j + 1]];
+      img.data[j + 2] = lut[s[j + 2]];
+      img.data[j + 3] = 255;
+    }
+  } else {
+    img.data.set(item.raster.data);
+  }
+  ctx.putImageData(img, 0, 0);
+  return c;
+}
+
+function heatmapCanvas(h: Heatmap): HTMLCanvasElement {
+  const c = document.createElement('canvas');
+  c.width = h.width;
+  c.height = h.height;
+  const ctx = c.getContext('2d')!;
+  const img = ctx.createImageData(h.width, h.height);
+  for (let i = 0; i < h.data.length; i++) {
+    const v = h.data[i];
+    const [r, g, b] = colormapRGB(v, 'jet');
+    // Low relevance fades out so the anatomy stays readable under the map.
+    img.data.set([r, g, b, Math.round(255 * Math.min(1, v * 1.2))], i * 4);
+  }
+  ctx.putImageData(img, 0, 0);
+  return c;
+}
+
+export function Viewer() {
+  const item = useAppStore((s) => s.images.find((i) => i.id === s.currentId));
+  const viewer = useAppStore((s) => s.viewer);
+  const setViewer = useAppStore((s) => s.setViewer);
+  const canvasRef = useRef<HTMLCanvasElement>(null);
+  const drag = useRef<{ x: number; y: number; mode: 'pan' | 'window'; start: typeof viewer } | null>(null);
+
+  const win = viewer.window ?? (item?.dicom ? item.dicom.window : IDENTITY_WINDOW);
+  const imageCanvas = useMemo(() => (item ? windowedCanvas(item, win) : null), [item?.raster, item?.dicom, win.center, win.width]);
+  const heat = item?.classification?.heatmap;
+  const heatCanvas = useMemo(() => (heat ? heatmapCanvas(heat) : null), [heat]);
+
+  useEffect(() => {
+    const canvas = canvasRef.current;
+    if (!canvas) return;
+    const rect = canvas.getBoundingClientRect();
+    const dpr = window.devicePixelRatio || 1;
+    canvas.width = Math.max(1, Math.round(rect.width * dpr));
+    canvas.height = Math.max(1, Math.round(rect.height * dpr));
+    const ctx = canvas.getContext('2d')!;
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.fillStyle = '#000';
+    ctx.fillRect(0, 0, canvas.width, canvas.height);
+    if (!imageCanvas) return;
+    const fit = Math.min(canvas.width / imageCanvas.width, canvas.height / imageCanvas.height);
+    const scale = fit * viewer.zoom;
+    const w = imageCanvas.width * scale;
+    const h = imageCanvas.height * scale;
+    const x = (canvas.width - w) / 2 + viewer.panX * dpr;
+    const y = (canvas.height - h) / 2 + viewer.panY * dpr;
+    ctx.imageSmoothingEnabled = true;
+    ctx.drawImage(imageCanvas, x, y, w, h);
+    if (heatCanvas && viewer.showHeatmap) {
+      ctx.globalAlpha = viewer.heatmapOpacity;
+      ctx.drawImage(heatCanvas, x, y, w, h);
+      ctx.globalAlpha = 1;
+    }
+  }, [imageCanvas, heatCanvas, viewer.zoom, viewer.panX, viewer.panY, viewer.showHeatmap, viewer.heatmapOpacity]);
+
+  const range = item?.dicom ? item.dicom.range : { min: 0, max: 255 };
+  const span = Math.max(1, range.max - range.min);
+
+  return (
+    <section className="viewer" aria-label="Image viewer">
+      <canvas
+        ref={canvasRef}
+        className="viewer-canvas"
+        data-testid="viewer-canvas"
+        onWheel={(e) => {
+          const zoom = Math.min(20, Math.max(0.2, viewer.zoom * Math.exp(-e.deltaY / 500)));
+          setViewer({ zoom });
+        }}
+        onContextMenu={(e) => e.preventDefault()}
+        onPointerDown={(e) => {
+          (e.target as HTMLElement).setPointerCapture(e.pointerId);
+          drag.current = { x: e.clientX, y: e.clientY, mode: e.button === 2 || e.shiftKey ? 'window' : 'pan', start: { ...viewer, window: win } };
+        }}
+        onPointerMove={(e) => {
+          const d = drag.current;
+          if (!d) return;
+          const dx = e.clientX - d.x;
+          const dy = e.clientY - d.y;
+          if (d.mode === 'pan') setViewer({ panX: d.start.panX + dx, panY: d.start.panY + dy });
+          else {
+            // Horizontal: width, vertical: level; one screen pixel ≈ 1/500 of the data range.
+            const k = span / 500;
+            setViewer({ window: { center: d.start.window!.center + dy * k, width: Math.max(1, d.start.window!.width + dx * k) } });
+          }
+        }}
+        onPointerUp={() => (drag.current = null)}
+      />
+      {!item && <div className="viewer-empty">Drop a chest X-ray (PNG, JPEG or DICOM) or choose files to start.</div>}
+      {item && (
+        <div className="viewer-controls">
+          <label>
+            Level <output data-testid="window-center">{Math.round(win.center)}</output>
+            <input
+              type="range"
+              aria-label="Window level (center)"
+              min={range.min}
+              max={range.max}
+              step={span / 500}
+              value={win.center}
+              onChange={(e) => setViewer({ window: { ...win, center: Number(e.target.value) } })}
+            />
+          </label>
+          <label>
+            Width <output data-testid="window-width">{Math.round(win.width)}</output>
+            <input
+              type="range"
+              aria-label="Window width"
+              min={1}
+              max={span * 2}
+              step={span / 500}
+              value={win.width}
+              onChange={(e) => setViewer({ window: { ...win, width: Number(e.target.value) } })}
+            />
+          </label>
+          <button type="button" onClick={() => setViewer({ window: item.dicom ? { ...item.dicom.window } : undefined, zoom: 1, panX: 0, panY: 0 })}>
+            Reset view
+          </button>
+          <label className="inline">
+            <input type="checkbox" checked={viewer.showHeatmap} onChange={(e) => setViewer({ showHeatmap: e.target.checked })} disabled={!heat} />
+            Heatmap
+          </label>
+          <label>
+            Opacity
+            <input
+              type="range"
+              aria-label="Heatmap opacity"
+              min={0}
+              max={1}
+              step={0.05}
+              value={viewer.heatmapOpacity}
+              disabled={!heat || !viewer.showHeatmap}
+              onChange={(e) => setViewer({ heatmapOpacity: Number(e.target.value) })}
+            />
+          </label>
+          <span className="hint">drag: pan · wheel: zoom · shift/right-drag: window</span>
+        </div>
+      )}
+    </section>
+  );
+}

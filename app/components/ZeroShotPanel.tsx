@@ -1,0 +1,101 @@
+import { useMemo } from 'react';
+import { clipEntry, currentPromptSets, useAppStore } from '../store';
+import { WeightsBadge } from './WeightsBadge';
+
+export function ZeroShotPanel() {
+  const manifest = useAppStore((s) => s.manifest);
+  const clipId = useAppStore((s) => s.clipId);
+  const entry = useAppStore((s) => clipEntry(s));
+  const prompts = useAppStore((s) => s.prompts);
+  // Derived outside the selector: a selector must return stable references (defaults are built fresh).
+  const sets = useMemo(() => currentPromptSets({ manifest, clipId, prompts }), [manifest, clipId, prompts]);
+  const setPrompts = useAppStore((s) => s.setPrompts);
+  const resetPrompts = useAppStore((s) => s.resetPrompts);
+  const setClip = useAppStore((s) => s.setClip);
+  const run = useAppStore((s) => s.zeroShotCurrent);
+  const item = useAppStore((s) => s.images.find((i) => i.id === s.currentId));
+  const clips = manifest?.models.filter((m) => m.family === 'clip') ?? [];
+  if (!clips.length) return null;
+  const z = item?.zeroShot;
+  return (
+    <section className="panel" aria-labelledby="zs-h" data-testid="zero-shot">
+      <h2 id="zs-h">Zero-shot labels</h2>
+      <label>
+        CLIP model{' '}
+        <select value={clipId ?? ''} onChange={(e) => setClip(e.target.value)} data-testid="clip-select">
+          {clips.map((m) => (
+            <option key={m.id} value={m.id}>
+              {m.name} {m.weights === 'random-fixture' ? '(random weights)' : ''}
+            </option>
+          ))}
+        </select>
+      </label>
+      <details className="prompts">
+        <summary>Prompts ({sets.length} labels)</summary>
+        {sets.map((set, i) => (
+          <div key={i} className="prompt-set">
+            <input
+              aria-label={`Label ${i + 1}`}
+              value={set.label}
+              onChange={(e) => setPrompts(sets.map((x, j) => (j === i ? { ...x, label: e.target.value } : x)))}
+            />
+            <textarea
+              aria-label={`Prompts for ${set.label}, one per line`}
+              rows={Math.max(1, set.prompts.length)}
+              value={set.prompts.join('\n')}
+              onChange={(e) => setPrompts(sets.map((x, j) => (j === i ? { ...x, prompts: e.target.value.split('\n') } : x)))}
+            />
+            <button type="button" aria-label={`Remove label ${set.label}`} onClick={() => setPrompts(sets.filter((_, j) => j !== i))} disabled={sets.length <= 2}>
+              −
+            </button>
+          </div>
+        ))}
+        <div className="row">
+          <button type="button" onClick={() => setPrompts([...sets, { label: 'NEW LABEL', prompts: ['a chest X-ray showing …'] }])}>
+            Add label
+          </button>
+          <button type="button" onClick={resetPrompts}>
+            Defaults
+          </button>
+          <button type="button" onClick={() => void run()} disabled={!item}>
+            Re-run
+          </button>
+        </div>
+      </details>
+      {item?.zeroShotRunning && <p className="muted">Labelling…</p>}
+      {item?.zeroShotError && <p className="error-text">{item.zeroShotError}</p>}
+      {z && (
+        <div className="result" data-testid="zero-shot-result">
+          <div className="prediction">
+            <span className="muted small">auto_label</span>
+            <span className={`pred pred-${z.autoLabel}`} data-testid="auto-label">
+              {z.autoLabel}
+            </span>
+            <span className="confidence">{(z.confidence * 100).toFixed(1)}%</span>
+          </div>
+          <WeightsBadge weights={z.weights} />
+          {z.weights === 'random-fixture' && (
+            <p className="small error-text" data-testid="zero-shot-random-note">
+              {entry?.name ?? 'This CLIP model'} has random weights (a test fixture): these labels mean nothing.
+            </p>
+          )}
+          <table className="probs">
+            <tbody>
+              {Object.entries(z.probabilities).map(([label, p]) => (
+                <tr key={label}>
+                  <th>{label}</th>
+                  <td>
+                    <div className="bar">
+                      <div style={{ width: `${(p * 100).toFixed(1)}%` }} />
+                    </div>
+                  </td>
+                  <td className="num">{p.toFixed(4)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,4 @@
+export * from './csv';
+export * from './ground-truth';
+export * from './zip';
+export * from './summary';

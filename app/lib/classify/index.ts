@@ -1,0 +1,2 @@
+export * from './postprocess';
+export * from './pipeline';

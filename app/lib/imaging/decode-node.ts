@@ -1,0 +1,47 @@
+/**
+ * Node decoders for the CLI and tests: PNG via pngjs (8/16-bit, gray/RGB/palette/alpha → 8-bit RGBA), JPEG via
+ * jpeg-js with memory/resolution limits. Not for the browser bundle (the app decodes with createImageBitmap).
+ */
+import { PNG } from 'pngjs';
+import jpeg from 'jpeg-js';
+import { ImageDecodeError } from './errors';
+import type { Raster } from './raster';
+import { decodeImageFile, DEFAULT_MAX_PIXELS, type DecodedImage, type DecodeOptions } from './index';
+
+export interface NodeDecodeLimits {
+  maxPixels?: number;
+  maxMemoryUsageInMB?: number;
+}
+
+export function decodePngNode(bytes: Uint8Array): Raster {
+  const png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  return { width: png.width, height: png.height, data: new Uint8ClampedArray(png.data.buffer, png.data.byteOffset, png.data.byteLength) };
+}
+
+export function decodeJpegNode(bytes: Uint8Array, limits: NodeDecodeLimits = {}): Raster {
+  const maxMP = (limits.maxPixels ?? DEFAULT_MAX_PIXELS) / 1e6;
+  const img = jpeg.decode(bytes, {
+    useTArray: true,
+    formatAsRGBA: true,
+    maxResolutionInMP: maxMP,
+    maxMemoryUsageInMB: limits.maxMemoryUsageInMB ?? 1024,
+  });
+  return { width: img.width, height: img.height, data: new Uint8ClampedArray(img.data.buffer, img.data.byteOffset, img.data.byteLength) };
+}
+
+/** PlatformDecoder for Node. */
+export function decodeRasterNode(bytes: Uint8Array, format: 'png' | 'jpeg', limits: NodeDecodeLimits = {}): Raster {
+  try {
+    return format === 'png' ? decodePngNode(bytes) : decodeJpegNode(bytes, limits);
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    if (/maxResolutionInMP|maxMemoryUsageInMB|memory/i.test(msg)) throw new ImageDecodeError('too-large', `The ${format.toUpperCase()} is too large to decode: ${msg}`, undefined, { cause: e });
+    if (/end of|unexpected end|truncat|premature/i.test(msg)) throw new ImageDecodeError('truncated', `The ${format.toUpperCase()} is truncated: ${msg}`, undefined, { cause: e });
+    throw new ImageDecodeError('corrupt', `The ${format.toUpperCase()} could not be decoded: ${msg}`, undefined, { cause: e });
+  }
+}
+
+/** decodeImageFile wired to the Node decoders. */
+export function decodeImageFileNode(bytes: Uint8Array | ArrayBuffer, opts: Omit<DecodeOptions, 'decodeRaster'> = {}): Promise<DecodedImage> {
+  return decodeImageFile(bytes, { ...opts, decodeRaster: (b, f) => decodeRasterNode(b, f, { maxPixels: opts.maxPixels }) });
+}

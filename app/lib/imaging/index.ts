@@ -1,0 +1,132 @@
+/**
+ * Shared image-decoding entry point for browser and Node: sniff the bytes (never the extension), enforce size limits,
+ * decode DICOM here (dicom.ts) and hand PNG/JPEG to an injected platform decoder (createImageBitmap + OffscreenCanvas
+ * in the browser, pngjs/jpeg-js in Node: see decode-node.ts).
+ */
+import { ImageDecodeError, isImageDecodeError } from './errors';
+import { decodeDicom, extractEncapsulatedFrame, PLATFORM_JPEG_SYNTAXES, type DicomImage, type DicomWindow } from './dicom';
+import { dicomToRaster } from './windowing';
+import type { Raster } from './raster';
+import { sniffOrThrow, type ImageFormat } from './sniff';
+
+export * from './errors';
+export * from './sniff';
+export * from './raster';
+export * from './dicom';
+export * from './windowing';
+export * from './preprocess';
+
+/** Decodes PNG or JPEG bytes into an RGBA raster (platform-specific). */
+export type PlatformDecoder = (bytes: Uint8Array, format: 'png' | 'jpeg') => Promise<Raster> | Raster;
+
+export const DEFAULT_MAX_BYTES = 256 * 1024 * 1024;
+export const DEFAULT_MAX_PIXELS = 100_000_000;
+
+export interface DecodeOptions {
+  decodeRaster: PlatformDecoder;
+  /** Refuse files over this many bytes (default 256 MB). */
+  maxBytes?: number;
+  /** Refuse images over this many pixels (default 100 MP). */
+  maxPixels?: number;
+  /** DICOM: window to render with instead of the file's/auto window. */
+  window?: DicomWindow;
+}
+
+export interface DecodedImage {
+  format: ImageFormat;
+  width: number;
+  height: number;
+  /** Display pixels (DICOM: windowed, MONOCHROME1 inverted). This is also what the models see. */
+  raster: Raster;
+  /** Present for DICOM: modality values, window, metadata (public and identifying, separated). */
+  dicom?: DicomImage;
+}
+
+function u32be(b: Uint8Array, i: number): number {
+  return ((b[i] << 24) | (b[i + 1] << 16) | (b[i + 2] << 8) | b[i + 3]) >>> 0;
+}
+
+/** Image dimensions from the PNG IHDR or the JPEG SOFn header without decoding; null if not found. */
+export function readImageSize(bytes: Uint8Array, format: 'png' | 'jpeg'): { width: number; height: number } | null {
+  if (format === 'png') {
+    if (bytes.length < 24) return null;
+    return { width: u32be(bytes, 16), height: u32be(bytes, 20) };
+  }
+  let i = 2;
+  while (i + 9 < bytes.length) {
+    if (bytes[i] !== 0xff) {
+      i++;
+      continue;
+    }
+    const marker = bytes[i + 1];
+    if (marker === 0xff) {
+      i++;
+      continue;
+    }
+    if (marker === 0xd8 || marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
+      i += 2;
+      continue;
+    }
+    const len = (bytes[i + 2] << 8) | bytes[i + 3];
+    const isSOF = marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
+    if (isSOF) return { height: (bytes[i + 5] << 8) | bytes[i + 6], width: (bytes[i + 7] << 8) | bytes[i + 8] };
+    if (marker === 0xda) return null;
+    i += 2 + len;
+  }
+  return null;
+}
+
+function tooLarge(width: number, height: number, maxPixels: number): ImageDecodeError {
+  return new ImageDecodeError(
+    'too-large',
+    `The image is ${width}×${height} pixels (${(width * height / 1e6).toFixed(1)} MP), over this device's limit of ${Math.round(maxPixels / 1e6)} MP`,
+    { width, height, maxPixels },
+  );
+}
+
+/**
+ * Decode user bytes into a display/model raster. Throws ImageDecodeError: 'empty', 'not-an-image', 'truncated',
+ * 'too-large', 'corrupt', 'unsupported-transfer-syntax', 'unsupported-dicom', 'no-pixel-data'.
+ */
+export async function decodeImageFile(input: Uint8Array | ArrayBuffer, opts: DecodeOptions): Promise<DecodedImage> {
+  const bytes = input instanceof Uint8Array ? input : new Uint8Array(input);
+  const maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
+  const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
+  if (bytes.length > maxBytes) {
+    throw new ImageDecodeError('too-large', `The file is ${(bytes.length / 2 ** 20).toFixed(0)} MB, over the limit of ${(maxBytes / 2 ** 20).toFixed(0)} MB`, { bytes: bytes.length, maxBytes });
+  }
+  const sniff = sniffOrThrow(bytes);
+  if (sniff.format === 'dicom') {
+    let dicom: DicomImage;
+    try {
+      dicom = decodeDicom(bytes, { maxPixels });
+    } catch (e) {
+      const ts = isImageDecodeError(e) && e.code === 'unsupported-transfer-syntax' ? String(e.details?.transferSyntaxUID ?? '') : '';
+      if (!PLATFORM_JPEG_SYNTAXES.includes(ts)) throw e;
+      // 8-bit JPEG inside DICOM: let the platform's JPEG decoder do the decompression.
+      const { frame } = extractEncapsulatedFrame(bytes);
+      let decoded: Raster;
+      try {
+        decoded = await opts.decodeRaster(frame, 'jpeg');
+      } catch (err) {
+        if (isImageDecodeError(err)) throw err;
+        throw new ImageDecodeError('corrupt', `The JPEG inside this DICOM file could not be decoded: ${(err as Error)?.message ?? String(err)}`, undefined, { cause: err });
+      }
+      dicom = decodeDicom(bytes, { maxPixels, decodedFrame: decoded });
+    }
+    const raster = dicomToRaster(dicom, opts.window);
+    return { format: 'dicom', width: dicom.width, height: dicom.height, raster, dicom };
+  }
+  const size = readImageSize(bytes, sniff.format);
+  if (size && size.width * size.height > maxPixels) throw tooLarge(size.width, size.height, maxPixels);
+  let raster: Raster;
+  try {
+    raster = await opts.decodeRaster(bytes, sniff.format);
+  } catch (e) {
+    if (isImageDecodeError(e)) throw e;
+    const msg = e instanceof Error ? e.message : String(e);
+    throw new ImageDecodeError('corrupt', `The ${sniff.format.toUpperCase()} could not be decoded: ${msg}`, { decoderMessage: msg }, { cause: e });
+  }
+  if (raster.width * raster.height > maxPixels) throw tooLarge(raster.width, raster.height, maxPixels);
+  return { format: sniff.format, width: raster.width, height: raster.height, raster };
+}

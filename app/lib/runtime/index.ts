@@ -1,0 +1,3 @@
+export * from './execution-plan';
+export * from './gpu-probe';
+export * from './report';

@@ -1,0 +1,24 @@
+/// <reference types="vite-plugin-pwa/vanillajs" />
+import { StrictMode } from 'react';
+import { createRoot } from 'react-dom/client';
+import { App } from './App';
+import { useAppStore } from './store';
+import './styles.css';
+
+createRoot(document.getElementById('root')!).render(
+  <StrictMode>
+    <App />
+  </StrictMode>,
+);
+
+// Test and automation hook: the real store (and through it the real workers), nothing else.
+(window as unknown as { cxrStudio: unknown }).cxrStudio = { store: useAppStore };
+
+// Offline support: registered after first paint so it never delays the app.
+if ('serviceWorker' in navigator && import.meta.env.PROD) {
+  window.addEventListener('load', () => {
+    import('virtual:pwa-register')
+      .then(({ registerSW }) => registerSW({ immediate: true }))
+      .catch((e) => console.warn('service worker registration failed', e));
+  });
+}

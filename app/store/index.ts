@@ -1,0 +1,3 @@
+export * from './app-store';
+export * from './settings';
+export * from './batch';

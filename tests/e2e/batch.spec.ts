@@ -1,0 +1,72 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { expect, test } from '@playwright/test';
+import { CLASSIFIER_ID, FIXTURE_CLASSIFIER_ID, hasSharedData, KERMANY, manifestHas, openApp, shot, watchErrors } from './helpers';
+
+test('batch: folder with ground truth → table, metrics, ROC, similar cases, PCA, CSV export', async ({ page }) => {
+  test.skip(!hasSharedData(), 'needs ../shared/data/kermany-cxr-224');
+  const id = manifestHas(CLASSIFIER_ID) ? CLASSIFIER_ID : FIXTURE_CLASSIFIER_ID;
+  test.skip(!manifestHas(id), 'no classifier in the model manifest yet');
+  const errors = watchErrors(page);
+  await openApp(page, { backend: 'wasm', classifier: id });
+  await page.getByRole('button', { name: 'Batch' }).click();
+  // A folder with NORMAL/ and PNEUMONIA/ subfolders (12 each), picked through the folder input: the relative paths
+  // carry the ground truth. Built in the OS temp dir from the shared data (never inside the repo).
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-batch-'));
+  for (const label of ['NORMAL', 'PNEUMONIA']) {
+    fs.mkdirSync(path.join(root, 'kermany', label), { recursive: true });
+    for (const f of fs.readdirSync(path.join(KERMANY, 'test', label)).sort().slice(0, 12)) {
+      fs.copyFileSync(path.join(KERMANY, 'test', label, f), path.join(root, 'kermany', label, f));
+    }
+  }
+  await page.getByTestId('batch-folder-input').setInputFiles(path.join(root, 'kermany'));
+  await expect(page.getByTestId('batch-progress-text')).toContainText('24 / 24 processed', { timeout: 120_000 });
+  await expect(page.getByTestId('batch-progress-text')).toContainText('finished');
+  const table = page.getByTestId('batch-table');
+  await expect(table.locator('tbody tr')).toHaveCount(24);
+  await expect(table).toContainText('PNEUMONIA');
+  await expect(page.getByTestId('confusion-matrix')).toBeVisible();
+  await expect(page.getByTestId('roc-svg')).toBeVisible();
+  await expect(page.getByTestId('metric-auc')).toHaveText(/^\d\.\d{3}$/);
+  // Threshold slider updates the metrics.
+  const slider = page.getByLabel('Decision threshold');
+  await slider.fill('0');
+  await expect(page.getByTestId('threshold-value')).toHaveText('0.00');
+  await expect(page.getByTestId('metric-accuracy')).toHaveText('0.500'); // all predicted PNEUMONIA, 12/24 right
+  await slider.fill('1');
+  await expect(page.getByTestId('metric-accuracy')).toHaveText(/^0\.500$|^0\.5\d\d$/);
+  await slider.fill('0.5');
+  await table.locator('tbody tr').nth(3).click();
+  await expect(page.getByTestId('similar-cases')).toContainText('by classifier embedding');
+  await expect(page.getByTestId('pca-svg').locator('circle')).toHaveCount(24);
+  await shot(page, 'batch');
+  const download = page.waitForEvent('download');
+  await page.getByTestId('batch-export').click();
+  const d = await download;
+  expect(d.suggestedFilename()).toBe('labeled_dataset.csv');
+  const csv = fs.readFileSync(await d.path(), 'utf8').trim().split(/\r?\n/);
+  expect(csv[0]).toBe('image_id,auto_label,ground_truth,confidence_score,classifier_prediction,classifier_probability');
+  expect(csv).toHaveLength(25);
+  expect(csv.filter((l) => l.includes(',NORMAL,') || l.includes(',PNEUMONIA,')).length).toBeGreaterThan(0);
+  fs.rmSync(root, { recursive: true, force: true });
+  expect(errors).toEqual([]);
+});
+
+test('batch: cancel then resume finishes every row', async ({ page }) => {
+  test.skip(!hasSharedData(), 'needs ../shared/data/kermany-cxr-224');
+  const id = manifestHas(FIXTURE_CLASSIFIER_ID) ? FIXTURE_CLASSIFIER_ID : CLASSIFIER_ID;
+  test.skip(!manifestHas(id), 'no classifier in the model manifest yet');
+  await openApp(page, { backend: 'wasm', classifier: id });
+  await page.getByRole('button', { name: 'Batch' }).click();
+  const dir = path.join(KERMANY, 'test', 'NORMAL');
+  const files = fs.readdirSync(dir).sort().slice(0, 40).map((f) => ({ name: f, mimeType: 'image/jpeg', buffer: fs.readFileSync(path.join(dir, f)) }));
+  await page.getByTestId('batch-file-input').setInputFiles(files);
+  await page.getByTestId('batch-cancel').click();
+  await expect(page.getByTestId('batch-progress-text')).toContainText('paused');
+  const done = Number((await page.getByTestId('batch-progress-text').innerText()).split(' ')[0]);
+  expect(done).toBeLessThan(40);
+  await page.getByTestId('batch-resume').click();
+  await expect(page.getByTestId('batch-progress-text')).toContainText('40 / 40 processed · ', { timeout: 120_000 });
+  await expect(page.getByTestId('batch-progress-text')).toContainText('finished');
+});

@@ -1,0 +1,61 @@
+import { expect, test } from '@playwright/test';
+import {
+  addFiles,
+  CLASSIFIER_ID,
+  FIXTURE_CLASSIFIER_ID,
+  hasSharedData,
+  kermanyImage,
+  logTiming,
+  manifestHas,
+  openApp,
+  shot,
+  waitForClassification,
+  watchErrors,
+} from './helpers';
+
+test.describe('classification of a real X-ray', () => {
+  test.skip(!hasSharedData(), 'needs ../shared/data/kermany-cxr-224');
+
+  test('on WASM with the trained classifier', async ({ page }, info) => {
+    test.skip(!manifestHas(CLASSIFIER_ID), `${CLASSIFIER_ID} is not in the model manifest yet`);
+    const errors = watchErrors(page);
+    const t0 = Date.now();
+    await openApp(page, { backend: 'wasm', classifier: CLASSIFIER_ID });
+    logTiming(info, 'app load', Date.now() - t0);
+    const t1 = Date.now();
+    await addFiles(page, [kermanyImage('PNEUMONIA', 0)]);
+    const r = await waitForClassification(page);
+    logTiming(info, 'file → result (download + session + inference)', Date.now() - t1);
+    expect(['NORMAL', 'PNEUMONIA']).toContain(r.label);
+    expect(r.confidence).toMatch(/^\d+(\.\d)?%$/);
+    const runtime = page.getByTestId(`runtime-${CLASSIFIER_ID}`);
+    await expect(runtime.getByTestId('runtime-backend')).toHaveText('wasm');
+    await expect(runtime.getByTestId('runtime-dtype')).toHaveText(/fp32|int8/);
+    await expect(page.getByTestId('weights-badge').first()).toBeVisible();
+    logTiming(info, `session creation (wasm) ${await runtime.getByTestId('runtime-session-ms').innerText()}`, 0);
+    logTiming(info, `inference (wasm) ${await runtime.getByTestId('runtime-inference-ms').innerText()}`, 0);
+    await shot(page, 'classify-wasm');
+    expect(errors).toEqual([]);
+  });
+
+  test('on WebGPU (SwiftShader) with the tiny fixture classifier', async ({ page }, info) => {
+    test.skip(!manifestHas(FIXTURE_CLASSIFIER_ID), `${FIXTURE_CLASSIFIER_ID} is not in the model manifest yet`);
+    const errors = watchErrors(page);
+    await openApp(page, { backend: 'webgpu', classifier: FIXTURE_CLASSIFIER_ID });
+    const hasGpu = await page.evaluate(async () => !!(await (navigator as unknown as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu?.requestAdapter()));
+    test.skip(!hasGpu, 'this Chromium has no WebGPU adapter (needs --enable-unsafe-webgpu)');
+    const t1 = Date.now();
+    await addFiles(page, [kermanyImage('NORMAL', 0)]);
+    await waitForClassification(page, 110_000);
+    logTiming(info, 'file → result on WebGPU/SwiftShader', Date.now() - t1);
+    const runtime = page.getByTestId(`runtime-${FIXTURE_CLASSIFIER_ID}`);
+    await expect(runtime.getByTestId('runtime-backend')).toHaveText('webgpu');
+    await expect(runtime.getByTestId('runtime-adapter')).toContainText('swiftshader');
+    // The fixture has random weights: the UI must say so next to the result.
+    await expect(page.getByTestId('classification-result').getByTestId('weights-badge')).toContainText('RANDOM WEIGHTS');
+    logTiming(info, `session creation (webgpu) ${await runtime.getByTestId('runtime-session-ms').innerText()}`, 0);
+    logTiming(info, `inference (webgpu) ${await runtime.getByTestId('runtime-inference-ms').innerText()}`, 0);
+    await shot(page, 'classify-webgpu-swiftshader');
+    expect(errors).toEqual([]);
+  });
+});

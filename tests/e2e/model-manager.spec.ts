@@ -1,0 +1,91 @@
+import { expect, test, type Page } from '@playwright/test';
+import { addFiles, DICOM_DIR, FIXTURE_CLASSIFIER_ID, hasSharedData, kermanyImage, manifestHas, openApp, readManifest, shot, waitForClassification, watchErrors } from './helpers';
+import path from 'node:path';
+
+/** Requests for files of one model (not the manifest). */
+function countModelRequests(page: Page, modelId: string): { n: number } {
+  const c = { n: 0 };
+  page.on('request', (r) => {
+    if (new URL(r.url()).pathname.includes(`/models/${modelId}/`)) c.n++;
+  });
+  return c;
+}
+
+test.describe('model manager', () => {
+  test.skip(!manifestHas(FIXTURE_CLASSIFIER_ID), `${FIXTURE_CLASSIFIER_ID} is not in the model manifest yet`);
+
+  test('download with progress, reuse after reload without re-download, delete', async ({ page }) => {
+    test.skip(!hasSharedData(), 'needs ../shared/data/kermany-cxr-224');
+    const errors = watchErrors(page);
+    const entry = readManifest()!.models.find((m) => m.id === FIXTURE_CLASSIFIER_ID)!;
+    const nFiles = Object.values(entry.variants)[0].files.length;
+    const requests = countModelRequests(page, FIXTURE_CLASSIFIER_ID);
+    await openApp(page, { backend: 'wasm' });
+    await page.getByRole('button', { name: 'Models' }).click();
+    const row = page.getByTestId(`model-row-${FIXTURE_CLASSIFIER_ID}`);
+    await expect(row).toContainText('RANDOM WEIGHTS — not a diagnosis');
+    await expect(page.getByTestId(`model-state-${FIXTURE_CLASSIFIER_ID}`)).toHaveText('not downloaded');
+    await page.getByTestId(`download-${FIXTURE_CLASSIFIER_ID}`).click();
+    const progress = page.getByTestId('download-progress');
+    await expect(progress.getByRole('progressbar')).toHaveAttribute('aria-valuenow', '100');
+    await expect(page.getByTestId('download-text')).toContainText('100%');
+    await expect(page.getByTestId(`model-state-${FIXTURE_CLASSIFIER_ID}`)).toContainText('downloaded (fp32');
+    await expect(page.getByTestId('cached-files')).toContainText(FIXTURE_CLASSIFIER_ID);
+    await expect(page.getByTestId('quota')).toContainText('quota');
+    expect(requests.n).toBe(nFiles);
+    await shot(page, 'model-manager');
+
+    // Reload: the cache answers, nothing is fetched again, and the model runs from it.
+    requests.n = 0;
+    await page.reload();
+    await page.getByRole('button', { name: 'Models' }).click();
+    await expect(page.getByTestId(`model-state-${FIXTURE_CLASSIFIER_ID}`)).toContainText('downloaded');
+    await page.getByRole('button', { name: 'Viewer' }).click();
+    await page.getByTestId('classifier-select').selectOption(FIXTURE_CLASSIFIER_ID);
+    await addFiles(page, [kermanyImage('NORMAL', 2)]);
+    await waitForClassification(page);
+    expect(requests.n).toBe(0);
+
+    // Delete.
+    await page.getByRole('button', { name: 'Models' }).click();
+    await page.getByTestId(`delete-${FIXTURE_CLASSIFIER_ID}`).click();
+    await expect(page.getByTestId(`model-state-${FIXTURE_CLASSIFIER_ID}`)).toHaveText('not downloaded');
+    await expect(page.getByTestId('cached-files')).not.toContainText(`${FIXTURE_CLASSIFIER_ID}/`);
+    expect(errors).toEqual([]);
+  });
+
+  test('a source whose file does not match its sha256 is rejected with a clear message; the app keeps working', async ({ page }) => {
+    const errors = watchErrors(page);
+    const manifest = readManifest()!;
+    const tampered = structuredClone(manifest);
+    const file = Object.values(tampered.models.find((m) => m.id === FIXTURE_CLASSIFIER_ID)!.variants)[0].files[0];
+    file.sha256 = file.sha256.replace(/^./, (c) => (c === '0' ? '1' : '0'));
+    await page.route('**/models/manifest.json', (route) => route.fulfill({ json: tampered, headers: { 'Cross-Origin-Resource-Policy': 'same-origin' } }));
+    await openApp(page, { backend: 'wasm' });
+    await page.getByRole('button', { name: 'Models' }).click();
+    await page.getByTestId(`download-${FIXTURE_CLASSIFIER_ID}`).click();
+    await expect(page.getByRole('alert')).toContainText(/failed its integrity check/);
+    await expect(page.getByTestId('download-progress')).toContainText('Failed');
+    await expect(page.getByTestId(`model-state-${FIXTURE_CLASSIFIER_ID}`)).toHaveText('not downloaded');
+    await shot(page, 'model-hash-mismatch');
+    // Still working: an image opens.
+    await page.getByRole('button', { name: 'Viewer' }).click();
+    await addFiles(page, [path.join(DICOM_DIR, 'nih_cxr14_dx_1024.dcm')]);
+    await expect(page.getByTestId('dicom-info')).toBeVisible();
+    expect(errors).toEqual([]);
+  });
+
+  test('a missing model file gives a clear message', async ({ page }) => {
+    const manifest = readManifest()!;
+    const broken = structuredClone(manifest);
+    const file = Object.values(broken.models.find((m) => m.id === FIXTURE_CLASSIFIER_ID)!.variants)[0].files[0];
+    file.path = file.path.replace(/[^/]+$/, 'does-not-exist.onnx');
+    await page.route('**/models/manifest.json', (route) => route.fulfill({ json: broken }));
+    // A static host answers 404 (vite preview's SPA fallback would answer index.html instead).
+    await page.route('**/does-not-exist.onnx', (route) => route.fulfill({ status: 404, body: 'not found' }));
+    await openApp(page, { backend: 'wasm' });
+    await page.getByRole('button', { name: 'Models' }).click();
+    await page.getByTestId(`download-${FIXTURE_CLASSIFIER_ID}`).click();
+    await expect(page.getByRole('alert')).toContainText(/not found/);
+  });
+});

@@ -1,0 +1,36 @@
+import { expect, test } from '@playwright/test';
+import { addFiles, CLASSIFIER_ID, FIXTURE_CLASSIFIER_ID, hasSharedData, kermanyImage, manifestHas, shot, waitForClassification, watchErrors } from './helpers';
+
+// The service worker (precached app shell incl. ORT's wasm) is the point of this test.
+test.use({ serviceWorkers: 'allow' });
+
+test('after one online visit and a model download the app opens and classifies offline', async ({ page, context }) => {
+  test.skip(!hasSharedData(), 'needs ../shared/data/kermany-cxr-224');
+  const id = manifestHas(FIXTURE_CLASSIFIER_ID) ? FIXTURE_CLASSIFIER_ID : CLASSIFIER_ID;
+  test.skip(!manifestHas(id), 'no classifier in the model manifest yet');
+  const errors = watchErrors(page);
+  await page.goto('/');
+  await expect(page.getByTestId('dropzone')).toBeVisible();
+  // Wait until the service worker has installed (precache complete) and controls the page.
+  await page.evaluate(async () => {
+    await navigator.serviceWorker.ready;
+    if (!navigator.serviceWorker.controller) await new Promise((r) => navigator.serviceWorker.addEventListener('controllerchange', r, { once: true }));
+  });
+  await page.getByTestId('backend-select').selectOption('wasm');
+  await page.getByTestId('classifier-select').selectOption(id);
+  await addFiles(page, [kermanyImage('PNEUMONIA', 2)]);
+  await waitForClassification(page);
+
+  await context.setOffline(true);
+  await page.reload();
+  await expect(page.getByTestId('dropzone')).toBeVisible();
+  expect(await page.evaluate(() => navigator.onLine)).toBe(false);
+  await page.getByTestId('classifier-select').selectOption(id);
+  await addFiles(page, [kermanyImage('NORMAL', 3)]);
+  const r = await waitForClassification(page);
+  expect(['NORMAL', 'PNEUMONIA']).toContain(r.label);
+  await expect(page.getByTestId(`runtime-${id}`).getByTestId('runtime-backend')).toHaveText('wasm');
+  await shot(page, 'offline');
+  await context.setOffline(false);
+  expect(errors).toEqual([]);
+});

@@ -1,0 +1,125 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { parseCsv } from '../../../app/lib/batch/csv';
+import { hasShared, PYTHON, REPO_ROOT, sharedPath } from '../helpers/shared';
+import { ensureTinyModels, hasClipExporter, hasTorch } from '../helpers/fixtures';
+
+const KERMANY_TEST = 'data/kermany-cxr-224/test';
+const haveData = hasShared(KERMANY_TEST);
+const TSX = path.join(REPO_ROOT, 'node_modules', '.bin', 'tsx');
+const CLI = path.join(REPO_ROOT, 'app', 'cli', 'label.ts');
+
+
+/** A temp dir of symlinks to the first n test images of each class, plus one non-image. */
+function buildSubset(n: number): { dir: string; files: string[] } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-label-'));
+  const files: string[] = [];
+  for (const cls of ['NORMAL', 'PNEUMONIA']) {
+    fs.mkdirSync(path.join(dir, cls));
+    const src = sharedPath(KERMANY_TEST, cls);
+    for (const f of fs.readdirSync(src).sort().slice(0, n)) {
+      fs.symlinkSync(path.join(src, f), path.join(dir, cls, f));
+      files.push(path.join(src, f));
+    }
+  }
+  fs.writeFileSync(path.join(dir, 'NORMAL', 'notes.png'), 'this is text, not a PNG');
+  return { dir, files };
+}
+
+function runCli(args: string[]) {
+  const r = spawnSync(TSX, [CLI, ...args], { cwd: REPO_ROOT, encoding: 'utf8', env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' }, timeout: 300_000 });
+  if (r.status !== 0) throw new Error(`label CLI failed (${r.status}):\n${r.stderr}\n${r.stdout}`);
+  const lines = r.stdout.trim().split('\n');
+  return { metrics: JSON.parse(lines.at(-1)!), stdout: r.stdout, stderr: r.stderr };
+}
+
+describe.skipIf(!haveData || !hasTorch)('label CLI with a tiny random ViT fixture (built by PyTorch)', () => {
+  let subset: { dir: string; files: string[] };
+  let modelsDir: string;
+  let refFile: string;
+  beforeAll(() => {
+    subset = buildSubset(10);
+    modelsDir = ensureTinyModels()!;
+    refFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-ref-')), 'reference.json');
+    execFileSync(PYTHON, [path.join(REPO_ROOT, 'tests/unit/fixtures/make_tiny_classifier.py'), '--reference', refFile, ...subset.files], { stdio: ['ignore', 'ignore', 'pipe'] });
+  });
+
+  it('labels the folder, writes the CSV, prints metrics JSON last; matches PIL+PyTorch', () => {
+    const out = path.join(subset.dir, 'labeled_dataset.csv');
+    const { metrics, stderr } = runCli([subset.dir, '--model', 'tiny-vit', '--models-dir', modelsDir, '--out', out, '--batch', '8']);
+    expect(stderr).toMatch(/notes\.png|skipped/);
+    expect(metrics).toMatchObject({ n: 20, n_with_ground_truth: 20, skipped: 1, threshold: 0.5, auto_label_source: 'classifier' });
+    for (const k of ['accuracy', 'precision', 'recall', 'specificity', 'f1', 'auc', 'ece', 'images_per_second']) expect(typeof metrics[k]).toBe('number');
+    const c = metrics.confusion;
+    expect(c.tp + c.fp + c.tn + c.fn).toBe(20);
+    expect(metrics.accuracy).toBeCloseTo((c.tp + c.tn) / 20, 12);
+
+    const rows = parseCsv(fs.readFileSync(out, 'utf8'));
+    expect(rows[0]).toEqual(['image_id', 'auto_label', 'ground_truth', 'confidence_score', 'classifier_prediction', 'classifier_probability']);
+    expect(rows.length).toBe(21);
+    const byId = new Map(rows.slice(1).map((r) => [r[0], r]));
+    expect(byId.get('NORMAL/notes.png')).toBeUndefined();
+    for (const r of rows.slice(1)) {
+      expect(r[2]).toBe(r[0].split('/')[0]); // ground truth from folder
+      expect(r[1]).toBe(r[4]); // no CLIP: auto_label = classifier prediction
+      expect(r[4]).toBe(Number(r[5]) >= 0.5 ? 'PNEUMONIA' : 'NORMAL');
+    }
+    // same probabilities as Pillow preprocessing + PyTorch on the same files (jpeg-js vs libjpeg decoding differ slightly)
+    const ref = JSON.parse(fs.readFileSync(refFile, 'utf8')) as { images: { path: string; probabilities: number[] }[] };
+    let maxDiff = 0;
+    for (const im of ref.images) {
+      const cls = path.basename(path.dirname(im.path));
+      const row = byId.get(`${cls}/${path.basename(im.path)}`)!;
+      maxDiff = Math.max(maxDiff, Math.abs(Number(row[5]) - im.probabilities[1]));
+    }
+    expect(maxDiff).toBeLessThan(0.02);
+  });
+
+  it.skipIf(!hasClipExporter)('--clip: auto_label comes from zero-shot CLIP (tiny random BiomedCLIP export)', () => {
+    const out = path.join(subset.dir, 'labeled_clip.csv');
+    const { metrics } = runCli([subset.dir, '--model', 'tiny-vit', '--clip', 'tiny-biomedclip', '--models-dir', modelsDir, '--out', out]);
+    expect(metrics.auto_label_source).toBe('tiny-biomedclip');
+    const rows = parseCsv(fs.readFileSync(out, 'utf8')).slice(1);
+    expect(rows.length).toBe(20);
+    for (const r of rows) {
+      expect(['NORMAL', 'PNEUMONIA']).toContain(r[1]);
+      expect(Number(r[3])).toBeGreaterThanOrEqual(0.5); // confidence of the chosen of two labels
+    }
+    expect(metrics.auto_label_accuracy).toBeCloseTo(rows.filter((r) => r[1] === r[2]).length / 20, 12);
+  });
+
+  it('fails clearly for an unknown model', () => {
+    const r = spawnSync(TSX, [CLI, subset.dir, '--model', 'nope', '--models-dir', modelsDir, '--out', path.join(subset.dir, 'x.csv')], { cwd: REPO_ROOT, encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/'nope' is not in/);
+  });
+});
+
+const REAL = path.join(REPO_ROOT, 'public/models/pneumonia-vit');
+const haveReal = fs.existsSync(path.join(REPO_ROOT, 'public/models/manifest.json')) && fs.existsSync(REAL);
+describe.skipIf(!haveData || !haveReal)('label CLI with the real public/models/pneumonia-vit', () => {
+  it('labels a 20-image subset and agrees with the Python goldens when present', () => {
+    const subset = buildSubset(10);
+    const out = path.join(subset.dir, 'labeled_dataset.csv');
+    const { metrics } = runCli([subset.dir, '--out', out]);
+    expect(metrics.n).toBe(20);
+    expect(metrics.model).toBe('pneumonia-vit');
+    const goldens = path.join(REPO_ROOT, 'tests/goldens/pneumonia-vit/test-images.json');
+    if (fs.existsSync(goldens)) {
+      const g = JSON.parse(fs.readFileSync(goldens, 'utf8')) as { path: string; probabilities: number[] }[] | { images: { path: string; probabilities: number[] }[] };
+      const list = Array.isArray(g) ? g : g.images;
+      const rows = new Map(parseCsv(fs.readFileSync(out, 'utf8')).slice(1).map((r) => [r[0], Number(r[5])]));
+      let compared = 0;
+      for (const im of list) {
+        const key = im.path.replace(/^test\//, '');
+        if (!rows.has(key)) continue;
+        expect(Math.abs(rows.get(key)! - im.probabilities[1])).toBeLessThan(0.05);
+        compared++;
+      }
+      console.log(`compared ${compared} images with Python goldens`);
+    }
+  });
+});

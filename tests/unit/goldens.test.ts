@@ -1,0 +1,163 @@
+/**
+ * Runs every golden written by the Python exporters (tests/goldens/<model-id>/*.json:
+ * {inputs: {name: {dims, dtype, data}}, outputs: {...}, meta}) through onnxruntime-web (Node, wasm) on the graphs in
+ * public/models, and checks the TypeScript tokenizer / preprocessing against them. Skips with a reason when the
+ * goldens or the models are not there yet.
+ */
+import { describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import path from 'node:path';
+import * as ort from 'onnxruntime-web';
+import { parseManifest, findModel, chooseVariant, fileByRole } from '../../app/lib/models/manifest';
+import type { ModelEntry } from '../../app/lib/models/manifest-types';
+import { loadClipTokenizer } from '../../app/lib/clip/tokenize';
+import { zeroShot } from '../../app/lib/clip/zero-shot';
+import { decodeImageFileNode } from '../../app/lib/imaging/decode-node';
+import { prepareClassifierBatch, interpretClassifierOutputs, classifierThreshold } from '../../app/lib/classify/pipeline';
+import { REPO_ROOT, hasShared, sharedPath, readBytes } from './helpers/shared';
+
+ort.env.wasm.numThreads = 1;
+ort.env.logLevel = 'error';
+
+// Overridable so the runner itself can be exercised on fixtures.
+const GOLDENS = process.env.CXR_GOLDENS_DIR ?? path.join(REPO_ROOT, 'tests/goldens');
+const MODELS = process.env.CXR_MODELS_DIR ?? path.join(REPO_ROOT, 'public/models');
+const manifestPath = path.join(MODELS, 'manifest.json');
+const manifest = fs.existsSync(manifestPath) ? parseManifest(JSON.parse(fs.readFileSync(manifestPath, 'utf8'))) : null;
+
+interface TensorJson { dims: number[]; dtype: 'float32' | 'int64'; data: number[] }
+interface Golden { inputs: Record<string, TensorJson>; outputs: Record<string, TensorJson>; meta?: Record<string, unknown> }
+
+function toTensor(t: TensorJson): ort.Tensor {
+  return t.dtype === 'int64'
+    ? new ort.Tensor('int64', BigInt64Array.from(t.data.map((x) => BigInt(x))), t.dims)
+    : new ort.Tensor('float32', Float32Array.from(t.data), t.dims);
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(Number(a[i]) - Number(b[i])));
+  return m;
+}
+
+const sessions = new Map<string, Promise<ort.InferenceSession>>();
+function session(file: string): Promise<ort.InferenceSession> {
+  if (!sessions.has(file)) sessions.set(file, ort.InferenceSession.create(fs.readFileSync(file), { executionProviders: ['wasm'] }));
+  return sessions.get(file)!;
+}
+
+/** The graph of `entry` whose declared inputs are exactly the golden's inputs. */
+function graphFor(entry: ModelEntry, inputs: string[]): string | null {
+  const variant = entry.variants.fp32 ?? chooseVariant(entry, { backend: 'wasm', shaderF16: false });
+  if (!variant) return null;
+  const want = [...inputs].sort().join(',');
+  for (const [role, io] of Object.entries(entry.io ?? {})) {
+    if ([...io.inputs].sort().join(',') === want) {
+      const f = fileByRole(variant, role);
+      if (f) return path.join(MODELS, f.path);
+    }
+  }
+  const only = variant.files.filter((f) => f.path.endsWith('.onnx'));
+  return only.length === 1 ? path.join(MODELS, only[0].path) : null;
+}
+
+const goldenDirs = fs.existsSync(GOLDENS) ? fs.readdirSync(GOLDENS).filter((d) => fs.statSync(path.join(GOLDENS, d)).isDirectory()) : [];
+
+describe('goldens', () => {
+  if (goldenDirs.length === 0) it.skip('no goldens yet (tests/goldens/<id>/ is empty)', () => {});
+
+  for (const id of goldenDirs) {
+    const entry = manifest ? findModel(manifest, id) : undefined;
+    const files = fs.readdirSync(path.join(GOLDENS, id)).filter((f) => f.endsWith('.json') && f !== 'test-images.json');
+    for (const f of files) {
+      const golden = JSON.parse(fs.readFileSync(path.join(GOLDENS, id, f), 'utf8')) as Golden;
+      if (!golden.inputs || !golden.outputs) continue;
+      const graph = entry ? graphFor(entry, Object.keys(golden.inputs)) : null;
+      it.skipIf(!graph || !fs.existsSync(graph))(`${id}/${f}: ONNX Runtime Web reproduces the PyTorch outputs${graph ? '' : ' (model not in public/models yet)'}`, async () => {
+        const s = await session(graph!);
+        const feeds: Record<string, ort.Tensor> = {};
+        for (const [name, t] of Object.entries(golden.inputs)) feeds[name] = toTensor(t);
+        const res = await s.run(feeds);
+        for (const [name, t] of Object.entries(golden.outputs)) {
+          if (!res[name]) continue;
+          expect(res[name].dims).toEqual(t.dims);
+          const scale = Math.max(1, ...t.data.map((x) => Math.abs(x)));
+          expect(maxAbsDiff(res[name].data as Float32Array, t.data)).toBeLessThan(1e-3 * scale);
+        }
+      });
+
+      // tokenizer check: a golden whose meta lists the prompts behind its input_ids
+      const prompts = (golden.meta?.prompts ?? golden.meta?.texts) as string[] | undefined;
+      const ids = golden.inputs.input_ids;
+      const tokFile = entry?.family === 'clip' ? fileByRole(entry.variants.fp32 ?? Object.values(entry.variants)[0]!, 'tokenizer') : undefined;
+      if (prompts && ids && entry) {
+        it.skipIf(!tokFile)(`${id}/${f}: the TypeScript tokenizer gives the golden input_ids`, () => {
+          const cfg = entry.config as { context_length: number; pad_token_id: number };
+          const tok = loadClipTokenizer(fs.readFileSync(path.join(MODELS, tokFile!.path), 'utf8'), cfg);
+          const b = tok.encodeBatch(prompts);
+          expect(b.dims).toEqual(ids.dims);
+          expect(Array.from(b.ids, Number)).toEqual(ids.data);
+        });
+      }
+    }
+  }
+});
+
+const clipEntries = manifest?.models.filter((m) => m.family === 'clip') ?? [];
+describe('CLIP models in public/models', () => {
+  if (clipEntries.length === 0) it.skip('no CLIP model in public/models yet', () => {});
+  for (const entry of clipEntries) {
+    const v = entry.variants.fp32;
+    const tok = v && fileByRole(v, 'tokenizer');
+    const txt = v && fileByRole(v, 'text_encoder');
+    const img = v && fileByRole(v, 'image_encoder');
+    const present = !!(tok && txt && img && [tok, txt, img].every((f) => fs.existsSync(path.join(MODELS, f.path))));
+    it.skipIf(!present)(`${entry.id}: default prompts tokenize, encode, and zero-shot a real image end to end`, async () => {
+      const cfg = entry.config as { context_length: number; pad_token_id: number; logit_scale: number; default_prompts: Record<string, string[]> };
+      const tk = loadClipTokenizer(fs.readFileSync(path.join(MODELS, tok!.path), 'utf8'), cfg);
+      const ts = await session(path.join(MODELS, txt!.path));
+      const labels = [];
+      for (const [label, texts] of Object.entries(cfg.default_prompts)) {
+        const b = tk.encodeBatch(texts);
+        expect(b.ids.length).toBe(texts.length * cfg.context_length);
+        const r = await ts.run({ input_ids: new ort.Tensor('int64', b.ids, b.dims) });
+        const D = r.text_embeds.dims[1];
+        const data = r.text_embeds.data as Float32Array;
+        labels.push({ label, embeds: texts.map((_, i) => data.subarray(i * D, (i + 1) * D)) });
+      }
+      const KERMANY = 'data/kermany-cxr-224/test/PNEUMONIA';
+      if (!hasShared(KERMANY) || !entry.preprocessing) return;
+      const file = fs.readdirSync(sharedPath(KERMANY)).sort()[0];
+      const d = await decodeImageFileNode(readBytes(sharedPath(KERMANY, file)));
+      const { data, dims } = prepareClassifierBatch([d.raster], entry.preprocessing);
+      const is = await session(path.join(MODELS, img!.path));
+      const r = await is.run({ pixel_values: new ort.Tensor('float32', data, dims) });
+      const [z] = zeroShot(r.image_embeds.data as Float32Array, labels, cfg.logit_scale);
+      const total = Object.values(z.probabilities).reduce((a, b) => a + b, 0);
+      expect(total).toBeCloseTo(1, 5);
+      expect(Object.keys(cfg.default_prompts)).toContain(z.autoLabel);
+    });
+  }
+});
+
+const testImages = path.join(GOLDENS, 'pneumonia-vit', 'test-images.json');
+const pvit = manifest ? findModel(manifest, 'pneumonia-vit') : undefined;
+describe('pneumonia-vit test-image goldens', () => {
+  const ready = fs.existsSync(testImages) && !!pvit && hasShared('data/kermany-cxr-224');
+  it.skipIf(!ready)(`decode + preprocess + ORT in Node reproduce Python's probabilities${ready ? '' : ' (goldens, model or data missing)'}`, async () => {
+    const g = JSON.parse(fs.readFileSync(testImages, 'utf8'));
+    const list = (Array.isArray(g) ? g : g.images) as { path: string; probabilities: number[] }[];
+    const graph = graphFor(pvit!, ['pixel_values'])!;
+    const s = await session(graph);
+    let maxDiff = 0;
+    for (const im of list.slice(0, 16)) {
+      const d = await decodeImageFileNode(readBytes(sharedPath('data/kermany-cxr-224', im.path)));
+      const { data, dims } = prepareClassifierBatch([d.raster], pvit!.preprocessing!);
+      const r = await s.run({ pixel_values: new ort.Tensor('float32', data, dims) }, ['probabilities']);
+      const [res] = interpretClassifierOutputs({ probabilities: r.probabilities.data as Float32Array }, 1, pvit!.labels!, classifierThreshold(pvit!));
+      maxDiff = Math.max(maxDiff, Math.abs(res.probabilities[pvit!.labels![1]] - im.probabilities[1]));
+    }
+    // jpeg-js vs libjpeg decoding differ by ±1–2 grey levels on some pixels
+    expect(maxDiff).toBeLessThan(0.03);
+  });
+});

@@ -1,0 +1,37 @@
+/**
+ * Decodes user files off the main thread (DICOM parsing and 50-MP JPEGs would otherwise freeze the UI).
+ * Returns a result object instead of throwing: comlink keeps only name/message of thrown errors, and the UI needs the
+ * decoder's error code.
+ */
+import * as Comlink from 'comlink';
+import { decodeImageBytes, type DecodedImage } from '../app/lib/imaging/decode-browser';
+import { isImageDecodeError } from '../app/lib/imaging/errors';
+import type { Raster } from '../app/lib/imaging/raster';
+import { resizeRaster } from '../app/lib/imaging/preprocess';
+
+export type DecodeOutcome =
+  | { ok: true; image: DecodedImage; thumbnail: Raster }
+  | { ok: false; code: string; message: string };
+
+const THUMB = 96;
+
+const api = {
+  async decode(bytes: ArrayBuffer): Promise<DecodeOutcome> {
+    try {
+      const image = await decodeImageBytes(new Uint8Array(bytes));
+      const { width, height } = image.raster;
+      const s = THUMB / Math.max(width, height);
+      const thumbnail = resizeRaster(image.raster, Math.max(1, Math.round(width * s)), Math.max(1, Math.round(height * s)), 'bilinear');
+      const transfers: Transferable[] = [image.raster.data.buffer as ArrayBuffer];
+      if (thumbnail !== image.raster) transfers.push(thumbnail.data.buffer as ArrayBuffer);
+      if (image.dicom) transfers.push(image.dicom.pixels.buffer as ArrayBuffer);
+      return Comlink.transfer({ ok: true, image, thumbnail }, transfers);
+    } catch (e) {
+      if (isImageDecodeError(e)) return { ok: false, code: e.code, message: e.message };
+      return { ok: false, code: 'corrupt', message: `The file could not be decoded: ${(e as Error)?.message ?? String(e)}` };
+    }
+  },
+};
+
+export type ImagingApi = typeof api;
+Comlink.expose(api);
