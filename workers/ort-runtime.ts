@@ -15,6 +15,7 @@ import {
 } from '../app/lib/runtime';
 import type { Dtype, ModelEntry, ModelFile } from '../app/lib/models/manifest-types';
 import { CacheStorageModelStore } from '../app/lib/models/model-cache';
+import { LocalKeyModelStore } from '../app/store/cache-keys';
 import { resolveFileUrl, type ModelSource } from '../app/lib/models/sources';
 
 export type Ort = typeof OrtModule;
@@ -168,7 +169,7 @@ async function createFor(
  * large graph is never copied through the UI thread, and a session can be re-created (backend switch) on its own.
  */
 export function modelCacheReader(source: ModelSource): FileReader {
-  const store = new CacheStorageModelStore();
+  const store = new LocalKeyModelStore(new CacheStorageModelStore());
   return async (file) => {
     const url = resolveFileUrl(source, file.path);
     const bytes = await store.get(url);

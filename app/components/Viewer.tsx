@@ -3,7 +3,7 @@ import { useAppStore, type ImageItem } from '../store';
 import { applyWindow } from '../lib/imaging/windowing';
 import type { DicomWindow } from '../lib/imaging/dicom';
 import type { Heatmap } from '../../workers/classifier.worker';
-import { colormapRGB } from '../lib/classify';
+import { heatmapToRGBA } from '../lib/classify';
 
 /** 8-bit images are windowed on their gray values; this is the identity window for them. */
 const IDENTITY_WINDOW: DicomWindow = { center: 128, width: 256 };
@@ -37,19 +37,28 @@ function windowedCanvas(item: ImageItem, win: DicomWindow | undefined): HTMLCanv
   return c;
 }
 
+/**
+ * Rollout relevance → overlay canvas. Stretched to the image's own min..max: the rollout of a ViT is dominated by the
+ * residual identity, so raw values sit in a narrow band near 1 and would paint everything the same colour.
+ */
 function heatmapCanvas(h: Heatmap): HTMLCanvasElement {
-  const c = document.createElement('canvas');
-  c.width = h.width;
-  c.height = h.height;
-  const ctx = c.getContext('2d')!;
-  const img = ctx.createImageData(h.width, h.height);
-  for (let i = 0; i < h.data.length; i++) {
-    const v = h.data[i];
-    const [r, g, b] = colormapRGB(v, 'jet');
-    // Low relevance fades out so the anatomy stays readable under the map.
-    img.data.set([r, g, b, Math.round(255 * Math.min(1, v * 1.2))], i * 4);
+  let min = Infinity;
+  let max = -Infinity;
+  for (const v of h.data) {
+    min = Math.min(min, v);
+    max = Math.max(max, v);
   }
-  ctx.putImageData(img, 0, 0);
+  const span = max - min;
+  const grid = Float32Array.from(h.data, (v) => (span > 1e-6 * Math.max(1, Math.abs(max)) ? (v - min) / span : 0));
+  const scale = 16;
+  const w = h.width * scale;
+  const ht = h.height * scale;
+  const c = document.createElement('canvas');
+  c.width = w;
+  c.height = ht;
+  const rgba = heatmapToRGBA(grid, h.width, h.height, w, ht, { colormap: 'jet', opacity: 1, alphaMode: 'value' });
+  const img = new ImageData(new Uint8ClampedArray(rgba), w, ht);
+  c.getContext('2d')!.putImageData(img, 0, 0);
   return c;
 }
 

@@ -9,12 +9,13 @@ import { resolveFileUrl, type ModelSource } from '../lib/models/sources';
 import type { Manifest, ModelEntry, ModelVariant } from '../lib/models/manifest-types';
 import { planExecution, probeGpu, type BackendOverride, type ExecutionPlan, type GpuFacts } from '../lib/runtime';
 import type { ModelSourceSetting } from './settings';
+import { LocalKeyModelStore } from './cache-keys';
 
 let store: ModelStore | null = null;
 let dl: ModelDownloader | null = null;
 
 export function modelStore(): ModelStore {
-  store ??= new CacheStorageModelStore();
+  store ??= new LocalKeyModelStore(new CacheStorageModelStore());
   return store;
 }
 

@@ -246,8 +246,7 @@ def evaluate(onnx_path, data_root, prep: dict, labels: list[str], threshold: flo
     items = test_items(data_root, labels)
     p = onnx_probabilities(onnx_path, data_root, items, prep)
     y = np.array([c for _, c in items])
-    m = binary_metrics(y, p[:, -1], threshold)
-    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in m.items()}
+    return binary_metrics(y, p[:, -1], threshold)
 
 
 def card_metrics(fp32: dict, int8: dict | None) -> dict:

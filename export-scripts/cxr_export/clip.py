@@ -65,10 +65,18 @@ def torch_threads() -> None:
 def export_onnx(module, args: tuple, path: Path, input_names: list[str], output_names: list[str],
                 dynamic_axes: dict | None = None) -> Path:
     """torch -> ONNX (TorchScript exporter, opset 17; >2 GB graphs get one `<name>.onnx.data`)."""
+    import torch
+
     from .onnx_utils import export
 
-    return export(module.eval(), args, path, input_names=input_names, output_names=output_names,
-                  dynamic_axes=dynamic_axes)
+    # nn.MultiheadAttention's fused inference path (open_clip towers) has no ONNX symbolic: trace the plain path
+    fast = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        return export(module.eval(), args, path, input_names=input_names, output_names=output_names,
+                      dynamic_axes=dynamic_axes)
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fast)
 
 
 def run_onnx(path: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -283,12 +291,18 @@ def build_random_open_clip(name: str, size: str, seed: int = 0):
     st = SimpleTokenizer()
     ctx = cfg["text_cfg"].get("context_length", 77)
     merges = [" ".join(m) for m, _ in sorted(st.bpe_ranks.items(), key=lambda kv: kv[1])]
-    tok = clip_bpe_tokenizer(dict(st.encoder), merges, ctx, pad_id=0)  # open_clip pads with 0
+    tok = clip_bpe_tokenizer(_open_clip_vocab(st), merges, ctx, pad_id=0)  # open_clip pads with 0
     img = cfg["vision_cfg"].get("image_size", 224)
     info = dict(context_length=ctx, pad_token_id=0, image_size=img, mean=OPENAI_MEAN, std=OPENAI_STD,
                 interpolation="bicubic", model_cfg=cfg, source=f"random-init ({size}) of open_clip {name}",
                 license="MIT", name=f"{name} ({size}, random weights)")
     return model, tok, info
+
+
+def _open_clip_vocab(st) -> dict[str, int]:
+    """open_clip's SimpleTokenizer vocab with its specials under the names HF CLIP tokenizers use."""
+    rename = {"<start_of_text>": "<|startoftext|>", "<end_of_text>": "<|endoftext|>"}
+    return {rename.get(k, k): v for k, v in st.encoder.items()}
 
 
 def load_open_clip(model_name: str, pretrained: str | None):
@@ -313,7 +327,7 @@ def load_open_clip(model_name: str, pretrained: str | None):
     else:  # open_clip SimpleTokenizer (OpenAI BPE), pads with 0
         st = oc_tok
         merges = [" ".join(m) for m, _ in sorted(st.bpe_ranks.items(), key=lambda kv: kv[1])]
-        tok = clip_bpe_tokenizer(dict(st.encoder), merges, ctx, pad_id=0)
+        tok = clip_bpe_tokenizer(_open_clip_vocab(st), merges, ctx, pad_id=0)
         pad_id = 0
     info = dict(context_length=ctx, pad_token_id=pad_id, image_size=int(size),
                 mean=tuple(pp.get("mean", OPENAI_MEAN)), std=tuple(pp.get("std", OPENAI_STD)),

@@ -87,32 +87,51 @@ def shared_clip_tokenizer_files() -> tuple[Path, Path]:
     return vocab, merges
 
 
-def tiny_bpe_vocab(vocab_size: int = 800) -> tuple[dict[str, int], list[str]]:
-    """A small CLIP-style byte-level BPE of our own (not derived from OpenAI's vocab), trained deterministically by
-    the tokenizers library on fixture words: every ASCII character (and its `</w>` word-final form) plus merges for
-    common words. Special tokens go last, as in CLIP."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+def tiny_bpe_vocab(num_merges: int = 320) -> tuple[dict[str, int], list[str]]:
+    """A small CLIP-style byte-level BPE of our own (not derived from OpenAI's vocab): the 256 byte symbols, their
+    `</w>` word-final forms, then `num_merges` merges learned on fixture words by plain BPE (most frequent pair,
+    ties broken by the pair's text, so the result is the same on every run), then the two special tokens, last
+    as in CLIP."""
+    from collections import Counter
 
-    tok = Tokenizer(models.BPE(unk_token=None, end_of_word_suffix="</w>"))
-    tok.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Lowercase()])
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(pattern=__import__("tokenizers").Regex(
-            r"""'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""), behavior="removed", invert=True),
+    import tokenizers
+    from tokenizers import pre_tokenizers
+
+    pre = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(pattern=tokenizers.Regex(r"""'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""),
+                             behavior="removed", invert=True),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
-    alphabet = pre_tokenizers.ByteLevel.alphabet()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=1, show_progress=False,
-                                  initial_alphabet=sorted(alphabet), end_of_word_suffix="</w>", special_tokens=[])
-    printable = [chr(c) for c in range(33, 127)]
-    corpus = [" ".join(printable)] * 2 + [" ".join(FIXTURE_WORDS)] * 3 + SAMPLE_PROMPTS
-    tok.train_from_iterator(corpus, trainer=trainer)
-    model = json.loads(tok.to_str())["model"]
-    vocab: dict[str, int] = dict(sorted(model["vocab"].items(), key=lambda kv: kv[1]))
-    # ensure every byte symbol exists both bare and word-final, so any text encodes without unknowns
-    for ch in sorted(alphabet):
-        for t in (ch, ch + "</w>"):
-            if t not in vocab:
-                vocab[t] = len(vocab)
-    merges = [" ".join(m) if isinstance(m, list) else m for m in model["merges"]]
+    corpus = " ".join(FIXTURE_WORDS * 2 + SAMPLE_PROMPTS).lower()
+    words = Counter(tuple(w[:-1]) + (w[-1] + "</w>",) for w, _ in pre.pre_tokenize_str(corpus))
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab: dict[str, int] = {}
+    for t in alphabet + [c + "</w>" for c in alphabet]:
+        vocab[t] = len(vocab)
+    merges: list[str] = []
+    for _ in range(num_merges):
+        pairs: Counter = Counter()
+        for w, n in words.items():
+            for pair in zip(w, w[1:]):
+                pairs[pair] += n
+        if not pairs:
+            break
+        best = min(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+        merged = best[0] + best[1]
+        merges.append(f"{best[0]} {best[1]}")
+        if merged not in vocab:
+            vocab[merged] = len(vocab)
+        new_words: Counter = Counter()
+        for w, n in words.items():
+            out, i = [], 0
+            while i < len(w):
+                if i + 1 < len(w) and (w[i], w[i + 1]) == best:
+                    out.append(merged)
+                    i += 2
+                else:
+                    out.append(w[i])
+                    i += 1
+            new_words[tuple(out)] += n
+        words = new_words
     for special in ("<|startoftext|>", "<|endoftext|>"):
         vocab[special] = len(vocab)
     return vocab, merges

@@ -66,6 +66,20 @@ function jpeg2000Dicom(): Buffer {
   return Buffer.concat(parts);
 }
 
+/** A structurally valid PNG header claiming 30000×30000 pixels (900 MP), with an IEND chunk; never decoded. */
+function hugePng(): Buffer {
+  const sig = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  const ihdr = Buffer.alloc(25);
+  ihdr.writeUInt32BE(13, 0);
+  ihdr.write('IHDR', 4, 'latin1');
+  ihdr.writeUInt32BE(30000, 8);
+  ihdr.writeUInt32BE(30000, 12);
+  ihdr[16] = 8; // bit depth
+  ihdr[17] = 0; // grayscale
+  const iend = Buffer.from([0, 0, 0, 0, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82]);
+  return Buffer.concat([sig, ihdr, iend]);
+}
+
 test('bad inputs give a clear alert and the result on screen stays', async ({ page }) => {
   test.skip(!hasSharedData(), 'needs ../shared/data/kermany-cxr-224');
   const id = manifestHas(CLASSIFIER_ID) ? CLASSIFIER_ID : FIXTURE_CLASSIFIER_ID;
@@ -83,6 +97,7 @@ test('bad inputs give a clear alert and the result on screen stays', async ({ pa
     { name: 'truncated.jpeg', buffer: jpeg.subarray(0, Math.floor(jpeg.length / 2)), mimeType: 'image/jpeg', expect: /truncated/i },
     { name: 'j2k.dcm', buffer: jpeg2000Dicom(), mimeType: 'application/dicom', expect: /JPEG 2000|transfer syntax|compress/i },
     { name: 'empty.png', buffer: Buffer.alloc(0), mimeType: 'image/png', expect: /empty/i },
+    { name: 'huge.png', buffer: hugePng(), mimeType: 'image/png', expect: /30000×30000.*limit/i },
   ];
   const alerts = page.getByRole('alert');
   for (const c of cases) {

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect, test } from '@playwright/test';
+import { zipSync } from 'fflate';
 import { CLASSIFIER_ID, FIXTURE_CLASSIFIER_ID, hasSharedData, KERMANY, manifestHas, openApp, shot, watchErrors } from './helpers';
 
 test('batch: folder with ground truth → table, metrics, ROC, similar cases, PCA, CSV export', async ({ page }) => {
@@ -69,4 +70,23 @@ test('batch: cancel then resume finishes every row', async ({ page }) => {
   await page.getByTestId('batch-resume').click();
   await expect(page.getByTestId('batch-progress-text')).toContainText('40 / 40 processed · ', { timeout: 120_000 });
   await expect(page.getByTestId('batch-progress-text')).toContainText('finished');
+});
+
+test('batch: a .zip of images (folders inside give the ground truth)', async ({ page }) => {
+  test.skip(!hasSharedData(), 'needs ../shared/data/kermany-cxr-224');
+  const id = manifestHas(FIXTURE_CLASSIFIER_ID) ? FIXTURE_CLASSIFIER_ID : CLASSIFIER_ID;
+  test.skip(!manifestHas(id), 'no classifier in the model manifest yet');
+  await openApp(page, { backend: 'wasm', classifier: id });
+  await page.getByRole('button', { name: 'Batch' }).click();
+  const entries: Record<string, Uint8Array> = { 'README.txt': new TextEncoder().encode('not an image') };
+  for (const label of ['NORMAL', 'PNEUMONIA']) {
+    for (const f of fs.readdirSync(path.join(KERMANY, 'test', label)).sort().slice(20, 23)) {
+      entries[`set/${label}/${f}`] = new Uint8Array(fs.readFileSync(path.join(KERMANY, 'test', label, f)));
+    }
+  }
+  await page.getByTestId('batch-file-input').setInputFiles({ name: 'xrays.zip', mimeType: 'application/zip', buffer: Buffer.from(zipSync(entries)) });
+  await expect(page.getByTestId('batch-progress-text')).toContainText('6 / 6 processed', { timeout: 60_000 });
+  await expect(page.getByTestId('batch-table').locator('tbody tr')).toHaveCount(6);
+  await expect(page.getByTestId('batch-table')).toContainText('set/NORMAL/');
+  await expect(page.getByTestId('confusion-matrix')).toBeVisible();
 });

@@ -81,7 +81,13 @@ export async function waitForClassification(page: Page, timeout = 90_000): Promi
   };
 }
 
-export function logTiming(info: TestInfo, what: string, ms: number): void {
-  info.annotations.push({ type: 'timing', description: `${what}: ${Math.round(ms)} ms` });
-  console.log(`[timing] ${info.title}: ${what}: ${Math.round(ms)} ms`);
+export function logTiming(info: TestInfo, what: string, value: number | string): void {
+  const text = typeof value === 'number' ? `${Math.round(value)} ms` : value;
+  info.annotations.push({ type: 'timing', description: `${what}: ${text}` });
+  console.log(`[timing] ${info.title}: ${what}: ${text}`);
+}
+
+/** The smallest classifier available: the random fixture when present, else the trained one. */
+export function smallClassifierId(): string {
+  return manifestHas(FIXTURE_CLASSIFIER_ID) ? FIXTURE_CLASSIFIER_ID : CLASSIFIER_ID;
 }

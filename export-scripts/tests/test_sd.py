@@ -1,0 +1,142 @@
+"""cxr-export sd: tiny SD 1.5 + random LCM-LoRA (+ domain LoRA) export, fused == unfused, LCM reference, tokenizers."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from cxr_export.cli import main
+from cxr_export.errors import ExportError
+
+
+def _unet_inputs(info, seed=0):
+    from cxr_export.sd import unet_sample_inputs
+
+    return {k: torch.from_numpy(v) for k, v in unet_sample_inputs(info, seed, batch=2).items()}
+
+
+def _out(unet, feeds):
+    with torch.no_grad():
+        return unet(feeds["sample"], feeds["timestep"], feeds["encoder_hidden_states"], return_dict=False)[0]
+
+
+def test_fused_unet_equals_base_plus_adapters(tmp_path):
+    """base+LCM fused == peft-wrapped base with the LCM adapter unfused; then + domain LoRA the same way."""
+    import copy
+
+    from peft import PeftModel
+
+    from cxr_export.fixtures import random_domain_lora
+    from cxr_export.sd import SD_SIZES, add_random_lcm_lora, apply_domain_lora, build_sd, fuse_and_unload
+
+    parts = build_sd("tiny", seed=0)
+    info, base = parts["info"], parts["unet"]
+    feeds = _unet_inputs(info)
+    y_base = _out(base, feeds)
+
+    lcm = add_random_lcm_lora(copy.deepcopy(base), SD_SIZES["tiny"]["lcm_rank"], seed=0)
+    y_lcm_unfused = _out(lcm, feeds)
+    y_lcm_fused = _out(fuse_and_unload(lcm), feeds)
+    assert not any("lora" in n for n, _ in lcm.named_parameters())
+    assert (y_lcm_unfused - y_base).abs().max() > 1e-3  # the adapter does something
+    assert (y_lcm_fused - y_lcm_unfused).abs().max() <= 1e-4
+
+    lora_dir = random_domain_lora(base, tmp_path / "lora", seed=0)
+    wrapped = PeftModel.from_pretrained(copy.deepcopy(lcm), str(lora_dir))  # unfused domain adapter
+    y_dom_unfused = _out(wrapped, feeds)
+    y_dom_fused = _out(apply_domain_lora(copy.deepcopy(lcm), lora_dir), feeds)
+    assert (y_dom_unfused - y_lcm_fused).abs().max() > 1e-3
+    assert (y_dom_fused - y_dom_unfused).abs().max() <= 1e-4
+
+
+def test_sd_tiny_export_with_domain_lora(tmp_path):
+    from cxr_export.fixtures import random_domain_lora
+    from cxr_export.sd import build_sd
+
+    lora_dir = random_domain_lora(build_sd("tiny", seed=0)["unet"], tmp_path / "lora", seed=0)
+    out = tmp_path / "models"
+    assert main(["sd", "--random-init", "--size", "tiny", "--lora", str(lora_dir), "--out-dir", str(out),
+                 "--id", "sd"]) == 0
+    e = json.loads((out / "manifest.json").read_text())["models"][0]
+    assert e["family"] == "sd" and e["weights"] == "random-fixture"
+    par = e["config"]["parity"]
+    assert set(par) == {"text_encoder", "unet", "unet_lora", "vae_decoder"} and max(par.values()) <= 1e-4, par
+    roles = {f["role"] for f in e["variants"]["fp32"]["files"]}
+    assert roles == {"text_encoder", "unet", "unet_lora", "vae_decoder", "tokenizer", "scheduler_config"}
+    assert e["io"]["unet"] == {"inputs": ["sample", "timestep", "encoder_hidden_states"], "outputs": ["out_sample"]}
+    sched = json.loads((out / "sd" / "scheduler_config.json").read_text())
+    assert sched["_class_name"] == "LCMScheduler" and sched["beta_schedule"] == "scaled_linear"
+    cfg = e["config"]
+    assert cfg["latent_size"] == 8 and cfg["image_size"] == 32 and cfg["eos_token_id"] == cfg["pad_token_id"]
+
+
+def test_fp16_variant(tmp_path):
+    from cxr_export.sd import export_sd, prepare
+
+    parts, _, _, src = prepare("tiny", 0, None, None, None, True)
+    e = export_sd(parts, tmp_path, "sd16", "random-fixture", fp16=True, lcm_source=src)
+    assert "fp16" in e["variants"] and e["variants"]["fp16"]["parity"]["max_abs_diff"] < 5e-2
+    assert (tmp_path / "sd16" / "unet_fp16.onnx").stat().st_size < (tmp_path / "sd16" / "unet.onnx").stat().st_size
+
+
+def test_lcm_reference_matches_diffusers():
+    from diffusers import LCMScheduler
+    from diffusers.utils.torch_utils import randn_tensor
+
+    from cxr_export import lcm_scheduler as lcm
+    from cxr_export.sd import SD15_SCHEDULER, lcm_scheduler_config
+
+    cfg = lcm_scheduler_config(SD15_SCHEDULER)
+    sched = LCMScheduler.from_config(cfg)
+    sched.set_timesteps(4)
+    ts = lcm.timesteps(cfg, 4)
+    assert ts == [int(t) for t in sched.timesteps] == [999, 759, 499, 259]
+    acp = lcm.alphas_cumprod(cfg)
+    assert np.allclose(acp, sched.alphas_cumprod.numpy(), atol=1e-6)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 4, 8, 8)).astype(np.float32)
+    xt = torch.from_numpy(x)
+    for i, t in enumerate(ts):
+        eps = rng.standard_normal(x.shape).astype(np.float32)
+        noise = randn_tensor(xt.shape, generator=torch.Generator().manual_seed(i), dtype=torch.float32).numpy()
+        out = sched.step(torch.from_numpy(eps), t, xt, generator=torch.Generator().manual_seed(i))
+        prev_t = ts[i + 1] if i + 1 < len(ts) else None
+        x, den = lcm.step(eps, t, x, noise if prev_t is not None else None, prev_t, acp, cfg)
+        assert np.allclose(den, out.denoised.numpy(), atol=1e-5)
+        assert np.allclose(x, out.prev_sample.numpy(), atol=1e-5)
+        xt = out.prev_sample
+
+
+def test_tokenizers(tmp_path):
+    from cxr_export.sd import SAMPLE_PROMPTS, sd_tokenizer, shared_clip_tokenizer_files, tiny_bpe_vocab
+
+    assert tiny_bpe_vocab() == tiny_bpe_vocab()  # deterministic
+    tok = sd_tokenizer("tiny")
+    enc = tok.encode(SAMPLE_PROMPTS[0])
+    assert len(enc.ids) == 77 and enc.tokens[:4] == ["<|startoftext|>", "a</w>", "chest</w>", "x</w>"]
+    assert enc.ids[-1] == tok.token_to_id("<|endoftext|>")
+    try:
+        vocab, merges = shared_clip_tokenizer_files()
+    except ExportError:
+        pytest.skip("shared CLIP tokenizer files not available")
+    from transformers import CLIPTokenizer
+
+    full = sd_tokenizer("full")
+    ref = CLIPTokenizer(vocab=str(vocab), merges=str(merges))
+    for text in SAMPLE_PROMPTS + ["x" * 400]:
+        want = ref(text, padding="max_length", max_length=77, truncation=True)["input_ids"]
+        assert full.encode(text).ids == want
+
+
+def test_wrong_pretrained_fails_cleanly(tmp_path, capsys):
+    bad = tmp_path / "sd"
+    (bad / "unet").mkdir(parents=True)
+    (bad / "unet" / "config.json").write_text(json.dumps({"_class_name": "UNet2DModel"}))
+    out = tmp_path / "models"
+    assert main(["sd", "--pretrained", str(bad), "--lcm-lora", str(tmp_path), "--out-dir", str(out)]) == 1
+    assert "UNet2DConditionModel" in capsys.readouterr().err
+    assert main(["sd", "--random-init", "--size", "tiny", "--lora", str(tmp_path / "nope"),
+                 "--out-dir", str(out)]) == 1
+    assert "no such folder" in capsys.readouterr().err
+    assert not out.exists()

@@ -1,0 +1,32 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { expect, test } from '@playwright/test';
+import { REPO } from './helpers';
+
+/** Checks on the production build itself (dist/): one onnxruntime-web, served by the app, no CDN anywhere. */
+const DIST = path.join(REPO, 'dist');
+
+function files(dir: string): string[] {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(path.join(dir, e.name)) : [path.join(dir, e.name)]));
+}
+
+test('dist holds exactly one onnxruntime-web, self-hosted, and no CDN URL', () => {
+  test.skip(!fs.existsSync(DIST), 'run `npx vite build` first');
+  const all = files(DIST).filter((f) => !f.includes(`${path.sep}models${path.sep}`));
+  const code = all.filter((f) => /\.(m?js|html|webmanifest)$/.test(f));
+  for (const f of code) {
+    const text = fs.readFileSync(f, 'utf8');
+    expect(text, `${path.relative(DIST, f)} mentions a CDN`).not.toMatch(/cdn\.jsdelivr|jsdelivr\.net|unpkg\.com|cdnjs/);
+  }
+  // ORT's runtime ships once: its JS API in ort/ort.min.mjs and one JSEP glue + wasm pair beside it.
+  const wasm = all.filter((f) => f.endsWith('.wasm')).map((f) => path.relative(DIST, f));
+  expect(wasm).toEqual([path.join('ort', 'ort-wasm-simd-threaded.jsep.wasm')]);
+  // Any bundled copy of ORT would carry the name of its wasm glue; only ORT's own two files may (sw.js lists them
+  // for precaching).
+  const withOrtCore = code.filter((f) => path.basename(f) !== 'sw.js' && fs.readFileSync(f, 'utf8').includes('ort-wasm-simd-threaded'));
+  expect(withOrtCore.map((f) => path.relative(DIST, f)).sort()).toEqual([path.join('ort', 'ort-wasm-simd-threaded.jsep.mjs'), path.join('ort', 'ort.min.mjs')].sort());
+  // Precached for offline use, models excluded.
+  const sw = fs.readFileSync(path.join(DIST, 'sw.js'), 'utf8');
+  expect(sw).toContain('ort/ort-wasm-simd-threaded.jsep.wasm');
+  expect(sw).not.toMatch(/"models\/[^"]+\.onnx"/);
+});
