@@ -14,7 +14,7 @@ import { VitePWA } from 'vite-plugin-pwa';
  * that load only ORT's own glue file, and no CDN (ORT's wasmPaths points at the same folder).
  */
 const ORT_DIST = path.resolve(import.meta.dirname, 'node_modules/onnxruntime-web/dist');
-export const ORT_FILES = ['ort.min.mjs', 'ort-wasm-simd-threaded.jsep.mjs', 'ort-wasm-simd-threaded.jsep.wasm'];
+const ORT_FILES = ['ort.min.mjs', 'ort-wasm-simd-threaded.jsep.mjs', 'ort-wasm-simd-threaded.jsep.wasm'];
 
 function contentType(file: string): string {
   if (file.endsWith('.wasm')) return 'application/wasm';
@@ -111,7 +111,6 @@ export default defineConfig({
   ],
   worker: {
     format: 'es',
-    plugins: () => [],
   },
   build: {
     target: 'es2022',

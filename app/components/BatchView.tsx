@@ -1,5 +1,5 @@
 import { useMemo, useState } from 'react';
-import { predictAt, useAppStore, type BatchRow } from '../store';
+import { confidenceOf, predictAt, useAppStore, type BatchRow } from '../store';
 import { metricsAt, rocAuc, rocCurve } from '../lib/metrics';
 import { knnQuery, pca2d } from '../lib/embeddings';
 import { RasterThumb } from './RasterThumb';
@@ -352,7 +352,7 @@ export function BatchView() {
                       </td>
                       <td>{r.status === 'error' ? <span className="error-text">{r.error}</span> : r.status === 'pending' ? '…' : (r.autoLabel ?? r.classifierPrediction)}</td>
                       <td>{r.groundTruth ?? ''}</td>
-                      <td className="num">{r.autoConfidence != null ? r.autoConfidence.toFixed(3) : ''}</td>
+                      <td className="num">{r.autoConfidence != null ? r.autoConfidence.toFixed(3) : r.classifierProbability != null ? confidenceOf(r).toFixed(3) : ''}</td>
                       <td>{predictAt(r.classifierProbability, b.threshold) ?? ''}</td>
                       <td className="num">{r.classifierProbability != null ? r.classifierProbability.toFixed(4) : ''}</td>
                     </tr>

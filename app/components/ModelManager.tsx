@@ -17,7 +17,7 @@ function SourcePicker() {
   const setting = useAppStore((s) => s.settings.modelSource);
   const source = useAppStore((s) => s.source);
   const setModelSource = useAppStore((s) => s.setModelSource);
-  const useLocalFolder = useAppStore((s) => s.useLocalFolder);
+  const chooseLocalFolder = useAppStore((s) => s.chooseLocalFolder);
   const [repo, setRepo] = useState(setting.kind === 'hf' ? setting.repoUrl : '');
   const [rev, setRev] = useState(setting.kind === 'hf' ? (setting.revision ?? 'main') : 'main');
   return (
@@ -40,7 +40,7 @@ function SourcePicker() {
             onChange={async (e) => {
               const files = [...(e.target.files ?? [])];
               e.target.value = '';
-              if (files.length) await useLocalFolder(files);
+              if (files.length) await chooseLocalFolder(files);
             }}
           />
         </label>

@@ -1,4 +1,4 @@
-import { useEffect, useMemo, useRef } from 'react';
+import { useEffect, useMemo, useRef, useState } from 'react';
 import { useAppStore, type ImageItem } from '../store';
 import { applyWindow } from '../lib/imaging/windowing';
 import type { DicomWindow } from '../lib/imaging/dicom';
@@ -74,6 +74,29 @@ export function Viewer() {
   const heat = item?.classification?.heatmap;
   const heatCanvas = useMemo(() => (heat ? heatmapCanvas(heat) : null), [heat]);
 
+  // Redraw when the canvas box changes size (window resize, alerts appearing above).
+  const [box, setBox] = useState({ w: 0, h: 0 });
+  useEffect(() => {
+    const canvas = canvasRef.current;
+    if (!canvas) return;
+    const ro = new ResizeObserver(([e]) => setBox({ w: e.contentRect.width, h: e.contentRect.height }));
+    ro.observe(canvas);
+    return () => ro.disconnect();
+  }, []);
+
+  // Wheel zoom needs a non-passive listener (React's is passive), or the page scrolls along.
+  useEffect(() => {
+    const canvas = canvasRef.current;
+    if (!canvas) return;
+    const onWheel = (e: WheelEvent) => {
+      e.preventDefault();
+      const { zoom } = useAppStore.getState().viewer;
+      setViewer({ zoom: Math.min(20, Math.max(0.2, zoom * Math.exp(-e.deltaY / 500))) });
+    };
+    canvas.addEventListener('wheel', onWheel, { passive: false });
+    return () => canvas.removeEventListener('wheel', onWheel);
+  }, [setViewer]);
+
   useEffect(() => {
     const canvas = canvasRef.current;
     if (!canvas) return;
@@ -99,7 +122,7 @@ export function Viewer() {
       ctx.drawImage(heatCanvas, x, y, w, h);
       ctx.globalAlpha = 1;
     }
-  }, [imageCanvas, heatCanvas, viewer.zoom, viewer.panX, viewer.panY, viewer.showHeatmap, viewer.heatmapOpacity]);
+  }, [imageCanvas, heatCanvas, viewer.zoom, viewer.panX, viewer.panY, viewer.showHeatmap, viewer.heatmapOpacity, box]);
 
   const range = item?.dicom ? item.dicom.range : { min: 0, max: 255 };
   const span = Math.max(1, range.max - range.min);
@@ -110,10 +133,6 @@ export function Viewer() {
         ref={canvasRef}
         className="viewer-canvas"
         data-testid="viewer-canvas"
-        onWheel={(e) => {
-          const zoom = Math.min(20, Math.max(0.2, viewer.zoom * Math.exp(-e.deltaY / 500)));
-          setViewer({ zoom });
-        }}
         onContextMenu={(e) => e.preventDefault()}
         onPointerDown={(e) => {
           (e.target as HTMLElement).setPointerCapture(e.pointerId);

@@ -41,7 +41,7 @@ export function ZeroShotPanel() {
             />
             <textarea
               aria-label={`Prompts for ${set.label}, one per line`}
-              rows={Math.max(1, set.prompts.length)}
+              rows={Math.max(2, set.prompts.length)}
               value={set.prompts.join('\n')}
               onChange={(e) => setPrompts(sets.map((x, j) => (j === i ? { ...x, prompts: e.target.value.split('\n') } : x)))}
             />

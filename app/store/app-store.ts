@@ -8,6 +8,7 @@ import type { DownloadProgress } from '../lib/models/downloader';
 import type { QuotaEstimate, StoredModelFile } from '../lib/models/model-cache';
 import { fetchManifest, localSourceFromFiles, type ModelSource } from '../lib/models/sources';
 import { variantFiles } from '../lib/models/manifest';
+import { labelFromPath } from '../lib/batch';
 import type { DicomImage, DicomWindow } from '../lib/imaging/dicom';
 import type { Raster } from '../lib/imaging/raster';
 import { NoUsableVariantError, type BackendOverride, type RuntimeReport } from '../lib/runtime';
@@ -103,7 +104,7 @@ export interface AppState extends BatchSlice {
   loadManifest(): Promise<void>;
   setBackend(b: BackendOverride): Promise<void>;
   setModelSource(s: ModelSourceSetting): Promise<void>;
-  useLocalFolder(files: File[]): Promise<void>;
+  chooseLocalFolder(files: File[]): Promise<void>;
   refreshStored(): Promise<void>;
   downloadModel(id: string): Promise<boolean>;
   cancelDownload(): void;
@@ -156,10 +157,6 @@ export function currentPromptSets(s: Pick<AppState, 'manifest' | 'clipId' | 'pro
   return (s.clipId && s.prompts[s.clipId]) || defaultPromptSets(clipEntry(s));
 }
 
-export function groundTruthFromPath(path?: string): string | undefined {
-  const m = /(?:^|\/)(NORMAL|PNEUMONIA)\//i.exec(path ?? '');
-  return m ? m[1].toUpperCase() : undefined;
-}
 
 const initialSettings = loadSettings();
 
@@ -274,7 +271,7 @@ export const useAppStore = create<AppState>()((set, get) => {
       await get().refreshStored();
     },
 
-    async useLocalFolder(files) {
+    async chooseLocalFolder(files) {
       try {
         const source = localSourceFromFiles(files);
         const name = (source.kind === 'local' && source.name) || 'folder';
@@ -396,7 +393,7 @@ export const useAppStore = create<AppState>()((set, get) => {
             raster: out.image.raster,
             thumbnail: out.thumbnail,
             dicom: out.image.dicom,
-            groundTruth: groundTruthFromPath(f.path ?? f.name),
+            groundTruth: labelFromPath(f.path ?? f.name) ?? undefined,
           };
           added.push(item);
           set((s) => ({ images: [...s.images, item] }));
@@ -501,8 +498,8 @@ export const useAppStore = create<AppState>()((set, get) => {
 
     alert(message, kind = 'error') {
       const a = { id: ++alertSeq, kind, message };
-      // Keep the last few: a batch of bad files should not bury the screen.
-      set((s) => ({ alerts: [...s.alerts, a].slice(-5) }));
+      // The same message again moves to the top instead of stacking; only the last few are kept.
+      set((s) => ({ alerts: [...s.alerts.filter((x) => x.message !== message), a].slice(-5) }));
     },
 
     dismissAlert(id) {

@@ -77,7 +77,8 @@ export function batchLabeledRows(b: BatchState): LabeledRow[] {
     }));
 }
 
-function confidenceOf(r: BatchRow): number {
+/** Probability of the classifier's predicted label. */
+export function confidenceOf(r: BatchRow): number {
   const p = r.classifierProbability ?? 0;
   return r.classifierPrediction === 'PNEUMONIA' ? p : 1 - p;
 }

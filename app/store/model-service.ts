@@ -38,9 +38,9 @@ export function graphRoles(entry: ModelEntry): string[] {
 
 export async function planFor(entry: ModelEntry, override: BackendOverride): Promise<{ plan: ExecutionPlan; variant: ModelVariant }> {
   const facts = await pageGpu();
-  const roles = graphRoles(entry);
+  // Every graph counts for the buffer-size check (SAM and SD carry several), not only the roles one worker uses.
   let largest = 0;
-  for (const v of Object.values(entry.variants)) for (const f of v?.files ?? []) if (roles.includes(f.role)) largest = Math.max(largest, f.bytes);
+  for (const v of Object.values(entry.variants)) for (const f of v?.files ?? []) if (f.path.endsWith('.onnx')) largest = Math.max(largest, f.bytes);
   const plan = planExecution({
     gpu: facts,
     crossOriginIsolated: globalThis.crossOriginIsolated === true,

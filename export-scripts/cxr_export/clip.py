@@ -56,10 +56,15 @@ from .onnx_utils import atomic_dir  # noqa: E402  (re-exported for sam / sd / fi
 from .parity import max_abs_diff  # noqa: E402
 
 
-def torch_threads() -> None:
+def torch_threads(*modules) -> None:
+    """At most 2 torch threads ($CXR_TORCH_THREADS); 1 for tiny models (< 5M parameters), where a second thread only
+    adds synchronisation (several times slower on a busy 2-core machine)."""
     import torch
 
-    torch.set_num_threads(max(1, min(2, int(os.environ.get("CXR_TORCH_THREADS", "2")))))
+    n = max(1, min(2, int(os.environ.get("CXR_TORCH_THREADS", "2"))))
+    if modules and sum(p.numel() for m in modules for p in m.parameters()) < 5_000_000:
+        n = 1
+    torch.set_num_threads(n)
 
 
 def export_onnx(module, args: tuple, path: Path, input_names: list[str], output_names: list[str],
@@ -427,7 +432,7 @@ def export_clip(model, tok, info: dict, out_dir: Path, model_id: str, weights: s
     entry and returns it. Raises ExportError on a parity failure (nothing is written then)."""
     import torch
 
-    torch_threads()
+    torch_threads(model)
     out_dir = Path(out_dir)
     img_enc, txt_enc = _wrappers(model)
     s = info["image_size"]

@@ -366,7 +366,7 @@ def export_sam(adapter, info: dict, out_dir: Path, model_id: str, weights: str, 
                license_: str = "Apache-2.0", name: str | None = None) -> dict:
     import torch
 
-    torch_threads()
+    torch_threads(adapter.encoder, adapter.decoder)
     out_dir = Path(out_dir)
     x = sample_inputs(info, seed)
     pix = torch.from_numpy(x["pixel_values"])

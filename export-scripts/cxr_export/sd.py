@@ -259,11 +259,23 @@ def load_lcm_lora(unet, path: Path):
     p = Path(path)
     if not p.exists():
         raise ExportError(f"--lcm-lora {p}: no such file or folder")
-    try:
-        unet.load_lora_adapter(str(p), prefix="unet", adapter_name="lcm")
-    except Exception as exc:
-        raise ExportError(f"--lcm-lora {p}: could not load the LoRA into this UNet: {exc}") from exc
+    _load_diffusers_lora(unet, p, "lcm", "--lcm-lora")
     return unet
+
+
+def _load_diffusers_lora(unet, path: Path, adapter_name: str, flag: str) -> None:
+    """A diffusers / kohya LoRA file or folder (pytorch_lora_weights.safetensors, as published for lcm-lora-sdv1-5)
+    into the UNet as an unfused adapter; key formats are converted by diffusers' SD LoRA loader."""
+    from diffusers.loaders.lora_pipeline import StableDiffusionLoraLoaderMixin
+
+    try:
+        state, alphas = StableDiffusionLoraLoaderMixin.lora_state_dict(str(path))
+        unet_state = {k: v for k, v in state.items() if k.startswith("unet.")}
+        if not unet_state:
+            raise ValueError("no UNet LoRA weights in it")
+        unet.load_lora_adapter(unet_state, network_alphas=alphas, prefix="unet", adapter_name=adapter_name)
+    except Exception as exc:
+        raise ExportError(f"{flag} {path}: could not load the LoRA into this UNet: {exc}") from exc
 
 
 def apply_domain_lora(unet, path: Path):
@@ -279,10 +291,7 @@ def apply_domain_lora(unet, path: Path):
             raise ExportError(f"--lora {p}: adapter does not fit this UNet: {exc}") from exc
         return pm.merge_and_unload()
     if p.exists():
-        try:
-            unet.load_lora_adapter(str(p), prefix="unet", adapter_name="domain")
-        except Exception as exc:
-            raise ExportError(f"--lora {p}: could not load the LoRA into this UNet: {exc}") from exc
+        _load_diffusers_lora(unet, p, "domain", "--lora")
         return fuse_and_unload(unet)
     raise ExportError(f"--lora {p}: no such folder")
 
@@ -361,7 +370,7 @@ def export_sd(parts: dict, out_dir: Path, model_id: str, weights: str, unet_lora
     """parts: build_sd() output with parts['unet'] already LCM-fused; unet_lora: that plus the domain LoRA."""
     import torch
 
-    torch_threads()
+    torch_threads(parts["unet"], parts["vae"], parts["text_encoder"])
     out_dir = Path(out_dir)
     info = parts["info"]
     tok = parts["tokenizer"]

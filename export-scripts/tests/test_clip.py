@@ -8,6 +8,15 @@ import pytest
 from cxr_export.cli import main
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """tiny models: one thread is several times faster than two on a busy 2-core machine"""
+    import torch
+
+    torch.set_num_threads(1)
+    yield
+
+
 def _entry(models_dir, model_id):
     return next(e for e in json.loads((models_dir / "manifest.json").read_text())["models"] if e["id"] == model_id)
 
@@ -71,6 +80,14 @@ def test_second_clip_open_clip_tiny(tmp_path):
     ref = SimpleTokenizer().encode(text)
     ids = tok.encode(text).ids
     assert ids[0] == 49406 and ids[1:1 + len(ref)] == ref and ids[1 + len(ref)] == 49407 and ids[-1] == 0
+
+
+def test_second_clip_transformers_tiny(tmp_path, shared_dir):
+    out = tmp_path / "models"
+    assert main(["clip", "--random-init", "--size", "tiny", "--hf-clip", "--out-dir", str(out), "--id", "hf"]) == 0
+    e = _entry(out, "hf")
+    assert e["source"].startswith("random-init (tiny) transformers CLIPModel")
+    assert e["variants"]["fp32"]["parity"]["max_abs_diff"] <= 1e-4 and e["config"]["pad_token_id"] == 49407
 
 
 def test_wrong_checkpoint_fails_cleanly(tmp_path, capsys):

@@ -11,6 +11,15 @@ from cxr_export.errors import ExportError
 from cxr_export.sam import build_sam, export_sam, sample_inputs
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """tiny models: one thread is several times faster than two on a busy 2-core machine"""
+    import torch
+
+    torch.set_num_threads(1)
+    yield
+
+
 def _prompts(adapter, x):
     """(adapter feeds, transformers kwargs) for a points prompt and a box prompt."""
     pts = torch.from_numpy(x["point_coords"][:, :-1])

@@ -10,6 +10,15 @@ from cxr_export.cli import main
 from cxr_export.errors import ExportError
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """tiny models: one thread is several times faster than two on a busy 2-core machine"""
+    import torch
+
+    torch.set_num_threads(1)
+    yield
+
+
 def _unet_inputs(info, seed=0):
     from cxr_export.sd import unet_sample_inputs
 

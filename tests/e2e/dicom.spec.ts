@@ -33,11 +33,24 @@ test('a real DICOM displays with its window and no identifying fields until aske
     return s / (d.length / 4);
   });
   expect(lum).toBeGreaterThan(20);
+  await shot(page, 'dicom');
+  // Window/level, zoom and pan respond.
+  await page.getByLabel('Window level (center)').fill('60');
+  await expect(page.getByTestId('window-center')).toHaveText('60');
+  const canvas = page.getByTestId('viewer-canvas');
+  const box = (await canvas.boundingBox())!;
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  await page.mouse.wheel(0, -300);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width / 2 + 40, box.y + box.height / 2 + 20);
+  await page.mouse.up();
+  const v = await page.evaluate(() => (window as unknown as { cxrStudio: { store: { getState(): { viewer: { zoom: number; panX: number } } } } }).cxrStudio.store.getState().viewer);
+  expect(v.zoom).toBeGreaterThan(1.5);
+  expect(v.panX).toBeCloseTo(40, 0);
   // Identifying fields hidden by default.
   const body = page.locator('body');
   await expect(body).not.toContainText(patientName);
   await expect(body).not.toContainText(patientId);
-  await shot(page, 'dicom');
   await page.getByTestId('toggle-identifying').click();
   await expect(page.getByTestId('identifying-fields')).toContainText(patientName);
   await page.getByTestId('toggle-identifying').click();

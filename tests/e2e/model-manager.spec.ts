@@ -4,6 +4,7 @@ import { addFiles, DICOM_DIR, hasSharedData, kermanyImage, manifestHas, openApp,
 // The smallest classifier keeps downloads quick; the flows are the same for every model.
 const FIXTURE_CLASSIFIER_ID = smallClassifierId();
 import path from 'node:path';
+import { createHash } from 'node:crypto';
 
 /** Requests for files of one model (not the manifest). */
 function countModelRequests(page: Page, modelId: string): { n: number } {
@@ -90,5 +91,27 @@ test.describe('model manager', () => {
     await page.getByRole('button', { name: 'Models' }).click();
     await page.getByTestId(`download-${FIXTURE_CLASSIFIER_ID}`).click();
     await expect(page.getByRole('alert')).toContainText(/not found/);
+  });
+
+  test('a corrupt model (hash matches, bytes are not ONNX) gives a clear message; the app keeps working', async ({ page }) => {
+    test.skip(!hasSharedData(), 'needs ../shared/data/kermany-cxr-224');
+    const errors = watchErrors(page);
+    const garbage = Buffer.from('this is not an ONNX graph '.repeat(64));
+    const broken = structuredClone(readManifest()!);
+    const file = Object.values(broken.models.find((m) => m.id === FIXTURE_CLASSIFIER_ID)!.variants)[0].files[0];
+    file.bytes = garbage.length;
+    file.sha256 = createHash('sha256').update(garbage).digest('hex');
+    await page.route('**/models/manifest.json', (route) => route.fulfill({ json: broken }));
+    await page.route(`**/models/${file.path}`, (route) => route.fulfill({ body: garbage, contentType: 'application/octet-stream' }));
+    await openApp(page, { backend: 'wasm', classifier: FIXTURE_CLASSIFIER_ID });
+    await addFiles(page, [kermanyImage('NORMAL', 6)]);
+    await expect(page.getByRole('alert')).toContainText(/Could not load .*:/, { timeout: 60_000 });
+    await expect(page.getByTestId(`runtime-${FIXTURE_CLASSIFIER_ID}`)).toContainText('Could not load');
+    // The image is still on screen and a DICOM still opens.
+    await expect(page.getByRole('list', { name: 'Opened images' }).getByRole('listitem')).toHaveCount(1);
+    await addFiles(page, [path.join(DICOM_DIR, 'nih_cxr14_dx_1024.dcm')]);
+    await expect(page.getByTestId('dicom-info')).toBeVisible();
+    await shot(page, 'model-corrupt');
+    expect(errors).toEqual([]);
   });
 });

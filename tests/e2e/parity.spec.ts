@@ -8,7 +8,7 @@ import { CLASSIFIER_ID, KERMANY, manifestHas, openApp, REPO, watchErrors } from 
  * Browser vs PyTorch: the goldens (written by export-scripts from PyTorch fp32 on PIL-decoded images) against the
  * app's real path — folder pick → imaging worker (browser JPEG decoder) → classifier worker (preprocessing + ORT WASM).
  */
-const GOLDENS = path.join(REPO, 'tests/goldens', CLASSIFIER_ID, 'test-images.json');
+const GOLDENS = process.env.CXR_E2E_GOLDENS ?? path.join(REPO, 'tests/goldens', CLASSIFIER_ID, 'test-images.json');
 const TOL = 1e-4;
 
 interface Golden {

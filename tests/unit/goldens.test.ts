@@ -46,10 +46,14 @@ function session(file: string): Promise<ort.InferenceSession> {
   return sessions.get(file)!;
 }
 
-/** The graph of `entry` whose declared inputs are exactly the golden's inputs. */
-function graphFor(entry: ModelEntry, inputs: string[]): string | null {
+/** The graph named by meta.graph, else the graph of `entry` whose declared inputs are exactly the golden's inputs. */
+function graphFor(entry: ModelEntry, inputs: string[], metaGraph?: unknown): string | null {
   const variant = entry.variants.fp32 ?? chooseVariant(entry, { backend: 'wasm', shaderF16: false });
-  if (!variant) return null;
+  if (!variant || inputs.length === 0) return null;
+  if (typeof metaGraph === 'string') {
+    const f = variant.files.find((x) => x.path === metaGraph || x.path.endsWith('/' + metaGraph));
+    if (f) return path.join(MODELS, f.path);
+  }
   const want = [...inputs].sort().join(',');
   for (const [role, io] of Object.entries(entry.io ?? {})) {
     if ([...io.inputs].sort().join(',') === want) {
@@ -72,8 +76,9 @@ describe('goldens', () => {
     for (const f of files) {
       const golden = JSON.parse(fs.readFileSync(path.join(GOLDENS, id, f), 'utf8')) as Golden;
       if (!golden.inputs || !golden.outputs) continue;
-      const graph = entry ? graphFor(entry, Object.keys(golden.inputs)) : null;
-      it.skipIf(!graph || !fs.existsSync(graph))(`${id}/${f}: ONNX Runtime Web reproduces the PyTorch outputs${graph ? '' : ' (model not in public/models yet)'}`, async () => {
+      const graph = entry ? graphFor(entry, Object.keys(golden.inputs), golden.meta?.graph) : null;
+      const why = !entry ? ' (model not in public/models yet)' : !graph ? ' (multi-graph pipeline golden: no single graph takes these inputs)' : '';
+      if (Object.keys(golden.inputs).length > 0) it.skipIf(!graph || !fs.existsSync(graph))(`${id}/${f}: ONNX Runtime Web reproduces the PyTorch outputs${why}`, async () => {
         const s = await session(graph!);
         const feeds: Record<string, ort.Tensor> = {};
         for (const [name, t] of Object.entries(golden.inputs)) feeds[name] = toTensor(t);
@@ -88,12 +93,13 @@ describe('goldens', () => {
 
       // tokenizer check: a golden whose meta lists the prompts behind its input_ids
       const prompts = (golden.meta?.prompts ?? golden.meta?.texts) as string[] | undefined;
-      const ids = golden.inputs.input_ids;
-      const tokFile = entry?.family === 'clip' ? fileByRole(entry.variants.fp32 ?? Object.values(entry.variants)[0]!, 'tokenizer') : undefined;
-      if (prompts && ids && entry) {
-        it.skipIf(!tokFile)(`${id}/${f}: the TypeScript tokenizer gives the golden input_ids`, () => {
-          const cfg = entry.config as { context_length: number; pad_token_id: number };
-          const tok = loadClipTokenizer(fs.readFileSync(path.join(MODELS, tokFile!.path), 'utf8'), cfg);
+      const ids = golden.inputs.input_ids ?? golden.outputs.input_ids;
+      const tokFile = entry ? fileByRole(entry.variants.fp32 ?? Object.values(entry.variants)[0]!, 'tokenizer') : undefined;
+      if (prompts && ids) {
+        const tokPath = tokFile ? path.join(MODELS, tokFile.path) : null;
+        it.skipIf(!tokPath || !fs.existsSync(tokPath))(`${id}/${f}: the TypeScript tokenizer gives the golden input_ids${tokPath ? '' : ' (model not in public/models yet)'}`, () => {
+          const cfg = { ...(entry!.config ?? {}), ...(golden.meta ?? {}) } as { context_length: number; pad_token_id: number };
+          const tok = loadClipTokenizer(fs.readFileSync(tokPath!, 'utf8'), cfg);
           const b = tok.encodeBatch(prompts);
           expect(b.dims).toEqual(ids.dims);
           expect(Array.from(b.ids, Number)).toEqual(ids.data);

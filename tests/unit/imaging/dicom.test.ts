@@ -53,6 +53,12 @@ describe('real DICOM files (../shared/data/dicom)', () => {
     expect(img.range.min).toBeGreaterThanOrEqual(0);
     expect(img.range.max).toBeLessThanOrEqual(255);
     expect(img.range.max - img.range.min).toBeGreaterThan(100); // a real radiograph, not a flat image
+    // 8-bit implicit VR LE with Pixel Data last: the modality values are the file's last 1024² bytes
+    const raw = readBytes(sharedPath(nih));
+    const off = raw.length - 1024 * 1024;
+    let mismatches = 0;
+    for (let i = 0; i < 1024 * 1024; i++) if (img.pixels[i] !== raw[off + i]) mismatches++;
+    expect(mismatches).toBe(0);
     const r = dicomToRaster(img);
     expect(r.data.length).toBe(1024 * 1024 * 4);
   });
