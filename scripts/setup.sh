@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 # script, which fails offline; the app never uses it.
 export ONNXRUNTIME_NODE_INSTALL=skip
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund
+  # npm 11.19 `npm ci` rejects a lock file that omits other platforms' optional packages (rollup's native builds),
+  # which npm itself writes that way; `npm install` installs the same locked versions.
+  npm ci --no-audit --no-fund || npm install --no-audit --no-fund
 fi
 
 # Browser tests drive Debian's Chromium; Playwright must never download its own browser.

@@ -10,10 +10,11 @@ import {
   type GpuFacts,
   type RuntimeReport,
   fallbackToWasm,
+  modelPlanFacts,
   planExecution,
   probeGpu,
 } from '../app/lib/runtime';
-import type { Dtype, ModelEntry, ModelFile } from '../app/lib/models/manifest-types';
+import type { ModelEntry, ModelFile } from '../app/lib/models/manifest-types';
 import { CacheStorageModelStore } from '../app/lib/models/model-cache';
 import { LocalKeyModelStore } from '../app/store/cache-keys';
 import { resolveFileUrl, type ModelSource } from '../app/lib/models/sources';
@@ -49,23 +50,7 @@ export function gpuFacts(): Promise<GpuFacts> {
   return gpuPromise;
 }
 
-export function availableDtypes(entry: ModelEntry): Dtype[] {
-  return (Object.keys(entry.variants) as Dtype[]).filter((d) => (entry.variants[d]?.files.length ?? 0) > 0);
-}
-
-export function largestGraphBytes(entry: ModelEntry, roles?: string[]): number {
-  let max = 0;
-  for (const v of Object.values(entry.variants)) {
-    for (const f of v?.files ?? []) {
-      if (!f.path.endsWith('.onnx')) continue;
-      if (roles && !roles.includes(f.role)) continue;
-      max = Math.max(max, f.bytes);
-    }
-  }
-  return max;
-}
-
-/** How a worker gets a model file's bytes (from the model cache, see app/store/model-files.ts). */
+/** How a worker gets a model file's bytes (from the model cache: modelCacheReader below). */
 export type FileReader = (file: ModelFile) => Promise<Uint8Array>;
 
 export interface LoadedGraphs {
@@ -93,8 +78,7 @@ export async function createSessions(
     crossOriginIsolated: self.crossOriginIsolated === true,
     hardwareConcurrency: self.navigator.hardwareConcurrency || 1,
     override,
-    largestFileBytes: largestGraphBytes(entry, roles),
-    availableDtypes: availableDtypes(entry),
+    ...modelPlanFacts(entry),
   };
   let plan: ExecutionPlan = planExecution(inputs);
   if (!threadsSet) {

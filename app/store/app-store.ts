@@ -116,6 +116,8 @@ export interface AppState extends BatchSlice {
   zeroShotCurrent(): Promise<void>;
   addFiles(files: { name: string; bytes: ArrayBuffer; path?: string }[]): Promise<void>;
   select(id: string): void;
+  /** Classify and zero-shot label the current image where it has no result from the chosen models yet. */
+  analyzeCurrent(): Promise<void>;
   classifyCurrent(): Promise<void>;
   ensureClassifierLoaded(): Promise<RuntimeReport | null>;
   ensureModelLoaded(id: string): Promise<RuntimeReport | null>;
@@ -401,11 +403,18 @@ export const useAppStore = create<AppState>()((set, get) => {
       } finally {
         set((s) => ({ busy: s.busy - 1 }));
       }
-      if (added.length) {
-        get().select(added[added.length - 1].id);
-        // Two workers: the classifier and CLIP run side by side.
-        await Promise.all([get().classifyCurrent(), get().zeroShotCurrent()]);
-      }
+      // Selecting starts the analysis (see select).
+      if (added.length) get().select(added[added.length - 1].id);
+    },
+
+    async analyzeCurrent() {
+      const s = get();
+      const item = s.images.find((i) => i.id === s.currentId);
+      if (!item) return;
+      // Two workers: the classifier and CLIP run side by side; results already there (for these models) are kept.
+      const needClassifier = s.classifierId && !item.classifying && item.classification?.modelId !== s.classifierId;
+      const needZeroShot = s.clipId && !item.zeroShotRunning && item.zeroShot?.modelId !== s.clipId;
+      await Promise.all([needClassifier ? get().classifyCurrent() : null, needZeroShot ? get().zeroShotCurrent() : null]);
     },
 
     select(id) {
@@ -421,6 +430,8 @@ export const useAppStore = create<AppState>()((set, get) => {
           showIdentifying: false,
         },
       }));
+      // Images added together are analysed when first looked at.
+      void get().analyzeCurrent();
     },
 
     async ensureClassifierLoaded() {

@@ -7,7 +7,7 @@ import { ModelDownloader } from '../lib/models/downloader';
 import { CacheStorageModelStore, type ModelStore, type StoredModelFile } from '../lib/models/model-cache';
 import { resolveFileUrl, type ModelSource } from '../lib/models/sources';
 import type { Manifest, ModelEntry, ModelVariant } from '../lib/models/manifest-types';
-import { planExecution, probeGpu, type BackendOverride, type ExecutionPlan, type GpuFacts } from '../lib/runtime';
+import { modelPlanFacts, planExecution, probeGpu, type BackendOverride, type ExecutionPlan, type GpuFacts } from '../lib/runtime';
 import type { ModelSourceSetting } from './settings';
 import { LocalKeyModelStore } from './cache-keys';
 
@@ -30,24 +30,14 @@ export function pageGpu(): Promise<GpuFacts> {
   return gpu;
 }
 
-/** The graph roles each family's worker creates sessions for. */
-export function graphRoles(entry: ModelEntry): string[] {
-  if (entry.family === 'clip') return ['image_encoder', 'text_encoder'];
-  return ['model'];
-}
-
 export async function planFor(entry: ModelEntry, override: BackendOverride): Promise<{ plan: ExecutionPlan; variant: ModelVariant }> {
   const facts = await pageGpu();
-  // Every graph counts for the buffer-size check (SAM and SD carry several), not only the roles one worker uses.
-  let largest = 0;
-  for (const v of Object.values(entry.variants)) for (const f of v?.files ?? []) if (f.path.endsWith('.onnx')) largest = Math.max(largest, f.bytes);
   const plan = planExecution({
     gpu: facts,
     crossOriginIsolated: globalThis.crossOriginIsolated === true,
     hardwareConcurrency: navigator.hardwareConcurrency || 1,
     override,
-    largestFileBytes: largest,
-    availableDtypes: Object.keys(entry.variants) as ExecutionPlan['dtype'][],
+    ...modelPlanFacts(entry),
   });
   return { plan, variant: entry.variants[plan.dtype]! };
 }

@@ -20,7 +20,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import manifest as mf
 from .clip import (DEFAULT_PROMPTS, build_random_biomedclip, encode_ids, export_clip, models_dir_default, run_onnx,
                    seed_all, torch_threads)
 from .errors import ExportError
@@ -211,7 +210,6 @@ def fixture_sd(out_dir: Path, gdir: Path, seed: int, lora_dir: Path | None = Non
     g = gdir / mid
     tok = parts["tokenizer"]
     ids = encode_ids(tok, SAMPLE_PROMPTS)
-    from .clip import export_onnx  # noqa: F401  (graphs are already written; goldens only run them)
     from .sd import wrappers
 
     te, unet_w, vd = wrappers(parts["text_encoder"], parts["unet"], parts["vae"])

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -143,8 +142,11 @@ def train_lora(data_dir: Path, out_dir: Path, *, size: str = "tiny", pretrained:
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
         model.save_pretrained(str(tmp))  # adapter_config.json + adapter_model.safetensors
+        (tmp / "README.md").unlink(missing_ok=True)  # peft's empty model-card template
         (tmp / "train_log.jsonl").write_text("\n".join(log_lines) + "\n")
         write_json(tmp / "train_summary.json", summary)
+        for f in tmp.iterdir():
+            f.chmod(0o644)
     return summary
 
 

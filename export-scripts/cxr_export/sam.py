@@ -9,7 +9,9 @@
                        -> masks_low_res [1,M,4E,4E] logits, iou_predictions [1,M]  (E = embedding side; M=3 with
                        multimask output, else 1)
 This is the convention of SAM's own ONNX export (segment_anything/utils/onnx.py): with points only, append one
-padding point (0,0) labelled -1; a box is two points labelled 2 and 3.
+padding point (0,0) labelled -1; a box is two points labelled 2 and 3. SAM2's predictor always appends the
+padding point (after a box too): the manifest's config.append_padding_point says which ('when-no-box' | 'always').
+Preprocessing mean/std come from the checkpoint's preprocessor_config.json when it has one (else ImageNet's).
 
 Archs: sam-vit-b and medsam (transformers SamModel, same architecture, different weights), sam2-tiny
 (transformers Sam2Model, Hiera-tiny), mobilesam (TinyViT encoder + SAM decoder: random-init only, see
@@ -107,12 +109,28 @@ def build_sam(arch: str, checkpoint: str | None, size: str, seed: int):
             model = SamModel(sam_config(size))
             reinit_(model, seed=seed)
         model.eval()
-        return SamAdapter(model), _info_from_sam(model.config, arch)
+        info = _info_from_sam(model.config, arch)
+        if checkpoint:
+            info.update(_checkpoint_norm(Path(checkpoint)))
+        return SamAdapter(model), info
     if arch == "sam2-tiny":
         return build_sam2(checkpoint, size, seed)
     if arch == "mobilesam":
         return build_mobilesam(checkpoint, size, seed)
     raise ExportError(f"unknown --arch {arch!r}; one of {', '.join(ARCHS)}")
+
+
+def _checkpoint_norm(p: Path) -> dict:
+    pre = p / "preprocessor_config.json"
+    if not pre.exists():
+        return {}
+    data = json.loads(pre.read_text())
+    out = {}
+    if data.get("image_mean") and data.get("image_std"):
+        out = {"mean": [float(v) for v in data["image_mean"]], "std": [float(v) for v in data["image_std"]]}
+    if data.get("do_normalize") is False:
+        out = {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
+    return out
 
 
 def _info_from_sam(cfg, arch: str) -> dict:
@@ -411,7 +429,7 @@ def export_sam(adapter, info: dict, out_dir: Path, model_id: str, weights: str, 
                                             run_onnx(tmp / "prompt_decoder.onnx", feeds), atol, rtol))
         parity["prompt_decoder"] = worst
         s = info["image_size"]
-        write_json(tmp / "sam_config.json", {k: v for k, v in info.items()})
+        write_json(tmp / "sam_config.json", {**info, "append_padding_point": adapter.padding_point})
     final = out_dir / model_id
     files = [mf.file_record(out_dir, final / "image_encoder.onnx", "image_encoder"),
              mf.file_record(out_dir, final / "prompt_decoder.onnx", "prompt_decoder"),
@@ -427,12 +445,12 @@ def export_sam(adapter, info: dict, out_dir: Path, model_id: str, weights: str, 
         "source": source,
         "variants": {"fp32": {"dtype": "fp32", "files": files, "parity": mf.parity_record(
             max(parity.values()), f"PyTorch ({info['arch']}), fp32, atol {atol:g} + rtol {rtol:g} x max|ref|")}},
-        "preprocessing": {"size": [s, s], "resize": "bilinear", "mean": list(IMAGENET_MEAN),
-                          "std": list(IMAGENET_STD), "layout": "NCHW"},
+        "preprocessing": {"size": [s, s], "resize": "bilinear", "mean": list(info.get("mean", IMAGENET_MEAN)),
+                          "std": list(info.get("std", IMAGENET_STD)), "layout": "NCHW"},
         "io": {"image_encoder": {"inputs": ["pixel_values"], "outputs": fnames},
                "prompt_decoder": {"inputs": dec_inputs, "outputs": ["masks_low_res", "iou_predictions"]}},
         "config": {
-            **info,
+            **{k: v for k, v in info.items() if k not in ("mean", "std")},
             "resize": "longest-side", "pad": "bottom-right",
             "multimask_output": num_masks > 1, "num_masks": num_masks,
             "append_padding_point": adapter.padding_point,
@@ -458,7 +476,8 @@ def run(args: argparse.Namespace) -> dict:
             adapter.decoder, "multimask_output", False)
     weights = "random-fixture" if args.random_init else "pretrained"
     source = (f"random-init ({args.size}) {args.arch}" if args.random_init else str(args.checkpoint))
-    entry = export_sam(adapter, info, args.out_dir, args.model_id or args.arch, weights, atol=args.atol,
+    model_id = args.arch if args.model_id in (None, "", "<arch>") else args.model_id
+    entry = export_sam(adapter, info, args.out_dir, model_id, weights, atol=args.atol,
                        seed=args.seed, source=source)
     print(json.dumps({"id": entry["id"], "parity": entry["config"]["parity"]}))
     return entry
@@ -467,7 +486,7 @@ def run(args: argparse.Namespace) -> dict:
 def register(subparsers) -> None:
     p = subparsers.add_parser("sam", help="export SAM / MedSAM / MobileSAM / SAM2 to image_encoder + prompt_decoder ONNX",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_args(p, "")
+    add_common_args(p, "<arch>")
     p.add_argument("--arch", choices=ARCHS, default="sam-vit-b")
     p.add_argument("--checkpoint", default=None, help="transformers model folder (config.json + weights)")
     p.add_argument("--single-mask", action="store_true", help="export the single-mask head (M=1) instead of 3 masks")

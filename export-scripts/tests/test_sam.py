@@ -89,6 +89,24 @@ def test_single_mask_mode(tmp_path):
     assert e["weights"] == "random-fixture"
 
 
+def test_local_checkpoint_folder(tmp_path):
+    """--checkpoint DIR (save_pretrained layout, as MedSAM / SAM ship) exports with the folder's weights and norm."""
+    adapter, _ = build_sam("sam-vit-b", None, "tiny", seed=5)
+    ck = tmp_path / "medsam-tiny"
+    adapter.model.save_pretrained(ck)
+    (ck / "preprocessor_config.json").write_text(json.dumps({"image_mean": [0.5, 0.5, 0.5],
+                                                             "image_std": [0.25, 0.25, 0.25]}))
+    out = tmp_path / "models"
+    assert main(["sam", "--arch", "medsam", "--checkpoint", str(ck), "--out-dir", str(out)]) == 0
+    e = json.loads((out / "manifest.json").read_text())["models"][0]
+    assert e["id"] == "medsam" and e["weights"] == "pretrained" and e["preprocessing"]["std"] == [0.25] * 3
+    assert e["variants"]["fp32"]["parity"]["max_abs_diff"] <= 1e-4
+    loaded, _ = build_sam("medsam", str(ck), "tiny", seed=0)
+    x = torch.zeros(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(loaded.encoder(x), adapter.encoder(x), atol=1e-6)
+
+
 def test_wrong_checkpoint_fails_cleanly(tmp_path, capsys):
     bad = tmp_path / "ck"
     bad.mkdir()

@@ -59,6 +59,33 @@ def test_fused_unet_equals_base_plus_adapters(tmp_path):
     assert (y_dom_fused - y_dom_unfused).abs().max() <= 1e-4
 
 
+def test_lcm_lora_file_in_kohya_format(tmp_path):
+    """--lcm-lora DIR: a pytorch_lora_weights.safetensors with kohya keys (as lcm-lora-sdv1-5 publishes) loads
+    into every LCM target and fuses to the same UNet as the adapter it was written from."""
+    import copy
+
+    from peft.utils import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    from cxr_export.sd import add_random_lcm_lora, build_sd, fuse_and_unload, prepare
+
+    parts = build_sd("tiny", seed=0)
+    lcm = add_random_lcm_lora(copy.deepcopy(parts["unet"]), 4, seed=3)
+    state = {}
+    for k, v in get_peft_model_state_dict(lcm, adapter_name="lcm").items():
+        module, kind = k.rsplit(".lora_", 1)
+        name = "lora_unet_" + module.replace(".", "_")
+        state[name + (".lora_down.weight" if kind.startswith("A") else ".lora_up.weight")] = v.contiguous()
+        state[name + ".alpha"] = torch.tensor(4.0)
+    (tmp_path / "lcm").mkdir()
+    save_file(state, str(tmp_path / "lcm" / "pytorch_lora_weights.safetensors"))
+    feeds = _unet_inputs(parts["info"])
+    want = _out(fuse_and_unload(lcm), feeds)
+    got_parts, _, _, src = prepare("tiny", 0, None, tmp_path / "lcm", None, True)
+    assert src == str(tmp_path / "lcm")
+    assert (_out(got_parts["unet"], feeds) - want).abs().max() <= 1e-5
+
+
 def test_sd_tiny_export_with_domain_lora(tmp_path):
     from cxr_export.fixtures import random_domain_lora
     from cxr_export.sd import build_sd

@@ -2,7 +2,7 @@
  * Pure choice of ONNX Runtime execution provider and model dtype from what the device offers.
  * No browser APIs here: the workers gather the facts (see gpu-probe.ts) and this decides, so every rule is unit-tested.
  */
-import type { Dtype } from '../models/manifest-types';
+import type { Dtype, ModelEntry } from '../models/manifest-types';
 
 export type Backend = 'webgpu' | 'wasm';
 /** The user's setting: 'auto' lets the app decide; the others force a backend where it can work at all. */
@@ -167,4 +167,20 @@ export function fallbackToWasm(plan: ExecutionPlan, cause: unknown, inp: Executi
   const reasons = [...plan.reasons, `WebGPU session creation failed (${msg.slice(0, 300)}): fell back to WASM`];
   const dtype = chooseDtype('wasm', inp, reasons);
   return { backend: 'wasm', dtype, numThreads: plan.numThreads, reasons };
+}
+
+/**
+ * The model-dependent inputs of a plan, from its manifest entry: the dtypes it has files for, and its largest ONNX
+ * graph (every graph, since SAM and SD carry several). The page and the workers both use this, so they agree on the
+ * variant to download and to run.
+ */
+export function modelPlanFacts(entry: ModelEntry): Pick<ExecutionInputs, 'largestFileBytes' | 'availableDtypes'> {
+  let largestFileBytes = 0;
+  const availableDtypes: Dtype[] = [];
+  for (const [dtype, v] of Object.entries(entry.variants)) {
+    if (!v?.files.length) continue;
+    availableDtypes.push(dtype as Dtype);
+    for (const f of v.files) if (f.path.endsWith('.onnx')) largestFileBytes = Math.max(largestFileBytes, f.bytes);
+  }
+  return { largestFileBytes, availableDtypes };
 }

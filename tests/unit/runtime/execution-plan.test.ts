@@ -3,6 +3,7 @@ import {
   type ExecutionInputs,
   type GpuFacts,
   fallbackToWasm,
+  modelPlanFacts,
   NoUsableVariantError,
   planExecution,
 } from '../../../app/lib/runtime/execution-plan';
@@ -140,5 +141,28 @@ describe('probeGpu', () => {
     });
     expect(facts).toMatchObject({ available: true, vendor: 'google', architecture: 'swiftshader', isFallbackAdapter: true, shaderF16: false });
     expect(facts.maxStorageBufferBindingSize).toBe(GiB / 2);
+  });
+});
+
+describe('modelPlanFacts', () => {
+  it('lists dtypes with files and the largest ONNX graph of any variant', () => {
+    const f = (path: string, bytes: number) => ({ role: 'x', path, bytes, sha256: '0'.repeat(64) });
+    const facts = modelPlanFacts({
+      id: 'm',
+      name: 'm',
+      family: 'sam',
+      task: 't',
+      weights: 'random-fixture',
+      license: 'MIT',
+      source: 's',
+      variants: {
+        fp32: { dtype: 'fp32', files: [f('m/enc.onnx', 900), f('m/dec.onnx', 100), f('m/tokenizer.json', 5000)] },
+        fp16: { dtype: 'fp16', files: [f('m/enc16.onnx', 450)] },
+        int8: { dtype: 'int8', files: [] },
+      },
+      card: { summary: '' },
+    });
+    expect(facts.availableDtypes.sort()).toEqual(['fp16', 'fp32']);
+    expect(facts.largestFileBytes).toBe(900);
   });
 });
