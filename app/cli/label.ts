@@ -13,7 +13,8 @@
  *   card.threshold (or --threshold), with confidence_score = probability of that label.
  * - Writes labeled_dataset.csv (image_id,auto_label,ground_truth,confidence_score,classifier_prediction,
  *   classifier_probability), logs progress to stderr, and prints the metrics JSON as the LAST line of stdout:
- *   {accuracy, precision, recall, specificity, f1, auc, ece, confusion, threshold, n, images_per_second, ...}.
+ *   {accuracy, precision, recall, specificity, f1, auc, ece, ece_top_label, confusion, threshold, n, images_per_second, ...}.
+ *   ece: 15 equal-width bins on P(positive); ece_top_label: on the predicted class's confidence (the model card's ece_15).
  *   images_per_second counts decode + preprocess + inference (model loading excluded).
  */
 import fs from 'node:fs';
@@ -291,6 +292,7 @@ async function main() {
     f1: rep?.f1 ?? null,
     auc: rep && Number.isFinite(rep.auc) ? rep.auc : null,
     ece: rep?.ece ?? null,
+    ece_top_label: rep?.eceTopLabel ?? null,
     confusion: rep?.confusion ?? null,
     threshold,
     positive_label: labels[pos],

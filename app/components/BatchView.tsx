@@ -350,7 +350,22 @@ export function BatchView() {
                       <td className="ellipsis" title={r.imageId}>
                         {r.imageId}
                       </td>
-                      <td>{r.status === 'error' ? <span className="error-text">{r.error}</span> : r.status === 'pending' ? '…' : (r.autoLabel ?? r.classifierPrediction)}</td>
+                      <td>
+                        {r.status === 'error' ? (
+                          <span className="error-text">{r.error}</span>
+                        ) : r.status === 'pending' ? (
+                          '…'
+                        ) : (
+                          <>
+                            {r.autoLabel ?? r.classifierPrediction}{' '}
+                            {(r.autoLabel ? clip : cls)?.weights === 'random-fixture' && (
+                              <span className="tag tag-random" title="random weights: this label means nothing">
+                                random weights
+                              </span>
+                            )}
+                          </>
+                        )}
+                      </td>
                       <td>{r.groundTruth ?? ''}</td>
                       <td className="num">{r.autoConfidence != null ? r.autoConfidence.toFixed(3) : r.classifierProbability != null ? confidenceOf(r).toFixed(3) : ''}</td>
                       <td>{predictAt(r.classifierProbability, b.threshold) ?? ''}</td>

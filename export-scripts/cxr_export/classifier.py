@@ -263,7 +263,7 @@ def card_metrics(fp32: dict, int8: dict | None) -> dict:
 
 
 def write_goldens(checkpoint, data_root, goldens_dir, prep: dict | None = None, count: int = GOLDEN_COUNT,
-                  seed: int = 0) -> Path:
+                  seed: int = 0, model_id: str | None = None) -> Path:
     """tests/goldens/<id>/test-images.json: `count` real test images balanced across labels (seeded), each with the
     PyTorch fp32 probabilities and logits from the app's preprocessing."""
     import torch
@@ -284,7 +284,7 @@ def write_goldens(checkpoint, data_root, goldens_dir, prep: dict | None = None, 
         logits = model(pixel_values=x).logits.double()
     probs = logits.softmax(-1)
     doc = {
-        "model": Path(checkpoint).name,
+        "model": model_id or Path(checkpoint).name,
         "data_root": "../shared/data/kermany-cxr-224",
         "reference": "PyTorch fp32 ViTForImageClassification on PIL-decoded RGB, resized with PIL only when the size "
                      "differs, /255, (x - mean) / std",
@@ -343,7 +343,8 @@ def publish(run_dir: Path, models_dir: Path, model_id: str, data_root: Path, gol
         if e["id"] == model_id:
             e["card"]["metrics"] = card_metrics(m32, m8)
     mf.save(models_dir, manifest)
-    g = write_goldens(ck, data_root, goldens_dir or repo_root() / "tests" / "goldens" / model_id, prep)
+    g = write_goldens(ck, data_root, goldens_dir or repo_root() / "tests" / "goldens" / model_id, prep,
+                      model_id=model_id)
     print(json.dumps({"fp32": m32, "int8": m8, "goldens": str(g)}), flush=True)
     return {"fp32": m32, "int8": m8}
 
@@ -354,6 +355,15 @@ def publish(run_dir: Path, models_dir: Path, model_id: str, data_root: Path, gol
 
 
 def run(args: argparse.Namespace) -> dict:
+    if args.goldens_only:
+        ck = args.checkpoint or (args.run_dir / "checkpoint" if args.run_dir else None)
+        if ck is None:
+            raise ExportError("--goldens-only needs --checkpoint DIR or --run-dir DIR")
+        load_model(ck)  # validates the checkpoint first
+        g = write_goldens(ck, args.evaluate_data, args.goldens_dir or repo_root() / "tests" / "goldens" / args.model_id,
+                          model_id=args.model_id)
+        print(json.dumps({"goldens": str(g)}))
+        return {"goldens": str(g)}
     if args.run_dir:
         return publish(args.run_dir, args.out_dir, args.model_id, args.evaluate_data, args.goldens_dir, args.atol)
     if not args.random_init and not args.checkpoint:
@@ -384,7 +394,9 @@ def register(subparsers) -> None:
                    help="a train-classifier --out folder: export + int8 + test metrics + goldens")
     p.add_argument("--evaluate-data", type=Path, default=shared_dir() / "data" / "kermany-cxr-224",
                    help="folder with test/<label>/ (with --run-dir; default ../shared/data/kermany-cxr-224)")
-    p.add_argument("--goldens-dir", type=Path, default=None)
+    p.add_argument("--goldens-dir", type=Path, default=None, help="default tests/goldens/<id>")
+    p.add_argument("--goldens-only", action="store_true",
+                   help="only regenerate <goldens-dir>/test-images.json from --checkpoint / --run-dir")
     p.add_argument("--out-dir", type=Path, default=repo_root() / "public" / "models")
     p.add_argument("--id", dest="model_id", default="pneumonia-vit")
     p.add_argument("--random-init", action="store_true")

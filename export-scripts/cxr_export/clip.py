@@ -100,7 +100,8 @@ def check_parity(name: str, torch_out: dict[str, np.ndarray], onnx_out: dict[str
         diff = max_abs_diff(ref, onnx_out[key])
         limit = atol + rtol * float(np.max(np.abs(ref))) if np.size(ref) else atol
         if not diff <= limit:
-            raise ExportError(f"parity failed for {name}:{key}: max abs diff {diff:.3g} > {limit:.3g}")
+            raise ExportError(f"parity failed for {name}:{key}: max abs diff {diff:.3g} > {limit:.3g} "
+                              f"(atol {atol:g} + rtol {rtol:g} x max|ref| {float(np.max(np.abs(ref))):.3g})")
         worst = max(worst, diff)
     return worst
 

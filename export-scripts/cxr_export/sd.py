@@ -356,12 +356,9 @@ def _to_fp16(src: Path, dst: Path) -> None:
     keep = [n.name for n in model.graph.node if n.op_type == "Constant" and set(n.output) & resize_inputs]
     model16 = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=True, op_block_list=block,
                                        node_block_list=keep)
-    big = model16.ByteSize() > 1_900_000_000 if hasattr(model16, "ByteSize") else False
-    if big:
-        onnx.save_model(model16, str(dst), save_as_external_data=True, all_tensors_to_one_file=True,
-                        location=dst.name + ".data")
-    else:
-        onnx.save_model(model16, str(dst))
+    from .onnx_utils import save_model
+
+    save_model(model16, dst)  # external data `<name>.onnx.data` past 2 GB
 
 
 def export_sd(parts: dict, out_dir: Path, model_id: str, weights: str, unet_lora=None, atol: float = 1e-4,

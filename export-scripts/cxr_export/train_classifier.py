@@ -263,7 +263,7 @@ def train(args: argparse.Namespace) -> dict:
 
     gen = torch.Generator().manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    log, step, best = [], 0, None
+    log, step, best, stopped_early = [], 0, None, None
     first_losses, last_losses = [], []
     out = Path(args.out)
     with atomic_dir(out) as tmp:
@@ -320,6 +320,11 @@ def train(args: argparse.Namespace) -> dict:
             print(json.dumps(rec), flush=True)
             if args.max_steps and step >= args.max_steps:
                 break
+            if args.max_minutes and (time.time() - t0) / 60.0 > args.max_minutes and epoch < args.epochs:
+                print(f"time budget of {args.max_minutes} min reached after epoch {epoch}; keeping the best val "
+                      "checkpoint so far", flush=True)
+                stopped_early = epoch
+                break
         logf.close()
         model.load_state_dict(best["state"])
         model.eval()
@@ -333,6 +338,7 @@ def train(args: argparse.Namespace) -> dict:
             "steps": step, "batch_size": args.batch_size, "lr": args.lr, "weight_decay": args.weight_decay,
             "label_smoothing": args.label_smoothing, "ema": args.ema, "loss": "class-weighted cross-entropy",
             "val_frac": args.val_frac, "n_train": int(len(y_tr)), "n_val": int(len(y_va)),
+            "planned_epochs": args.epochs, "stopped_early_after_epoch": stopped_early,
             "best_epoch": best["epoch"], "best_weights": best["which"], "threshold": thr,
             "threshold_rule": "max Youden J on val", "val_metrics": val,
             "seconds_per_epoch": round(float(np.mean([r["epoch_s"] for r in log])), 1),
@@ -381,6 +387,8 @@ def register(subparsers) -> None:
     p.add_argument("--layers", type=int, default=DEFAULT_ARCH["num_hidden_layers"])
     p.add_argument("--heads", type=int, default=DEFAULT_ARCH["num_attention_heads"])
     p.add_argument("--mlp", type=int, default=DEFAULT_ARCH["intermediate_size"])
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="wall-time budget: stop after the epoch that passes it (best val checkpoint kept)")
     p.add_argument("--threads", type=int, default=int(os.environ.get("CXR_TORCH_THREADS", "2")))
     p.add_argument("--limit-per-class", type=int, default=None, help="use only the first N train images per class")
     p.add_argument("--max-steps", type=int, default=None, help="stop after N optimizer steps (smoke tests)")

@@ -129,3 +129,12 @@ def test_publish_pipeline(tiny_run, tmp_path):
     assert all(isinstance(v, (int, float, str)) for v in card["metrics"].values())
     doc = json.loads((tmp_path / "g" / "test-images.json").read_text())
     assert len(doc["images"]) == 6 and doc["preprocessing"] == entry["preprocessing"]
+
+
+def test_goldens_only_cli(tiny_run, tmp_path):
+    root, out = tiny_run
+    g = tmp_path / "gold"
+    assert main(["classifier", "--goldens-only", "--run-dir", str(out), "--evaluate-data", str(root),
+                 "--goldens-dir", str(g), "--id", "x"]) == 0
+    doc = json.loads((g / "test-images.json").read_text())
+    assert doc["model"] == "x" and len(doc["images"]) == 6

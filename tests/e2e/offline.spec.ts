@@ -1,5 +1,5 @@
 import { expect, test } from '@playwright/test';
-import { addFiles, CLASSIFIER_ID, FIXTURE_CLASSIFIER_ID, hasSharedData, kermanyImage, manifestHas, shot, waitForClassification, watchErrors } from './helpers';
+import { addFiles, CLASSIFIER_ID, FIXTURE_CLASSIFIER_ID, hasSharedData, kermanyImage, manifestHas, readManifest, shot, waitForClassification, watchErrors } from './helpers';
 
 // The service worker (precached app shell incl. ORT's wasm) is the point of this test.
 test.use({ serviceWorkers: 'allow' });
@@ -31,6 +31,13 @@ test('after one online visit and a model download the app opens and classifies o
   expect(['NORMAL', 'PNEUMONIA']).toContain(r.label);
   await expect(page.getByTestId(`runtime-${id}`).getByTestId('runtime-backend')).toHaveText('wasm');
   await shot(page, 'offline');
+  // The service worker answers model URLs from the app's model cache too (never from its precache).
+  const file = Object.values(readManifest()!.models.find((m) => m.id === id)!.variants)[0].files[0];
+  const got = await page.evaluate(async (p) => {
+    const r = await fetch(`/models/${p}`);
+    return { status: r.status, bytes: (await r.arrayBuffer()).byteLength };
+  }, file.path);
+  expect(got).toEqual({ status: 200, bytes: file.bytes });
   await context.setOffline(false);
   expect(errors).toEqual([]);
 });

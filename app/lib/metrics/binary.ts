@@ -29,7 +29,10 @@ export interface BinaryReport extends ThresholdMetrics {
   n: number;
   positives: number;
   auc: number;
+  /** ECE on P(positive) (see expectedCalibrationError) */
   ece: number;
+  /** ECE of the predicted class's confidence at 0.5 (see topLabelCalibrationError); what the Python model cards call ece_15 */
+  eceTopLabel: number;
 }
 
 function check(labels: ArrayLike<number>, scores: ArrayLike<number>) {
@@ -180,6 +183,24 @@ export function expectedCalibrationError(labels: ArrayLike<number>, probs: Array
   return e;
 }
 
+/**
+ * Top-label ECE, as export-scripts' model cards report it (`ece_15`): predicted class = [P(positive) ≥ 0.5],
+ * confidence = probability of the predicted class, correctness vs. the label; same equal-width bins.
+ */
+export function topLabelCalibrationError(labels: ArrayLike<number>, probs: ArrayLike<number>, bins = 15): number {
+  check(labels, probs);
+  const n = labels.length;
+  if (n === 0) return NaN;
+  const correct: number[] = [];
+  const conf: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const pred = probs[i] >= 0.5 ? 1 : 0;
+    conf.push(pred ? probs[i] : 1 - probs[i]);
+    correct.push(pred === labels[i] ? 1 : 0);
+  }
+  return expectedCalibrationError(correct, conf, bins);
+}
+
 /** Metrics at each threshold (default: 0, 0.01, …, 1). */
 export function thresholdSweep(labels: ArrayLike<number>, scores: ArrayLike<number>, thresholds?: number[]): ThresholdMetrics[] {
   const ts = thresholds ?? Array.from({ length: 101 }, (_, i) => i / 100);
@@ -207,5 +228,12 @@ export function binaryReport(labels: ArrayLike<number>, probs: ArrayLike<number>
   const m = metricsAt(labels, probs, threshold);
   let positives = 0;
   for (let i = 0; i < labels.length; i++) positives += labels[i];
-  return { ...m, n: labels.length, positives, auc: rocAuc(labels, probs), ece: expectedCalibrationError(labels, probs, eceBins) };
+  return {
+    ...m,
+    n: labels.length,
+    positives,
+    auc: rocAuc(labels, probs),
+    ece: expectedCalibrationError(labels, probs, eceBins),
+    eceTopLabel: topLabelCalibrationError(labels, probs, eceBins),
+  };
 }

@@ -41,6 +41,16 @@ describe('PCA', () => {
     expect(p.explainedVarianceRatio[0]).toBeGreaterThan(0.85);
   });
 
+  it('randomized default recovers planted directions in high dimension', () => {
+    const n = 400, D = 256;
+    const z = randn(n * D, 21), a = randn(n, 22), b = randn(n, 23);
+    const X = new Float32Array(n * D);
+    for (let r = 0; r < n; r++) for (let i = 0; i < D; i++) X[r * D + i] = 0.1 * z[r * D + i] + (i === 7 ? 5 * a[r] : 0) + (i === 100 ? 3 * b[r] : 0);
+    const p = pca2d(X, D);
+    expect(Math.abs(p.components[0][7])).toBeGreaterThan(0.999);
+    expect(Math.abs(p.components[1][100])).toBeGreaterThan(0.999);
+  });
+
   it.skipIf(!hasPython)('matches numpy SVD projections up to sign', () => {
     const n = 120, D = 32;
     const X = randn(n * D, 9);
@@ -50,7 +60,7 @@ import json,sys,numpy as np
 d=json.load(sys.stdin); X=np.array(d['x']).reshape(d['n'],d['D']); Xc=X-X.mean(0)
 U,S,Vt=np.linalg.svd(Xc,full_matrices=False); P=Xc@Vt[:2].T
 print(json.dumps(dict(p=P.tolist(), var=(S[:2]**2/(len(X)-1)).tolist())))`], { input: JSON.stringify({ x: Array.from(X), n, D }) }).toString());
-    const p = pca2d(X, D, { iterations: 5000, tolerance: 1e-13 });
+    const p = pca2d(X, D, { oversampling: 30 }); // l = 32 = D: the subspace is exact
     for (let c = 0; c < 2; c++) {
       expect(p.explainedVariance[c]).toBeCloseTo(ref.var[c], 3);
       const sign = Math.sign(p.coords[c]) === Math.sign(ref.p[0][c]) ? 1 : -1;

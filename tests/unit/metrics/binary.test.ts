@@ -72,11 +72,17 @@ k=np.clip(np.ceil(p*15).astype(int)-1,0,14); ece=0.0
 for b in range(15):
   m=k==b
   if m.any(): ece+=m.mean()*abs(y[m].mean()-p[m].mean())
-print(json.dumps(dict(auc=float(auc),tp=tp,fp=fp,tn=tn,fn=fn,ece=float(ece))))`;
+# top-label ECE exactly as export-scripts/cxr_export/train_classifier.py computes the cards' ece_15
+pred=(p>=0.5).astype(int); conf=np.where(pred==1,p,1-p); cor=(pred==y).astype(float); edges=np.linspace(0,1,16); top=0.0
+for k2 in range(15):
+  lo,hi=edges[k2],edges[k2+1]; m=(conf>lo)&(conf<=hi) if k2>0 else (conf>=lo)&(conf<=hi)
+  if m.any(): top+=m.mean()*abs(cor[m].mean()-conf[m].mean())
+print(json.dumps(dict(auc=float(auc),tp=tp,fp=fp,tn=tn,fn=fn,ece=float(ece),top=float(top))))`;
     const ref = JSON.parse(execFileSync(PYTHON, ['-c', code], { input: JSON.stringify({ y: labels, p: probs }) }).toString());
     const r = binaryReport(labels, probs, 0.5);
     expect(r.auc).toBeCloseTo(ref.auc, 12);
     expect(r.confusion).toEqual({ tp: ref.tp, fp: ref.fp, tn: ref.tn, fn: ref.fn });
     expect(r.ece).toBeCloseTo(ref.ece, 12);
+    expect(r.eceTopLabel).toBeCloseTo(ref.top, 12);
   });
 });
