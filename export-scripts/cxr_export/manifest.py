@@ -67,6 +67,7 @@ def save(models_dir: Path, manifest: dict[str, Any]) -> None:
     with os.fdopen(fd, "w") as fh:
         json.dump(manifest, fh, indent=2)
         fh.write("\n")
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600; the manifest is served to browsers
     os.replace(tmp, models_dir / MANIFEST_NAME)
 
 
