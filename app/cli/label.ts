@@ -4,7 +4,7 @@
  *
  *   npm run label -- DIR [--model pneumonia-vit] [--out labeled_dataset.csv] [--models-dir public/models]
  *                        [--batch 16] [--threads N] [--dtype fp32|int8] [--truth labels.csv] [--clip MODEL_ID]
- *                        [--threshold T] [--limit N]
+ *                        [--threshold T] [--limit N] [--embeddings-out embeddings.json]
  *
  * - Walks DIR recursively (symlinks followed) for PNG/JPEG/DICOM, detected from the bytes, not the extension.
  * - Ground truth: a directory segment equal to one of the model's labels (NORMAL/PNEUMONIA, case-insensitive), or
@@ -16,6 +16,9 @@
  *   {accuracy, precision, recall, specificity, f1, auc, ece, ece_top_label, confusion, threshold, n, images_per_second, ...}.
  *   ece: 15 equal-width bins on P(positive); ece_top_label: on the predicted class's confidence (the model card's ece_15).
  *   images_per_second counts decode + preprocess + inference (model loading excluded).
+ *   precision_at_5: label agreement of the 5 nearest neighbours (cosine on the classifier's penultimate `embedding`,
+ *   self excluded) over the rows with ground truth; clip_precision_at_5: the same on CLIP image embeddings (--clip).
+ *   --embeddings-out writes {image_ids, classifier: {dim, data}, clip?: {dim, data}} (rows in CSV order) as JSON.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -34,6 +37,7 @@ import { toLabeledDatasetCsv, type LabeledRow } from '../lib/batch/csv';
 import { binaryReport } from '../lib/metrics/binary';
 import { loadClipTokenizer } from '../lib/clip/tokenize';
 import { zeroShot, type LabelPrompts } from '../lib/clip/zero-shot';
+import { precisionAtK } from '../lib/embeddings';
 import type { Raster } from '../lib/imaging/raster';
 
 interface Args {
@@ -48,10 +52,12 @@ interface Args {
   clip?: string;
   threshold?: number;
   limit?: number;
+  embeddingsOut?: string;
 }
 
 const HELP = `usage: npm run label -- DIR [--model pneumonia-vit] [--out labeled_dataset.csv] [--models-dir public/models]
-       [--batch 16] [--threads N] [--dtype fp32|int8] [--truth labels.csv] [--clip MODEL_ID] [--threshold T] [--limit N]`;
+       [--batch 16] [--threads N] [--dtype fp32|int8] [--truth labels.csv] [--clip MODEL_ID] [--threshold T] [--limit N]
+       [--embeddings-out embeddings.json]`;
 
 function repoRoot(): string {
   return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -78,6 +84,7 @@ function parseArgs(argv: string[]): Args {
       case '--clip': a.clip = v(); break;
       case '--threshold': a.threshold = Number(v()); break;
       case '--limit': a.limit = Number(v()); break;
+      case '--embeddings-out': a.embeddingsOut = v(); break;
       case '-h': case '--help': process.stdout.write(HELP + '\n'); process.exit(0);
       // falls through (process.exit never returns)
       default:
@@ -101,6 +108,7 @@ function parseArgs(argv: string[]): Args {
     clip: a.clip,
     threshold: a.threshold,
     limit: a.limit,
+    embeddingsOut: a.embeddingsOut ? path.resolve(a.embeddingsOut) : undefined,
   };
 }
 
@@ -212,6 +220,9 @@ async function main() {
   log(`${files.length} files under ${args.dir}`);
 
   const rows: LabeledRow[] = [];
+  /** Per row of `rows` (same order): classifier penultimate embedding and CLIP image embedding. */
+  const clsEmbeds: (Float32Array | undefined)[] = [];
+  const clipEmbeds: (Float32Array | undefined)[] = [];
   const skipped: { file: string; reason: string }[] = [];
   const pos = positiveIndex(labels);
   const t0 = performance.now();
@@ -240,19 +251,25 @@ async function main() {
     if (rasters.length === 0) continue;
     const { data, dims } = prepareClassifierBatch(rasters, pre);
     const input = new ort.Tensor('float32', data, dims);
-    const outNames = session.outputNames.filter((n) => n === 'probabilities' || n === 'logits');
+    const outNames = session.outputNames.filter((n) => n === 'probabilities' || n === 'logits' || n === 'embedding');
     const res = await session.run({ [session.inputNames[0] ?? 'pixel_values']: input }, outNames);
     const results = interpretClassifierOutputs(
-      { probabilities: res.probabilities?.data as Float32Array | undefined, logits: res.logits?.data as Float32Array | undefined },
+      {
+        probabilities: res.probabilities?.data as Float32Array | undefined,
+        logits: res.logits?.data as Float32Array | undefined,
+        embedding: res.embedding?.data as Float32Array | undefined,
+      },
       rasters.length, labels, threshold,
     );
     let zs: ReturnType<typeof zeroShot> | null = null;
+    let clipImage: { data: Float32Array; dim: number } | null = null;
     if (clip) {
       const cpre = clip.entry.preprocessing ?? pre;
       const cb = prepareClassifierBatch(rasters, cpre);
       const r = await clip.session.run({ pixel_values: new ort.Tensor('float32', cb.data, cb.dims) });
       const e = r.image_embeds;
       zs = zeroShot(e.data as Float32Array, clip.labels, clip.logitScale, { dim: e.dims[1] });
+      clipImage = { data: e.data as Float32Array, dim: e.dims[1] };
     }
     results.forEach((r, i) => {
       const gt = truthTable ? truthTable.lookup(ids[i]) : labelFromPath(ids[i], labels);
@@ -266,6 +283,8 @@ async function main() {
         classifier_prediction: r.label,
         classifier_probability: r.positiveProbability,
       });
+      clsEmbeds.push(r.embedding);
+      clipEmbeds.push(clipImage ? clipImage.data.slice(i * clipImage.dim, (i + 1) * clipImage.dim) : undefined);
     });
     done += chunk.length;
     const el = (performance.now() - t0) / 1000;
@@ -281,6 +300,15 @@ async function main() {
   const y = known.map((r) => (r.ground_truth === labels[pos] ? 1 : 0));
   const p = known.map((r) => r.classifier_probability);
   const rep = known.length ? binaryReport(y, p, threshold) : null;
+  const knownIdx = rows.map((r, i) => (r.ground_truth === labels[pos] || r.ground_truth === labels[1 - pos] ? i : -1)).filter((i) => i >= 0);
+  const pAt5 = (embeds: (Float32Array | undefined)[]) => precisionAt5(knownIdx.map((i) => embeds[i]), knownIdx.map((i) => String(rows[i].ground_truth)));
+  if (args.embeddingsOut) {
+    const pack = (embeds: (Float32Array | undefined)[]) => {
+      const dim = embeds.find((e) => e)?.length ?? 0;
+      return dim && embeds.every((e) => e?.length === dim) ? { dim, data: embeds.flatMap((e) => Array.from(e!)) } : null;
+    };
+    fs.writeFileSync(args.embeddingsOut, JSON.stringify({ image_ids: rows.map((r) => r.image_id), classifier: pack(clsEmbeds), clip: clip ? pack(clipEmbeds) : null }));
+  }
   const metrics = {
     model: entry.id,
     dtype: variant.dtype,
@@ -301,6 +329,8 @@ async function main() {
     skipped: skipped.length,
     auto_label_source: clip ? clip.entry.id : 'classifier',
     auto_label_accuracy: known.length ? known.filter((r) => r.auto_label === r.ground_truth).length / known.length : null,
+    precision_at_5: pAt5(clsEmbeds),
+    ...(clip ? { clip_precision_at_5: pAt5(clipEmbeds) } : {}),
     images_per_second: ips,
     seconds,
     threads: args.threads,
@@ -310,6 +340,17 @@ async function main() {
   await session.release();
   if (clip) await clip.session.release();
   process.stdout.write(JSON.stringify(metrics) + '\n');
+}
+
+/** precision@5 of ground-truth label agreement (cosine kNN, self excluded); null without ≥2 rows all embedded. */
+function precisionAt5(embeds: (Float32Array | undefined)[], truth: string[]): number | null {
+  if (embeds.length < 2) return null;
+  const dim = embeds[0]?.length ?? 0;
+  if (!dim || !embeds.every((e) => e?.length === dim)) return null;
+  const m = new Float32Array(embeds.length * dim);
+  embeds.forEach((e, i) => m.set(e!, i * dim));
+  const v = precisionAtK(m, dim, truth, 5);
+  return Number.isFinite(v) ? v : null;
 }
 
 main().catch((e) => {

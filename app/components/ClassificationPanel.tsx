@@ -57,7 +57,9 @@ export function ClassificationPanel() {
             </tbody>
           </table>
           <p className="muted small">
-            {entry?.name} · inference {c.inferenceMs.toFixed(0)} ms · heatmap: attention rollout{c.heatmap ? '' : ' (not available for this model)'}
+            {entry?.name} · inference {c.inferenceMs.toFixed(0)} ms
+            {c.threshold != null && c.positiveProbability != null ? ` · PNEUMONIA when P ≥ ${c.threshold.toFixed(2)} (model card threshold)` : ''} · heatmap:
+            attention rollout{c.heatmap ? '' : ' (not available for this model)'}
           </p>
         </div>
       )}

@@ -6,6 +6,8 @@ import { totalBytes } from '../lib/models/manifest';
 import type { ModelEntry } from '../lib/models/manifest-types';
 import { WeightsBadge } from './WeightsBadge';
 
+const HEADLINE_METRICS = ['accuracy', 'precision', 'recall', 'specificity', 'f1', 'auc', 'threshold'];
+
 function eta(s: number | null | undefined): string {
   if (s == null) return 'estimating…';
   if (s < 1) return 'done soon';
@@ -83,10 +85,24 @@ function ModelRow({ entry }: { entry: ModelEntry }) {
         <strong>{entry.name}</strong>
         <div className="muted small">{entry.card.summary}</div>
         {entry.weights === 'trained' && Object.keys(metrics).length > 0 && (
-          <div className="small">
-            {Object.entries(metrics)
-              .map(([k, v]) => `${k}: ${typeof v === 'number' ? (Math.abs(v) < 1 ? v.toFixed(3) : v) : v}`)
-              .join(' · ')}
+          <div className="small card-metrics" data-testid={`card-metrics-${entry.id}`}>
+            {metrics.dataset != null && <div className="muted">measured on {String(metrics.dataset)}</div>}
+            {HEADLINE_METRICS.filter((k) => typeof metrics[k] === 'number').map((k) => (
+              <span key={k} className="metric">
+                {k} <strong>{(metrics[k] as number).toFixed(3)}</strong>
+              </span>
+            ))}
+            <details>
+              <summary>all card metrics</summary>
+              <dl className="facts">
+                {Object.entries(metrics).map(([k, v]) => (
+                  <div key={k} className="fact">
+                    <dt>{k}</dt>
+                    <dd>{typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(4) : String(v)}</dd>
+                  </div>
+                ))}
+              </dl>
+            </details>
           </div>
         )}
       </td>

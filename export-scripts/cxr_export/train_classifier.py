@@ -256,14 +256,24 @@ def train(args: argparse.Namespace) -> dict:
     total = steps_per_epoch * args.epochs if not args.max_steps else args.max_steps
     warm = min(args.warmup_steps if args.warmup_steps is not None else steps_per_epoch, max(1, total // 5))
 
+    budget_s = args.time_budget_min * 60.0 if args.time_budget_min else None
+    t_train = time.time()
+
+    def progress(step):
+        """fraction of the schedule done: by steps, or by wall time under --time-budget-min (whichever is ahead)."""
+        p = (step - warm) / max(1, total - warm)
+        if budget_s:
+            p = max(p, (time.time() - t_train) / budget_s)
+        return min(1.0, max(0.0, p))
+
     def lr_at(step):
         if step < warm:
             return args.lr * (step + 1) / warm
-        return args.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+        return args.lr * 0.5 * (1 + math.cos(math.pi * progress(step)))
 
     gen = torch.Generator().manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    log, step, best, stopped_early = [], 0, None, None
+    log, step, best, stopped_early, budget_done = [], 0, None, None, False
     first_losses, last_losses = [], []
     out = Path(args.out)
     with atomic_dir(out) as tmp:
@@ -275,6 +285,9 @@ def train(args: argparse.Namespace) -> dict:
             losses = []
             for b in range(steps_per_epoch):
                 if args.max_steps and step >= args.max_steps:
+                    break
+                if budget_s and step >= warm and progress(step) >= 1.0:
+                    budget_done = True
                     break
                 idx = np.sort(perm[b * args.batch_size:(b + 1) * args.batch_size])
                 xb = augment(to_tensor(x_tr[idx]), gen).to(dev)
@@ -320,6 +333,10 @@ def train(args: argparse.Namespace) -> dict:
             print(json.dumps(rec), flush=True)
             if args.max_steps and step >= args.max_steps:
                 break
+            if budget_done:
+                print(f"time budget of {args.time_budget_min} min (cosine schedule over wall time) used up in epoch "
+                      f"{epoch} at step {step}", flush=True)
+                break
             if args.max_minutes and (time.time() - t0) / 60.0 > args.max_minutes and epoch < args.epochs:
                 print(f"time budget of {args.max_minutes} min reached after epoch {epoch}; keeping the best val "
                       "checkpoint so far", flush=True)
@@ -338,7 +355,7 @@ def train(args: argparse.Namespace) -> dict:
             "steps": step, "batch_size": args.batch_size, "lr": args.lr, "weight_decay": args.weight_decay,
             "label_smoothing": args.label_smoothing, "ema": args.ema, "loss": "class-weighted cross-entropy",
             "val_frac": args.val_frac, "n_train": int(len(y_tr)), "n_val": int(len(y_va)),
-            "planned_epochs": args.epochs, "stopped_early_after_epoch": stopped_early,
+            "planned_epochs": args.epochs, "time_budget_min": args.time_budget_min, "stopped_early_after_epoch": stopped_early,
             "best_epoch": best["epoch"], "best_weights": best["which"], "threshold": thr,
             "threshold_rule": "max Youden J on val", "val_metrics": val,
             "seconds_per_epoch": round(float(np.mean([r["epoch_s"] for r in log])), 1),
@@ -387,6 +404,9 @@ def register(subparsers) -> None:
     p.add_argument("--layers", type=int, default=DEFAULT_ARCH["num_hidden_layers"])
     p.add_argument("--heads", type=int, default=DEFAULT_ARCH["num_attention_heads"])
     p.add_argument("--mlp", type=int, default=DEFAULT_ARCH["intermediate_size"])
+    p.add_argument("--time-budget-min", type=float, default=None,
+                   help="run the cosine LR schedule over this much training wall time (or --epochs, whichever ends "
+                        "first) and stop when it is done; the schedule then depends on the machine's speed")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="wall-time budget: stop after the epoch that passes it (best val checkpoint kept)")
     p.add_argument("--threads", type=int, default=int(os.environ.get("CXR_TORCH_THREADS", "2")))

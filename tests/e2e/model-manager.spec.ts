@@ -29,6 +29,10 @@ test.describe('model manager', () => {
     const row = page.getByTestId(`model-row-${FIXTURE_CLASSIFIER_ID}`);
     await expect(row).toContainText('RANDOM WEIGHTS — not a diagnosis');
     await expect(page.getByTestId(`model-state-${FIXTURE_CLASSIFIER_ID}`)).toHaveText('not downloaded');
+    // Trained models show their card's measured metrics.
+    for (const m of readManifest()!.models.filter((x) => x.weights === 'trained')) {
+      await expect(page.getByTestId(`card-metrics-${m.id}`)).toContainText('accuracy');
+    }
     await page.getByTestId(`download-${FIXTURE_CLASSIFIER_ID}`).click();
     const progress = page.getByTestId('download-progress');
     await expect(progress.getByRole('progressbar')).toHaveAttribute('aria-valuenow', '100');

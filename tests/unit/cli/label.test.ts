@@ -29,6 +29,53 @@ function buildSubset(n: number, pick?: Record<string, string[]>): { dir: string;
   return { dir, files };
 }
 
+/**
+ * precision@k written out independently of app/lib/embeddings: full sort of cosine similarities per row, self
+ * excluded, fraction of the k nearest sharing the row's label, averaged over rows.
+ */
+function bruteForcePrecisionAtK(vectors: number[][], labels: string[], k: number): number {
+  const unit = vectors.map((v) => {
+    const n = Math.hypot(...v);
+    return v.map((x) => x / n);
+  });
+  let sum = 0;
+  unit.forEach((a, i) => {
+    const sims = unit
+      .map((b, j) => ({ j, s: a.reduce((acc, x, d) => acc + x * b[d], 0) }))
+      .filter((x) => x.j !== i)
+      .sort((x, y) => y.s - x.s || x.j - y.j)
+      .slice(0, k);
+    sum += sims.filter((x) => labels[x.j] === labels[i]).length / sims.length;
+  });
+  return sum / unit.length;
+}
+
+interface EmbeddingsDump {
+  image_ids: string[];
+  classifier: { dim: number; data: number[] } | null;
+  clip: { dim: number; data: number[] } | null;
+}
+
+/** precision@5 recomputed from the CLI's --embeddings-out dump and the CSV's ground truth. */
+function expectPrecisionAt5(value: unknown, dumpFile: string, csvFile: string, which: 'classifier' | 'clip') {
+  expect(typeof value).toBe('number');
+  expect(value as number).toBeGreaterThanOrEqual(0);
+  expect(value as number).toBeLessThanOrEqual(1);
+  const dump = JSON.parse(fs.readFileSync(dumpFile, 'utf8')) as EmbeddingsDump;
+  const truth = new Map(parseCsv(fs.readFileSync(csvFile, 'utf8')).slice(1).map((r) => [r[0], r[2]]));
+  const e = dump[which]!;
+  expect(e.dim).toBeGreaterThan(1);
+  expect(e.data.length).toBe(dump.image_ids.length * e.dim);
+  const vectors = dump.image_ids.map((_, i) => e.data.slice(i * e.dim, (i + 1) * e.dim));
+  const labels = dump.image_ids.map((id) => truth.get(id)!);
+  expect(labels.every((l) => l === 'NORMAL' || l === 'PNEUMONIA')).toBe(true);
+  // 20 rows × 5 neighbours: every value is a multiple of 1/100
+  expect(Math.abs((value as number) * 100 - Math.round((value as number) * 100))).toBeLessThan(1e-9);
+  expect(value as number).toBeCloseTo(bruteForcePrecisionAtK(vectors, labels, 5), 10);
+  // a shuffled labelling gives a different answer, so the comparison above can fail
+  expect(bruteForcePrecisionAtK(vectors, labels.map((_, i) => (i % 2 ? 'NORMAL' : 'PNEUMONIA')), 5)).not.toBe(value);
+}
+
 function runCli(args: string[]) {
   const r = spawnSync(TSX, [CLI, ...args], { cwd: REPO_ROOT, encoding: 'utf8', env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' }, timeout: 300_000 });
   if (r.status !== 0) throw new Error(`label CLI failed (${r.status}):\n${r.stderr}\n${r.stdout}`);
@@ -49,7 +96,8 @@ describe.skipIf(!haveData || !hasTorch)('label CLI with a tiny random ViT fixtur
 
   it('labels the folder, writes the CSV, prints metrics JSON last; matches PIL+PyTorch', () => {
     const out = path.join(subset.dir, 'labeled_dataset.csv');
-    const { metrics, stderr } = runCli([subset.dir, '--model', 'tiny-vit', '--models-dir', modelsDir, '--out', out, '--batch', '8']);
+    const dump = path.join(subset.dir, 'embeddings.json');
+    const { metrics, stderr } = runCli([subset.dir, '--model', 'tiny-vit', '--models-dir', modelsDir, '--out', out, '--batch', '8', '--embeddings-out', dump]);
     expect(stderr).toMatch(/notes\.png|skipped/);
     expect(metrics).toMatchObject({ n: 20, n_with_ground_truth: 20, skipped: 1, threshold: 0.5, auto_label_source: 'classifier' });
     for (const k of ['accuracy', 'precision', 'recall', 'specificity', 'f1', 'auc', 'ece', 'images_per_second']) expect(typeof metrics[k]).toBe('number');
@@ -76,12 +124,18 @@ describe.skipIf(!haveData || !hasTorch)('label CLI with a tiny random ViT fixtur
       maxDiff = Math.max(maxDiff, Math.abs(Number(row[5]) - im.probabilities[1]));
     }
     expect(maxDiff).toBeLessThan(0.02);
+    // precision@5 of label agreement by the classifier's penultimate embedding, checked by brute force
+    expect(metrics).not.toHaveProperty('clip_precision_at_5');
+    expectPrecisionAt5(metrics.precision_at_5, dump, out, 'classifier');
   });
 
   it.skipIf(!hasClipExporter)('--clip: auto_label comes from zero-shot CLIP (tiny random BiomedCLIP export)', () => {
     const out = path.join(subset.dir, 'labeled_clip.csv');
-    const { metrics } = runCli([subset.dir, '--model', 'tiny-vit', '--clip', 'tiny-biomedclip', '--models-dir', modelsDir, '--out', out]);
+    const dump = path.join(subset.dir, 'embeddings-clip.json');
+    const { metrics } = runCli([subset.dir, '--model', 'tiny-vit', '--clip', 'tiny-biomedclip', '--models-dir', modelsDir, '--out', out, '--embeddings-out', dump]);
     expect(metrics.auto_label_source).toBe('tiny-biomedclip');
+    expectPrecisionAt5(metrics.precision_at_5, dump, out, 'classifier');
+    expectPrecisionAt5(metrics.clip_precision_at_5, dump, out, 'clip');
     const rows = parseCsv(fs.readFileSync(out, 'utf8')).slice(1);
     expect(rows.length).toBe(20);
     for (const r of rows) {
@@ -117,6 +171,8 @@ describe.skipIf(!haveData || !haveReal)('label CLI with the real public/models/p
     const { metrics } = runCli([subset.dir, '--out', out]);
     expect(metrics.n).toBe(subset.files.length);
     expect(metrics.model).toBe('pneumonia-vit');
+    expect(metrics.precision_at_5).toBeGreaterThanOrEqual(0);
+    expect(metrics.precision_at_5).toBeLessThanOrEqual(1);
     if (list.length) {
       const rows = new Map(parseCsv(fs.readFileSync(out, 'utf8')).slice(1).map((r) => [r[0], Number(r[5])]));
       let compared = 0;

@@ -1,0 +1,236 @@
+#!/usr/bin/env node
+/**
+ * Browser batch benchmark (prints numbers; not a test). Assumes `npx vite build` was done.
+ *
+ *   node scripts/bench-browser-batch.mjs [--dir ../shared/data/kermany-cxr-224/test] [--backend wasm|webgpu|auto]
+ *                                        [--model pneumonia-vit] [--port 4174] [--no-warmup] [--timeout-min 30]
+ *
+ * Starts `vite preview` on 127.0.0.1:PORT (and stops it at the end), launches Debian's /usr/bin/chromium through
+ * playwright-core (never downloads a browser), opens the app, picks the backend and classifier like
+ * tests/e2e/helpers.ts openApp, switches to Batch and gives the whole folder to the batch folder input. Unless
+ * --no-warmup, one image is run and cleared first so that model download/session creation is not timed (as in
+ * `npm run label`, whose images_per_second excludes model loading). Waits for `N / N processed` and `finished`, then
+ * prints one JSON line: {images, seconds, images_per_second, backend, model, accuracy, auc, precision_at_5, ...},
+ * read from the metrics view's data-testids. Progress goes to stderr.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const log = (m) => process.stderr.write(`[bench] ${m}\n`);
+
+function parseArgs(argv) {
+  const a = {
+    dir: path.resolve(REPO, '../shared/data/kermany-cxr-224/test'),
+    backend: 'wasm',
+    model: 'pneumonia-vit',
+    port: 4174,
+    warmup: true,
+    timeoutMin: 30,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i];
+    const v = () => {
+      const x = argv[++i];
+      if (x === undefined) throw new Error(`${k} needs a value`);
+      return x;
+    };
+    if (k === '--dir') a.dir = path.resolve(v());
+    else if (k === '--backend') a.backend = v();
+    else if (k === '--model') a.model = v();
+    else if (k === '--port') a.port = Number(v());
+    else if (k === '--no-warmup') a.warmup = false;
+    else if (k === '--timeout-min') a.timeoutMin = Number(v());
+    else if (k === '-h' || k === '--help') {
+      process.stdout.write('usage: node scripts/bench-browser-batch.mjs [--dir DIR] [--backend wasm|webgpu|auto] [--model ID] [--port 4174] [--no-warmup] [--timeout-min 30]\n');
+      process.exit(0);
+    } else throw new Error(`unknown argument ${k}`);
+  }
+  if (!['wasm', 'webgpu', 'auto'].includes(a.backend)) throw new Error(`--backend must be wasm, webgpu or auto, got ${a.backend}`);
+  return a;
+}
+
+/** Files under dir, recursively (hidden entries skipped), sorted. */
+function walk(dir) {
+  const out = [];
+  for (const name of fs.readdirSync(dir).sort()) {
+    if (name.startsWith('.')) continue;
+    const p = path.join(dir, name);
+    const st = fs.statSync(p);
+    if (st.isDirectory()) out.push(...walk(p));
+    else if (st.isFile()) out.push(p);
+  }
+  return out;
+}
+
+async function waitForHttp(url, ms, server) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (server.exitCode !== null) throw new Error(`vite preview exited with ${server.exitCode} (port in use? dist missing?)`);
+    try {
+      const r = await fetch(url);
+      if (r.ok) return;
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`${url} did not answer within ${ms / 1000} s`);
+}
+
+function startPreview(port) {
+  if (!fs.existsSync(path.join(REPO, 'dist', 'index.html'))) throw new Error('dist/ is missing: run `npx vite build` first');
+  // Own process group, so the whole npx → vite tree can be stopped by its id at the end.
+  const server = spawn('npx', ['vite', 'preview', '--host', '127.0.0.1', '--port', String(port), '--strictPort'], {
+    cwd: REPO,
+    detached: true,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  server.stderr.on('data', (d) => process.stderr.write(`[vite] ${d}`));
+  return server;
+}
+
+function stopPreview(server) {
+  if (!server || server.exitCode !== null) return;
+  try {
+    process.kill(-server.pid, 'SIGTERM');
+  } catch {
+    // already gone
+  }
+}
+
+const text = async (page, testId) => {
+  const loc = page.getByTestId(testId);
+  return (await loc.count()) ? (await loc.first().innerText()).trim() : null;
+};
+/** Text of testId inside the element with testid `outer` (e.g. the runtime panel of one model), if rendered. */
+const scoped = async (page, outer, testId) => {
+  const loc = page.getByTestId(outer).getByTestId(testId);
+  return (await loc.count()) ? (await loc.first().textContent())?.trim() ?? null : null;
+};
+const num = (s) => {
+  const m = s?.match(/-?\d+(\.\d+)?/);
+  return m ? Number(m[0]) : null;
+};
+
+async function waitFinished(page, total, timeoutMs) {
+  await page.waitForFunction(
+    (n) => {
+      const t = document.querySelector('[data-testid="batch-progress-text"]')?.textContent ?? '';
+      return t.includes(`${n} / ${n} processed`) && t.includes('finished');
+    },
+    total,
+    { timeout: timeoutMs, polling: 100 },
+  );
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  if (!fs.existsSync(args.dir)) throw new Error(`no such folder: ${args.dir}`);
+  const files = walk(args.dir);
+  if (!files.length) throw new Error(`no files under ${args.dir}`);
+  const base = `http://127.0.0.1:${args.port}`;
+  let server;
+  let browser;
+  const cleanup = () => {
+    stopPreview(server);
+  };
+  process.on('SIGINT', () => {
+    cleanup();
+    process.exit(130);
+  });
+  try {
+    server = startPreview(args.port);
+    await waitForHttp(base, 60_000, server);
+    log(`vite preview on ${base}`);
+    browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      headless: true,
+      args: ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+    });
+    const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, serviceWorkers: 'block' });
+    const page = await context.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.setDefaultTimeout(60_000);
+
+    // openApp (tests/e2e/helpers.ts)
+    await page.goto(base + '/');
+    await page.getByTestId('dropzone').waitFor({ state: 'visible' });
+    await page.getByTestId('backend-select').selectOption(args.backend);
+    const opt = page.getByTestId('classifier-select').locator(`option[value="${args.model}"]`);
+    await opt.waitFor({ state: 'attached' });
+    await page.getByTestId('classifier-select').selectOption(args.model);
+    await page.getByRole('button', { name: 'Batch' }).click();
+    await page.getByTestId('batch-folder-input').waitFor({ state: 'attached' });
+
+    const timeoutMs = args.timeoutMin * 60_000;
+    if (args.warmup) {
+      const t = performance.now();
+      await page.getByTestId('batch-file-input').setInputFiles(files[0]);
+      await waitFinished(page, 1, timeoutMs);
+      await page.getByRole('button', { name: 'Clear' }).click();
+      await page.waitForFunction(() => !document.querySelector('[data-testid="batch-progress-text"]'));
+      log(`warm-up (model load + 1 image) ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    }
+
+    log(`${files.length} files from ${args.dir} → batch folder input (${args.backend}, ${args.model})`);
+    const t0 = performance.now();
+    await page.getByTestId('batch-folder-input').setInputFiles(args.dir);
+    // The total is what the app counted (every file of the folder becomes a row).
+    await page.getByTestId('batch-progress-text').waitFor({ state: 'visible' });
+    const total = Number((await text(page, 'batch-progress-text')).match(/\/\s*(\d+)\s+processed/)[1]);
+    let last = '';
+    const ticker = setInterval(async () => {
+      const s = await text(page, 'batch-progress-text').catch(() => null);
+      if (s && s !== last) log((last = s));
+    }, 10_000);
+    try {
+      await waitFinished(page, total, timeoutMs);
+    } finally {
+      clearInterval(ticker);
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const failed = await page.locator('[data-testid="batch-table"] tbody tr[data-status="error"]').count();
+    await page.getByTestId('batch-metrics').waitFor({ state: 'visible' }).catch(() => {});
+    const progress = await text(page, 'batch-progress-text');
+    const throughputText = await text(page, 'batch-throughput');
+    const result = {
+      images: total,
+      failed,
+      seconds: Number(seconds.toFixed(2)),
+      images_per_second: Number((total / seconds).toFixed(2)),
+      app_images_per_second: num(throughputText),
+      backend: args.backend,
+      model: args.model,
+      warmup: args.warmup,
+      threshold: num(await text(page, 'threshold-value')),
+      accuracy: num(await text(page, 'metric-accuracy')),
+      auc: num(await text(page, 'metric-auc')),
+      precision_at_5: num(await text(page, 'metric-precision-at-5')),
+      progress,
+      backend_used: await scoped(page, `runtime-${args.model}`, 'runtime-backend'),
+      dtype: await scoped(page, `runtime-${args.model}`, 'runtime-dtype'),
+      page_errors: errors.length,
+      dir: args.dir,
+    };
+    // The runtime panel (backend actually used, dtype) lives in the Viewer tab.
+    await page.getByRole('button', { name: 'Viewer' }).click();
+    await page.getByTestId(`runtime-${args.model}`).getByTestId('runtime-backend').waitFor({ timeout: 10_000 }).catch(() => {});
+    result.backend_used = await scoped(page, `runtime-${args.model}`, 'runtime-backend');
+    result.dtype = await scoped(page, `runtime-${args.model}`, 'runtime-dtype');
+    if (errors.length) log(`page errors:\n  ${errors.join('\n  ')}`);
+    process.stdout.write(JSON.stringify(result) + '\n');
+  } finally {
+    if (browser) await browser.close().catch(() => {});
+    cleanup();
+  }
+}
+
+main().catch((e) => {
+  process.stderr.write(`[bench] error: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+  process.exitCode = 1;
+});
