@@ -4,6 +4,9 @@ import { defineConfig } from '@playwright/test';
  * Browser tests against the production build (`npx vite build` first; tests/run-all.sh does) in Debian's Chromium.
  * Never downloads a browser. WebGPU here is Chromium's SwiftShader adapter (see ../shared/notes/webgpu-here.md).
  */
+// CXR_E2E_PORT lets a second checkout run its browser tests beside another's preview server.
+const PORT = Number(process.env.CXR_E2E_PORT ?? 4173);
+
 export default defineConfig({
   testDir: 'tests/e2e',
   outputDir: 'test-results',
@@ -14,7 +17,7 @@ export default defineConfig({
   expect: { timeout: 30_000 },
   reporter: [['list']],
   use: {
-    baseURL: 'http://127.0.0.1:4173',
+    baseURL: `http://127.0.0.1:${PORT}`,
     headless: true,
     viewport: { width: 1400, height: 900 },
     trace: 'off',
@@ -36,8 +39,8 @@ export default defineConfig({
     },
   },
   webServer: {
-    command: 'npx vite preview --host 127.0.0.1 --port 4173 --strictPort',
-    url: 'http://127.0.0.1:4173',
+    command: `npx vite preview --host 127.0.0.1 --port ${PORT} --strictPort`,
+    url: `http://127.0.0.1:${PORT}`,
     reuseExistingServer: !process.env.CI,
     timeout: 60_000,
   },

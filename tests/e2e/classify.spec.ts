@@ -12,6 +12,7 @@ import {
   smallClassifierId,
   waitForClassification,
   watchErrors,
+  APP_HOST,
 } from './helpers';
 
 test.describe('classification of a real X-ray', () => {
@@ -23,7 +24,7 @@ test.describe('classification of a real X-ray', () => {
     const foreign: string[] = [];
     page.on('request', (r) => {
       const u = new URL(r.url());
-      if (!['127.0.0.1:4173'].includes(u.host) && !['data:', 'blob:'].includes(u.protocol)) foreign.push(r.url());
+      if (u.host !== APP_HOST && !['data:', 'blob:'].includes(u.protocol)) foreign.push(r.url());
     });
     const t0 = Date.now();
     await openApp(page, { backend: 'wasm', classifier: CLASSIFIER_ID });

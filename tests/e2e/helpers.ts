@@ -10,6 +10,8 @@ export const REPO = path.resolve(import.meta.dirname, '../..');
 export const SHARED = process.env.CXR_SHARED ?? path.resolve(REPO, '../shared');
 export const KERMANY = path.join(SHARED, 'data/kermany-cxr-224');
 export const DICOM_DIR = path.join(SHARED, 'data/dicom');
+/** host:port of the preview server the tests run against (playwright.config.ts reads the same variable). */
+export const APP_HOST = `127.0.0.1:${process.env.CXR_E2E_PORT ?? 4173}`;
 export const ARTIFACTS = path.join(REPO, 'tests/artifacts');
 
 /** The trained classifier (H1) and the tiny random fixture used where SwiftShader WebGPU would be too slow. */

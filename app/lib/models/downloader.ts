@@ -227,6 +227,11 @@ export class ModelDownloader {
         continue;
       }
       if (!res.ok) throw new ModelFileError('http', f.path, `Could not download ${f.path}: HTTP ${res.status}`, { url, status: res.status });
+      // Single-page-app servers (vite preview, many static hosts) answer an unknown path with index.html and 200.
+      // No model file is HTML, so this is a missing file, not a stream to retry.
+      if ((res.headers.get('content-type') ?? '').startsWith('text/html')) {
+        throw new ModelFileError('missing', f.path, `Model file ${f.path} was not found at ${url} (the server answered with an HTML page)`, { url, status: res.status });
+      }
       if (received > 0 && res.status !== 206) {
         // Server ignored Range: start over.
         received = 0;
