@@ -86,6 +86,11 @@ function BatchProgress() {
         <span data-testid="batch-progress-text">
           {done} / {total} processed{errors ? ` · ${errors} failed` : ''} · {elapsed.toFixed(0)} s{b.running ? '' : done < total ? ' · paused' : ' · finished'}
         </span>
+        {!b.running && b.imagesPerSecond != null && (
+          <span className="muted" data-testid="batch-throughput" title="images processed per second, from the start of the batch (model loading included) to its end">
+            {b.imagesPerSecond.toFixed(2)} images/s
+          </span>
+        )}
         <div className="row">
           {b.running ? (
             <button type="button" onClick={cancel} data-testid="batch-cancel">
@@ -115,6 +120,7 @@ function BatchProgress() {
 
 function Metrics({ rows, threshold }: { rows: BatchRow[]; threshold: number }) {
   const setThreshold = useAppStore((s) => s.batchSetThreshold);
+  const precisionAt5 = useAppStore((s) => s.batch.precisionAt5);
   const known = rows.filter((r) => r.status === 'done' && r.classifierProbability != null && (r.groundTruth === 'NORMAL' || r.groundTruth === 'PNEUMONIA'));
   const y = known.map((r) => (r.groundTruth === 'PNEUMONIA' ? 1 : 0));
   const p = known.map((r) => r.classifierProbability!);
@@ -169,6 +175,8 @@ function Metrics({ rows, threshold }: { rows: BatchRow[]; threshold: number }) {
             <dd>{m.f1.toFixed(3)}</dd>
             <dt>AUC</dt>
             <dd data-testid="metric-auc">{roc ? roc.auc.toFixed(3) : '— (needs both classes)'}</dd>
+            <dt title="label agreement of the 5 nearest neighbours by classifier embedding (cosine, self excluded)">precision@5</dt>
+            <dd data-testid="metric-precision-at-5">{precisionAt5 != null ? precisionAt5.toFixed(3) : '— (when the batch stops)'}</dd>
           </dl>
         </div>
         {roc && (

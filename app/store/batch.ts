@@ -5,6 +5,7 @@
  */
 import type { StoreApi } from 'zustand';
 import { labelFromPath, looksLikeImagePath, readZip, toLabeledDatasetCsv, type LabeledRow } from '../lib/batch';
+import { precisionAtK } from '../lib/embeddings';
 import type { Raster } from '../lib/imaging/raster';
 import { Comlink, classifierWorker, clipWorker, imagingWorker } from './workers';
 import { workerSource } from './model-service';
@@ -46,6 +47,10 @@ export interface BatchState {
   /** Models the rows were computed with (shown next to every result). */
   classifierId?: string;
   clipId?: string;
+  /** precision@5 of ground-truth label agreement by classifier embedding; set when a run stops (batchPrecisionAt5). */
+  precisionAt5?: number;
+  /** Images processed per second from startedAt to finishedAt; set when the batch finishes (batchImagesPerSecond). */
+  imagesPerSecond?: number;
 }
 
 export interface BatchSlice {
@@ -75,6 +80,27 @@ export function batchLabeledRows(b: BatchState): LabeledRow[] {
       classifier_prediction: r.classifierPrediction ?? '',
       classifier_probability: r.classifierProbability ?? NaN,
     }));
+}
+
+/**
+ * precision@5 of label agreement: over the finished rows with ground truth and a classifier embedding, the mean
+ * fraction of each row's 5 nearest neighbours (cosine, self excluded) sharing its ground truth. Needs ≥ 2 such rows.
+ */
+export function batchPrecisionAt5(rows: BatchRow[]): number | undefined {
+  const withEmb = rows.filter((r) => r.status === 'done' && r.groundTruth && r.classifierEmbedding?.length);
+  if (withEmb.length < 2) return undefined;
+  const D = withEmb[0].classifierEmbedding!.length;
+  const known = withEmb.filter((r) => r.classifierEmbedding!.length === D);
+  const M = new Float32Array(known.length * D);
+  known.forEach((r, i) => M.set(r.classifierEmbedding!, i * D));
+  const v = precisionAtK(M, D, known.map((r) => r.groundTruth!), 5);
+  return Number.isFinite(v) ? v : undefined;
+}
+
+/** Throughput of a finished batch: processed rows (done or failed) per second between startedAt and finishedAt. */
+export function batchImagesPerSecond(b: BatchState): number | undefined {
+  if (b.startedAt == null || b.finishedAt == null || !(b.finishedAt > b.startedAt)) return undefined;
+  return b.rows.filter((r) => r.status !== 'pending').length / ((b.finishedAt - b.startedAt) / 1000);
 }
 
 /** Probability of the classifier's predicted label. */
@@ -141,6 +167,7 @@ export function createBatchSlice(set: StoreApi<AppState>['setState'], get: () =>
         return;
       }
       set((s) => ({ batch: { ...s.batch, running: true, cancelRequested: false, startedAt: s.batch.startedAt ?? Date.now(), finishedAt: undefined, classifierId: cls?.id, clipId: clip?.id } }));
+      set((s) => ({ batch: { ...s.batch, precisionAt5: undefined, imagesPerSecond: undefined } }));
       try {
         const clsOk = cls ? !!(await get().ensureModelLoaded(cls.id)) : false;
         const clipOk = clip ? !!(await get().ensureModelLoaded(clip.id)) : false;
@@ -196,6 +223,7 @@ export function createBatchSlice(set: StoreApi<AppState>['setState'], get: () =>
         }
       } finally {
         set((s) => ({ batch: { ...s.batch, running: false, finishedAt: s.batch.rows.every((r) => r.status !== 'pending') ? Date.now() : undefined } }));
+        set((s) => ({ batch: { ...s.batch, precisionAt5: batchPrecisionAt5(s.batch.rows), imagesPerSecond: batchImagesPerSecond(s.batch) } }));
       }
     },
 

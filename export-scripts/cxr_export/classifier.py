@@ -315,9 +315,15 @@ def publish(run_dir: Path, models_dir: Path, model_id: str, data_root: Path, gol
     thr = float(summary["threshold"])
     training = {k: summary.get(k) for k in ("arch", "seed", "epochs", "steps", "batch_size", "lr", "weight_decay",
                                             "label_smoothing", "ema", "loss", "val_frac", "n_train", "n_val",
+                                            "planned_epochs", "time_budget_min", "stopped_early_after_epoch",
                                             "best_epoch", "best_weights", "threshold_rule", "val_metrics",
                                             "seconds_per_epoch", "wall_time_s", "device", "command")}
     training["data"] = "kermany-cxr-224 train split only (val carved out of train, stratified, seeded)"
+    training["selection"] = ("checkpoint: best val AUC over epochs (raw or EMA weights); threshold: max Youden J on "
+                             "val; runs compared on val AUC only")
+    if summary.get("time_budget_min"):
+        training["schedule"] = ("cosine LR over a wall-time budget (--time-budget-min): the number of steps depends "
+                                "on the machine's speed; seeds, data order and augmentation are deterministic")
     card = {
         "summary": "Small Vision Transformer (ViT, patch 32, 224 px) trained from scratch in this project to tell "
                    "PNEUMONIA from NORMAL on pediatric chest X-rays (Kermany). Threshold chosen on the validation "

@@ -14,8 +14,8 @@ padding point (after a box too): the manifest's config.append_padding_point says
 Preprocessing mean/std come from the checkpoint's preprocessor_config.json when it has one (else ImageNet's).
 
 Archs: sam-vit-b and medsam (transformers SamModel, same architecture, different weights), sam2-tiny
-(transformers Sam2Model, Hiera-tiny), mobilesam (TinyViT encoder + SAM decoder: random-init only, see
-build_mobilesam).
+(transformers Sam2Model, Hiera-tiny), mobilesam (TinyViT encoder + SAM decoder; --checkpoint is the original
+MobileSAM weights/mobile_sam.pt state dict, keys mapped by sam_checkpoints.mobilesam_state_dict_to_ours).
 """
 
 from __future__ import annotations
@@ -310,9 +310,12 @@ def build_mobilesam(checkpoint, size, seed):
     from transformers import SamModel
     from transformers.models.sam.modeling_sam import SamLayerNorm
 
-    if checkpoint:
-        raise ExportError("mobilesam --checkpoint: loading the original mobile_sam.pt (TinyViT key layout of the "
-                          "MobileSAM repo) is not implemented; only --random-init builds MobileSAM here")
+    sd = None
+    if checkpoint:  # the official weights/mobile_sam.pt (segment-anything layout); its architecture is the full one
+        from .sam_checkpoints import read_state_dict
+
+        sd = read_state_dict(checkpoint)
+        size = "full"
     if size == "full":
         tv = dict(embed_dims=(64, 128, 160, 320), depths=(2, 2, 6, 2), num_heads=(2, 4, 5, 10),
                   window_sizes=(7, 7, 14, 7))
@@ -349,8 +352,13 @@ def build_mobilesam(checkpoint, size, seed):
     model = SamModel(cfg)
     encoder = MobileSamEncoder()
     model.vision_encoder = torch.nn.Identity()  # not used: the adapter runs MobileSamEncoder
-    reinit_(model, seed=seed)
-    reinit_(encoder, seed=seed + 1)
+    if sd is not None:
+        from .sam_checkpoints import load_mobilesam_
+
+        load_mobilesam_(encoder, model, sd, source=str(checkpoint))
+    else:
+        reinit_(model, seed=seed)
+        reinit_(encoder, seed=seed + 1)
     model.eval()
     encoder.eval()
     info = _info_from_sam(cfg, "mobilesam")
@@ -488,7 +496,8 @@ def register(subparsers) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(p, "<arch>")
     p.add_argument("--arch", choices=ARCHS, default="sam-vit-b")
-    p.add_argument("--checkpoint", default=None, help="transformers model folder (config.json + weights)")
+    p.add_argument("--checkpoint", default=None, help="transformers model folder (config.json + weights); for "
+                   "--arch mobilesam the original mobile_sam.pt file")
     p.add_argument("--rtol", type=float, default=1e-4,
                    help="parity: also allow rtol x max|reference| (deep random decoders give logits of a few units)")
     p.add_argument("--single-mask", action="store_true", help="export the single-mask head (M=1) instead of 3 masks")
