@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from . import manifest as mf
+from .checkpoints import transformers_config
 from .errors import ExportError
 
 RESAMPLE = {2: "bilinear", 3: "bicubic", "bilinear": "bilinear", "bicubic": "bicubic"}
@@ -64,19 +65,7 @@ def load_model(checkpoint=None, size: str = "tiny", seed: int = 0):
         config._attn_implementation = "eager"
         model = ViTForImageClassification(config)
         return model.eval(), None
-    ck = Path(checkpoint)
-    if not ck.is_dir():
-        raise ExportError(f"--checkpoint {ck}: folder not found (hub ids cannot be downloaded here)")
-    cfg_path = ck / "config.json"
-    if not cfg_path.is_file():
-        raise ExportError(f"--checkpoint {ck}: no config.json, not a transformers checkpoint")
-    try:
-        cfg = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ExportError(f"--checkpoint {ck}: config.json is not JSON ({exc})") from exc
-    if cfg.get("model_type") != "vit":
-        raise ExportError(f"--checkpoint {ck}: model_type is {cfg.get('model_type')!r}, expected 'vit' "
-                          "(ViTForImageClassification)")
+    ck, _ = transformers_config(checkpoint, ("vit",), what="ViTForImageClassification")
     try:
         model = ViTForImageClassification.from_pretrained(ck, attn_implementation="eager")
     except Exception as exc:

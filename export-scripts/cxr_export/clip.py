@@ -24,6 +24,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from . import manifest as mf
+from .checkpoints import transformers_config
 from .errors import ExportError
 
 BIOMEDCLIP_HUB = "hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"
@@ -364,13 +365,7 @@ def load_hf_clip(path: str, random_size: str | None = None, seed: int = 0):
         tok = clip_bpe_tokenizer(vocab, merges, 77)
         src, name = f"random-init ({random_size}) transformers CLIPModel", f"CLIP ({random_size}, random weights)"
     else:
-        p = Path(path)
-        cfg_path = p / "config.json"
-        if not cfg_path.exists():
-            raise ExportError(f"--hf-clip {path}: no config.json (expected a transformers CLIPModel folder)")
-        model_type = json.loads(cfg_path.read_text()).get("model_type")
-        if model_type != "clip":
-            raise ExportError(f"--hf-clip {path}: config.json is model_type {model_type!r}, expected 'clip'")
+        p, _ = transformers_config(path, ("clip",), flag="--hf-clip", what="CLIPModel")
         try:
             from transformers import AutoTokenizer
 

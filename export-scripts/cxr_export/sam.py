@@ -29,6 +29,7 @@ import numpy as np
 from . import manifest as mf
 from .clip import (add_common_args, atomic_dir, check_parity, export_onnx, run_onnx, seed_all, torch_threads,
                    write_json)
+from .checkpoints import transformers_config
 from .errors import ExportError
 
 ARCHS = ["sam-vit-b", "medsam", "mobilesam", "sam2-tiny"]
@@ -76,20 +77,6 @@ def reinit_(module, gain: float = 1.0, seed: int = 0) -> None:
                 p.copy_(torch.randn(p.shape, generator=g) * 0.02)
 
 
-def _check_checkpoint(path: str, expected: tuple[str, ...]) -> Path:
-    p = Path(path)
-    if not p.is_dir():
-        raise ExportError(f"--checkpoint {path}: no such folder")
-    cfg = p / "config.json"
-    if not cfg.exists():
-        raise ExportError(f"--checkpoint {path}: no config.json (expected a transformers {expected[0]} folder)")
-    model_type = json.loads(cfg.read_text()).get("model_type")
-    if model_type not in expected:
-        raise ExportError(f"--checkpoint {path}: config.json says model_type {model_type!r}, "
-                          f"expected {' or '.join(repr(e) for e in expected)}")
-    return p
-
-
 def build_sam(arch: str, checkpoint: str | None, size: str, seed: int):
     """Returns (adapter, info). adapter exposes .encoder (nn.Module: pixel_values -> tuple of features) and
     .decoder (nn.Module with the prompt_decoder.onnx signature)."""
@@ -100,7 +87,7 @@ def build_sam(arch: str, checkpoint: str | None, size: str, seed: int):
         from transformers import SamModel
 
         if checkpoint:
-            p = _check_checkpoint(checkpoint, ("sam",))
+            p = transformers_config(checkpoint, ("sam",))[0]
             try:
                 model = SamModel.from_pretrained(p, attn_implementation="eager")
             except Exception as exc:
@@ -285,7 +272,7 @@ def build_sam2(checkpoint, size, seed):
     from transformers import Sam2Model
 
     if checkpoint:
-        p = _check_checkpoint(checkpoint, ("sam2",))
+        p = transformers_config(checkpoint, ("sam2",))[0]
         try:
             model = Sam2Model.from_pretrained(p, attn_implementation="eager")
         except Exception as exc:

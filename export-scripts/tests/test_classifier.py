@@ -100,7 +100,7 @@ def test_not_a_vit_checkpoint_fails_cleanly(tmp_path, capsys):
     assert "expected 'vit'" in capsys.readouterr().err
     assert not models.exists()
     assert main(["classifier", "--checkpoint", str(tmp_path / "missing"), "--out-dir", str(models)]) == 1
-    assert "not found" in capsys.readouterr().err
+    assert "no such folder" in capsys.readouterr().err
     assert not models.exists()
 
 
