@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every test of the project, in order of cost: TypeScript types, unit tests in Node, the production build,
+# Every test of the project, in order of cost: TypeScript types, import rules, unit tests in Node, the production build,
 # browser tests in Debian's Chromium against that build, and export-scripts' Python tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,8 +7,13 @@ export ONNXRUNTIME_NODE_INSTALL=skip
 
 step() { echo; echo "=== $1"; }
 
-step "typecheck"
+step "typecheck (app, workers, tests; and app/lib without DOM/WebWorker libs)"
 npx tsc -p tsconfig.json --noEmit
+npx tsc -p tsconfig.lib.json
+
+step "import rules (no cycles, one-way layers; TypeScript and export-scripts Python)"
+node scripts/check-imports.mjs
+.venv/bin/python -m pytest export-scripts/tests/test_imports.py -q
 
 step "unit tests (vitest, Node)"
 npx vitest run

@@ -1,21 +1,16 @@
 /**
  * Decodes user files off the main thread (DICOM parsing and 50-MP JPEGs would otherwise freeze the UI).
- * Returns a result object instead of throwing: comlink keeps only name/message of thrown errors, and the UI needs the
- * decoder's error code.
+ * Returns a DecodeOutcome (app/lib/imaging/decode-outcome.ts) instead of throwing.
  */
 import * as Comlink from 'comlink';
-import { decodeImageBytes, type DecodedImage } from '../app/lib/imaging/decode-browser';
 import { isImageDecodeError } from '../app/lib/imaging/errors';
-import type { Raster } from '../app/lib/imaging/raster';
+import type { DecodeOutcome, ImagingApi } from '../app/lib/imaging/decode-outcome';
 import { resizeRaster } from '../app/lib/imaging/preprocess';
-
-export type DecodeOutcome =
-  | { ok: true; image: DecodedImage; thumbnail: Raster }
-  | { ok: false; code: string; message: string };
+import { decodeImageBytes } from '../app/platform/browser/decode';
 
 const THUMB = 96;
 
-const api = {
+const api: ImagingApi = {
   async decode(bytes: ArrayBuffer): Promise<DecodeOutcome> {
     try {
       const image = await decodeImageBytes(new Uint8Array(bytes));
@@ -33,5 +28,4 @@ const api = {
   },
 };
 
-export type ImagingApi = typeof api;
 Comlink.expose(api);

@@ -24,21 +24,24 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as ort from 'onnxruntime-web';
-import { decodeImageFileNode } from '../lib/imaging/decode-node';
 import { isImageDecodeError, sniffFormat } from '../lib/imaging';
-import { chooseVariant, findModel, parseManifest, variantFiles, fileByRole } from '../lib/models/manifest';
-import type { Manifest, ModelEntry, ModelVariant } from '../lib/models/manifest-types';
-import { sha256Hex } from '../lib/models/hashing';
-import { classifierThreshold, interpretClassifierOutputs, prepareClassifierBatch } from '../lib/classify/pipeline';
+import type { Raster } from '../lib/imaging/raster';
+import { findModel, parseManifest } from '../lib/models/manifest';
+import type { ModelEntry } from '../lib/models/manifest-types';
 import { positiveIndex } from '../lib/classify/postprocess';
+import { classifierThreshold } from '../lib/classify/pipeline';
+import { createClassifierEngine, type ClassifierEngine } from '../lib/classify/engine';
+import { createClipEngine, type ClipEngine } from '../lib/clip/engine';
+import type { PromptSet } from '../lib/clip/types';
 import { groundTruthFromCsv, labelFromPath, type GroundTruthTable } from '../lib/batch/ground-truth';
 import { toLabeledDatasetCsv, type LabeledRow } from '../lib/batch/csv';
-import { binaryReport } from '../lib/metrics/binary';
-import { loadClipTokenizer } from '../lib/clip/tokenize';
-import { zeroShot, type LabelPrompts } from '../lib/clip/zero-shot';
+import { summarizeBatch } from '../lib/batch/summary';
 import { precisionAtK } from '../lib/embeddings';
-import type { Raster } from '../lib/imaging/raster';
+import type { ModelRequest } from '../lib/runtime/outcome';
+import { decodeImageFileNode } from '../platform/node/decode';
+import { nodeModelFiles } from '../platform/node/model-files';
+import { nodeOrtHost, nodePlanInputs } from '../platform/node/ort';
+import { InferenceService } from '../services/inference';
 
 interface Args {
   dir: string;
@@ -134,86 +137,44 @@ function walk(dir: string): string[] {
   return out;
 }
 
-async function loadVariantBytes(modelsDir: string, variant: ModelVariant): Promise<Map<string, Uint8Array>> {
-  const out = new Map<string, Uint8Array>();
-  for (const f of variantFiles(variant)) {
-    const p = path.join(modelsDir, f.path);
-    if (!fs.existsSync(p)) throw new Error(`Model file missing: ${p}`);
-    const buf = fs.readFileSync(p);
-    const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
-    if (bytes.byteLength !== f.bytes) throw new Error(`${f.path}: ${bytes.byteLength} bytes, manifest says ${f.bytes}`);
-    const h = await sha256Hex(bytes);
-    if (h !== f.sha256) throw new Error(`${f.path}: sha256 ${h} does not match the manifest (${f.sha256})`);
-    out.set(f.path, bytes);
-  }
-  return out;
-}
-
-async function createSession(modelsDir: string, variant: ModelVariant, role: string): Promise<ort.InferenceSession> {
-  const bytes = await loadVariantBytes(modelsDir, variant);
-  const file = fileByRole(variant, role) ?? variant.files[0];
-  const externalData = (file.external_data ?? []).map((e) => ({ path: path.basename(e.path), data: bytes.get(e.path)! }));
-  return ort.InferenceSession.create(bytes.get(file.path)!, {
-    executionProviders: ['wasm'],
-    graphOptimizationLevel: 'all',
-    ...(externalData.length ? { externalData } : {}),
-  });
-}
-
-interface ClipRunner {
-  labels: LabelPrompts[];
-  logitScale: number;
-  session: ort.InferenceSession;
-  entry: ModelEntry;
-}
-
-async function loadClip(manifest: Manifest, id: string, modelsDir: string, dtype: Args['dtype']): Promise<ClipRunner> {
-  const entry = findModel(manifest, id);
-  if (!entry || entry.family !== 'clip') throw new Error(`No CLIP model '${id}' in the manifest`);
-  const variant = chooseVariant(entry, { backend: 'wasm', shaderF16: false, prefer: dtype });
-  if (!variant) throw new Error(`CLIP model '${id}' has no variant runnable on wasm`);
-  const cfg = (entry.config ?? {}) as { logit_scale?: number; context_length?: number; pad_token_id?: number; default_prompts?: Record<string, string[]> };
-  const prompts = cfg.default_prompts;
-  if (!prompts || Object.keys(prompts).length < 2) throw new Error(`CLIP model '${id}' has no config.default_prompts`);
-  const tokFile = fileByRole(variant, 'tokenizer');
-  if (!tokFile) throw new Error(`CLIP model '${id}' has no tokenizer file`);
-  const tokenizer = loadClipTokenizer(fs.readFileSync(path.join(modelsDir, tokFile.path), 'utf8'), { context_length: cfg.context_length ?? 77, pad_token_id: cfg.pad_token_id ?? 0 });
-  const textSession = await createSession(modelsDir, variant, 'text_encoder');
-  const imageSession = await createSession(modelsDir, variant, 'image_encoder');
-  const labels: LabelPrompts[] = [];
-  for (const [label, texts] of Object.entries(prompts)) {
-    const t = tokenizer.encodeBatch(texts);
-    const r = await textSession.run({ input_ids: new ort.Tensor('int64', t.ids, t.dims) });
-    const e = r.text_embeds;
-    const D = e.dims[1];
-    const data = e.data as Float32Array;
-    labels.push({ label, embeds: texts.map((_, i) => data.subarray(i * D, (i + 1) * D)) });
-  }
-  await textSession.release();
-  return { labels, logitScale: cfg.logit_scale ?? 100, session: imageSession, entry };
+/** The CLIP model's prompt sets: config.default_prompts ({label: [prompts]}), at least two labels. */
+function clipPromptSets(entry: ModelEntry): PromptSet[] {
+  const prompts = (entry.config ?? {}).default_prompts as Record<string, string[]> | undefined;
+  if (!prompts || Object.keys(prompts).length < 2) throw new Error(`CLIP model '${entry.id}' has no config.default_prompts`);
+  return Object.entries(prompts).map(([label, texts]) => ({ label, prompts: [...texts] }));
 }
 
 async function main() {
   const args = parseArgs(process.argv.slice(2));
-  ort.env.wasm.numThreads = args.threads;
-  ort.env.logLevel = 'error';
   const manifestPath = path.join(args.modelsDir, 'manifest.json');
   if (!fs.existsSync(manifestPath)) throw new Error(`No model manifest at ${manifestPath} (export the models first, or pass --models-dir)`);
   const manifest = parseManifest(JSON.parse(fs.readFileSync(manifestPath, 'utf8')));
   const entry = findModel(manifest, args.model);
   if (!entry) throw new Error(`Model '${args.model}' is not in ${manifestPath} (have: ${manifest.models.map((m) => m.id).join(', ')})`);
   if (entry.family !== 'classifier') throw new Error(`Model '${args.model}' is a ${entry.family}, not a classifier`);
-  const variant = chooseVariant(entry, { backend: 'wasm', shaderF16: false, prefer: args.dtype });
-  if (!variant) throw new Error(`Model '${args.model}' has no variant that runs on wasm`);
+  const clipEntry = args.clip ? findModel(manifest, args.clip) : undefined;
+  if (args.clip && (!clipEntry || clipEntry.family !== 'clip')) throw new Error(`No CLIP model '${args.clip}' in the manifest`);
+  const prompts = clipEntry ? clipPromptSets(clipEntry) : [];
   const labels = entry.labels!;
-  const pre = entry.preprocessing!;
   const threshold = args.threshold ?? classifierThreshold(entry);
   const truthTable: GroundTruthTable | null = args.truth ? groundTruthFromCsv(fs.readFileSync(args.truth, 'utf8'), labels) : null;
 
+  // The same service and engines as the app, with Node's adapters: files verified on disk, ORT's Node build (WASM).
+  const nodeOpts = { modelsDir: args.modelsDir, threads: args.threads, preferDtype: args.dtype };
+  const host = nodeOrtHost(nodeOpts);
+  const inference = new InferenceService({
+    files: nodeModelFiles(args.modelsDir),
+    planInputs: nodePlanInputs(nodeOpts),
+    engines: { classifier: createClassifierEngine(host), clip: createClipEngine(host) },
+  });
+  const source = { kind: 'local' as const, files: new Map<string, Blob>(), name: args.modelsDir };
+  const req: ModelRequest = { entry, override: 'wasm', source };
+  const clipReq: ModelRequest | null = clipEntry ? { entry: clipEntry, override: 'wasm', source } : null;
+
   const tLoad = performance.now();
-  const session = await createSession(args.modelsDir, variant, 'model');
-  const clip = args.clip ? await loadClip(manifest, args.clip, args.modelsDir, args.dtype) : null;
-  log(`loaded ${entry.id} (${variant.dtype}, weights: ${entry.weights}) ${clip ? `+ ${clip.entry.id} ` : ''}in ${((performance.now() - tLoad) / 1000).toFixed(1)} s; wasm threads ${args.threads}; threshold ${threshold}`);
+  const report = await inference.ensureSession(req);
+  if (clipReq) await inference.ensureSession(clipReq);
+  log(`loaded ${entry.id} (${report.dtype}, weights: ${entry.weights}) ${clipEntry ? `+ ${clipEntry.id} ` : ''}in ${((performance.now() - tLoad) / 1000).toFixed(1)} s; wasm threads ${args.threads}; threshold ${threshold}`);
 
   let files = walk(args.dir);
   if (args.limit) files = files.slice(0, args.limit);
@@ -249,42 +210,20 @@ async function main() {
       }
     }
     if (rasters.length === 0) continue;
-    const { data, dims } = prepareClassifierBatch(rasters, pre);
-    const input = new ort.Tensor('float32', data, dims);
-    const outNames = session.outputNames.filter((n) => n === 'probabilities' || n === 'logits' || n === 'embedding');
-    const res = await session.run({ [session.inputNames[0] ?? 'pixel_values']: input }, outNames);
-    const results = interpretClassifierOutputs(
-      {
-        probabilities: res.probabilities?.data as Float32Array | undefined,
-        logits: res.logits?.data as Float32Array | undefined,
-        embedding: res.embedding?.data as Float32Array | undefined,
-      },
-      rasters.length, labels, threshold,
-    );
-    let zs: ReturnType<typeof zeroShot> | null = null;
-    let clipImage: { data: Float32Array; dim: number } | null = null;
-    if (clip) {
-      const cpre = clip.entry.preprocessing ?? pre;
-      const cb = prepareClassifierBatch(rasters, cpre);
-      const r = await clip.session.run({ pixel_values: new ort.Tensor('float32', cb.data, cb.dims) });
-      const e = r.image_embeds;
-      zs = zeroShot(e.data as Float32Array, clip.labels, clip.logitScale, { dim: e.dims[1] });
-      clipImage = { data: e.data as Float32Array, dim: e.dims[1] };
-    }
+    const { results } = await inference.run(req, (e: ClassifierEngine) => e.classify(req, rasters, { heatmap: false, threshold }));
+    const zs = clipReq ? (await inference.run(clipReq, (e: ClipEngine) => e.zeroShot(clipReq, rasters, prompts))).results : null;
     results.forEach((r, i) => {
       const gt = truthTable ? truthTable.lookup(ids[i]) : labelFromPath(ids[i], labels);
-      const auto = zs ? zs[i].autoLabel : r.label;
-      const conf = zs ? zs[i].confidence : r.probabilities[r.label];
       rows.push({
         image_id: ids[i],
-        auto_label: auto,
+        auto_label: zs ? zs[i].autoLabel : r.predicted,
         ground_truth: gt ?? '',
-        confidence_score: conf,
-        classifier_prediction: r.label,
-        classifier_probability: r.positiveProbability,
+        confidence_score: zs ? zs[i].confidence : r.confidence,
+        classifier_prediction: r.predicted,
+        classifier_probability: r.positiveProbability!,
       });
       clsEmbeds.push(r.embedding);
-      clipEmbeds.push(clipImage ? clipImage.data.slice(i * clipImage.dim, (i + 1) * clipImage.dim) : undefined);
+      clipEmbeds.push(zs ? zs[i].imageEmbedding : undefined);
     });
     done += chunk.length;
     const el = (performance.now() - t0) / 1000;
@@ -296,10 +235,8 @@ async function main() {
   log(`wrote ${rows.length} rows to ${args.out}; ${skipped.length} skipped; ${ips.toFixed(1)} images/second`);
   process.stdout.write(`images/second: ${ips.toFixed(2)}\n`);
 
-  const known = rows.filter((r) => r.ground_truth === labels[pos] || r.ground_truth === labels[1 - pos]);
-  const y = known.map((r) => (r.ground_truth === labels[pos] ? 1 : 0));
-  const p = known.map((r) => r.classifier_probability);
-  const rep = known.length ? binaryReport(y, p, threshold) : null;
+  const summary = summarizeBatch(rows, labels[pos], labels[1 - pos], threshold);
+  const rep = summary.classifier ?? null;
   const knownIdx = rows.map((r, i) => (r.ground_truth === labels[pos] || r.ground_truth === labels[1 - pos] ? i : -1)).filter((i) => i >= 0);
   const pAt5 = (embeds: (Float32Array | undefined)[]) => precisionAt5(knownIdx.map((i) => embeds[i]), knownIdx.map((i) => String(rows[i].ground_truth)));
   if (args.embeddingsOut) {
@@ -307,11 +244,11 @@ async function main() {
       const dim = embeds.find((e) => e)?.length ?? 0;
       return dim && embeds.every((e) => e?.length === dim) ? { dim, data: embeds.flatMap((e) => Array.from(e!)) } : null;
     };
-    fs.writeFileSync(args.embeddingsOut, JSON.stringify({ image_ids: rows.map((r) => r.image_id), classifier: pack(clsEmbeds), clip: clip ? pack(clipEmbeds) : null }));
+    fs.writeFileSync(args.embeddingsOut, JSON.stringify({ image_ids: rows.map((r) => r.image_id), classifier: pack(clsEmbeds), clip: clipEntry ? pack(clipEmbeds) : null }));
   }
   const metrics = {
     model: entry.id,
-    dtype: variant.dtype,
+    dtype: report.dtype,
     weights: entry.weights,
     accuracy: rep?.accuracy ?? null,
     precision: rep?.precision ?? null,
@@ -325,20 +262,19 @@ async function main() {
     threshold,
     positive_label: labels[pos],
     n: rows.length,
-    n_with_ground_truth: known.length,
+    n_with_ground_truth: summary.nWithTruth,
     skipped: skipped.length,
-    auto_label_source: clip ? clip.entry.id : 'classifier',
-    auto_label_accuracy: known.length ? known.filter((r) => r.auto_label === r.ground_truth).length / known.length : null,
+    auto_label_source: clipEntry ? clipEntry.id : 'classifier',
+    auto_label_accuracy: summary.autoLabelAccuracy ?? null,
     precision_at_5: pAt5(clsEmbeds),
-    ...(clip ? { clip_precision_at_5: pAt5(clipEmbeds) } : {}),
+    ...(clipEntry ? { clip_precision_at_5: pAt5(clipEmbeds) } : {}),
     images_per_second: ips,
     seconds,
     threads: args.threads,
     batch: args.batch,
     out: args.out,
   };
-  await session.release();
-  if (clip) await clip.session.release();
+  await inference.release();
   process.stdout.write(JSON.stringify(metrics) + '\n');
 }
 

@@ -1,7 +1,6 @@
-import { useMemo, useState } from 'react';
-import { confidenceOf, predictAt, useAppStore, type BatchRow } from '../store';
-import { metricsAt, rocAuc, rocCurve } from '../lib/metrics';
-import { knnQuery, pca2d } from '../lib/embeddings';
+import { useState } from 'react';
+import { useAppStore, type BatchRow } from '../store';
+import { confidenceOf, predictAt } from '../lib/batch/rows';
 import { RasterThumb } from './RasterThumb';
 import { WeightsBadge } from './WeightsBadge';
 import { readPicked } from './DropZone';
@@ -118,15 +117,13 @@ function BatchProgress() {
   );
 }
 
-function Metrics({ rows, threshold }: { rows: BatchRow[]; threshold: number }) {
+function Metrics({ threshold }: { threshold: number }) {
   const setThreshold = useAppStore((s) => s.batchSetThreshold);
   const precisionAt5 = useAppStore((s) => s.batch.precisionAt5);
-  const known = rows.filter((r) => r.status === 'done' && r.classifierProbability != null && (r.groundTruth === 'NORMAL' || r.groundTruth === 'PNEUMONIA'));
-  const y = known.map((r) => (r.groundTruth === 'PNEUMONIA' ? 1 : 0));
-  const p = known.map((r) => r.classifierProbability!);
-  const roc = useMemo(() => (known.length && new Set(y).size === 2 ? { curve: rocCurve(y, p), auc: rocAuc(y, p) } : null), [known.length, rows]);
-  if (!known.length) return <p className="muted small">Metrics need ground truth (NORMAL/ PNEUMONIA/ folders) and classifier results.</p>;
-  const m = metricsAt(y, p, threshold);
+  const metrics = useAppStore((s) => s.batch.derived.metrics);
+  if (!metrics) return <p className="muted small">Metrics need ground truth (NORMAL/ PNEUMONIA/ folders) and classifier results.</p>;
+  const m = metrics.at;
+  const roc = metrics.roc;
   const c = m.confusion;
   const W = 220;
   const path = roc ? roc.curve.fpr.map((x, i) => `${i ? 'L' : 'M'}${(x * W).toFixed(1)},${((1 - roc.curve.tpr[i]) * W).toFixed(1)}`).join(' ') : '';
@@ -162,7 +159,7 @@ function Metrics({ rows, threshold }: { rows: BatchRow[]; threshold: number }) {
           </table>
           <dl className="facts" data-testid="metric-values">
             <dt>n</dt>
-            <dd>{known.length}</dd>
+            <dd>{metrics.n}</dd>
             <dt>accuracy</dt>
             <dd data-testid="metric-accuracy">{m.accuracy.toFixed(3)}</dd>
             <dt>precision</dt>
@@ -203,25 +200,10 @@ function Metrics({ rows, threshold }: { rows: BatchRow[]; threshold: number }) {
 
 function SimilarCases({ rows }: { rows: BatchRow[] }) {
   const selected = useAppStore((s) => s.batch.selected);
+  const similar = useAppStore((s) => s.batch.derived.similar);
   const row = rows.find((r) => r.index === selected);
-  const lists = useMemo(() => {
-    if (!row) return [];
-    const out: { title: string; items: { row: BatchRow; sim: number }[] }[] = [];
-    for (const [title, key] of [
-      ['classifier embedding', 'classifierEmbedding'],
-      ['CLIP embedding', 'clipEmbedding'],
-    ] as const) {
-      const q = row[key];
-      if (!q?.length) continue;
-      const pool = rows.filter((r) => r[key]?.length === q.length && r.index !== row.index);
-      if (!pool.length) continue;
-      const D = q.length;
-      const M = new Float32Array(pool.length * D);
-      pool.forEach((r, i) => M.set(r[key]!, i * D));
-      out.push({ title, items: knnQuery(M, D, q, 5).map((n) => ({ row: pool[n.index], sim: n.similarity })) });
-    }
-    return out;
-  }, [row, rows]);
+  const byIndex = new Map(rows.map((r) => [r.index, r]));
+  const lists = similar.map((l) => ({ title: l.title, items: l.items.flatMap((n) => (byIndex.has(n.index) ? [{ row: byIndex.get(n.index)!, sim: n.similarity }] : [])) }));
   if (!row) return <p className="muted small">Select a row to see its most similar cases.</p>;
   return (
     <div data-testid="similar-cases">
@@ -252,26 +234,9 @@ function PcaMap({ rows }: { rows: BatchRow[] }) {
   const [source, setSource] = useState<'classifierEmbedding' | 'clipEmbedding'>('classifierEmbedding');
   const select = useAppStore((s) => s.batchSelect);
   const selected = useAppStore((s) => s.batch.selected);
-  const pts = useMemo(() => {
-    const with_ = rows.filter((r) => r[source]?.length);
-    if (with_.length < 3) return null;
-    const D = with_[0][source]!.length;
-    const M = new Float32Array(with_.length * D);
-    with_.forEach((r, i) => M.set(r[source]!, i * D));
-    const { coords } = pca2d(M, D);
-    let minX = Infinity, maxX = -Infinity, minY = Infinity, maxY = -Infinity;
-    for (let i = 0; i < with_.length; i++) {
-      minX = Math.min(minX, coords[2 * i]);
-      maxX = Math.max(maxX, coords[2 * i]);
-      minY = Math.min(minY, coords[2 * i + 1]);
-      maxY = Math.max(maxY, coords[2 * i + 1]);
-    }
-    return with_.map((r, i) => ({
-      row: r,
-      x: (coords[2 * i] - minX) / (maxX - minX || 1),
-      y: (coords[2 * i + 1] - minY) / (maxY - minY || 1),
-    }));
-  }, [rows, source]);
+  const map = useAppStore((s) => s.batch.derived.pca[source]);
+  const byIndex = new Map(rows.map((r) => [r.index, r]));
+  const pts = map ? map.flatMap((p) => (byIndex.has(p.index) ? [{ row: byIndex.get(p.index)!, x: p.x, y: p.y }] : [])) : null;
   const color = (r: BatchRow) => {
     const l = r.groundTruth ?? r.autoLabel ?? r.classifierPrediction;
     return l === 'PNEUMONIA' ? '#fbbf24' : l === 'NORMAL' ? '#34d399' : '#94a3b8';
@@ -390,7 +355,7 @@ export function BatchView() {
         <div className="batch-side">
           <section className="panel" aria-labelledby="met-h">
             <h2 id="met-h">Metrics (classifier)</h2>
-            <Metrics rows={b.rows} threshold={b.threshold} />
+            <Metrics threshold={b.threshold} />
           </section>
           <section className="panel" aria-labelledby="sim-h">
             <h2 id="sim-h">Similar cases</h2>

@@ -1,6 +1,7 @@
 import { useState } from 'react';
 import { useAppStore } from '../store';
-import { describeSource, downloadedVariants } from '../store/model-service';
+import { describeSource } from '../lib/models/sources';
+import { downloadedVariants } from '../lib/models/model-cache';
 import { formatBytes } from '../lib/runtime';
 import { totalBytes } from '../lib/models/manifest';
 import type { ModelEntry } from '../lib/models/manifest-types';

@@ -2,7 +2,7 @@ import { useEffect, useMemo, useRef, useState } from 'react';
 import { useAppStore, type ImageItem } from '../store';
 import { applyWindow } from '../lib/imaging/windowing';
 import type { DicomWindow } from '../lib/imaging/dicom';
-import type { Heatmap } from '../../workers/classifier.worker';
+import type { Heatmap } from '../lib/classify/types';
 import { heatmapToRGBA } from '../lib/classify';
 
 /** 8-bit images are windowed on their gray values; this is the identity window for them. */

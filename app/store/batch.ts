@@ -1,15 +1,36 @@
 /**
  * Batch mode: many files (folder, multi-select or zip) → one row per image, filled as the workers finish chunks.
  * Full rasters are decoded chunk by chunk and dropped after inference (only thumbnails and embeddings stay), so a
- * folder of hundreds of images does not hold hundreds of RGBA copies.
+ * folder of hundreds of images does not hold hundreds of RGBA copies. Metrics, similar cases and the PCA map are
+ * derived here (app/lib/batch/analysis.ts) when rows, threshold or selection change, not while rendering.
  */
-import type { StoreApi } from 'zustand';
-import { labelFromPath, looksLikeImagePath, readZip, toLabeledDatasetCsv, type LabeledRow } from '../lib/batch';
-import { precisionAtK } from '../lib/embeddings';
+import {
+  batchImagesPerSecond,
+  batchLabeledRows,
+  batchMetrics,
+  batchPrecisionAt5,
+  labelFromPath,
+  looksLikeImagePath,
+  pcaMap,
+  predictAt,
+  readZip,
+  similarCases,
+  toLabeledDatasetCsv,
+  type BatchMetrics,
+  type BatchRow,
+  type MapPoint,
+  type SimilarList,
+} from '../lib/batch';
+import type { ClassifierEngine } from '../lib/classify/engine';
+import type { ClipEngine } from '../lib/clip/engine';
 import type { Raster } from '../lib/imaging/raster';
-import { Comlink, classifierWorker, clipWorker, imagingWorker } from './workers';
-import { workerSource } from './model-service';
-import { currentPromptSets, type AppState } from './app-store';
+import { errorMessage } from '../lib/runtime/outcome';
+import { transfer } from '../platform/browser/workers';
+import { guarded } from './alerts';
+import { currentPromptSets } from './selectors';
+import type { SliceCreator } from './state';
+
+export type { BatchRow };
 
 export interface BatchInput {
   name: string;
@@ -18,21 +39,11 @@ export interface BatchInput {
   blob: Blob;
 }
 
-export interface BatchRow {
-  index: number;
-  imageId: string;
-  groundTruth?: string;
-  status: 'pending' | 'done' | 'error';
-  error?: string;
-  thumbnail?: Raster;
-  autoLabel?: string;
-  autoConfidence?: number;
-  zeroShotProbabilities?: Record<string, number>;
-  classifierPrediction?: string;
-  /** P(positive class), e.g. P(PNEUMONIA). */
-  classifierProbability?: number;
-  classifierEmbedding?: Float32Array;
-  clipEmbedding?: Float32Array;
+/** Derived from the rows by the slice (see the module comment). */
+export interface BatchDerived {
+  metrics: BatchMetrics | null;
+  similar: SimilarList[];
+  pca: { classifierEmbedding: MapPoint[] | null; clipEmbedding: MapPoint[] | null };
 }
 
 export interface BatchState {
@@ -51,6 +62,7 @@ export interface BatchState {
   precisionAt5?: number;
   /** Images processed per second from startedAt to finishedAt; set when the batch finishes (batchImagesPerSecond). */
   imagesPerSecond?: number;
+  derived: BatchDerived;
 }
 
 export interface BatchSlice {
@@ -65,63 +77,94 @@ export interface BatchSlice {
   batchCsv(): string;
 }
 
-/** Inputs live outside the store: Blobs are not state to render. */
-let inputs: BatchInput[] = [];
 const CHUNK = 8;
+const NOTHING: BatchDerived = { metrics: null, similar: [], pca: { classifierEmbedding: null, clipEmbedding: null } };
 
-export function batchLabeledRows(b: BatchState): LabeledRow[] {
-  return b.rows
-    .filter((r) => r.status === 'done')
-    .map((r) => ({
-      image_id: r.imageId,
-      auto_label: r.autoLabel ?? r.classifierPrediction ?? '',
-      ground_truth: r.groundTruth ?? '',
-      confidence_score: r.autoConfidence ?? (r.classifierProbability != null && r.classifierPrediction ? confidenceOf(r) : 0),
-      classifier_prediction: r.classifierPrediction ?? '',
-      classifier_probability: r.classifierProbability ?? NaN,
-    }));
-}
+export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
+  /** Inputs stay out of the rendered state: Blobs are not state to render. Indexed by BatchRow.index. */
+  let inputs: BatchInput[] = [];
 
-/**
- * precision@5 of label agreement: over the finished rows with ground truth and a classifier embedding, the mean
- * fraction of each row's 5 nearest neighbours (cosine, self excluded) sharing its ground truth. Needs ≥ 2 such rows.
- */
-export function batchPrecisionAt5(rows: BatchRow[]): number | undefined {
-  const withEmb = rows.filter((r) => r.status === 'done' && r.groundTruth && r.classifierEmbedding?.length);
-  if (withEmb.length < 2) return undefined;
-  const D = withEmb[0].classifierEmbedding!.length;
-  const known = withEmb.filter((r) => r.classifierEmbedding!.length === D);
-  const M = new Float32Array(known.length * D);
-  known.forEach((r, i) => M.set(r.classifierEmbedding!, i * D));
-  const v = precisionAtK(M, D, known.map((r) => r.groundTruth!), 5);
-  return Number.isFinite(v) ? v : undefined;
-}
+  /** Recompute what the view derives; `what` says which parts can have changed. */
+  const derive = (what: { rows?: boolean; threshold?: boolean; selection?: boolean }) =>
+    set((s) => {
+      const b = s.batch;
+      const d = b.derived;
+      return {
+        batch: {
+          ...b,
+          derived: {
+            metrics: what.rows || what.threshold ? batchMetrics(b.rows, b.threshold, what.rows ? undefined : d.metrics?.roc) : d.metrics,
+            similar: what.rows || what.selection ? (b.selected != null ? similarCases(b.rows, b.selected) : []) : d.similar,
+            pca: what.rows ? { classifierEmbedding: pcaMap(b.rows, 'classifierEmbedding'), clipEmbedding: pcaMap(b.rows, 'clipEmbedding') } : d.pca,
+          },
+        },
+      };
+    });
 
-/** Throughput of a finished batch: processed rows (done or failed) per second between startedAt and finishedAt. */
-export function batchImagesPerSecond(b: BatchState): number | undefined {
-  if (b.startedAt == null || b.finishedAt == null || !(b.finishedAt > b.startedAt)) return undefined;
-  return b.rows.filter((r) => r.status !== 'pending').length / ((b.finishedAt - b.startedAt) / 1000);
-}
-
-/** Probability of the classifier's predicted label. */
-export function confidenceOf(r: BatchRow): number {
-  const p = r.classifierProbability ?? 0;
-  return r.classifierPrediction === 'PNEUMONIA' ? p : 1 - p;
-}
-
-export function predictAt(p: number | undefined, threshold: number): string | undefined {
-  if (p == null || Number.isNaN(p)) return undefined;
-  return p >= threshold ? 'PNEUMONIA' : 'NORMAL';
-}
-
-export function createBatchSlice(set: StoreApi<AppState>['setState'], get: () => AppState): BatchSlice {
-  const patchRows = (updates: Map<number, Partial<BatchRow>>) =>
+  const patchRows = (updates: Map<number, Partial<BatchRow>>) => {
     set((s) => ({ batch: { ...s.batch, rows: s.batch.rows.map((r) => (updates.has(r.index) ? { ...r, ...updates.get(r.index) } : r)) } }));
+    derive({ rows: true });
+  };
+
+  /** Decode, then classify and zero-shot label one chunk of pending rows; every failure lands in its rows. */
+  async function runChunk(pending: BatchRow[], cls: { id: string } | undefined, clip: { id: string } | undefined) {
+    const updates = new Map<number, Partial<BatchRow>>();
+    const decoded: { row: BatchRow; raster: Raster }[] = [];
+    for (const row of pending) {
+      try {
+        const buf = await inputs[row.index].blob.arrayBuffer();
+        const out = await get().workers.imaging().decode(transfer(buf, [buf]));
+        if (!out.ok) updates.set(row.index, { status: 'error', error: out.message });
+        else {
+          decoded.push({ row, raster: out.image.raster });
+          updates.set(row.index, { thumbnail: out.thumbnail });
+        }
+      } catch (e) {
+        updates.set(row.index, { status: 'error', error: `${row.imageId}: ${errorMessage(e)}` });
+      }
+    }
+    if (decoded.length) {
+      const rasters = decoded.map((d) => d.raster);
+      const st = get();
+      const clsEntry = cls && st.manifest?.models.find((m) => m.id === cls.id);
+      const clipEntry = clip && st.manifest?.models.find((m) => m.id === clip.id);
+      const attempt = <R>(p: Promise<R>) => p.then((value) => ({ ok: true as const, value }), (e) => ({ ok: false as const, message: errorMessage(e) }));
+      const clsReq = clsEntry && st.modelRequest(clsEntry);
+      const clipReq = clipEntry && st.modelRequest(clipEntry);
+      const prompts = currentPromptSets(st);
+      const [c, z] = await Promise.all([
+        clsReq ? attempt(st.inference.run(clsReq, (e: ClassifierEngine) => e.classify(clsReq, rasters, { heatmap: false }))) : null,
+        clipReq ? attempt(st.inference.run(clipReq, (e: ClipEngine) => e.zeroShot(clipReq, rasters, prompts))) : null,
+      ]);
+      if (c && !c.ok) get().alert(c.message);
+      if (z && !z.ok) get().alert(z.message);
+      decoded.forEach(({ row }, i) => {
+        const u = updates.get(row.index) ?? {};
+        const cr = c?.ok ? c.value.results[i] : undefined;
+        const zr = z?.ok ? z.value.results[i] : undefined;
+        updates.set(row.index, {
+          ...u,
+          status: cr || zr ? 'done' : 'error',
+          error: cr || zr ? undefined : c && !c.ok ? c.message : z && !z.ok ? z.message : 'no model output',
+          classifierPrediction: cr?.predicted,
+          classifierProbability: cr?.positiveProbability ?? cr?.probabilities[1],
+          classifierEmbedding: cr?.embedding,
+          autoLabel: zr?.autoLabel,
+          autoConfidence: zr?.confidence,
+          zeroShotProbabilities: zr?.probabilities,
+          clipEmbedding: zr?.imageEmbedding,
+        });
+      });
+      if (c?.ok && cls) get().modelRan(cls.id, c.value.report);
+      if (z?.ok && clip) get().modelRan(clip.id, z.value.report);
+    }
+    patchRows(updates);
+  }
 
   return {
-    batch: { rows: [], running: false, cancelRequested: false, threshold: 0.5 },
+    batch: { rows: [], running: false, cancelRequested: false, threshold: 0.5, derived: NOTHING },
 
-    async batchAdd(files) {
+    batchAdd: guarded(get, 'Adding files to the batch failed', async (files: BatchInput[]) => {
       const expanded: BatchInput[] = [];
       for (const f of files) {
         if (/\.zip$/i.test(f.name)) {
@@ -132,7 +175,7 @@ export function createBatchSlice(set: StoreApi<AppState>['setState'], get: () =>
               expanded.push({ name: e.path.split('/').pop()!, path: e.path, blob: new Blob([e.bytes as BlobPart]) });
             }
           } catch (e) {
-            get().alert(`${f.name}: ${(e as Error).message}`);
+            get().alert(`${f.name}: ${errorMessage(e)}`);
           }
         } else expanded.push(f);
       }
@@ -155,9 +198,9 @@ export function createBatchSlice(set: StoreApi<AppState>['setState'], get: () =>
         },
       }));
       await get().batchRun();
-    },
+    }),
 
-    async batchRun() {
+    batchRun: guarded(get, 'The batch failed', async () => {
       if (get().batch.running) return;
       const s0 = get();
       const cls = s0.manifest?.models.find((m) => m.id === s0.classifierId);
@@ -166,66 +209,35 @@ export function createBatchSlice(set: StoreApi<AppState>['setState'], get: () =>
         get().alert('No model to run the batch with: the manifest has no classifier or CLIP model');
         return;
       }
-      set((s) => ({ batch: { ...s.batch, running: true, cancelRequested: false, startedAt: s.batch.startedAt ?? Date.now(), finishedAt: undefined, classifierId: cls?.id, clipId: clip?.id } }));
-      set((s) => ({ batch: { ...s.batch, precisionAt5: undefined, imagesPerSecond: undefined } }));
+      set((s) => ({
+        batch: { ...s.batch, running: true, cancelRequested: false, startedAt: s.batch.startedAt ?? Date.now(), finishedAt: undefined, classifierId: cls?.id, clipId: clip?.id, precisionAt5: undefined, imagesPerSecond: undefined },
+      }));
       try {
         const clsOk = cls ? !!(await get().ensureModelLoaded(cls.id)) : false;
         const clipOk = clip ? !!(await get().ensureModelLoaded(clip.id)) : false;
         if (!clsOk && !clipOk) return;
-        const prompts = currentPromptSets(get());
         for (;;) {
           if (get().batch.cancelRequested) break;
           // Resume: always the first rows still pending.
           const pending = get().batch.rows.filter((r) => r.status === 'pending').slice(0, CHUNK);
           if (!pending.length) break;
-          const updates = new Map<number, Partial<BatchRow>>();
-          const decoded: { row: BatchRow; raster: Raster }[] = [];
-          for (const row of pending) {
-            const input = inputs[row.index];
-            const buf = await input.blob.arrayBuffer();
-            const out = await imagingWorker().decode(Comlink.transfer(buf, [buf]));
-            if (!out.ok) updates.set(row.index, { status: 'error', error: out.message });
-            else {
-              decoded.push({ row, raster: out.image.raster });
-              updates.set(row.index, { thumbnail: out.thumbnail });
-            }
-          }
-          if (decoded.length) {
-            const rasters = decoded.map((d) => d.raster);
-            const st = get();
-            const [c, z] = await Promise.all([
-              clsOk && cls ? classifierWorker().classify({ entry: cls, override: st.settings.backend, source: workerSource(st.source) }, rasters, false) : null,
-              clipOk && clip ? clipWorker().zeroShot({ entry: clip, override: st.settings.backend, source: workerSource(st.source) }, rasters, prompts) : null,
-            ]);
-            if (c && !c.ok) get().alert(c.message);
-            if (z && !z.ok) get().alert(z.message);
-            decoded.forEach(({ row }, i) => {
-              const u = updates.get(row.index) ?? {};
-              const cr = c?.ok ? c.value.results[i] : undefined;
-              const zr = z?.ok ? z.value.results[i] : undefined;
-              updates.set(row.index, {
-                ...u,
-                status: cr || zr ? 'done' : 'error',
-                error: cr || zr ? undefined : (c && !c.ok ? c.message : z && !z.ok ? z.message : 'no model output'),
-                classifierPrediction: cr?.predicted,
-                classifierProbability: cr?.positiveProbability ?? cr?.probabilities[1],
-                classifierEmbedding: cr?.embedding,
-                autoLabel: zr?.autoLabel,
-                autoConfidence: zr?.confidence,
-                zeroShotProbabilities: zr?.probabilities,
-                clipEmbedding: zr?.imageEmbedding,
-              });
-            });
-            if (c?.ok) set((s) => ({ models: { ...s.models, [cls!.id]: { status: 'ready', report: c.value.report } } }));
-            if (z?.ok) set((s) => ({ models: { ...s.models, [clip!.id]: { status: 'ready', report: z.value.report } } }));
-          }
-          patchRows(updates);
+          await runChunk(pending, clsOk ? cls : undefined, clipOk ? clip : undefined);
         }
       } finally {
-        set((s) => ({ batch: { ...s.batch, running: false, finishedAt: s.batch.rows.every((r) => r.status !== 'pending') ? Date.now() : undefined } }));
-        set((s) => ({ batch: { ...s.batch, precisionAt5: batchPrecisionAt5(s.batch.rows), imagesPerSecond: batchImagesPerSecond(s.batch) } }));
+        set((s) => {
+          const finishedAt = s.batch.rows.every((r) => r.status !== 'pending') ? Date.now() : undefined;
+          return {
+            batch: {
+              ...s.batch,
+              running: false,
+              finishedAt,
+              precisionAt5: batchPrecisionAt5(s.batch.rows),
+              imagesPerSecond: batchImagesPerSecond(s.batch.rows, s.batch.startedAt, finishedAt),
+            },
+          };
+        });
       }
-    },
+    }),
 
     batchCancel() {
       set((s) => ({ batch: { ...s.batch, cancelRequested: true } }));
@@ -233,22 +245,24 @@ export function createBatchSlice(set: StoreApi<AppState>['setState'], get: () =>
 
     batchClear() {
       inputs = [];
-      set((s) => ({ batch: { rows: [], running: false, cancelRequested: s.batch.running, threshold: s.batch.threshold } }));
+      set((s) => ({ batch: { rows: [], running: false, cancelRequested: s.batch.running, threshold: s.batch.threshold, derived: NOTHING } }));
     },
 
     batchSetThreshold(threshold) {
       set((s) => ({ batch: { ...s.batch, threshold } }));
+      derive({ threshold: true });
     },
 
     batchSelect(selected) {
       set((s) => ({ batch: { ...s.batch, selected } }));
+      derive({ selection: true });
     },
 
     batchCsv() {
       const b = get().batch;
       // Predictions follow the threshold the user settled on.
-      const rows = batchLabeledRows(b).map((r) => ({ ...r, classifier_prediction: predictAt(r.classifier_probability, b.threshold) ?? r.classifier_prediction }));
+      const rows = batchLabeledRows(b.rows).map((r) => ({ ...r, classifier_prediction: predictAt(r.classifier_probability, b.threshold) ?? r.classifier_prediction }));
       return toLabeledDatasetCsv(rows);
     },
   };
-}
+};

@@ -1,3 +1,9 @@
-export * from './app-store';
-export * from './settings';
-export * from './batch';
+/** What views import from the store. */
+export { useAppStore } from './app-store';
+export type { AppState } from './state';
+export type { AlertMessage } from './alerts';
+export type { ImageItem, ViewerState } from './images';
+export type { ModelLoadState, DownloadState } from './models';
+export type { BatchInput, BatchRow, BatchState } from './batch';
+export type { Settings, ModelSourceSetting } from './settings';
+export * from './selectors';

@@ -3,13 +3,11 @@
  * chosen backend (idb-keyval would make the first render wait).
  */
 import type { BackendOverride } from '../lib/runtime';
+import type { ModelSourceSetting } from '../lib/models/sources';
+import { guarded } from './alerts';
+import type { SliceCreator } from './state';
 
-export type ModelSourceSetting =
-  | { kind: 'app' }
-  /** A Hugging Face-style repo: files at `${repoUrl}/resolve/${revision}/<path>`. */
-  | { kind: 'hf'; repoUrl: string; revision?: string }
-  /** A local folder the user picked; its files are imported into the model cache (the blobs live only this visit). */
-  | { kind: 'local'; name: string };
+export type { ModelSourceSetting };
 
 export interface Settings {
   backend: BackendOverride;
@@ -39,3 +37,22 @@ export function saveSettings(s: Settings): void {
     /* private mode / quota: the setting still applies for this visit */
   }
 }
+
+export interface SettingsSlice {
+  settings: Settings;
+  /** Force WASM or WebGPU, or let the app decide; sessions are re-created with the new setting. */
+  setBackend(b: BackendOverride): Promise<void>;
+}
+
+export const createSettingsSlice: SliceCreator<SettingsSlice> = (set, get) => ({
+  settings: loadSettings(),
+
+  setBackend: guarded(get, 'Changing the backend failed', async (backend: BackendOverride) => {
+    const settings = { ...get().settings, backend };
+    saveSettings(settings);
+    // Sessions are bound to their execution provider: drop them; the next use re-creates them with the new setting.
+    set({ settings });
+    await get().releaseSessions();
+    if (get().classifierId && get().images.length) await get().ensureClassifierLoaded();
+  }),
+});

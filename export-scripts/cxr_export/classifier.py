@@ -39,7 +39,7 @@ def repo_root() -> Path:
 
 
 def random_config(size: str, labels=("NORMAL", "PNEUMONIA")):
-    from .train_classifier import vit_config
+    from .vit import vit_config
 
     if size == "full":  # ViT-B/16 224
         arch = dict(image_size=224, patch_size=16, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
@@ -230,7 +230,7 @@ def onnx_probabilities(onnx_path, data_root, items, prep, batch: int = 64) -> np
 
 def evaluate(onnx_path, data_root, prep: dict, labels: list[str], threshold: float) -> dict:
     """ONNX Runtime metrics on data_root/test (positive = the last label)."""
-    from .train_classifier import binary_metrics
+    from .vit import binary_metrics
 
     items = test_items(data_root, labels)
     p = onnx_probabilities(onnx_path, data_root, items, prep)

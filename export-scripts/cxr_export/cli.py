@@ -1,6 +1,6 @@
 """One command-line entry, one subcommand per job. Each subcommand lives in its own module, which exposes
-`register(subparsers)` and sets `func` on its parser; modules are imported only when listed here, so a broken
-optional dependency of one family does not break the others' --help."""
+`register(subparsers)` and sets `func` on its parser. A listed module that cannot be imported is an error naming the
+module and the cause: a subcommand never silently disappears from --help."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ import importlib
 import sys
 
 from .errors import ExportError
+
+class SubcommandImportError(ImportError):
+    """A subcommand's module failed to import (a bug or a missing dependency), raised instead of hiding it."""
+
 
 # (subcommand, module) in the order --help lists them.
 SUBCOMMANDS: list[tuple[str, str]] = [
@@ -30,13 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Prepare data, train, merge, quantize and export parity-checked ONNX graphs for cxr-studio.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for _name, module_name in SUBCOMMANDS:
+    for name, module_name in SUBCOMMANDS:
         try:
             module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:  # module not written yet, or an optional dependency is missing
-            if exc.name and exc.name.startswith("cxr_export"):
-                continue
-            raise
+        except Exception as exc:
+            raise SubcommandImportError(f"cxr-export: the '{name}' subcommand ({module_name}) cannot be imported: "
+                                        f"{type(exc).__name__}: {exc}") from exc
         module.register(sub)
     return parser
 

@@ -34,174 +34,13 @@ OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 OPSET = 17
 
-# Words every locally built tokenizer knows whole (default prompts plus common report vocabulary); characters are
-# always covered too, so any text tokenizes without [UNK] for ASCII.
-FIXTURE_WORDS = (
-    "a an the of and or with without in on at to for from by is are was were no not there this that "
-    "chest x ray xray x-ray radiograph radiology image photo scan film view pa ap lateral frontal portable "
-    "normal abnormal healthy clear lungs lung left right bilateral upper lower lobe zone field fields "
-    "pneumonia bacterial viral opacity opacities consolidation infiltrate infiltrates effusion pleural "
-    "edema cardiomegaly heart mediastinum atelectasis pneumothorax nodule mass covid tuberculosis fibrosis "
-    "child pediatric adult patient showing shows shown showing findings finding sign signs evidence "
-    "mild moderate severe small large acute chronic diffuse focal patchy hazy increased decreased "
-    "medical grayscale high quality detailed"
-).split()
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Small shared helpers for the clip / sam / sd / fixtures families (export, run and atomic folders come from
-# onnx_utils / parity; check_parity adds a magnitude-relative tolerance).
-# ----------------------------------------------------------------------------------------------------------------
-
-from .onnx_utils import atomic_dir  # noqa: E402  (re-exported for sam / sd / fixtures)
-from .parity import max_abs_diff  # noqa: E402
-
-
-def torch_threads(*modules) -> None:
-    """At most 2 torch threads ($CXR_TORCH_THREADS); 1 for tiny models (< 5M parameters), where a second thread only
-    adds synchronisation (several times slower on a busy 2-core machine)."""
-    import torch
-
-    n = max(1, min(2, int(os.environ.get("CXR_TORCH_THREADS", "2"))))
-    if modules and sum(p.numel() for m in modules for p in m.parameters()) < 5_000_000:
-        n = 1
-    torch.set_num_threads(n)
-
-
-def export_onnx(module, args: tuple, path: Path, input_names: list[str], output_names: list[str],
-                dynamic_axes: dict | None = None) -> Path:
-    """torch -> ONNX (TorchScript exporter, opset 17; >2 GB graphs get one `<name>.onnx.data`)."""
-    import torch
-
-    from .onnx_utils import export
-
-    # nn.MultiheadAttention's fused inference path (open_clip towers) has no ONNX symbolic: trace the plain path
-    fast = torch.backends.mha.get_fastpath_enabled()
-    torch.backends.mha.set_fastpath_enabled(False)
-    try:
-        return export(module.eval(), args, path, input_names=input_names, output_names=output_names,
-                      dynamic_axes=dynamic_axes)
-    finally:
-        torch.backends.mha.set_fastpath_enabled(fast)
-
-
-def run_onnx(path: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    from .parity import run_onnx as _run
-
-    return _run(path, feeds)
-
-
-def check_parity(name: str, torch_out: dict[str, np.ndarray], onnx_out: dict[str, np.ndarray], atol: float,
-                 rtol: float = 0.0) -> float:
-    """Max abs diff over the outputs; raises ExportError past atol + rtol * max|reference|."""
-    worst = 0.0
-    for key, ref in torch_out.items():
-        if key not in onnx_out:
-            raise ExportError(f"parity failed for {name}: ONNX output {key!r} missing")
-        diff = max_abs_diff(ref, onnx_out[key])
-        limit = atol + rtol * float(np.max(np.abs(ref))) if np.size(ref) else atol
-        if not diff <= limit:
-            raise ExportError(f"parity failed for {name}:{key}: max abs diff {diff:.3g} > {limit:.3g} "
-                              f"(atol {atol:g} + rtol {rtol:g} x max|ref| {float(np.max(np.abs(ref))):.3g})")
-        worst = max(worst, diff)
-    return worst
-
-
-def write_json(path: Path, obj: Any) -> None:
-    with open(path, "w") as fh:
-        json.dump(obj, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-
-
-def models_dir_default() -> Path:
-    return Path(__file__).resolve().parents[2] / "public" / "models"
-
-
-def add_common_args(p: argparse.ArgumentParser, default_id: str) -> None:
-    p.add_argument("--out-dir", type=Path, default=models_dir_default(),
-                   help="models root holding manifest.json (default: public/models)")
-    p.add_argument("--id", dest="model_id", default=default_id, help=f"model id / folder name (default {default_id})")
-    p.add_argument("--random-init", action="store_true", help="random weights, architecture built offline")
-    p.add_argument("--size", choices=["tiny", "full"], default="full", help="with --random-init: tiny or full size")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--atol", type=float, default=1e-4, help="ONNX vs PyTorch parity tolerance")
-
-
-def seed_all(seed: int) -> None:
-    import random
-
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Tokenizers
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def wordpiece_vocab(words: list[str] | None = None) -> list[str]:
-    """A small BERT WordPiece vocab: specials ([PAD]=0,[UNK]=1,[CLS]=2,[SEP]=3,[MASK]=4), ASCII characters and their
-    ##-continuations, then whole words (lowercase)."""
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    chars = [chr(c) for c in range(33, 127) if not chr(c).isupper()]
-    vocab = specials + chars + ["##" + c for c in chars if c.isalnum()]
-    seen = set(vocab)
-    for w in words or FIXTURE_WORDS:
-        # BertPreTokenizer splits punctuation, so only store alphanumeric runs.
-        for piece in "".join(ch if ch.isalnum() else " " for ch in w.lower()).split():
-            if piece not in seen:
-                seen.add(piece)
-                vocab.append(piece)
-    return vocab
-
-
-def wordpiece_tokenizer(vocab: list[str], context_length: int):
-    """HF tokenizers BERT uncased WordPiece, [CLS] text [SEP], padded/truncated to context_length with [PAD]=0."""
-    from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
-    from tokenizers.models import WordPiece
-
-    ids = {tok: i for i, tok in enumerate(vocab)}
-    tok = Tokenizer(WordPiece(ids, unk_token="[UNK]", max_input_chars_per_word=100))
-    tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=None,
-                                                lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", ids["[CLS]"]), ("[SEP]", ids["[SEP]"])])
-    tok.decoder = decoders.WordPiece(prefix="##")
-    set_fixed_length(tok, context_length, ids["[PAD]"], "[PAD]")
-    return tok
-
-
-def set_fixed_length(tok, length: int, pad_id: int, pad_token: str):
-    tok.enable_truncation(max_length=length)
-    tok.enable_padding(length=length, pad_id=pad_id, pad_token=pad_token, direction="right")
-    return tok
-
-
-def clip_bpe_tokenizer(vocab: dict[str, int] | str, merges: list[str] | str, context_length: int = 77,
-                       pad_token: str | None = "<|endoftext|>", pad_id: int | None = None):
-    """CLIP byte-level BPE (as transformers' CLIPTokenizer builds it) as a HF `tokenizers.Tokenizer`, padded and
-    truncated to context_length. vocab/merges: dict + list or paths to vocab.json + merges.txt."""
-    from transformers import CLIPTokenizer
-
-    if isinstance(merges, list):
-        merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in merges]
-    hf = CLIPTokenizer(vocab=vocab if not isinstance(vocab, Path) else str(vocab),
-                       merges=merges if not isinstance(merges, Path) else str(merges))
-    tok = hf.backend_tokenizer
-    if pad_id is None:
-        pad_id = tok.token_to_id(pad_token)
-    else:
-        pad_token = tok.id_to_token(pad_id) or "!"
-    return set_fixed_length(tok, context_length, pad_id, pad_token)
-
-
-def encode_ids(tok, texts: list[str]) -> np.ndarray:
-    return np.array([e.ids for e in tok.encode_batch(texts)], dtype=np.int64)
+# Shared helpers and tokenizer builders live in common.py and tokenizer_builders.py; re-exported here for old imports.
+from .common import (add_common_args, atomic_dir, check_parity, export_onnx, models_dir_default,  # noqa: E402,F401
+                     run_onnx, seed_all, torch_threads, write_json)
+from .tokenizer_builders import (FIXTURE_WORDS, clip_bpe_tokenizer, encode_ids, set_fixed_length,  # noqa: E402,F401
+                                 shared_clip_tokenizer_files, wordpiece_tokenizer, wordpiece_vocab)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -359,8 +198,6 @@ def load_hf_clip(path: str, random_size: str | None = None, seed: int = 0):
             cfg = CLIPConfig()
         seed_all(seed)
         model = CLIPModel(cfg).eval()
-        from .sd import shared_clip_tokenizer_files  # vocab.json + merges.txt from ../shared at run time
-
         vocab, merges = shared_clip_tokenizer_files()
         tok = clip_bpe_tokenizer(vocab, merges, 77)
         src, name = f"random-init ({random_size}) transformers CLIPModel", f"CLIP ({random_size}, random weights)"

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from . import manifest as mf
-from .clip import (FIXTURE_WORDS, add_common_args, atomic_dir, check_parity, clip_bpe_tokenizer, encode_ids,
-                   export_onnx, run_onnx, seed_all, torch_threads, write_json)
+from .common import add_common_args, atomic_dir, check_parity, export_onnx, run_onnx, seed_all, torch_threads, write_json
+from .tokenizer_builders import FIXTURE_WORDS, clip_bpe_tokenizer, encode_ids, shared_clip_tokenizer_files  # noqa: F401
 from .errors import ExportError
 
 CONTEXT_LENGTH = 77
@@ -76,15 +76,6 @@ SD_SIZES: dict[str, dict[str, Any]] = {
 def shared_dir() -> Path:
     env = os.environ.get("CXR_SHARED")
     return Path(env) if env else Path(__file__).resolve().parents[3] / "shared"
-
-
-def shared_clip_tokenizer_files() -> tuple[Path, Path]:
-    """OpenAI CLIP BPE (SD 1.x's tokenizer) from ../shared (or $CXR_SHARED), read in place at run time."""
-    d = shared_dir() / "weights" / "clip-tokenizer" / "derived-hf-format"
-    vocab, merges = d / "vocab.json", d / "merges.txt"
-    if not (vocab.exists() and merges.exists()):
-        raise ExportError(f"CLIP tokenizer files not found in {d} (set CXR_SHARED to the shared folder)")
-    return vocab, merges
 
 
 def tiny_bpe_vocab(num_merges: int = 320) -> tuple[dict[str, int], list[str]]:

@@ -26,12 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ExportError
-
-DEFAULT_ARCH = dict(image_size=224, patch_size=32, hidden_size=192, num_hidden_layers=6, num_attention_heads=3,
-                    intermediate_size=768)
-MEAN = (0.5, 0.5, 0.5)
-STD = (0.5, 0.5, 0.5)
-LABELS = ["NORMAL", "PNEUMONIA"]
+from .vit import (DEFAULT_ARCH, LABELS, MEAN, STD, binary_metrics, ece, roc_auc,  # noqa: F401  (re-exported)
+                  vit_config, youden_threshold)
 
 
 def repo_root() -> Path:
@@ -39,95 +35,8 @@ def repo_root() -> Path:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Metrics (no sklearn here)
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
-    """Mann-Whitney AUC with ties counted half."""
-    y = np.asarray(y).astype(bool)
-    score = np.asarray(score, dtype=np.float64)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    order = np.argsort(score, kind="mergesort")
-    s = score[order]
-    ranks = np.empty(len(s), dtype=np.float64)
-    i = 0
-    while i < len(s):
-        j = i
-        while j + 1 < len(s) and s[j + 1] == s[i]:
-            j += 1
-        ranks[i:j + 1] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    r = np.empty_like(ranks)
-    r[order] = ranks
-    return float((r[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
-
-
-def ece(y: np.ndarray, p_pos: np.ndarray, bins: int = 15) -> float:
-    """Expected calibration error of the predicted class's confidence (top-label), equal-width bins over [0,1]."""
-    y = np.asarray(y).astype(int)
-    p_pos = np.asarray(p_pos, dtype=np.float64)
-    pred = (p_pos >= 0.5).astype(int)
-    conf = np.where(pred == 1, p_pos, 1.0 - p_pos)
-    correct = (pred == y).astype(np.float64)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    total = 0.0
-    for k in range(bins):
-        lo, hi = edges[k], edges[k + 1]
-        m = (conf > lo) & (conf <= hi) if k > 0 else (conf >= lo) & (conf <= hi)
-        if m.any():
-            total += m.mean() * abs(correct[m].mean() - conf[m].mean())
-    return float(total)
-
-
-def binary_metrics(y: np.ndarray, p_pos: np.ndarray, threshold: float = 0.5) -> dict:
-    """Positive class = 1 (pneumonia); predicted positive when p_pos >= threshold."""
-    y = np.asarray(y).astype(int)
-    pred = (np.asarray(p_pos) >= threshold).astype(int)
-    tp = int(((pred == 1) & (y == 1)).sum())
-    tn = int(((pred == 0) & (y == 0)).sum())
-    fp = int(((pred == 1) & (y == 0)).sum())
-    fn = int(((pred == 0) & (y == 1)).sum())
-    prec = tp / (tp + fp) if tp + fp else 0.0
-    rec = tp / (tp + fn) if tp + fn else 0.0
-    spec = tn / (tn + fp) if tn + fp else 0.0
-    f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
-    return {"accuracy": (tp + tn) / len(y), "precision": prec, "recall": rec, "specificity": spec, "f1": f1,
-            "auc": roc_auc(y, p_pos), "ece_15": ece(y, p_pos, 15), "tp": tp, "tn": tn, "fp": fp, "fn": fn,
-            "threshold": float(threshold), "n": int(len(y))}
-
-
-def youden_threshold(y: np.ndarray, p_pos: np.ndarray) -> float:
-    """Threshold maximizing sensitivity + specificity - 1 (ties: the one closest to 0.5); midpoint between scores."""
-    y = np.asarray(y).astype(int)
-    p = np.asarray(p_pos, dtype=np.float64)
-    cand = np.unique(p)
-    mids = np.concatenate([[0.0], (cand[:-1] + cand[1:]) / 2.0, [1.0]]) if len(cand) > 1 else np.array([0.5])
-    best, best_t = -2.0, 0.5
-    n_pos, n_neg = max(1, (y == 1).sum()), max(1, (y == 0).sum())
-    for t in mids:
-        pred = p >= t
-        j = (pred & (y == 1)).sum() / n_pos + (~pred & (y == 0)).sum() / n_neg - 1.0
-        if j > best + 1e-12 or (abs(j - best) <= 1e-12 and abs(t - 0.5) < abs(best_t - 0.5)):
-            best, best_t = j, float(t)
-    return best_t
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # Model and data
 # ---------------------------------------------------------------------------------------------------------------
-
-
-def vit_config(labels=LABELS, **arch):
-    from transformers import ViTConfig
-
-    a = {**DEFAULT_ARCH, **{k: v for k, v in arch.items() if v is not None}}
-    return ViTConfig(num_channels=3, hidden_act="gelu", layer_norm_eps=1e-12, qkv_bias=True,
-                     hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-                     id2label={i: lab for i, lab in enumerate(labels)},
-                     label2id={lab: i for i, lab in enumerate(labels)}, **a)
 
 
 def image_processor(size: int):

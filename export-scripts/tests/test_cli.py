@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import EXPORT_SCRIPTS, REPO_ROOT
+from conftest import EXPORT_SCRIPTS, REPO_ROOT, skip_or_fail
 
 
 def test_help_lists_subcommands():
@@ -26,12 +26,12 @@ def test_no_subcommand_prints_help(capsys):
 def _committed_entry():
     path = REPO_ROOT / "public" / "models" / "manifest.json"
     if not path.is_file():
-        pytest.skip("public/models/manifest.json not committed yet")
+        skip_or_fail("public/models/manifest.json is not there")
     entry = next((e for e in json.loads(path.read_text())["models"] if e["id"] == "pneumonia-vit"), None)
     if entry is None:
-        pytest.skip("no pneumonia-vit entry in public/models/manifest.json")
+        skip_or_fail("no pneumonia-vit entry in public/models/manifest.json")
     if entry["weights"] != "trained" or "metrics" not in entry["card"]:
-        pytest.skip("pneumonia-vit is still the provisional placeholder (no measured metrics)")
+        skip_or_fail("pneumonia-vit is a provisional placeholder (no measured metrics in its card)")
     return entry
 
 
@@ -59,7 +59,7 @@ def test_committed_goldens_match_committed_model(kermany_dir):
     entry = _committed_entry()
     g = REPO_ROOT / "tests" / "goldens" / "pneumonia-vit" / "test-images.json"
     if not g.is_file():
-        pytest.skip("goldens not written yet")
+        skip_or_fail(f"{g} is not there")
     doc = json.loads(g.read_text())
     imgs = doc["images"]
     assert len(imgs) >= 32 and doc["preprocessing"] == entry["preprocessing"]

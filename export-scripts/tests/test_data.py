@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+from conftest import SHARED_PRESENT, skip_or_fail
 from cxr_export import data as D
 from cxr_export.cli import main
 from cxr_export.errors import ExportError
@@ -62,7 +63,7 @@ def test_csv_source(small_kermany, tmp_path):
 def test_npz_source(shared_dir, tmp_path):
     npz = shared_dir / "data" / "pneumoniamnist" / "pneumoniamnist_28_balanced.npz"
     if not npz.is_file():
-        pytest.skip(f"{npz} not found")
+        skip_or_fail(f"{npz} not found", strict=SHARED_PRESENT)
     z = np.load(npz)
     summary = D.prepare(tmp_path / "mnist", npz=npz, per_class=4, seed=0)
     counts = summary["counts"]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import SHARED_PRESENT, skip_or_fail
 from cxr_export.cli import main
 from cxr_export.errors import ExportError
 
@@ -155,7 +156,7 @@ def test_tokenizers(tmp_path):
     try:
         vocab, merges = shared_clip_tokenizer_files()
     except ExportError:
-        pytest.skip("shared CLIP tokenizer files not available")
+        skip_or_fail("the shared CLIP tokenizer files are not available", strict=SHARED_PRESENT)
     from transformers import CLIPTokenizer
 
     full = sd_tokenizer("full")

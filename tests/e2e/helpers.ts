@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { expect, type Page, type TestInfo } from '@playwright/test';
+import { expect, test, type Page, type TestInfo } from '@playwright/test';
 
 export const REPO = path.resolve(import.meta.dirname, '../..');
 export const SHARED = process.env.CXR_SHARED ?? path.resolve(REPO, '../shared');
@@ -27,6 +27,30 @@ export function kermanyImage(label: 'NORMAL' | 'PNEUMONIA', index = 0): string {
 
 export function hasSharedData(): boolean {
   return fs.existsSync(path.join(KERMANY, 'test'));
+}
+
+/** In CI, and wherever ../shared is present, a missing artifact fails its test instead of skipping it. */
+export const STRICT_ARTIFACTS = !!process.env.CI || fs.existsSync(path.join(SHARED, 'data'));
+
+/**
+ * A test (or describe block) that needs an artifact: a committed model or manifest entry, the build, a file of
+ * ../shared. Present: nothing happens. Missing: an error on a strict machine (STRICT_ARTIFACTS), so a missing
+ * feature never passes green; a skip with the reason elsewhere (a checkout without ../shared).
+ */
+export function needs(present: boolean, what: string): void {
+  if (present) return;
+  if (STRICT_ARTIFACTS) throw new Error(`needs ${what}, which is missing (in CI or with ../shared present this fails instead of skipping)`);
+  test.skip(true, `needs ${what}`);
+}
+
+/** needs() for the Kermany test images. */
+export function needsSharedData(): void {
+  needs(hasSharedData(), `${path.join(KERMANY, 'test')} (set CXR_SHARED)`);
+}
+
+/** needs() for a model of the manifest. */
+export function needsModel(id: string): void {
+  needs(manifestHas(id), `the model '${id}' in the model manifest`);
 }
 
 export interface ManifestLite {

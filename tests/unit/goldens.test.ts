@@ -1,8 +1,9 @@
 /**
  * Runs every golden written by the Python exporters (tests/goldens/<model-id>/*.json:
  * {inputs: {name: {dims, dtype, data}}, outputs: {...}, meta}) through onnxruntime-web (Node, wasm) on the graphs in
- * public/models, and checks the TypeScript tokenizer / preprocessing against them. Skips with a reason when the
- * goldens or the models are not there yet.
+ * public/models, and checks the TypeScript tokenizer / preprocessing against them. A golden whose model or graph is
+ * missing fails (in CI and wherever ../shared is present; see lacks() in helpers/shared.ts), except the pipeline
+ * goldens listed in PENDING, which are `todo` until the app implements what they check.
  */
 import { describe, expect, it } from 'vitest';
 import fs from 'node:fs';
@@ -12,9 +13,9 @@ import { parseManifest, findModel, chooseVariant, fileByRole } from '../../app/l
 import type { ModelEntry } from '../../app/lib/models/manifest-types';
 import { loadClipTokenizer } from '../../app/lib/clip/tokenize';
 import { zeroShot } from '../../app/lib/clip/zero-shot';
-import { decodeImageFileNode } from '../../app/lib/imaging/decode-node';
+import { decodeImageFileNode } from '../../app/platform/node/decode';
 import { prepareClassifierBatch, interpretClassifierOutputs, classifierThreshold } from '../../app/lib/classify/pipeline';
-import { REPO_ROOT, hasShared, sharedPath, readBytes } from './helpers/shared';
+import { REPO_ROOT, SHARED_PRESENT, hasShared, lacks, sharedPath, readBytes } from './helpers/shared';
 
 ort.env.wasm.numThreads = 1;
 ort.env.logLevel = 'error';
@@ -65,10 +66,22 @@ function graphFor(entry: ModelEntry, inputs: string[], metaGraph?: unknown): str
   return only.length === 1 ? path.join(MODELS, only[0].path) : null;
 }
 
+/**
+ * Multi-graph pipeline goldens no single ONNX graph reproduces: they check a TypeScript pipeline the app does not
+ * have yet (the LCM scheduler step and the 4-step SD generation: text encoder -> UNet x4 with the LCM step -> VAE
+ * decoder). Listed here as `todo`, not skipped silently; remove an entry when its pipeline test is written.
+ */
+const PENDING: Record<string, string> = {
+  'tiny-sd/lcm_timesteps.json': "the LCMScheduler's 4-step timesteps in TypeScript (no app code yet)",
+  'tiny-sd/lcm_step.json': 'one LCMScheduler step in TypeScript (no app code yet)',
+  'tiny-sd/generation_base.json': '4-step LCM generation with the base UNet in TypeScript (no app code yet)',
+  'tiny-sd/generation_lora.json': '4-step LCM generation with the LoRA-merged UNet in TypeScript (no app code yet)',
+};
+
 const goldenDirs = fs.existsSync(GOLDENS) ? fs.readdirSync(GOLDENS).filter((d) => fs.statSync(path.join(GOLDENS, d)).isDirectory()) : [];
 
 describe('goldens', () => {
-  if (goldenDirs.length === 0) it.skip('no goldens yet (tests/goldens/<id>/ is empty)', () => {});
+  lacks(goldenDirs.length > 0, `goldens in ${GOLDENS}`);
 
   for (const id of goldenDirs) {
     const entry = manifest ? findModel(manifest, id) : undefined;
@@ -77,8 +90,13 @@ describe('goldens', () => {
       const golden = JSON.parse(fs.readFileSync(path.join(GOLDENS, id, f), 'utf8')) as Golden;
       if (!golden.inputs || !golden.outputs) continue;
       const graph = entry ? graphFor(entry, Object.keys(golden.inputs), golden.meta?.graph) : null;
-      const why = !entry ? ' (model not in public/models yet)' : !graph ? ' (multi-graph pipeline golden: no single graph takes these inputs)' : '';
-      if (Object.keys(golden.inputs).length > 0) it.skipIf(!graph || !fs.existsSync(graph))(`${id}/${f}: ONNX Runtime Web reproduces the PyTorch outputs${why}`, async () => {
+      const pending = PENDING[`${id}/${f}`];
+      if (pending) {
+        it.todo(`${id}/${f}: ${pending}`);
+        continue;
+      }
+      const what = !entry ? `the model '${id}' in public/models/manifest.json (its golden ${f} is committed)` : `the graph of ${id} that takes the inputs of ${f}`;
+      if (Object.keys(golden.inputs).length > 0) it.skipIf(lacks(!!graph && fs.existsSync(graph), what))(`${id}/${f}: ONNX Runtime Web reproduces the PyTorch outputs`, async () => {
         const s = await session(graph!);
         const feeds: Record<string, ort.Tensor> = {};
         for (const [name, t] of Object.entries(golden.inputs)) feeds[name] = toTensor(t);
@@ -97,7 +115,7 @@ describe('goldens', () => {
       const tokFile = entry ? fileByRole(entry.variants.fp32 ?? Object.values(entry.variants)[0]!, 'tokenizer') : undefined;
       if (prompts && ids) {
         const tokPath = tokFile ? path.join(MODELS, tokFile.path) : null;
-        it.skipIf(!tokPath || !fs.existsSync(tokPath))(`${id}/${f}: the TypeScript tokenizer gives the golden input_ids${tokPath ? '' : ' (model not in public/models yet)'}`, () => {
+        it.skipIf(lacks(!!tokPath && fs.existsSync(tokPath), `the tokenizer of ${id} in public/models (its golden ${f} is committed)`))(`${id}/${f}: the TypeScript tokenizer gives the golden input_ids`, () => {
           const cfg = { ...(entry!.config ?? {}), ...(golden.meta ?? {}) } as { context_length: number; pad_token_id: number };
           const tok = loadClipTokenizer(fs.readFileSync(tokPath!, 'utf8'), cfg);
           const b = tok.encodeBatch(prompts);
@@ -109,16 +127,23 @@ describe('goldens', () => {
   }
 });
 
+/** Inside a running test: false when ../shared has the path; throws where ../shared is present; true (skip the rest) elsewhere. */
+function lacksSharedNow(rel: string): boolean {
+  if (hasShared(rel)) return false;
+  if (SHARED_PRESENT) throw new Error(`../shared/${rel} is missing`);
+  return true;
+}
+
 const clipEntries = manifest?.models.filter((m) => m.family === 'clip') ?? [];
 describe('CLIP models in public/models', () => {
-  if (clipEntries.length === 0) it.skip('no CLIP model in public/models yet', () => {});
+  lacks(clipEntries.length > 0, 'a CLIP model in public/models/manifest.json');
   for (const entry of clipEntries) {
     const v = entry.variants.fp32;
     const tok = v && fileByRole(v, 'tokenizer');
     const txt = v && fileByRole(v, 'text_encoder');
     const img = v && fileByRole(v, 'image_encoder');
     const present = !!(tok && txt && img && [tok, txt, img].every((f) => fs.existsSync(path.join(MODELS, f.path))));
-    it.skipIf(!present)(`${entry.id}: default prompts tokenize, encode, and zero-shot a real image end to end`, async () => {
+    it.skipIf(lacks(present, `the files of ${entry.id} listed in the manifest`))(`${entry.id}: default prompts tokenize, encode, and zero-shot a real image end to end`, async () => {
       const cfg = entry.config as { context_length: number; pad_token_id: number; logit_scale: number; default_prompts: Record<string, string[]> };
       const tk = loadClipTokenizer(fs.readFileSync(path.join(MODELS, tok!.path), 'utf8'), cfg);
       const ts = await session(path.join(MODELS, txt!.path));
@@ -132,7 +157,8 @@ describe('CLIP models in public/models', () => {
         labels.push({ label, embeds: texts.map((_, i) => data.subarray(i * D, (i + 1) * D)) });
       }
       const KERMANY = 'data/kermany-cxr-224/test/PNEUMONIA';
-      if (!hasShared(KERMANY) || !entry.preprocessing) return;
+      if (!entry.preprocessing) throw new Error(`${entry.id}: no preprocessing in the manifest`);
+      if (lacksSharedNow(KERMANY)) return;
       const file = fs.readdirSync(sharedPath(KERMANY)).sort()[0];
       const d = await decodeImageFileNode(readBytes(sharedPath(KERMANY, file)));
       const { data, dims } = prepareClassifierBatch([d.raster], entry.preprocessing);
@@ -150,7 +176,7 @@ const testImages = path.join(GOLDENS, 'pneumonia-vit', 'test-images.json');
 const pvit = manifest ? findModel(manifest, 'pneumonia-vit') : undefined;
 describe('pneumonia-vit test-image goldens', () => {
   const ready = fs.existsSync(testImages) && !!pvit && hasShared('data/kermany-cxr-224');
-  it.skipIf(!ready)(`decode + preprocess + ORT in Node reproduce Python's probabilities${ready ? '' : ' (goldens, model or data missing)'}`, async () => {
+  it.skipIf(lacks(ready, `${testImages}, pneumonia-vit in the manifest and ../shared/data/kermany-cxr-224`))(`decode + preprocess + ORT in Node reproduce Python's probabilities`, async () => {
     const g = JSON.parse(fs.readFileSync(testImages, 'utf8'));
     const list = (Array.isArray(g) ? g : g.images) as { path: string; probabilities: number[] }[];
     const graph = graphFor(pvit!, ['pixel_values'])!;

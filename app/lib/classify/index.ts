@@ -1,2 +1,4 @@
 export * from './postprocess';
 export * from './pipeline';
+export * from './types';
+export * from './engine';

@@ -13,7 +13,8 @@ export interface ClassifierOutputs {
   embedding?: ArrayLike<number>;
 }
 
-export interface ClassifierResult extends ClassPrediction {
+/** One image of a batch, interpreted: prediction at the threshold, P(positive), embedding. */
+export interface ClassifierInterpretation extends ClassPrediction {
   /** P(positive class), e.g. P(PNEUMONIA) */
   positiveProbability: number;
   embedding?: Float32Array;
@@ -31,7 +32,7 @@ export function classifierThreshold(entry: ModelEntry): number {
 }
 
 /** Interpret a batch of outputs: probabilities (or softmax of logits), thresholded prediction, per-image embedding. */
-export function interpretClassifierOutputs(out: ClassifierOutputs, batch: number, labels: string[], threshold?: number): ClassifierResult[] {
+export function interpretClassifierOutputs(out: ClassifierOutputs, batch: number, labels: string[], threshold?: number): ClassifierInterpretation[] {
   const C = labels.length;
   let probs: ArrayLike<number>;
   if (out.probabilities) probs = out.probabilities;

@@ -1,2 +1,5 @@
 export * from './tokenize';
 export * from './zero-shot';
+export * from './types';
+export * from './prompts';
+export * from './engine';

@@ -238,6 +238,8 @@ export class ModelDownloader {
         onLoaded(0);
       }
       const append = (value: Uint8Array) => {
+        // Checked per chunk: a Blob-backed Response (local folders) or a custom fetch may not stop on the signal.
+        if (req.signal?.aborted) throw new ModelFileError('aborted', f.path, `Download of ${f.path} was cancelled`, { url, cause: req.signal.reason });
         if (received + value.byteLength > f.bytes) {
           throw new ModelFileError('size-mismatch', f.path, `${f.path} is larger than the manifest says (${f.bytes} bytes); it was not saved`, { url });
         }

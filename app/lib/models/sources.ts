@@ -13,11 +13,39 @@ export type ModelSource =
 
 export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
 
-/** `${import.meta.env.BASE_URL}models/` under Vite; '/models/' elsewhere (Node). */
-export function defaultAppBaseUrl(): string {
-  const env = (import.meta as unknown as { env?: { BASE_URL?: string } }).env;
-  const base = env?.BASE_URL ?? '/';
-  return `${base.endsWith('/') ? base : `${base}/`}models/`;
+/** The app's own models folder when a source names none; the browser passes `${BASE_URL}models/` (sourceFromSetting). */
+export const DEFAULT_APP_MODELS_URL = '/models/';
+
+/** The user's model-source setting, as persisted (a local folder by name: its blobs live only for one visit). */
+export type ModelSourceSetting =
+  | { kind: 'app' }
+  /** A Hugging Face-style repo: files at `${repoUrl}/resolve/${revision}/<path>`. */
+  | { kind: 'hf'; repoUrl: string; revision?: string }
+  /** A local folder the user picked; its files are imported into the model cache (the blobs live only this visit). */
+  | { kind: 'local'; name: string };
+
+/** The source of a setting; `appModelsUrl` is where the app's own models are served. */
+export function sourceFromSetting(s: ModelSourceSetting, appModelsUrl?: string, localFiles?: Map<string, Blob>): ModelSource {
+  if (s.kind === 'hf') return { kind: 'hf', repoUrl: s.repoUrl, revision: s.revision };
+  if (s.kind === 'local') return { kind: 'local', name: s.name, files: localFiles ?? new Map() };
+  return appModelsUrl ? { kind: 'app', baseUrl: appModelsUrl } : { kind: 'app' };
+}
+
+/** The source as the workers and the cache keys see it (a local folder's blobs stay on the main thread). */
+export function workerSource(source: ModelSource): ModelSource {
+  return source.kind === 'local' ? { kind: 'local', files: new Map(), name: source.name } : source;
+}
+
+/** The source in words, for the model manager. */
+export function describeSource(s: ModelSource): string {
+  if (s.kind === 'hf') return `${s.repoUrl} (revision ${s.revision ?? 'main'})`;
+  if (s.kind === 'local') return `local folder “${s.name ?? 'folder'}”`;
+  return "the app's own models";
+}
+
+/** A stable key of a source (saved manifests are keyed by it). */
+export function sourceKey(s: ModelSource): string {
+  return s.kind === 'hf' ? `hf:${s.repoUrl}@${s.revision ?? 'main'}` : s.kind === 'local' ? `local:${s.name}` : 'app';
 }
 
 function joinUrl(base: string, path: string): string {
@@ -40,7 +68,7 @@ export function resolveFileUrl(source: ModelSource, path: string): string {
   const clean = path.replace(/^\/+/, '');
   switch (source.kind) {
     case 'app':
-      return joinUrl(source.baseUrl ?? defaultAppBaseUrl(), clean);
+      return joinUrl(source.baseUrl ?? DEFAULT_APP_MODELS_URL, clean);
     case 'hf':
       return `${normalizeHfRepoUrl(source.repoUrl)}/resolve/${encodeURIComponent(source.revision ?? 'main')}/${clean}`;
     case 'local':

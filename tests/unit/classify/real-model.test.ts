@@ -7,10 +7,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-web';
 import { parseManifest, findModel, chooseVariant, fileByRole } from '../../../app/lib/models/manifest';
-import { decodeImageFileNode } from '../../../app/lib/imaging/decode-node';
+import { decodeImageFileNode } from '../../../app/platform/node/decode';
 import { prepareClassifierBatch, interpretClassifierOutputs, classifierThreshold } from '../../../app/lib/classify/pipeline';
 import { attentionRollout, heatmapToRGBA } from '../../../app/lib/classify/postprocess';
-import { hasShared, readBytes, REPO_ROOT, sharedPath } from '../helpers/shared';
+import { hasShared, lacks, readBytes, REPO_ROOT, sharedPath } from '../helpers/shared';
 
 ort.env.wasm.numThreads = 1;
 const MODELS = path.join(REPO_ROOT, 'public/models');
@@ -21,7 +21,7 @@ const variant = entry ? chooseVariant(entry, { backend: 'wasm', shaderF16: false
 const file = variant ? fileByRole(variant, 'model') ?? variant.files[0] : undefined;
 const ready = !!file && fs.existsSync(path.join(MODELS, file.path)) && hasShared('data/kermany-cxr-224/test/PNEUMONIA');
 
-describe.skipIf(!ready)('pneumonia-vit in public/models (app classifier path in Node)', () => {
+describe.skipIf(lacks(ready, 'public/models/pneumonia-vit (its manifest entry and graph) and ../shared Kermany test images'))('pneumonia-vit in public/models (app classifier path in Node)', () => {
   it('classifies two real images in one batch and rolls out attention to a patch grid', async () => {
     const s = await ort.InferenceSession.create(fs.readFileSync(path.join(MODELS, file!.path)), { executionProviders: ['wasm'] });
     const names = ['NORMAL/IM-0001-0001.jpeg', 'PNEUMONIA/' + fs.readdirSync(sharedPath('data/kermany-cxr-224/test/PNEUMONIA')).sort()[0]];

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { parseCsv } from '../../../app/lib/batch/csv';
-import { hasShared, PYTHON, REPO_ROOT, sharedPath } from '../helpers/shared';
+import { hasShared, lacks, lacksShared, PYTHON, REPO_ROOT, sharedPath } from '../helpers/shared';
 import { ensureTinyModels, hasClipExporter, hasTorch } from '../helpers/fixtures';
 
 const KERMANY_TEST = 'data/kermany-cxr-224/test';
@@ -83,7 +83,7 @@ function runCli(args: string[]) {
   return { metrics: JSON.parse(lines.at(-1)!), stdout: r.stdout, stderr: r.stderr };
 }
 
-describe.skipIf(!haveData || !hasTorch)('label CLI with a tiny random ViT fixture (built by PyTorch)', () => {
+describe.skipIf(lacksShared(KERMANY_TEST) || !hasTorch)('label CLI with a tiny random ViT fixture (built by PyTorch)', () => {
   let subset: { dir: string; files: string[] };
   let modelsDir: string;
   let refFile: string;
@@ -154,7 +154,7 @@ describe.skipIf(!haveData || !hasTorch)('label CLI with a tiny random ViT fixtur
 
 const REAL = path.join(REPO_ROOT, 'public/models/pneumonia-vit');
 const haveReal = fs.existsSync(path.join(REPO_ROOT, 'public/models/manifest.json')) && fs.existsSync(REAL);
-describe.skipIf(!haveData || !haveReal)('label CLI with the real public/models/pneumonia-vit', () => {
+describe.skipIf(lacksShared(KERMANY_TEST) || lacks(haveReal, 'public/models/pneumonia-vit and its manifest entry'))('label CLI with the real public/models/pneumonia-vit', () => {
   it('labels a 20-image subset and agrees with the Python goldens when present', () => {
     const goldens = path.join(REPO_ROOT, 'tests/goldens/pneumonia-vit/test-images.json');
     type G = { path: string; probabilities: number[] };

@@ -11,10 +11,10 @@ import * as ort from 'onnxruntime-web';
 import { parseManifest, findModel, fileByRole } from '../../../app/lib/models/manifest';
 import { loadClipTokenizer } from '../../../app/lib/clip/tokenize';
 import { zeroShot } from '../../../app/lib/clip/zero-shot';
-import { decodeImageFileNode } from '../../../app/lib/imaging/decode-node';
+import { decodeImageFileNode } from '../../../app/platform/node/decode';
 import { toModelInput } from '../../../app/lib/imaging/preprocess';
 import { ensureTinyModels, hasClipExporter } from '../helpers/fixtures';
-import { hasShared, PYTHON, readBytes, sharedPath } from '../helpers/shared';
+import { lacksShared, PYTHON, readBytes, sharedPath } from '../helpers/shared';
 
 ort.env.wasm.numThreads = 1;
 const IMG = 'data/kermany-cxr-224/test/PNEUMONIA';
@@ -37,7 +37,7 @@ t=te/np.linalg.norm(te,axis=1,keepdims=True); i=ie/np.linalg.norm(ie,axis=1,keep
 logits=cfg['logit_scale']*(i@t.T); p=np.exp(logits-logits.max()); p/=p.sum()
 print(json.dumps(dict(ids=ids.tolist(),image_embeds=ie[0].tolist(),probs=p[0].tolist())))`;
 
-describe.skipIf(!hasClipExporter || !hasShared(IMG))('exported tiny BiomedCLIP: TS pipeline = Python pipeline', () => {
+describe.skipIf(!hasClipExporter || lacksShared(IMG))('exported tiny BiomedCLIP: TS pipeline = Python pipeline', () => {
   let root: string;
   beforeAll(() => {
     root = ensureTinyModels()!;

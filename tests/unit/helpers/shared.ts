@@ -1,3 +1,4 @@
+import { it } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,3 +29,33 @@ export function readBytes(p: string): Uint8Array {
 
 export const PYTHON = path.join(REPO_ROOT, '.venv', 'bin', 'python');
 export const hasPython = fs.existsSync(PYTHON);
+
+/** ../shared is on this machine (its data/ folder exists). */
+export const SHARED_PRESENT = fs.existsSync(path.join(SHARED, 'data'));
+
+/**
+ * In CI, and wherever ../shared is present, an artifact a test needs (a committed model, golden or manifest entry; a
+ * file of ../shared) must be there: its absence fails instead of skipping, so a missing feature never passes green.
+ * Elsewhere (a checkout without ../shared) those tests skip with the reason.
+ */
+export const STRICT_ARTIFACTS = !!process.env.CI || SHARED_PRESENT;
+
+/**
+ * The skip condition of a test that needs an artifact: `describe.skipIf(lacks(present, what))`. Returns false when
+ * present. When missing on a strict machine it also registers a failing test naming `what` (`strict` defaults to
+ * STRICT_ARTIFACTS).
+ */
+export function lacks(present: boolean, what: string, strict = STRICT_ARTIFACTS): boolean {
+  if (present) return false;
+  if (strict) {
+    it(`needs ${what}`, () => {
+      throw new Error(`${what} is missing; in CI or with ../shared present a missing artifact fails instead of skipping`);
+    });
+  }
+  return true;
+}
+
+/** lacks() for a file of ../shared: skipped on a machine without ../shared, a failure where ../shared is present. */
+export function lacksShared(...parts: string[]): boolean {
+  return lacks(hasShared(...parts), sharedPath(...parts), SHARED_PRESENT);
+}

@@ -5,9 +5,9 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { PNG } from 'pngjs';
 import { decodeImageFile, ImageDecodeError, readImageSize, sniffFormat, type Raster } from '../../../app/lib/imaging';
-import { decodeImageFileNode } from '../../../app/lib/imaging/decode-node';
+import { decodeImageFileNode } from '../../../app/platform/node/decode';
 import { makePng } from '../helpers/png';
-import { hasPython, hasShared, PYTHON, readBytes, sharedPath } from '../helpers/shared';
+import { hasPython, lacksShared, PYTHON, readBytes, sharedPath } from '../helpers/shared';
 
 async function expectCode(p: Promise<unknown>, code: string): Promise<ImageDecodeError> {
   try {
@@ -22,7 +22,7 @@ async function expectCode(p: Promise<unknown>, code: string): Promise<ImageDecod
 }
 
 const KERMANY = 'data/kermany-cxr-224/test/NORMAL/IM-0001-0001.jpeg';
-const haveKermany = hasShared(KERMANY);
+const haveKermany = !lacksShared(KERMANY);
 
 describe('decodeImageFile (Node decoders)', () => {
   it.skipIf(!haveKermany)('decodes a real Kermany JPEG to 224×224 RGBA gray', async () => {

@@ -4,9 +4,9 @@ import jpeg from 'jpeg-js';
 import {
   decodeDicom, decodeRleFrame, ImageDecodeError, dicomToRaster, applyWindow, windowValue, autoWindow, sniffFormat,
 } from '../../../app/lib/imaging';
-import { decodeImageFileNode } from '../../../app/lib/imaging/decode-node';
+import { decodeImageFileNode } from '../../../app/platform/node/decode';
 import { grayAttrs, writeDicom } from '../helpers/dicom-writer';
-import { hasShared, missingReason, readBytes, sharedPath } from '../helpers/shared';
+import { hasShared, lacksShared, missingReason, readBytes, sharedPath } from '../helpers/shared';
 
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 const IMPLICIT_LE = '1.2.840.10008.1.2';
@@ -29,7 +29,7 @@ const ramp16 = (n: number, f: (i: number) => number) => Uint16Array.from({ lengt
 
 describe('real DICOM files (../shared/data/dicom)', () => {
   const nih = 'data/dicom/nih_cxr14_dx_1024.dcm';
-  it.skipIf(!hasShared(nih))(`NIH CXR14 1024² MONOCHROME2 matches its DICOM-JSON header ${hasShared(nih) ? '' : missingReason(nih)}`, () => {
+  it.skipIf(lacksShared(nih))(`NIH CXR14 1024² MONOCHROME2 matches its DICOM-JSON header ${hasShared(nih) ? '' : missingReason(nih)}`, () => {
     const img = decodeDicom(readBytes(sharedPath(nih)));
     const header = JSON.parse(fs.readFileSync(sharedPath('data/dicom/nih_cxr14_dx_1024.json'), 'utf8')) as Record<string, { Value?: unknown[] }>;
     const v = (t: string) => header[t]?.Value?.[0];
@@ -64,7 +64,7 @@ describe('real DICOM files (../shared/data/dicom)', () => {
   });
 
   const ot = 'data/dicom/non_cxr_control_OT_512.dcm';
-  it.skipIf(!hasShared(ot))('non-CXR control decodes and reports its modality', async () => {
+  it.skipIf(lacksShared(ot))('non-CXR control decodes and reports its modality', async () => {
     const d = await decodeImageFileNode(readBytes(sharedPath(ot)));
     expect(d.format).toBe('dicom');
     expect(d.dicom!.metadata.Modality).toBe('OT');

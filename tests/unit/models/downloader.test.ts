@@ -2,7 +2,8 @@ import 'fake-indexeddb/auto';
 import { describe, expect, it } from 'vitest';
 import { createStore } from 'idb-keyval';
 import { ModelDownloader, ModelFileError, type DownloadProgress } from '../../../app/lib/models/downloader';
-import { CacheStorageModelStore, MemoryModelStore, summarizeByModel } from '../../../app/lib/models/model-cache';
+import { MemoryModelStore, summarizeByModel } from '../../../app/lib/models/model-cache';
+import { CacheStorageModelStore } from '../../../app/platform/browser/model-cache';
 import { sha256Hex } from '../../../app/lib/models/hashing';
 import type { FetchLike } from '../../../app/lib/models/sources';
 
@@ -191,16 +192,48 @@ describe('ModelDownloader', () => {
     expect(dl.inflightCount).toBe(0);
   });
 
-  it('abort → aborted', async () => {
-    const a = bytesOf(50_000);
-    const { fetchImpl } = fakeServer({ files: { 'm/a.onnx': a }, delayMs: 5 });
-    const dl = new ModelDownloader({ store: new MemoryModelStore(), fetch: fetchImpl });
-    const ac = new AbortController();
-    const p = dl.download({ source: SRC, files: [await spec('m/a.onnx', a)], modelId: 'm', dtype: 'fp32', signal: ac.signal, onProgress: (e) => { if (e.loadedBytes > 2000) ac.abort(); } });
-    const e = await p.catch((x) => x);
-    expect(['aborted', undefined]).toContain(e.code); // AbortError from throwIfAborted is also acceptable
-    expect(e).toBeTruthy();
-  });
+  // Two kinds of response: one whose body ignores the signal (a Blob-backed local-folder Response does), and one
+  // that errors its body on abort (what fetch does). Either way the download must reject as 'aborted', stop reading,
+  // and store nothing; if the abort were ignored the download would resolve with the full file and these fail.
+  for (const honoursSignal of [false, true]) {
+    it(`abort → aborted, nothing stored, reading stops (body ${honoursSignal ? 'errors on abort' : 'ignores the signal'})`, async () => {
+      const a = bytesOf(50_000);
+      const { fetchImpl: serve } = fakeServer({ files: { 'm/a.onnx': a }, delayMs: 2 });
+      const fetchImpl: FetchLike = async (url, init) => {
+        const res = await serve(url, init);
+        const signal = init?.signal;
+        if (!honoursSignal || !signal || !res.body) return res;
+        const reader = res.body.getReader();
+        const body = new ReadableStream<Uint8Array>({
+          async pull(ctrl) {
+            if (signal.aborted) return ctrl.error(signal.reason);
+            const { done, value } = await reader.read();
+            if (done) ctrl.close();
+            else ctrl.enqueue(value);
+          },
+        });
+        return new Response(body, { status: res.status, headers: res.headers });
+      };
+      const store = new MemoryModelStore();
+      const dl = new ModelDownloader({ store, fetch: fetchImpl });
+      const ac = new AbortController();
+      let maxLoaded = 0;
+      const p = dl.download({
+        source: SRC, files: [await spec('m/a.onnx', a)], modelId: 'm', dtype: 'fp32', signal: ac.signal,
+        onProgress: (e) => {
+          maxLoaded = Math.max(maxLoaded, e.loadedBytes);
+          if (e.loadedBytes > 2000) ac.abort(new DOMException('cancelled by the user', 'AbortError'));
+        },
+      });
+      const e = await p.then(() => null, (x: unknown) => x);
+      expect(e, 'the download resolved: abort was ignored').toBeInstanceOf(ModelFileError);
+      expect((e as ModelFileError).code).toBe('aborted');
+      expect((e as ModelFileError).file).toBe('m/a.onnx');
+      expect(maxLoaded).toBeLessThan(a.length);
+      expect(await store.list()).toEqual([]);
+      expect(dl.inflightCount).toBe(0);
+    });
+  }
 });
 
 /** Minimal in-memory Cache Storage (the browser API shape) for Node. */

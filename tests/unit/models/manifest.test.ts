@@ -4,7 +4,7 @@ import path from 'node:path';
 import { chooseVariant, ManifestError, parseManifest, totalBytes, variantFiles } from '../../../app/lib/models/manifest';
 import { sha256Hex } from '../../../app/lib/models/hashing';
 import { localSourceFromFiles, normalizeHfRepoUrl, openFile, resolveFileUrl, fetchManifest } from '../../../app/lib/models/sources';
-import { REPO_ROOT } from '../helpers/shared';
+import { lacks, REPO_ROOT } from '../helpers/shared';
 
 const SHA = 'a'.repeat(64);
 export function sampleManifest(): any {
@@ -63,7 +63,7 @@ describe('parseManifest', () => {
   }
 
   const real = path.join(REPO_ROOT, 'public/models/manifest.json');
-  it.skipIf(!fs.existsSync(real))('parses the real public/models/manifest.json', () => {
+  it.skipIf(lacks(fs.existsSync(real), real))('parses the real public/models/manifest.json', () => {
     const m = parseManifest(JSON.parse(fs.readFileSync(real, 'utf8')));
     expect(m.models.length).toBeGreaterThan(0);
   });

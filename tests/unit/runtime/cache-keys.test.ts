@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryModelStore } from '../../../app/lib/models/model-cache';
-import { cacheKeyForUrl, LocalKeyModelStore, urlForCacheKey } from '../../../app/store/cache-keys';
+import { cacheKeyForUrl, LocalKeyModelStore, urlForCacheKey } from '../../../app/lib/models/cache-keys';
 
 describe('local-folder cache keys', () => {
   it('maps local:// URLs to http(s) keys and back; other URLs unchanged', () => {

@@ -3,9 +3,9 @@
  * (createImageBitmap + OffscreenCanvas) into an RGBA raster. Sniffing, size limits and DICOM are shared with Node in
  * ./index (decodeImageFile); this file only supplies the pixels.
  */
-import { decodeImageFile, type DecodedImage, type DecodeOptions } from './index';
-import { ImageDecodeError } from './errors';
-import type { Raster } from './raster';
+import { decodeImageFile, type DecodedImage, type DecodeOptions } from '../../lib/imaging';
+import { ImageDecodeError } from '../../lib/imaging/errors';
+import type { Raster } from '../../lib/imaging/raster';
 
 /** 50 MP: a 7000×7000 radiograph fits; larger ones would take hundreds of MB of RGBA per copy in a tab. */
 export const BROWSER_MAX_PIXELS = 50_000_000;

@@ -1,10 +1,10 @@
 /**
  * Cache Storage only accepts http(s) request URLs, but a local folder's files are keyed 'local://<folder>/<path>'
- * (app/lib/models/sources). This wrapper maps such keys to a same-origin URL under /__local-models__/ for the cache
+ * (./sources). This wrapper maps such keys to a same-origin URL under /__local-models__/ for the cache
  * and back for callers, so the downloader, the model manager and the workers all keep using the source's own URLs.
  * (Nothing is ever served at that path; it is only a key.) Used on the main thread and in the model workers.
  */
-import type { ModelStore, QuotaEstimate, StoredModelFile } from '../lib/models/model-cache';
+import type { ModelStore, QuotaEstimate, StoredModelFile } from './model-cache';
 
 const LOCAL_PREFIX = 'local://';
 

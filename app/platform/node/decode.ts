@@ -4,9 +4,9 @@
  */
 import { PNG } from 'pngjs';
 import jpeg from 'jpeg-js';
-import { ImageDecodeError } from './errors';
-import type { Raster } from './raster';
-import { decodeImageFile, DEFAULT_MAX_PIXELS, type DecodedImage, type DecodeOptions } from './index';
+import { ImageDecodeError } from '../../lib/imaging/errors';
+import type { Raster } from '../../lib/imaging/raster';
+import { decodeImageFile, DEFAULT_MAX_PIXELS, type DecodedImage, type DecodeOptions } from '../../lib/imaging';
 
 export interface NodeDecodeLimits {
   maxPixels?: number;

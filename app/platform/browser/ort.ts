@@ -1,0 +1,78 @@
+/**
+ * The browser's OrtHost (page or worker): the one self-hosted ORT build under /ort/, the WebGPU adapter's facts, and
+ * model files read from the model cache.
+ */
+import type { ModelEntry } from '../../lib/models/manifest-types';
+import { resolveFileUrl, type ModelSource } from '../../lib/models/sources';
+import { modelPlanFacts, probeGpu, type BackendOverride, type ExecutionInputs, type GpuFacts } from '../../lib/runtime';
+import type { FileReader, Ort, OrtHost } from '../../lib/runtime/sessions';
+import { appBasePath } from './env';
+import { browserModelStore } from './model-cache';
+
+/** ORT is served by the app under /ort/ (see vite.config.ts for why it is not bundled into each worker). */
+export function ortBaseUrl(): string {
+  return new URL(`${appBasePath()}ort/`, self.location.origin).href;
+}
+
+/** The WebGPU adapter's facts, probed once per page or worker. */
+export interface BrowserDevice {
+  gpu(): Promise<GpuFacts>;
+  planInputs(entry: ModelEntry, override: BackendOverride): Promise<ExecutionInputs>;
+}
+
+export function browserDevice(): BrowserDevice {
+  let gpu: Promise<GpuFacts> | null = null;
+  const facts = () => (gpu ??= probeGpu());
+  return {
+    gpu: facts,
+    async planInputs(entry, override) {
+      return {
+        gpu: await facts(),
+        crossOriginIsolated: self.crossOriginIsolated === true,
+        hardwareConcurrency: self.navigator.hardwareConcurrency || 1,
+        override,
+        ...modelPlanFacts(entry),
+      };
+    },
+  };
+}
+
+/**
+ * Model files come only from the model cache, which the main thread fills through ModelDownloader (sha256 and size
+ * verified). Reading the cache in the worker instead of receiving the bytes: Cache Storage is reachable from workers,
+ * so a large graph is never copied through the UI thread, and a session can be re-created (backend switch) on its own.
+ */
+export function modelCacheReader(source: ModelSource): FileReader {
+  const store = browserModelStore();
+  return async (file) => {
+    const url = resolveFileUrl(source, file.path);
+    const bytes = await store.get(url);
+    if (!bytes) throw new Error(`${file.path} is not in the model cache (download the model first)`);
+    if (bytes.byteLength !== file.bytes) throw new Error(`${file.path} in the model cache has ${bytes.byteLength} bytes, expected ${file.bytes}: delete and download it again`);
+    return bytes;
+  };
+}
+
+/** The OrtHost of a model worker. */
+export function browserOrtHost(): OrtHost {
+  let ortPromise: Promise<Ort> | null = null;
+  const device = browserDevice();
+  return {
+    ort() {
+      ortPromise ??= (async () => {
+        const base = ortBaseUrl();
+        const ort = (await import(/* @vite-ignore */ `${base}ort.min.mjs`)) as Ort;
+        // Never a CDN: ORT's glue (.mjs) and .wasm come from the same folder of this app.
+        ort.env.wasm.wasmPaths = base;
+        ort.env.logLevel = 'error';
+        return ort;
+      })();
+      ortPromise.catch(() => {
+        ortPromise = null;
+      });
+      return ortPromise;
+    },
+    planInputs: device.planInputs,
+    reader: modelCacheReader,
+  };
+}

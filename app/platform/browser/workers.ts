@@ -1,0 +1,75 @@
+/**
+ * The worker registry: the app's comlink workers, one lazily created singleton per model family plus one for
+ * decoding images. Callers get the family's engine interface (app/lib/<family>/engine.ts); progress callbacks are
+ * proxied here so the rest of the app never sees comlink.
+ *
+ * Fault injection (browser tests only): when the page defines `globalThis.__CXR_FAULTS__ = { workerCallsFailOnce:
+ * true }` before the app starts, the first call of every worker method rejects, as a crashed worker's would. The
+ * tests use it to prove each call's failure is caught and reported. Without that global this is a no-op.
+ */
+import * as Comlink from 'comlink';
+import type { ClassifierEngine } from '../../lib/classify/engine';
+import type { ClipEngine } from '../../lib/clip/engine';
+import type { ImagingApi } from '../../lib/imaging/decode-outcome';
+import type { Progress } from '../../lib/runtime/outcome';
+
+export interface WorkerRegistry {
+  imaging(): ImagingApi;
+  classifier(): ClassifierEngine;
+  clip(): ClipEngine;
+  /** Release every model session (backend setting changed, model deleted); workers stay alive. */
+  resetModels(): Promise<void>;
+}
+
+type Faults = { workerCallsFailOnce?: boolean };
+
+/**
+ * A family's engine backed by a comlink worker started on first use: function arguments (progress callbacks) are
+ * proxied, `release`/`reset` on a worker never started do nothing, faults are injected when asked.
+ */
+function lazyRemote<T extends object>(name: string, start: () => Worker, methods: (keyof T & string)[]): T {
+  const faults = (globalThis as { __CXR_FAULTS__?: Faults }).__CXR_FAULTS__;
+  const failed = new Set<string>();
+  let remote: Comlink.Remote<T> | null = null;
+  const out: Record<string, unknown> = {};
+  for (const m of methods) {
+    out[m] = async (...args: unknown[]) => {
+      if (!remote && (m === 'release' || m === 'reset')) return undefined;
+      if (faults?.workerCallsFailOnce && !failed.has(m)) {
+        failed.add(m);
+        throw new Error(`the ${name} worker failed (injected fault in ${name}.${m})`);
+      }
+      remote ??= Comlink.wrap<T>(start());
+      const a = args.map((x) => (typeof x === 'function' ? Comlink.proxy(x as Progress) : x));
+      return (remote[m as keyof Comlink.Remote<T>] as unknown as (...x: unknown[]) => Promise<unknown>)(...a);
+    };
+  }
+  return out as T;
+}
+
+function spawn(file: 'imaging' | 'classifier' | 'clip'): Worker {
+  // Literal URLs: Vite bundles each worker from its `new URL(..., import.meta.url)`.
+  if (file === 'imaging') return new Worker(new URL('../../../workers/imaging.worker.ts', import.meta.url), { type: 'module', name: 'imaging' });
+  if (file === 'classifier') return new Worker(new URL('../../../workers/classifier.worker.ts', import.meta.url), { type: 'module', name: 'classifier' });
+  return new Worker(new URL('../../../workers/clip.worker.ts', import.meta.url), { type: 'module', name: 'clip' });
+}
+
+/** The app's registry; each worker starts on its first call. */
+export function browserWorkers(): WorkerRegistry {
+  const imaging = lazyRemote<ImagingApi>('imaging', () => spawn('imaging'), ['decode']);
+  const classifier = lazyRemote<ClassifierEngine>('classifier', () => spawn('classifier'), ['load', 'classify', 'release', 'reset']);
+  const clip = lazyRemote<ClipEngine>('clip', () => spawn('clip'), ['load', 'zeroShot', 'release', 'reset']);
+  return {
+    imaging: () => imaging,
+    classifier: () => classifier,
+    clip: () => clip,
+    async resetModels() {
+      await Promise.all([classifier.reset(), clip.reset()]);
+    },
+  };
+}
+
+/** Transfer an ArrayBuffer to a worker instead of copying it. */
+export function transfer<T>(value: T, buffers: Transferable[]): T {
+  return Comlink.transfer(value, buffers);
+}

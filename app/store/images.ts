@@ -1,0 +1,137 @@
+/**
+ * Images and the viewer: decoded files (off the main thread, in the imaging worker), the current image, zoom/pan,
+ * DICOM window and heatmap settings. Selecting an image starts its analysis by the chosen models.
+ */
+import type { ModelEntry } from '../lib/models/manifest-types';
+import { labelFromPath } from '../lib/batch';
+import type { DicomImage, DicomWindow } from '../lib/imaging/dicom';
+import type { Raster } from '../lib/imaging/raster';
+import type { ClassifierResult } from '../lib/classify/types';
+import type { ZeroShotOutput } from '../lib/clip/types';
+import { transfer } from '../platform/browser/workers';
+import { guarded } from './alerts';
+import type { SliceCreator } from './state';
+
+export interface ImageItem {
+  id: string;
+  name: string;
+  /** Relative path (folder picks), used for ground truth from NORMAL/ PNEUMONIA/ folder names. */
+  path: string;
+  bytes: number;
+  format: 'png' | 'jpeg' | 'dicom';
+  raster: Raster;
+  thumbnail: Raster;
+  dicom?: DicomImage;
+  groundTruth?: string;
+  classification?: ClassifierResult & { weights: ModelEntry['weights'] };
+  classifying?: boolean;
+  classifyError?: string;
+  zeroShot?: ZeroShotOutput & { weights: ModelEntry['weights']; modelId: string };
+  zeroShotRunning?: boolean;
+  zeroShotError?: string;
+}
+
+export interface ViewerState {
+  zoom: number;
+  panX: number;
+  panY: number;
+  /** Display window for DICOM (modality units) or for 8-bit images (0..255). */
+  window?: DicomWindow;
+  showHeatmap: boolean;
+  heatmapOpacity: number;
+  showIdentifying: boolean;
+}
+
+export interface ImagesSlice {
+  images: ImageItem[];
+  /** Last image id number handed out. */
+  imageSeq: number;
+  currentId?: string;
+  viewer: ViewerState;
+  /** Files being decoded (the drop zone shows a spinner). */
+  busy: number;
+  addFiles(files: { name: string; bytes: ArrayBuffer; path?: string }[]): Promise<void>;
+  select(id: string): void;
+  /** Classify and zero-shot label the current image where it has no result from the chosen models yet. */
+  analyzeCurrent(): Promise<void>;
+  /** Patch one image (no-op when it was removed meanwhile). */
+  patchImage(id: string, p: Partial<ImageItem>): void;
+  setViewer(p: Partial<ViewerState>): void;
+}
+
+export const createImagesSlice: SliceCreator<ImagesSlice> = (set, get) => ({
+  images: [],
+  imageSeq: 0,
+  viewer: { zoom: 1, panX: 0, panY: 0, showHeatmap: true, heatmapOpacity: 0.45, showIdentifying: false },
+  busy: 0,
+
+  addFiles: guarded(get, 'Opening the files failed', async (files: { name: string; bytes: ArrayBuffer; path?: string }[]) => {
+    if (!files.length) return;
+    set((s) => ({ busy: s.busy + 1 }));
+    const added: ImageItem[] = [];
+    try {
+      for (const f of files) {
+        const size = f.bytes.byteLength;
+        const out = await guarded(get, f.name, () => get().workers.imaging().decode(transfer(f.bytes, [f.bytes])))();
+        if (!out) continue;
+        if (!out.ok) {
+          get().alert(`${f.name}: ${out.message}`);
+          continue;
+        }
+        const seq = get().imageSeq + 1;
+        const item: ImageItem = {
+          id: `img-${seq}`,
+          name: f.name,
+          path: f.path ?? f.name,
+          bytes: size,
+          format: out.image.format,
+          raster: out.image.raster,
+          thumbnail: out.thumbnail,
+          dicom: out.image.dicom,
+          groundTruth: labelFromPath(f.path ?? f.name) ?? undefined,
+        };
+        added.push(item);
+        set((s) => ({ imageSeq: seq, images: [...s.images, item] }));
+      }
+    } finally {
+      set((s) => ({ busy: s.busy - 1 }));
+    }
+    // Selecting starts the analysis (see select).
+    if (added.length) get().select(added[added.length - 1].id);
+  }),
+
+  select(id) {
+    const item = get().images.find((i) => i.id === id);
+    set((s) => ({
+      currentId: id,
+      viewer: {
+        ...s.viewer,
+        zoom: 1,
+        panX: 0,
+        panY: 0,
+        window: item?.dicom ? { ...item.dicom.window } : undefined,
+        showIdentifying: false,
+      },
+    }));
+    // Images added together are analysed when first looked at.
+    void get().analyzeCurrent();
+  },
+
+  analyzeCurrent: guarded(get, 'Analysis failed', async () => {
+    const s = get();
+    const item = s.images.find((i) => i.id === s.currentId);
+    if (!item) return;
+    // Two workers: the classifier and CLIP run side by side; results already there (for these models) are kept.
+    const needClassifier = s.classifierId && !item.classifying && item.classification?.modelId !== s.classifierId;
+    const needZeroShot = s.clipId && !item.zeroShotRunning && item.zeroShot?.modelId !== s.clipId;
+    await Promise.all([needClassifier ? get().classifyCurrent() : null, needZeroShot ? get().zeroShotCurrent() : null]);
+  }),
+
+  patchImage(id, p) {
+    set((st) => ({ images: st.images.map((i) => (i.id === id ? { ...i, ...p } : i)) }));
+  },
+
+  setViewer(p) {
+    set((s) => ({ viewer: { ...s.viewer, ...p } }));
+  },
+});

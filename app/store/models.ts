@@ -1,0 +1,273 @@
+/**
+ * Models and downloads: the model source and its manifest, the model cache's listing and quota, the one download at
+ * a time, and each model's load state. Owns the app's InferenceService (app/services/inference.ts), wired to the
+ * browser: engines in comlink workers, files downloaded into Cache Storage, plans from the page's GPU facts.
+ */
+import type { Manifest, ModelEntry } from '../lib/models/manifest-types';
+import { ModelDownloader, type DownloadProgress } from '../lib/models/downloader';
+import { downloadedVariants, type ModelStore, type QuotaEstimate, type StoredModelFile } from '../lib/models/model-cache';
+import { variantFiles } from '../lib/models/manifest';
+import { fetchManifest, localSourceFromFiles, sourceFromSetting, workerSource, type ModelSource, type ModelSourceSetting } from '../lib/models/sources';
+import type { ModelRequest } from '../lib/runtime/outcome';
+import type { RuntimeReport } from '../lib/runtime/report';
+import { errorMessage } from '../lib/runtime/outcome';
+import { appModelsBaseUrl } from '../platform/browser/env';
+import { browserModelStore } from '../platform/browser/model-cache';
+import { browserDevice } from '../platform/browser/ort';
+import { loadLastManifest, loadLocalManifest, saveLastManifest, saveLocalManifest } from '../platform/browser/saved-manifests';
+import { browserWorkers, type WorkerRegistry } from '../platform/browser/workers';
+import { InferenceService } from '../services/inference';
+import { guarded } from './alerts';
+import { defaultClassifier, defaultClip } from './selectors';
+import { loadSettings, saveSettings } from './settings';
+import type { SliceCreator } from './state';
+
+export interface ModelLoadState {
+  status: 'idle' | 'loading' | 'ready' | 'error';
+  message?: string;
+  report?: RuntimeReport;
+}
+
+export interface DownloadState {
+  modelId: string;
+  progress?: DownloadProgress;
+  error?: string;
+  done?: boolean;
+}
+
+export interface ModelsSlice {
+  source: ModelSource;
+  manifest: Manifest | null;
+  manifestError?: string;
+  /** Load state per model id; a model whose sessions were released has none. */
+  models: Record<string, ModelLoadState>;
+  stored: StoredModelFile[];
+  quota: QuotaEstimate | null;
+  download: DownloadState | null;
+  /** The app's comlink workers (image decoding and one per model family). */
+  workers: WorkerRegistry;
+  /** Runs every model: ensure downloaded -> ensure session -> run. */
+  inference: InferenceService;
+
+  init(): Promise<void>;
+  loadManifest(): Promise<void>;
+  setModelSource(s: ModelSourceSetting): Promise<void>;
+  chooseLocalFolder(files: File[]): Promise<void>;
+  refreshStored(): Promise<void>;
+  /** Download (or verify from the cache) the variant this device will run; false (with an alert) on failure. */
+  downloadModel(id: string): Promise<boolean>;
+  cancelDownload(): void;
+  deleteModel(id: string): Promise<void>;
+  /** The request the engines need for a model of the manifest, with the current backend setting and source. */
+  modelRequest(entry: ModelEntry): ModelRequest;
+  /** Download if needed and create the model's session; null (state 'error', with an alert) on failure. */
+  ensureModelLoaded(id: string): Promise<RuntimeReport | null>;
+  /** Record the report of a model that just ran. */
+  modelRan(id: string, report: RuntimeReport): void;
+  /** Release every session (backend or source changed, model deleted). */
+  releaseSessions(): Promise<void>;
+}
+
+export const createModelsSlice: SliceCreator<ModelsSlice> = (set, get) => {
+  // Browser adapters, created on first use: Cache Storage needs a secure context, and its absence must be an alert.
+  let store: ModelStore | null = null;
+  let downloader: ModelDownloader | null = null;
+  const modelStore = () => (store ??= browserModelStore());
+  const modelDownloader = () => (downloader ??= new ModelDownloader({ store: modelStore() }));
+  const device = browserDevice();
+  const workers = browserWorkers();
+  let downloadAbort: AbortController | null = null;
+  let downloadQueue: Promise<unknown> = Promise.resolve();
+
+  const setLoad = (id: string, m: ModelLoadState) => set((st) => ({ models: { ...st.models, [id]: m } }));
+
+  const inference = new InferenceService({
+    planInputs: (entry, override) => device.planInputs(entry, override),
+    engines: { classifier: workers.classifier(), clip: workers.clip() },
+    files: {
+      async ensure(entry, dtype) {
+        if (downloadedVariants(entry, get().source, get().stored).includes(dtype)) return;
+        setLoad(entry.id, { status: 'loading', message: 'downloading model files' });
+        if (!(await get().downloadModel(entry.id))) throw new Error(get().download?.error ?? `Download of ${entry.name} failed`);
+      },
+    },
+    onReleased: (id) =>
+      set((st) => {
+        const models = { ...st.models };
+        delete models[id];
+        return { models };
+      }),
+  });
+
+  async function downloadNow(id: string): Promise<boolean> {
+    const s = get();
+    const entry = s.manifest?.models.find((m) => m.id === id);
+    if (!entry) return false;
+    let plan;
+    try {
+      plan = await inference.plan({ entry, override: s.settings.backend });
+    } catch (e) {
+      get().alert(`${entry.name} cannot run here: ${errorMessage(e)}`);
+      return false;
+    }
+    downloadAbort = new AbortController();
+    set({ download: { modelId: id } });
+    try {
+      await modelDownloader().download({
+        source: s.source,
+        files: variantFiles(entry.variants[plan.dtype]!),
+        modelId: entry.id,
+        dtype: plan.dtype,
+        signal: downloadAbort.signal,
+        onProgress: (progress) => set({ download: { modelId: id, progress } }),
+      });
+      set((st) => ({ download: { ...st.download!, done: true } }));
+      return true;
+    } catch (e) {
+      const msg = `Download of ${entry.name} failed: ${errorMessage(e)}`;
+      set((st) => ({ download: { ...(st.download ?? { modelId: id }), error: msg } }));
+      get().alert(msg);
+      return false;
+    } finally {
+      downloadAbort = null;
+      await get().refreshStored();
+    }
+  }
+
+  /** Switch to another source: sessions of the old one are released, its manifest replaced. */
+  async function useSource(modelSource: ModelSourceSetting, source: ModelSource) {
+    const settings = { ...get().settings, modelSource };
+    saveSettings(settings);
+    set({ settings, source });
+    await get().releaseSessions();
+    await get().loadManifest();
+    await get().refreshStored();
+  }
+
+  return {
+    source: sourceFromSetting(loadSettings().modelSource, appModelsBaseUrl()),
+    manifest: null,
+    models: {},
+    stored: [],
+    quota: null,
+    download: null,
+    workers,
+    inference,
+
+    init: guarded(get, 'Starting failed', async () => {
+      await Promise.all([get().loadManifest(), get().refreshStored()]);
+    }),
+
+    async loadManifest() {
+      const { source } = get();
+      try {
+        let manifest: Manifest | undefined;
+        if (source.kind === 'local' && source.files.size === 0) {
+          // After a reload the folder's blobs are gone; its manifest was kept so cached models still run.
+          manifest = await loadLocalManifest(source.name ?? 'folder');
+          if (!manifest) throw new Error(`the folder “${source.name}” must be chosen again`);
+        } else {
+          try {
+            manifest = await fetchManifest(source);
+            void saveLastManifest(source, manifest);
+          } catch (e) {
+            // Offline (or the source is down): the last manifest seen keeps cached models usable.
+            manifest = await loadLastManifest(source);
+            if (!manifest) throw e;
+            get().alert(`Using the last saved model list: ${errorMessage(e)}`, 'info');
+          }
+        }
+        const keep = get().classifierId;
+        const keepClip = get().clipId;
+        set({
+          manifest,
+          manifestError: undefined,
+          classifierId: manifest.models.some((m) => m.id === keep) ? keep : defaultClassifier(manifest),
+          clipId: manifest.models.some((m) => m.id === keepClip && m.family === 'clip') ? keepClip : defaultClip(manifest),
+        });
+      } catch (e) {
+        set({ manifest: null, manifestError: `Model manifest unavailable: ${errorMessage(e)}` });
+      }
+    },
+
+    setModelSource: guarded(get, 'Changing the model source failed', async (modelSource: ModelSourceSetting) => {
+      await useSource(modelSource, sourceFromSetting(modelSource, appModelsBaseUrl()));
+    }),
+
+    chooseLocalFolder: async (files) => {
+      try {
+        const source = localSourceFromFiles(files);
+        const name = (source.kind === 'local' && source.name) || 'folder';
+        const manifest = await fetchManifest(source);
+        await saveLocalManifest(name, manifest);
+        await useSource({ kind: 'local', name }, source);
+      } catch (e) {
+        get().alert(`That folder cannot be used as a model source: ${errorMessage(e)}`);
+      }
+    },
+
+    async refreshStored() {
+      try {
+        const [stored, quota] = await Promise.all([modelStore().list(), modelStore().estimateQuota()]);
+        set({ stored, quota });
+      } catch (e) {
+        set({ stored: [], quota: null });
+        get().alert(`The model cache is not available here: ${errorMessage(e)}`);
+      }
+    },
+
+    downloadModel(id) {
+      // One download at a time (one progress bar, bandwidth not split): later requests queue behind it.
+      const run = downloadQueue.then(() => downloadNow(id));
+      downloadQueue = run.catch(() => false);
+      return run.catch((e) => {
+        get().alert(`Download failed: ${errorMessage(e)}`);
+        return false;
+      });
+    },
+
+    cancelDownload() {
+      downloadAbort?.abort(new DOMException('cancelled by the user', 'AbortError'));
+    },
+
+    deleteModel: guarded(get, 'Deleting the model failed', async (id: string) => {
+      await modelStore().delete(id);
+      await get().releaseSessions();
+      set((st) => {
+        const models = { ...st.models };
+        delete models[id];
+        return { models, download: st.download?.modelId === id ? null : st.download };
+      });
+      await get().refreshStored();
+    }),
+
+    modelRequest(entry) {
+      const s = get();
+      return { entry, override: s.settings.backend, source: workerSource(s.source) };
+    },
+
+    async ensureModelLoaded(id) {
+      const entry = get().manifest?.models.find((m) => m.id === id);
+      if (!entry) return null;
+      try {
+        const report = await inference.ensureSession(get().modelRequest(entry), (message) => setLoad(entry.id, { status: 'loading', message }));
+        setLoad(entry.id, { status: 'ready', report });
+        return report;
+      } catch (e) {
+        const message = errorMessage(e);
+        setLoad(entry.id, { status: 'error', message });
+        get().alert(message);
+        return null;
+      }
+    },
+
+    modelRan(id, report) {
+      setLoad(id, { status: 'ready', report });
+    },
+
+    async releaseSessions() {
+      set({ models: {} });
+      await inference.release();
+    },
+  };
+};

@@ -1,0 +1,17 @@
+/**
+ * The app's state is the intersection of its slices; each slice (one file in app/store/) owns its part of the state
+ * and the actions that change it, and reads other slices through `get()`. Composed in app-store.ts.
+ */
+import type { StateCreator } from 'zustand';
+import type { AlertsSlice } from './alerts';
+import type { BatchSlice } from './batch';
+import type { ClassifySlice } from './classify';
+import type { ImagesSlice } from './images';
+import type { ModelsSlice } from './models';
+import type { SettingsSlice } from './settings';
+import type { ZeroShotSlice } from './zero-shot';
+
+export type AppState = AlertsSlice & SettingsSlice & ModelsSlice & ImagesSlice & ClassifySlice & ZeroShotSlice & BatchSlice;
+
+/** A slice: (set, get, api) of the whole store, returning its own part. */
+export type SliceCreator<T> = StateCreator<AppState, [], [], T>;
