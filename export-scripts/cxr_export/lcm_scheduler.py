@@ -1,7 +1,7 @@
 """A small NumPy reference of diffusers' LCMScheduler (timesteps + step) with the step's noise passed in explicitly,
-so goldens can be reproduced outside PyTorch (a scheduler in another language, such as the TypeScript one the app
-will need for generation, is checked against tests/goldens/tiny-sd/lcm_*.json; the app has none yet). Checked against diffusers in
-tests/test_sd.py. Only the pieces SD 1.5 + LCM-LoRA use: epsilon prediction, no thresholding / clipping.
+so goldens can be reproduced outside PyTorch: a scheduler in another language (the TypeScript one the app will need
+for generation; the app has none yet) is checked against tests/goldens/tiny-sd/lcm_*.json. Checked against diffusers
+in tests/test_sd.py. Only the pieces SD 1.5 + LCM-LoRA use: epsilon prediction, no thresholding / clipping.
 """
 
 from __future__ import annotations

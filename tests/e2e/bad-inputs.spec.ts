@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { expect, test } from '@playwright/test';
-import { addFiles, CLASSIFIER_ID, FIXTURE_CLASSIFIER_ID, hasSharedData, kermanyImage, manifestHas, openApp, shot, waitForClassification, watchErrors } from './helpers';
+import { addFiles, CLASSIFIER_ID, FIXTURE_CLASSIFIER_ID, hasSharedData, kermanyImage, manifestHas, openApp, shot, waitForClassification, watchErrors, needsSharedData, needsModel } from './helpers';
 
 /** A minimal DICOM Part-10 file whose pixels are JPEG 2000 (transfer syntax 1.2.840.10008.1.2.4.90). */
 function jpeg2000Dicom(): Buffer {
@@ -81,9 +81,9 @@ function hugePng(): Buffer {
 }
 
 test('bad inputs give a clear alert and the result on screen stays', async ({ page }) => {
-  test.skip(!hasSharedData(), 'needs ../shared/data/kermany-cxr-224');
+  needsSharedData();
   const id = manifestHas(CLASSIFIER_ID) ? CLASSIFIER_ID : FIXTURE_CLASSIFIER_ID;
-  test.skip(!manifestHas(id), 'no classifier in the model manifest yet');
+  needsModel(id);
   const errors = watchErrors(page);
   await openApp(page, { backend: 'wasm', classifier: id });
   const good = kermanyImage('PNEUMONIA', 1);

@@ -3,12 +3,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect, test } from '@playwright/test';
 import { zipSync } from 'fflate';
-import { CLASSIFIER_ID, FIXTURE_CLASSIFIER_ID, hasSharedData, KERMANY, manifestHas, openApp, shot, watchErrors } from './helpers';
+import { CLASSIFIER_ID, FIXTURE_CLASSIFIER_ID, hasSharedData, KERMANY, manifestHas, openApp, shot, watchErrors, needsSharedData, needsModel } from './helpers';
 
 test('batch: folder with ground truth → table, metrics, ROC, similar cases, PCA, CSV export', async ({ page }) => {
-  test.skip(!hasSharedData(), 'needs ../shared/data/kermany-cxr-224');
+  needsSharedData();
   const id = manifestHas(CLASSIFIER_ID) ? CLASSIFIER_ID : FIXTURE_CLASSIFIER_ID;
-  test.skip(!manifestHas(id), 'no classifier in the model manifest yet');
+  needsModel(id);
   const errors = watchErrors(page);
   await openApp(page, { backend: 'wasm', classifier: id });
   await page.getByRole('button', { name: 'Batch' }).click();
@@ -55,9 +55,9 @@ test('batch: folder with ground truth → table, metrics, ROC, similar cases, PC
 });
 
 test('batch: cancel then resume finishes every row', async ({ page }) => {
-  test.skip(!hasSharedData(), 'needs ../shared/data/kermany-cxr-224');
+  needsSharedData();
   const id = manifestHas(FIXTURE_CLASSIFIER_ID) ? FIXTURE_CLASSIFIER_ID : CLASSIFIER_ID;
-  test.skip(!manifestHas(id), 'no classifier in the model manifest yet');
+  needsModel(id);
   await openApp(page, { backend: 'wasm', classifier: id });
   await page.getByRole('button', { name: 'Batch' }).click();
   const dir = path.join(KERMANY, 'test', 'NORMAL');
@@ -73,9 +73,9 @@ test('batch: cancel then resume finishes every row', async ({ page }) => {
 });
 
 test('batch: a .zip of images (folders inside give the ground truth)', async ({ page }) => {
-  test.skip(!hasSharedData(), 'needs ../shared/data/kermany-cxr-224');
+  needsSharedData();
   const id = manifestHas(FIXTURE_CLASSIFIER_ID) ? FIXTURE_CLASSIFIER_ID : CLASSIFIER_ID;
-  test.skip(!manifestHas(id), 'no classifier in the model manifest yet');
+  needsModel(id);
   await openApp(page, { backend: 'wasm', classifier: id });
   await page.getByRole('button', { name: 'Batch' }).click();
   const entries: Record<string, Uint8Array> = { 'README.txt': new TextEncoder().encode('not an image') };

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect, test } from '@playwright/test';
-import { REPO } from './helpers';
+import { REPO, needs } from './helpers';
 
 /** Checks on the production build itself (dist/): one onnxruntime-web, served by the app, no CDN anywhere. */
 const DIST = path.join(REPO, 'dist');
@@ -11,7 +11,7 @@ function files(dir: string): string[] {
 }
 
 test('dist holds exactly one onnxruntime-web, self-hosted, and no CDN URL', () => {
-  test.skip(!fs.existsSync(DIST), 'run `npx vite build` first');
+  needs(fs.existsSync(DIST), `${DIST} (run \`npx vite build\` first)`);
   const all = files(DIST).filter((f) => !f.includes(`${path.sep}models${path.sep}`));
   const code = all.filter((f) => /\.(m?js|html|webmanifest)$/.test(f));
   for (const f of code) {

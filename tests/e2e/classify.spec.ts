@@ -13,13 +13,15 @@ import {
   waitForClassification,
   watchErrors,
   APP_HOST,
+  needsSharedData,
+  needsModel,
 } from './helpers';
 
 test.describe('classification of a real X-ray', () => {
-  test.skip(!hasSharedData(), 'needs ../shared/data/kermany-cxr-224');
+  needsSharedData();
 
   test('on WASM with the trained classifier', async ({ page }, info) => {
-    test.skip(!manifestHas(CLASSIFIER_ID), `${CLASSIFIER_ID} is not in the model manifest yet`);
+    needsModel(CLASSIFIER_ID);
     const errors = watchErrors(page);
     const foreign: string[] = [];
     page.on('request', (r) => {
@@ -54,7 +56,7 @@ test.describe('classification of a real X-ray', () => {
 
   test('on WebGPU (SwiftShader) with the tiny fixture classifier', async ({ page }, info) => {
     const FIXTURE = smallClassifierId();
-    test.skip(!manifestHas(FIXTURE), `${FIXTURE} is not in the model manifest yet`);
+    needsModel(FIXTURE);
     const errors = watchErrors(page);
     await openApp(page, { backend: 'webgpu', classifier: FIXTURE });
     const hasGpu = await page.evaluate(async () => !!(await (navigator as unknown as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu?.requestAdapter()));

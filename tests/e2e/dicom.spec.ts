@@ -1,12 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect, test } from '@playwright/test';
-import { addFiles, DICOM_DIR, openApp, shot, watchErrors } from './helpers';
+import { addFiles, DICOM_DIR, openApp, shot, watchErrors, needsSharedFile } from './helpers';
 
 const DCM = path.join(DICOM_DIR, 'nih_cxr14_dx_1024.dcm');
 
 test('a real DICOM displays with its window and no identifying fields until asked', async ({ page }) => {
-  test.skip(!fs.existsSync(DCM), 'needs ../shared/data/dicom/nih_cxr14_dx_1024.dcm');
+  needsSharedFile(DCM);
   const header = JSON.parse(fs.readFileSync(DCM.replace(/\.dcm$/, '.json'), 'utf8')) as Record<string, { Value?: unknown[] }>;
   const patientName = (header['00100010']?.Value?.[0] as { Alphabetic: string }).Alphabetic;
   const patientId = String(header['00100020']?.Value?.[0]);

@@ -29,23 +29,30 @@ export function hasSharedData(): boolean {
   return fs.existsSync(path.join(KERMANY, 'test'));
 }
 
+/** ../shared is on this machine: a missing file of it fails its test. */
+export const SHARED_PRESENT = fs.existsSync(path.join(SHARED, 'data'));
 /** In CI, and wherever ../shared is present, a missing artifact fails its test instead of skipping it. */
-export const STRICT_ARTIFACTS = !!process.env.CI || fs.existsSync(path.join(SHARED, 'data'));
+export const STRICT_ARTIFACTS = !!process.env.CI || SHARED_PRESENT;
 
 /**
  * A test (or describe block) that needs an artifact: a committed model or manifest entry, the build, a file of
  * ../shared. Present: nothing happens. Missing: an error on a strict machine (STRICT_ARTIFACTS), so a missing
  * feature never passes green; a skip with the reason elsewhere (a checkout without ../shared).
  */
-export function needs(present: boolean, what: string): void {
+export function needs(present: boolean, what: string, strict = STRICT_ARTIFACTS): void {
   if (present) return;
-  if (STRICT_ARTIFACTS) throw new Error(`needs ${what}, which is missing (in CI or with ../shared present this fails instead of skipping)`);
+  if (strict) throw new Error(`needs ${what}, which is missing (in CI or with ../shared present this fails instead of skipping)`);
   test.skip(true, `needs ${what}`);
+}
+
+/** needs() for a file of ../shared: skipped on a machine without ../shared, a failure where it is present. */
+export function needsSharedFile(file: string): void {
+  needs(fs.existsSync(file), `${file} (set CXR_SHARED)`, SHARED_PRESENT);
 }
 
 /** needs() for the Kermany test images. */
 export function needsSharedData(): void {
-  needs(hasSharedData(), `${path.join(KERMANY, 'test')} (set CXR_SHARED)`);
+  needsSharedFile(path.join(KERMANY, 'test'));
 }
 
 /** needs() for a model of the manifest. */

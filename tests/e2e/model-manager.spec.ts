@@ -1,5 +1,5 @@
 import { expect, test, type Page } from '@playwright/test';
-import { addFiles, DICOM_DIR, hasSharedData, kermanyImage, manifestHas, openApp, readManifest, shot, smallClassifierId, waitForClassification, watchErrors } from './helpers';
+import { addFiles, DICOM_DIR, hasSharedData, kermanyImage, manifestHas, openApp, readManifest, shot, smallClassifierId, waitForClassification, watchErrors, needsSharedData, needsModel } from './helpers';
 
 // The smallest classifier keeps downloads quick; the flows are the same for every model.
 const FIXTURE_CLASSIFIER_ID = smallClassifierId();
@@ -16,10 +16,10 @@ function countModelRequests(page: Page, modelId: string): { n: number } {
 }
 
 test.describe('model manager', () => {
-  test.skip(!manifestHas(FIXTURE_CLASSIFIER_ID), `${FIXTURE_CLASSIFIER_ID} is not in the model manifest yet`);
+  needsModel(FIXTURE_CLASSIFIER_ID);
 
   test('download with progress, reuse after reload without re-download, delete', async ({ page }) => {
-    test.skip(!hasSharedData(), 'needs ../shared/data/kermany-cxr-224');
+    needsSharedData();
     const errors = watchErrors(page);
     const entry = readManifest()!.models.find((m) => m.id === FIXTURE_CLASSIFIER_ID)!;
     const nFiles = Object.values(entry.variants)[0].files.length;
@@ -98,7 +98,7 @@ test.describe('model manager', () => {
   });
 
   test('a corrupt model (hash matches, bytes are not ONNX) gives a clear message; the app keeps working', async ({ page }) => {
-    test.skip(!hasSharedData(), 'needs ../shared/data/kermany-cxr-224');
+    needsSharedData();
     const errors = watchErrors(page);
     const garbage = Buffer.from('this is not an ONNX graph '.repeat(64));
     const broken = structuredClone(readManifest()!);

@@ -1,13 +1,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect, test } from '@playwright/test';
-import { addFiles, hasSharedData, kermanyImage, openApp, REPO, smallClassifierId, manifestHas, waitForClassification, watchErrors } from './helpers';
+import { addFiles, hasSharedData, kermanyImage, openApp, REPO, smallClassifierId, manifestHas, waitForClassification, watchErrors, needsSharedData, needsModel } from './helpers';
 
 const MODELS = fs.existsSync(path.join(REPO, 'dist/models/manifest.json')) ? path.join(REPO, 'dist/models') : path.join(REPO, 'public/models');
 const ID = smallClassifierId();
 
 test.describe('model sources', () => {
-  test.skip(!hasSharedData() || !manifestHas(ID), 'needs the shared data and a classifier in the manifest');
+  needsSharedData();
+  needsModel(ID);
 
   test('a Hugging Face-style repository URL (…/resolve/main/…)', async ({ page }) => {
     const errors = watchErrors(page);

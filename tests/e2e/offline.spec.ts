@@ -1,13 +1,13 @@
 import { expect, test } from '@playwright/test';
-import { addFiles, CLASSIFIER_ID, FIXTURE_CLASSIFIER_ID, hasSharedData, kermanyImage, manifestHas, readManifest, shot, waitForClassification, watchErrors } from './helpers';
+import { addFiles, CLASSIFIER_ID, FIXTURE_CLASSIFIER_ID, hasSharedData, kermanyImage, manifestHas, readManifest, shot, waitForClassification, watchErrors, needsSharedData, needsModel } from './helpers';
 
 // The service worker (precached app shell incl. ORT's wasm) is the point of this test.
 test.use({ serviceWorkers: 'allow' });
 
 test('after one online visit and a model download the app opens and classifies offline', async ({ page, context }) => {
-  test.skip(!hasSharedData(), 'needs ../shared/data/kermany-cxr-224');
+  needsSharedData();
   const id = manifestHas(FIXTURE_CLASSIFIER_ID) ? FIXTURE_CLASSIFIER_ID : CLASSIFIER_ID;
-  test.skip(!manifestHas(id), 'no classifier in the model manifest yet');
+  needsModel(id);
   const errors = watchErrors(page);
   await page.goto('/');
   await expect(page.getByTestId('dropzone')).toBeVisible();

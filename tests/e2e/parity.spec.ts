@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect, test } from '@playwright/test';
-import { CLASSIFIER_ID, KERMANY, manifestHas, openApp, REPO, watchErrors } from './helpers';
+import { CLASSIFIER_ID, KERMANY, manifestHas, openApp, REPO, watchErrors, needs, needsSharedData, needsModel } from './helpers';
 
 /**
  * Browser vs PyTorch: the goldens (written by export-scripts from PyTorch fp32 on PIL-decoded images) against the
@@ -18,9 +18,9 @@ interface Golden {
 }
 
 test('classifier probabilities in the browser match PyTorch within 1e-4', async ({ page }, info) => {
-  test.skip(!fs.existsSync(GOLDENS), `no goldens at ${path.relative(REPO, GOLDENS)} yet`);
-  test.skip(!manifestHas(CLASSIFIER_ID), `${CLASSIFIER_ID} is not in the model manifest yet`);
-  test.skip(!fs.existsSync(KERMANY), 'needs ../shared/data/kermany-cxr-224');
+  needs(fs.existsSync(GOLDENS), path.relative(REPO, GOLDENS));
+  needsModel(CLASSIFIER_ID);
+  needsSharedData();
   test.setTimeout(240_000);
   const doc = JSON.parse(fs.readFileSync(GOLDENS, 'utf8')) as { labels: string[]; images: Golden[] } | Golden[];
   const images = Array.isArray(doc) ? doc : doc.images;

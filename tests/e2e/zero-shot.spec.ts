@@ -1,9 +1,9 @@
 import { expect, test } from '@playwright/test';
-import { addFiles, CLIP_ID, hasSharedData, kermanyImage, manifestHas, openApp, readManifest, shot, watchErrors } from './helpers';
+import { addFiles, CLIP_ID, hasSharedData, kermanyImage, manifestHas, openApp, readManifest, shot, watchErrors, needsSharedData, needsModel } from './helpers';
 
 test('zero-shot labels with editable prompts; random CLIP weights are said plainly', async ({ page }) => {
-  test.skip(!hasSharedData(), 'needs ../shared/data/kermany-cxr-224');
-  test.skip(!manifestHas(CLIP_ID), `${CLIP_ID} is not in the model manifest yet`);
+  needsSharedData();
+  needsModel(CLIP_ID);
   const errors = watchErrors(page);
   await openApp(page, { backend: 'wasm' });
   await page.getByTestId('clip-select').selectOption(CLIP_ID);

@@ -2,7 +2,6 @@
  * CLIP zero-shot classification, open_clip style: L2-normalize embeddings; a label's text embedding is the mean of
  * its normalized prompt embeddings, renormalized; logits = logit_scale · cosine; probabilities = softmax over labels.
  */
-import { bestThreshold } from '../metrics/binary';
 
 /** Copy of v scaled to unit L2 norm (zero vector stays zero). */
 export function l2Normalize(v: ArrayLike<number>): Float32Array {
@@ -98,12 +97,4 @@ export function zeroShot(imageEmbeds: ArrayLike<number>, labels: LabelPrompts[],
     out.push({ probabilities, similarities, autoLabel: labels[idx].label, confidence: probs[idx] });
   }
   return out;
-}
-
-/**
- * Calibrate a threshold on P(positive) from labelled examples (Youden's J by default), e.g. from the first labelled
- * batch; feed it back as ZeroShotOptions.threshold.
- */
-export function calibrateThreshold(positiveProbs: ArrayLike<number>, truth: ArrayLike<number>, criterion: 'youden' | 'f1' = 'youden'): number {
-  return bestThreshold(truth, positiveProbs, criterion).threshold;
 }

@@ -15,8 +15,3 @@ export async function sha256Hex(data: ArrayBuffer | Uint8Array): Promise<string>
   const digest = await subtle.digest('SHA-256', view as Uint8Array<ArrayBuffer>);
   return toHex(digest);
 }
-
-/** sha256 of a Blob/File (read fully; model files are hashed once after download). */
-export async function sha256OfBlob(blob: Blob): Promise<string> {
-  return sha256Hex(new Uint8Array(await blob.arrayBuffer()));
-}

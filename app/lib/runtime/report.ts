@@ -16,11 +16,3 @@ export interface RuntimeReport {
   lastInferenceMs?: number;
   crossOriginIsolated: boolean;
 }
-
-/** Progress of a long worker step (loading a model, a batch), forwarded to the UI. */
-export interface ProgressEvent {
-  stage: string;
-  /** 0..1 when known. */
-  fraction?: number;
-  message?: string;
-}

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { calibrateThreshold, cosineSimilarity, l2Normalize, labelEmbedding, zeroShot } from '../../../app/lib/clip/zero-shot';
+import { bestThreshold } from '../../../app/lib/metrics/binary';
+import { cosineSimilarity, l2Normalize, labelEmbedding, zeroShot } from '../../../app/lib/clip/zero-shot';
 
 describe('zero-shot', () => {
   it('normalization and cosine', () => {
@@ -31,7 +32,7 @@ describe('zero-shot', () => {
     expect(batch.map((b) => b.autoLabel)).toEqual(['NORMAL', 'PNEUMONIA']);
   });
 
-  it('calibrateThreshold picks a separating threshold', () => {
-    expect(calibrateThreshold([0.01, 0.02, 0.03, 0.04], [0, 0, 1, 1])).toBe(0.03);
+  it('a threshold on zero-shot P(PNEUMONIA) calibrated by Youden J separates the classes', () => {
+    expect(bestThreshold([0, 0, 1, 1], [0.01, 0.02, 0.03, 0.04]).threshold).toBe(0.03);
   });
 });
