@@ -13,7 +13,7 @@ npx tsc -p tsconfig.lib.json
 
 step "import rules (no cycles, one-way layers; TypeScript and export-scripts Python)"
 node scripts/check-imports.mjs
-.venv/bin/python -m pytest export-scripts/tests/test_imports.py -q
+.venv/bin/python export-scripts/tests/test_imports.py
 
 step "unit tests (vitest, Node)"
 npx vitest run

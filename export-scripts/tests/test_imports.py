@@ -1,7 +1,8 @@
 """No import cycles inside cxr_export, and every subcommand module imports.
 
 Walks every module's imports with `ast` (module level AND inside functions: a function-local import that closes a
-cycle is still a cycle, only deferred) and fails on any strongly connected component of more than one module."""
+cycle is still a cycle, only deferred) and fails on any strongly connected component of more than one module.
+`python export-scripts/tests/test_imports.py` runs the cycle check alone (no pytest, no torch: fast; npm test does)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from conftest import EXPORT_SCRIPTS
-
+EXPORT_SCRIPTS = Path(__file__).resolve().parents[1]
 PKG = EXPORT_SCRIPTS / "cxr_export"
 
 
@@ -98,8 +96,19 @@ def test_every_subcommand_module_imports():
 
 
 def test_a_broken_subcommand_fails_loudly(monkeypatch):
+    import pytest
+
     from cxr_export import cli
 
     monkeypatch.setattr(cli, "SUBCOMMANDS", [*cli.SUBCOMMANDS, ("nope", "cxr_export.no_such_module")])
     with pytest.raises(cli.SubcommandImportError, match="'nope' subcommand .*cxr_export.no_such_module"):
         cli.build_parser()
+
+
+if __name__ == "__main__":
+    g = import_graph(PKG)
+    found = cycles(g)
+    print(f"cxr_export imports: {len(g)} modules, {sum(map(len, g.values()))} internal imports, {len(found)} cycles")
+    for c in found:
+        print("  import cycle: " + " <-> ".join(c), file=sys.stderr)
+    sys.exit(1 if found else 0)

@@ -48,6 +48,7 @@ export interface SessionFactory {
   create(entry: ModelEntry, roles: string[], override: BackendOverride, source: ModelSource, onProgress?: (stage: string) => void): Promise<LoadedGraphs>;
 }
 
+/** The session factory of one engine (one per worker or CLI process: it sets ORT's WASM thread count once). */
 export function createSessionFactory(host: OrtHost): SessionFactory {
   // ORT's WASM thread count is global to the instance and only read when the WASM module first starts: set it once.
   let threadsSet = false;
