@@ -1,7 +1,7 @@
 /**
  * Shared image-decoding entry point for browser and Node: sniff the bytes (never the extension), enforce size limits,
  * decode DICOM here (dicom.ts) and hand PNG/JPEG to an injected platform decoder (createImageBitmap + OffscreenCanvas
- * in the browser, pngjs/jpeg-js in Node: see decode-node.ts).
+ * in the browser, pngjs/jpeg-js in Node: see app/platform/node/decode.ts and app/platform/browser/decode.ts).
  */
 import { ImageDecodeError, isImageDecodeError } from './errors';
 import { decodeDicom, extractEncapsulatedFrame, PLATFORM_JPEG_SYNTAXES, type DicomImage, type DicomWindow } from './dicom';

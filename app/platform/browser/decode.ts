@@ -1,7 +1,7 @@
 /**
  * Browser platform decoder for app/lib/imaging (page or worker): PNG/JPEG through the browser's own codecs
  * (createImageBitmap + OffscreenCanvas) into an RGBA raster. Sniffing, size limits and DICOM are shared with Node in
- * ./index (decodeImageFile); this file only supplies the pixels.
+ * app/lib/imaging (decodeImageFile); this file only supplies the pixels.
  */
 import { decodeImageFile, type DecodedImage, type DecodeOptions } from '../../lib/imaging';
 import { ImageDecodeError } from '../../lib/imaging/errors';
