@@ -4,8 +4,9 @@
  * in the browser, pngjs/jpeg-js in Node: see app/platform/node/decode.ts and app/platform/browser/decode.ts).
  */
 import { ImageDecodeError, isImageDecodeError } from './errors';
-import { decodeDicom, extractEncapsulatedFrame, PLATFORM_JPEG_SYNTAXES, type DicomImage, type DicomWindow } from './dicom';
-import { dicomToRaster } from './windowing';
+import { decodeDicom, decodeDicomAsync, type DicomImage, type DicomWindow } from './dicom';
+import { describeSelection, dicomToRaster } from './windowing';
+import type { WasmBinaryLoader } from './codecs/types';
 import type { Raster } from './raster';
 import { sniffOrThrow, type ImageFormat } from './sniff';
 
@@ -14,6 +15,9 @@ export * from './sniff';
 export * from './raster';
 export * from './dicom';
 export * from './windowing';
+export * from './lut';
+export { CODEC_SYNTAXES, REFUSED_SYNTAXES } from './codecs/syntaxes';
+export type { WasmBinaryLoader, CodecWasmName, DecodedFrame } from './codecs/types';
 export * from './preprocess';
 
 /** Decodes PNG or JPEG bytes into an RGBA raster (platform-specific). */
@@ -28,8 +32,14 @@ export interface DecodeOptions {
   maxBytes?: number;
   /** Refuse images over this many pixels (default 100 MP). */
   maxPixels?: number;
-  /** DICOM: window to render with instead of the file's/auto window. */
+  /** DICOM: window to render with instead of the default preset. */
   window?: DicomWindow;
+  /** DICOM: VOI preset id to render with (see DicomImage.presets). */
+  presetId?: string;
+  /** DICOM: 0-based frame of a multi-frame file (default 0). */
+  frame?: number;
+  /** DICOM: codec wasm source (platform code). Without it, compressed syntaxes other than RLE are refused. */
+  loadWasm?: WasmBinaryLoader;
 }
 
 export interface DecodedImage {
@@ -40,6 +50,8 @@ export interface DecodedImage {
   raster: Raster;
   /** Present for DICOM: modality values, window, metadata (public and identifying, separated). */
   dicom?: DicomImage;
+  /** DICOM: what `raster` (and so the model input) was rendered with, e.g. "Window 1 (LUNG): C -600 / W 1500". */
+  display?: string;
 }
 
 function u32be(b: Uint8Array, i: number): number {
@@ -97,25 +109,10 @@ export async function decodeImageFile(input: Uint8Array | ArrayBuffer, opts: Dec
   }
   const sniff = sniffOrThrow(bytes);
   if (sniff.format === 'dicom') {
-    let dicom: DicomImage;
-    try {
-      dicom = decodeDicom(bytes, { maxPixels });
-    } catch (e) {
-      const ts = isImageDecodeError(e) && e.code === 'unsupported-transfer-syntax' ? String(e.details?.transferSyntaxUID ?? '') : '';
-      if (!PLATFORM_JPEG_SYNTAXES.includes(ts)) throw e;
-      // 8-bit JPEG inside DICOM: let the platform's JPEG decoder do the decompression.
-      const { frame } = extractEncapsulatedFrame(bytes);
-      let decoded: Raster;
-      try {
-        decoded = await opts.decodeRaster(frame, 'jpeg');
-      } catch (err) {
-        if (isImageDecodeError(err)) throw err;
-        throw new ImageDecodeError('corrupt', `The JPEG inside this DICOM file could not be decoded: ${(err as Error)?.message ?? String(err)}`, undefined, { cause: err });
-      }
-      dicom = decodeDicom(bytes, { maxPixels, decodedFrame: decoded });
-    }
-    const raster = dicomToRaster(dicom, opts.window);
-    return { format: 'dicom', width: dicom.width, height: dicom.height, raster, dicom };
+    const dopts = { maxPixels, frame: opts.frame };
+    const dicom = opts.loadWasm ? await decodeDicomAsync(bytes, { ...dopts, loadWasm: opts.loadWasm }) : decodeDicom(bytes, dopts);
+    const raster = dicomToRaster(dicom, opts.window, opts.presetId);
+    return { format: 'dicom', width: dicom.width, height: dicom.height, raster, dicom, display: describeSelection(dicom, { window: opts.window, presetId: opts.presetId }) };
   }
   const size = readImageSize(bytes, sniff.format);
   if (size && size.width * size.height > maxPixels) throw tooLarge(size.width, size.height, maxPixels);

@@ -1,12 +1,14 @@
 /**
- * VOI windowing (PS3.3 C.11.2.1.2): modality values → 8-bit display values.
+ * VOI and presentation (PS3.3 C.11.2, C.11.6): modality values → 8-bit display values, through a window (LINEAR,
+ * LINEAR_EXACT or SIGMOID) or a VOI LUT Sequence item, then inverted for MONOCHROME1 / Presentation LUT Shape
+ * INVERSE. The viewer, the models and `npm run convert` all render with these functions.
  */
-import type { DicomImage, DicomWindow } from './dicom';
+import type { DicomImage, DicomWindow, VoiFunction, VoiPreset } from './dicom';
 import { autoWindow } from './dicom';
 import type { Raster } from './raster';
 import { grayToRGBA, rgbToRGBA } from './raster';
 
-export type VoiFunction = 'LINEAR' | 'LINEAR_EXACT' | 'SIGMOID';
+export type { VoiFunction };
 
 export interface WindowOptions {
   /** Default 'LINEAR'. */
@@ -15,7 +17,10 @@ export interface WindowOptions {
   invert?: boolean;
 }
 
-/** One value through the VOI function, as a float in [0, 255]. */
+/**
+ * One value through the VOI function, as a float in [0, 255] (PS3.3 C.11.2.1.2.1 LINEAR, C.11.2.1.3.2
+ * LINEAR_EXACT, C.11.2.1.3.1 SIGMOID with y_min 0 and y_max 255).
+ */
 export function windowValue(x: number, center: number, width: number, fn: VoiFunction = 'LINEAR'): number {
   const ymax = 255;
   if (fn === 'SIGMOID') {
@@ -78,14 +83,56 @@ export function windowToRaster(values: ArrayLike<number>, width: number, height:
   return grayToRGBA(applyWindow(values, window, opts), width, height);
 }
 
+/** A VOI preset (window or VOI LUT) applied to modality values → 8-bit gray. LUT output is scaled from its bits. */
+export function applyPreset(values: ArrayLike<number>, preset: VoiPreset, invert = false): Uint8ClampedArray {
+  if (preset.kind === 'window') return applyWindow(values, preset, { fn: preset.fn, invert });
+  const lut = preset.lut;
+  const scale = 255 / (2 ** lut.bits - 1);
+  // Precompute the 8-bit table once: the LUT is small next to the image.
+  const table = new Uint8ClampedArray(lut.entries);
+  for (let i = 0; i < lut.entries; i++) {
+    const y = lut.data[i] * scale;
+    table[i] = invert ? 255 - y : y;
+  }
+  const out = new Uint8ClampedArray(values.length);
+  for (let i = 0; i < values.length; i++) {
+    let k = Math.round(values[i]) - lut.firstMapped;
+    if (k < 0) k = 0;
+    else if (k >= lut.entries) k = lut.entries - 1;
+    out[i] = table[k];
+  }
+  return out;
+}
+
+/** What to render: a preset of the image (default: its defaultPresetId), or a window the user dragged to. */
+export interface VoiSelection {
+  presetId?: string;
+  window?: DicomWindow;
+}
+
+export function presetOf(img: DicomImage, presetId?: string): VoiPreset {
+  return img.presets.find((p) => p.id === (presetId ?? img.defaultPresetId)) ?? img.presets[0];
+}
+
+/** Human description of what a selection renders with, e.g. "Window 1 (SOFT): C 40 / W 400". */
+export function describeSelection(img: DicomImage, sel: VoiSelection = {}): string {
+  if (img.rgb) return `colour (${img.photometric})`;
+  if (sel.window) return `window C ${sel.window.center} / W ${sel.window.width} (${img.voiLutFunction})`;
+  const p = presetOf(img, sel.presetId);
+  return p.kind === 'window' && p.fn !== 'LINEAR' ? `${p.label} (${p.fn})` : p.label;
+}
+
+/** Greyscale display values (one byte per pixel) of a DICOM frame under a selection, presentation applied. */
+export function renderGray(img: DicomImage, sel: VoiSelection = {}): Uint8ClampedArray {
+  if (sel.window) return applyWindow(img.pixels, sel.window, { fn: img.voiLutFunction, invert: img.invert });
+  return applyPreset(img.pixels, presetOf(img, sel.presetId), img.invert);
+}
+
 /**
- * A decoded DICOM → display raster: colour images as-is; grayscale through its VOI function with `window`
- * (default: the file's window or the auto window), inverted for MONOCHROME1.
+ * A decoded DICOM → display raster: colour images as-is; greyscale through `window` (a dragged window, with the
+ * file's VOI LUT Function) or else the default preset, inverted for MONOCHROME1 / INVERSE.
  */
-export function dicomToRaster(img: DicomImage, window?: DicomWindow): Raster {
+export function dicomToRaster(img: DicomImage, window?: DicomWindow, presetId?: string): Raster {
   if (img.rgb) return rgbToRGBA(img.rgb, img.width, img.height);
-  return windowToRaster(img.pixels, img.width, img.height, window ?? img.window, {
-    fn: img.voiLutFunction,
-    invert: img.photometric === 'MONOCHROME1',
-  });
+  return grayToRGBA(renderGray(img, { window, presetId }), img.width, img.height);
 }
