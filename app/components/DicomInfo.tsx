@@ -16,6 +16,9 @@ export function DicomInfo() {
     ['Photometric', m.PhotometricInterpretation],
     ['Bits stored', m.BitsStored],
     ['Transfer syntax', m.TransferSyntaxName],
+    ['Decoded by', d.codec],
+    ['Frames', d.frames > 1 ? d.frames : undefined],
+    ['Modality LUT', d.rgb ? undefined : d.modalityTransform],
     ['Window (file)', m.WindowCenter != null ? `C ${m.WindowCenter} / W ${m.WindowWidth}` : 'none: min/max used'],
   ];
   const ident = Object.entries(d.identifying).filter(([, v]) => v != null && v !== '');

@@ -1,22 +1,29 @@
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { useAppStore, type ImageItem } from '../store';
-import { applyWindow } from '../lib/imaging/windowing';
-import type { DicomWindow } from '../lib/imaging/dicom';
+import { applyWindow, presetOf, renderGray } from '../lib/imaging/windowing';
+import type { DicomImage, DicomWindow } from '../lib/imaging/dicom';
 import type { Heatmap } from '../lib/classify/types';
 import { heatmapToRGBA } from '../lib/classify';
 
 /** 8-bit images are windowed on their gray values; this is the identity window for them. */
 const IDENTITY_WINDOW: DicomWindow = { center: 128, width: 256 };
 
-function windowedCanvas(item: ImageItem, win: DicomWindow | undefined): HTMLCanvasElement {
+/** The linear window the sliders start from: the preset's, or (VOI LUT presets) the file's first window. */
+function presetWindow(d: DicomImage, presetId: string | undefined): DicomWindow {
+  const p = presetOf(d, presetId);
+  return p.kind === 'window' ? { center: p.center, width: p.width } : d.window;
+}
+
+function windowedCanvas(item: ImageItem, win: DicomWindow | undefined, presetId: string | undefined): HTMLCanvasElement {
   const { width, height } = item.raster;
   const c = document.createElement('canvas');
   c.width = width;
   c.height = height;
   const ctx = c.getContext('2d')!;
   const img = ctx.createImageData(width, height);
-  if (item.dicom && !item.dicom.rgb && win) {
-    const gray = applyWindow(item.dicom.pixels, win, { fn: item.dicom.voiLutFunction, invert: item.dicom.photometric === 'MONOCHROME1' });
+  if (item.dicom && !item.dicom.rgb) {
+    // The same rendering as the model input (lib/imaging/windowing): a dragged window, else the chosen preset.
+    const gray = renderGray(item.dicom, win ? { window: win } : { presetId });
     for (let i = 0, j = 0; i < gray.length; i++, j += 4) {
       img.data[j] = img.data[j + 1] = img.data[j + 2] = gray[i];
       img.data[j + 3] = 255;
@@ -69,8 +76,14 @@ export function Viewer() {
   const canvasRef = useRef<HTMLCanvasElement>(null);
   const drag = useRef<{ x: number; y: number; mode: 'pan' | 'window'; start: typeof viewer } | null>(null);
 
-  const win = viewer.window ?? (item?.dicom ? item.dicom.window : IDENTITY_WINDOW);
-  const imageCanvas = useMemo(() => (item ? windowedCanvas(item, win) : null), [item?.raster, item?.dicom, win.center, win.width]);
+  const win = viewer.window ?? (item?.dicom ? presetWindow(item.dicom, viewer.presetId) : IDENTITY_WINDOW);
+  const imageCanvas = useMemo(
+    () => (item ? windowedCanvas(item, viewer.window, viewer.presetId) : null),
+    [item?.raster, item?.dicom, viewer.window?.center, viewer.window?.width, viewer.presetId],
+  );
+  const selectFrame = useAppStore((s) => s.selectFrame);
+  const dicom = item?.dicom;
+  const activePreset = dicom && !dicom.rgb ? presetOf(dicom, viewer.presetId) : undefined;
   const heat = item?.classification?.heatmap;
   const heatCanvas = useMemo(() => (heat ? heatmapCanvas(heat) : null), [heat]);
 
@@ -179,7 +192,37 @@ export function Viewer() {
               onChange={(e) => setViewer({ window: { ...win, width: Number(e.target.value) } })}
             />
           </label>
-          <button type="button" onClick={() => setViewer({ window: item.dicom ? { ...item.dicom.window } : undefined, zoom: 1, panX: 0, panY: 0 })}>
+          {dicom && !dicom.rgb && dicom.presets.length > 1 && (
+            <label>
+              Preset
+              <select
+                data-testid="voi-preset"
+                aria-label="Window / VOI LUT preset"
+                value={viewer.window ? '' : activePreset?.id}
+                onChange={(e) => setViewer({ presetId: e.target.value, window: undefined })}
+              >
+                {viewer.window && <option value="">custom window</option>}
+                {dicom.presets.map((p) => (
+                  <option key={p.id} value={p.id}>
+                    {p.label}
+                  </option>
+                ))}
+              </select>
+            </label>
+          )}
+          {dicom && dicom.frames > 1 && (
+            <label>
+              Frame
+              <select data-testid="frame-picker" aria-label="Frame" value={dicom.frameIndex} onChange={(e) => void selectFrame(item.id, Number(e.target.value))}>
+                {Array.from({ length: dicom.frames }, (_, f) => (
+                  <option key={f} value={f}>
+                    {f + 1} / {dicom.frames}
+                  </option>
+                ))}
+              </select>
+            </label>
+          )}
+          <button type="button" onClick={() => setViewer({ window: undefined, presetId: undefined, zoom: 1, panX: 0, panY: 0 })}>
             Reset view
           </button>
           <label className="inline">
@@ -200,6 +243,12 @@ export function Viewer() {
             />
           </label>
           <span className="hint">drag: pan · wheel: zoom · shift/right-drag: window</span>
+          {item.display && (
+            <p className="muted small" data-testid="model-input-display">
+              Model input{dicom && dicom.frames > 1 ? ` (frame ${dicom.frameIndex + 1})` : ''}: rendered with {item.display}
+              {dicom && !dicom.rgb && (viewer.window || (viewer.presetId && viewer.presetId !== dicom.defaultPresetId)) ? ' — the view above uses another window; the models do not' : ''}
+            </p>
+          )}
         </div>
       )}
     </section>

@@ -22,6 +22,10 @@ export interface ImageItem {
   raster: Raster;
   thumbnail: Raster;
   dicom?: DicomImage;
+  /** What `raster` (the model input) was rendered with, e.g. "Window 1 (LUNG): C -600 / W 1500" (DICOM). */
+  display?: string;
+  /** A multi-frame DICOM's bytes, kept for the frame picker (see selectFrame). */
+  source?: ArrayBuffer;
   groundTruth?: string;
   classification?: ClassifierResult & { weights: ModelEntry['weights'] };
   classifying?: boolean;
@@ -35,8 +39,10 @@ export interface ViewerState {
   zoom: number;
   panX: number;
   panY: number;
-  /** Display window for DICOM (modality units) or for 8-bit images (0..255). */
+  /** Display window for DICOM (modality units) or for 8-bit images (0..255); set when the user drags or slides. */
   window?: DicomWindow;
+  /** DICOM: the VOI preset shown when no window was dragged (DicomImage.presets; default: the file's first). */
+  presetId?: string;
   showHeatmap: boolean;
   heatmapOpacity: number;
   showIdentifying: boolean;
@@ -52,6 +58,8 @@ export interface ImagesSlice {
   busy: number;
   addFiles(files: { name: string; bytes: ArrayBuffer; path?: string }[]): Promise<void>;
   select(id: string): void;
+  /** Show (and analyse) another frame of a multi-frame DICOM: decoded on demand in the imaging worker. */
+  selectFrame(id: string, frame: number): Promise<void>;
   /** Classify and zero-shot label the current image where it has no result from the chosen models yet. */
   analyzeCurrent(): Promise<void>;
   /** Patch one image (no-op when it was removed meanwhile). */
@@ -88,6 +96,8 @@ export const createImagesSlice: SliceCreator<ImagesSlice> = (set, get) => ({
           raster: out.image.raster,
           thumbnail: out.thumbnail,
           dicom: out.image.dicom,
+          display: out.image.display,
+          source: out.source,
           groundTruth: labelFromPath(f.path ?? f.name) ?? undefined,
         };
         added.push(item);
@@ -109,13 +119,41 @@ export const createImagesSlice: SliceCreator<ImagesSlice> = (set, get) => ({
         zoom: 1,
         panX: 0,
         panY: 0,
-        window: item?.dicom ? { ...item.dicom.window } : undefined,
+        window: undefined,
+        presetId: undefined,
         showIdentifying: false,
       },
     }));
     // Images added together are analysed when first looked at.
     void get().analyzeCurrent();
   },
+
+  selectFrame: guarded(get, 'Showing the frame failed', async (id: string, frame: number) => {
+    const item = get().images.find((i) => i.id === id);
+    if (!item?.source || !item.dicom || frame === item.dicom.frameIndex) return;
+    // A copy goes to the worker (the kept bytes stay for the next frame change).
+    const copy = item.source.slice(0);
+    const out = await get().workers.imaging().decode(transfer(copy, [copy]), { frame });
+    if (!out.ok) {
+      get().alert(`${item.name}, frame ${frame + 1}: ${out.message}`);
+      return;
+    }
+    // Results were for the previous frame: drop them, and analyse this one.
+    get().patchImage(id, {
+      raster: out.image.raster,
+      thumbnail: out.thumbnail,
+      dicom: out.image.dicom,
+      display: out.image.display,
+      classification: undefined,
+      classifyError: undefined,
+      zeroShot: undefined,
+      zeroShotError: undefined,
+    });
+    if (get().currentId === id) {
+      set((s) => ({ viewer: { ...s.viewer, window: undefined } }));
+      await get().analyzeCurrent();
+    }
+  }),
 
   analyzeCurrent: guarded(get, 'Analysis failed', async () => {
     const s = get();

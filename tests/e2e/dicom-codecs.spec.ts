@@ -83,3 +83,43 @@ test.describe('offline', () => {
     expect(errors).toEqual([]);
   });
 });
+
+test('viewer: VOI presets selectable, model input says its window, frame picker decodes the frame on demand', async ({ page }) => {
+  test.skip(!fs.existsSync(DIR), 'needs ../shared/data/dicom-codecs');
+  const errors = watchErrors(page);
+  await openApp(page);
+  await addFiles(page, [path.join(DIR, 'GH133.dcm')]);
+  const preset = page.getByTestId('voi-preset');
+  await expect(preset).toBeVisible({ timeout: 60_000 });
+  // 3 VOI LUTs, 3 windows, the full range; the default is the file's first VOI LUT, and the model input says so
+  await expect(preset.locator('option')).toHaveCount(7);
+  await expect(preset.locator('option:checked')).toHaveText('VOI LUT 1 (NORMAL)');
+  await expect(page.getByTestId('model-input-display')).toHaveText('Model input: rendered with VOI LUT 1 (NORMAL)');
+  const centre = () => page.getByTestId('viewer-canvas').evaluate((c: HTMLCanvasElement) => {
+    const d = c.getContext('2d')!.getImageData(c.width / 2 - 40, c.height / 2 - 40, 80, 80).data;
+    let s = 0;
+    for (let i = 0; i < d.length; i += 4) s += d[i];
+    return s / (d.length / 4);
+  });
+  const before = await centre();
+  await preset.selectOption({ label: 'Full range 0..3471: C 1736 / W 3472' });
+  await expect.poll(centre).not.toBeCloseTo(before, 0);
+  await expect(page.getByTestId('model-input-display')).toContainText('the view above uses another window; the models do not');
+  await expect(page.getByTestId('window-center')).toHaveText('1736');
+
+  await addFiles(page, [path.join(DIR, 'CT0012.fragmented_no_bot_jpeg_baseline.51.dcm')]);
+  const picker = page.getByTestId('frame-picker');
+  await expect(picker).toBeVisible({ timeout: 60_000 });
+  await expect(picker.locator('option')).toHaveCount(2);
+  await picker.selectOption('1');
+  await expect(page.getByTestId('model-input-display')).toContainText('Model input (frame 2)');
+  const digest = await page.evaluate(async () => {
+    type Img = { name: string; dicom: { frameIndex: number; pixels: Float32Array } };
+    const img = (window as unknown as { cxrStudio: { store: { getState(): { images: Img[] } } } }).cxrStudio.store.getState().images.find((i) => i.name.startsWith('CT0012'))!;
+    const h = await crypto.subtle.digest('SHA-256', img.dicom.pixels.slice().buffer);
+    return { frame: img.dicom.frameIndex, sha: Array.from(new Uint8Array(h)).map((b) => b.toString(16).padStart(2, '0')).join('') };
+  });
+  const node = await decodeImageFileNode(new Uint8Array(fs.readFileSync(path.join(DIR, 'CT0012.fragmented_no_bot_jpeg_baseline.51.dcm'))), { frame: 1 });
+  expect(digest).toEqual({ frame: 1, sha: sha(node.dicom!.pixels) });
+  expect(errors).toEqual([]);
+});
