@@ -213,6 +213,26 @@ def main() -> None:
     open(p, 'wb').write(raw)
     case('seqdelim-ffffffff-in-sq')
 
+    # the same kind in other places: an Item Delimitation Item with a non-zero length inside an undefined-length
+    # item (explicit VR), and an implicit VR private sequence whose Sequence Delimitation Item says 0xFFFFFFFF
+    for name, ts in (('itemdelim-nonzero-explicit', ExplicitVRLittleEndian), ('seqdelim-ffffffff-implicit', ImplicitVRLittleEndian)):
+        ds = base()
+        ds.add_new(0x00091010, 'LO', 'QA PRIVATE')
+        inner = Dataset()
+        inner.add_new(0x00091001, 'LO', 'x')
+        inner.is_undefined_length_sequence_item = True
+        ds.add_new(0x00091020, 'SQ', [inner])
+        ds[0x00091020].is_undefined_length = True
+        ds.PixelData = ramp(200, 3800).tobytes()
+        p = save(ds, out, name, ts)
+        raw = bytearray(open(p, 'rb').read())
+        marker = b'\xfe\xff\x0d\xe0\x00\x00\x00\x00' if name.startswith('item') else b'\xfe\xff\xdd\xe0\x00\x00\x00\x00'
+        i = raw.find(marker)
+        assert i > 0, name
+        raw[i + 4:i + 8] = b'\x04\x00\x00\x00' if name.startswith('item') else b'\xff\xff\xff\xff'
+        open(p, 'wb').write(raw)
+        case(name)
+
     # bytes after the Pixel Data that are not an element
     ds = base()
     ds.PixelData = ramp(1, 4000).tobytes()
