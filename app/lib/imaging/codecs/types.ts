@@ -47,14 +47,6 @@ export interface FrameCodec {
   decode(frame: Uint8Array, info: EncodedFrameInfo, loadWasm: WasmBinaryLoader): Promise<DecodedFrame>;
 }
 
-/** Emscripten module options the codec builds accept: the binary is passed in, never fetched by the glue code. */
-export interface EmscriptenModuleOptions {
-  wasmBinary: ArrayBuffer | Uint8Array;
-  locateFile?: (path: string) => string;
-  print?: (s: string) => void;
-  printErr?: (s: string) => void;
-}
-
 export function copyOut(view: Uint8Array): Uint8Array {
   const out = new Uint8Array(view.length);
   out.set(view);
