@@ -310,20 +310,30 @@ function nativeFrameBytes(p: Prepared): { bytes: Uint8Array; littleEndian: boole
 /** Unsigned/two's complement stored values from native bytes (BitsStored/HighBit masking, PS3.5 8.1.1). */
 function storedFromBytes(p: Prepared, bytes: Uint8Array, littleEndian: boolean, samples: number): Int32Array | Float64Array {
   const { bitsAllocated, bitsStored, highBit, pixelRep } = p;
-  const out = bitsAllocated === 32 ? new Float64Array(samples) : new Int32Array(samples);
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const shift = highBit + 1 - bitsStored;
-  const full = 2 ** bitsStored;
-  const signBit = 2 ** (bitsStored - 1);
-  for (let i = 0; i < samples; i++) {
-    let raw: number;
-    if (bitsAllocated <= 8) raw = bytes[i];
-    else if (bitsAllocated === 16) raw = dv.getUint16(i * 2, littleEndian);
-    else raw = dv.getUint32(i * 4, littleEndian);
-    let v = Math.floor(raw / 2 ** shift) % full;
-    if (pixelRep === 1 && v >= signBit) v -= full;
-    out[i] = v;
+  if (bitsAllocated === 32) {
+    // 32-bit words do not fit int32 bit operations when unsigned: float arithmetic
+    const out = new Float64Array(samples);
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const full = 2 ** bitsStored;
+    for (let i = 0; i < samples; i++) {
+      let v = Math.floor(dv.getUint32(i * 4, littleEndian) / 2 ** shift) % full;
+      if (pixelRep === 1 && v >= full / 2) v -= full;
+      out[i] = v;
+    }
+    return out;
   }
+  const out = new Int32Array(samples);
+  const mask = bitsStored === 32 ? -1 : (1 << bitsStored) - 1;
+  const ext = 32 - bitsStored; // sign extension by shifting the sign bit to bit 31 and back
+  if (bitsAllocated <= 8) {
+    for (let i = 0; i < samples; i++) out[i] = (bytes[i] >>> shift) & mask;
+  } else if (littleEndian) {
+    for (let i = 0, j = 0; i < samples; i++, j += 2) out[i] = ((bytes[j] | (bytes[j + 1] << 8)) >>> shift) & mask;
+  } else {
+    for (let i = 0, j = 0; i < samples; i++, j += 2) out[i] = (((bytes[j] << 8) | bytes[j + 1]) >>> shift) & mask;
+  }
+  if (pixelRep === 1) for (let i = 0; i < samples; i++) out[i] = (out[i] << ext) >> ext;
   return out;
 }
 
