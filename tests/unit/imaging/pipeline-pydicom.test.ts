@@ -38,7 +38,8 @@ const NAMES = [
   'multiframe-native', 'multiframe-rle-empty-bot', 'implicit', 'deflated', 'ybr-full', 'rgb-planar1', 'modality-lut',
   'voi-lut-sequence', 'seqdelim-ffffffff-in-sq', 'trailing-garbage', 'overlay-high-bits', 'signed-12', 'mono1-8bit',
   'full-file', 'meta-no-preamble', 'dicm-no-preamble', 'bare-implicit', 'bare-explicit', 'says-explicit-is-implicit',
-  'says-implicit-is-explicit', 'itemdelim-nonzero-explicit', 'seqdelim-ffffffff-implicit',
+  'says-implicit-is-explicit', 'itemdelim-nonzero-explicit', 'seqdelim-ffffffff-implicit', 'rle-rgb',
+  'jpegls-rgb-planar0', 'jpegls-rgb-planar1', 'j2k-rgb', 'j2k-ybr-rct', 'jpegls-signed16', 'j2k-signed16',
 ];
 /**
  * Lossy: max difference allowed against pydicom. Colour JPEG with 4:2:0 chroma: libjpeg-turbo's "fancy" (triangle)

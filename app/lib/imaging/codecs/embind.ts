@@ -25,13 +25,14 @@ export function runEmbindDecoder(
   decoder: EmbindDecoder,
   frame: Uint8Array,
   codec: string,
-  opts: { signed: boolean; colorConvertedToRgb: boolean; describeError?: (e: unknown) => string },
+  opts: { signed: boolean; colorConvertedToRgb: boolean; describeError?: (e: unknown) => string; beforeDelete?: () => void },
 ): DecodedFrame {
   try {
     decoder.getEncodedBuffer(frame.length).set(frame);
     decoder.decode();
     const info = decoder.getFrameInfo();
     const bytes = copyOut(decoder.getDecodedBuffer());
+    opts.beforeDelete?.();
     const signed = info.isSigned ?? opts.signed;
     return {
       width: info.width,

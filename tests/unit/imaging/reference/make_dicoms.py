@@ -161,6 +161,37 @@ def main() -> None:
     save(ds, out, 'rgb-planar1', ExplicitVRLittleEndian)
     case('rgb-planar1')
 
+    # Colour through the codecs, encoded by pydicom's own encoders (RLE) and plugins (pyjpegls, pylibjpeg-openjpeg).
+    # JPEG 2000 needs a frame large enough for its 5 decomposition levels: 64×64.
+    from pydicom.uid import JPEG2000Lossless, JPEGLSLossless
+    big = 64
+    rgb64 = np.stack([ramp(0, 255, big, big, np.uint8), ramp(255, 0, big, big, np.uint8), np.full((big, big), 90, np.uint8)], -1)
+    for name, uid, planar, pi, size in (
+        ('rle-rgb', RLELossless, 0, 'RGB', None),
+        ('jpegls-rgb-planar0', JPEGLSLossless, 0, 'RGB', None),
+        ('jpegls-rgb-planar1', JPEGLSLossless, 1, 'RGB', None),
+        ('j2k-rgb', JPEG2000Lossless, 0, 'RGB', big),  # pydicom: no multiple-component transform for RGB
+        ('j2k-ybr-rct', JPEG2000Lossless, 0, 'YBR_RCT', big),  # with the reversible colour transform
+    ):
+        src = rgb64 if size else rgb
+        ds = base(rows=src.shape[0], cols=src.shape[1], bits=8, stored=8, photometric='RGB', spp=3)
+        ds.PlanarConfiguration = planar
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.PixelData = (np.moveaxis(src, -1, 0) if planar else src).tobytes()
+        ds.PhotometricInterpretation = pi
+        ds.compress(uid, src, encoding_plugin='pylibjpeg' if uid == JPEG2000Lossless else '')
+        save(ds, out, name, uid)
+        case(name)
+    # signed 16-bit greyscale through JPEG-LS and JPEG 2000 (CT-like values)
+    for name, uid in (('jpegls-signed16', JPEGLSLossless), ('j2k-signed16', JPEG2000Lossless)):
+        ds = base(rows=big, cols=big, stored=16, signed=1)
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        arr = ramp(-2000, 3000, big, big, dtype=np.int16)
+        ds.PixelData = arr.tobytes()
+        ds.compress(uid, arr)
+        save(ds, out, name, uid)
+        case(name)
+
     # Modality LUT Sequence on unsigned input, 8-bit packed LUT data is not written by pydicom; 16-bit here
     ds = base()
     item = Dataset()
