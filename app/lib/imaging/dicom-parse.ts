@@ -142,6 +142,81 @@ function fixVrEncoding(b: Uint8Array): { bytes: Uint8Array; note: string } | und
   return { bytes: out, note: `The file meta header says ${said}, but the data set is encoded as ${looksExplicit ? 'Explicit' : 'Implicit'} VR; read as it is encoded, as pydicom does` };
 }
 
+const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
+/** VRs added in 2018 (PS3.5 6.2) that dicom-parser 1.8 reads with a 2-byte length: OV (Extended Offset Table), SV, UV. */
+const VRS_DICOM_PARSER_LACKS = new Set(['OV', 'SV', 'UV']);
+
+/**
+ * Offsets of the VR fields of OV/SV/UV elements in an explicit VR data set starting at `start` (walked element by
+ * element, sequences and items included), so that they can be relabelled UN, which has the same layout (2 reserved
+ * bytes, 4-byte length) and which dicom-parser knows. Undefined when the walk fails (the file is left as it is).
+ */
+function newVrPositions(b: Uint8Array, start: number, little: boolean): number[] | undefined {
+  const u16 = (i: number) => (little ? b[i] | (b[i + 1] << 8) : (b[i] << 8) | b[i + 1]);
+  const u32 = (i: number) => (little ? (b[i] | (b[i + 1] << 8) | (b[i + 2] << 16)) + b[i + 3] * 2 ** 24 : b[i] * 2 ** 24 + ((b[i + 1] << 16) | (b[i + 2] << 8) | b[i + 3]));
+  const found: number[] = [];
+  // Walk a data set from i until `end` (or, with end undefined, an Item Delimitation Item); returns the position after.
+  const walk = (i: number, end: number | undefined, depth: number): number => {
+    if (depth > 16) throw new Error('too deep');
+    while (end === undefined ? i + 8 <= b.length : i < end) {
+      const group = u16(i);
+      const elem = u16(i + 2);
+      if (group === 0xfffe) {
+        if (elem === 0xe00d && end === undefined) return i + 8; // item delimiter
+        throw new Error('unexpected delimiter');
+      }
+      const vr = String.fromCharCode(b[i + 4], b[i + 5]);
+      if (!/^[A-Z]{2}$/.test(vr)) throw new Error('no VR');
+      if (!LONG_VRS.has(vr)) {
+        i += 8 + u16(i + 6);
+        continue;
+      }
+      if (VRS_DICOM_PARSER_LACKS.has(vr)) found.push(i + 4);
+      const len = u32(i + 8);
+      i += 12;
+      if (len !== 0xffffffff) {
+        i += len;
+        continue;
+      }
+      // undefined length: a sequence of items, or encapsulated pixel data (items of raw bytes)
+      const encapsulated = group === 0x7fe0 && elem === 0x0010;
+      for (;;) {
+        if (i + 8 > b.length) throw new Error('runs off the end');
+        const ig = u16(i), ie = u16(i + 2), il = u32(i + 4);
+        if (ig !== 0xfffe) throw new Error('no item');
+        i += 8;
+        if (ie === 0xe0dd) break; // sequence delimiter
+        if (ie !== 0xe000) throw new Error('not an item');
+        if (encapsulated || il !== 0xffffffff) {
+          if (!encapsulated) walk(i, i + il, depth + 1);
+          i += il;
+        } else i = walk(i, undefined, depth + 1);
+      }
+    }
+    return i;
+  };
+  try {
+    walk(start, b.length, 0);
+    return found;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Relabel OV/SV/UV elements as UN for dicom-parser (explicit VR syntaxes only); undefined when there are none. */
+function relabelNewVrs(b: Uint8Array): Uint8Array | undefined {
+  const meta = scanMeta(b);
+  if (!meta || meta.ts === TS_IMPLICIT_LE || meta.ts === '1.2.840.10008.1.2.1.99') return undefined;
+  const at = newVrPositions(b, meta.end, meta.ts !== TS_EXPLICIT_BE);
+  if (!at || at.length === 0) return undefined;
+  const out = new Uint8Array(b);
+  for (const i of at) {
+    out[i] = 0x55; // 'U'
+    out[i + 1] = 0x4e; // 'N'
+  }
+  return out;
+}
+
 export interface ParsedDicom {
   ds: DataSet;
   /** What was irregular and read leniently anyway. */
@@ -194,6 +269,8 @@ export function parseDicomLenient(bytes: Uint8Array): ParsedDicom {
       input = fixed.bytes;
       notes.push(fixed.note);
     }
+    // Not a fault of the file: the parser predates these VRs. No note.
+    input = relabelNewVrs(input) ?? input;
   }
   const options: dicomParserNs.ParseDicomOptions = { inflater: inflaterOption() };
   if (pre.bareTransferSyntax) options.TransferSyntaxUID = pre.bareTransferSyntax;

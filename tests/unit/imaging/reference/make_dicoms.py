@@ -17,6 +17,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.pixels import get_encoder
 from pydicom.uid import (
+    JPEG2000Lossless,
+    JPEGLSLossless,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
@@ -138,6 +140,18 @@ def main() -> None:
     save(ds, out, 'multiframe-rle-empty-bot', RLELossless)
     case('multiframe-rle-empty-bot')
 
+    # Multi-frame compressed with a Basic Offset Table, and with an Extended Offset Table (PS3.5 A.4)
+    for name, uid, ext in (('multiframe-jpegls-bot', JPEGLSLossless, False), ('multiframe-rle-bot', RLELossless, False),
+                           ('multiframe-jpegls-eot', JPEGLSLossless, True)):
+        ds = base()
+        ds.NumberOfFrames = 3
+        arr = ramp(0, 1000, frames=3, step=1000)
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.PixelData = arr.tobytes()
+        ds.compress(uid, arr, encapsulate_ext=ext)
+        save(ds, out, name, uid)
+        case(name)
+
     # Implicit VR, Deflated
     ds = base()
     ds.PixelData = ramp(5, 4000).tobytes()
@@ -163,7 +177,6 @@ def main() -> None:
 
     # Colour through the codecs, encoded by pydicom's own encoders (RLE) and plugins (pyjpegls, pylibjpeg-openjpeg).
     # JPEG 2000 needs a frame large enough for its 5 decomposition levels: 64×64.
-    from pydicom.uid import JPEG2000Lossless, JPEGLSLossless
     big = 64
     rgb64 = np.stack([ramp(0, 255, big, big, np.uint8), ramp(255, 0, big, big, np.uint8), np.full((big, big), 90, np.uint8)], -1)
     for name, uid, planar, pi, size in (
