@@ -538,6 +538,12 @@ function finish(p: Prepared, stored: Int32Array | Float64Array, codecFrame?: Dec
     if (v !== undefined) identifying[key] = v;
   }
   if (codecFrame) notes.push(`Decoded from ${p.tsName} with ${codecFrame.codec}`);
+  // PS3.3 C.7.6.1.1.5: the image has been lossy-compressed at some point (maybe before this file's syntax)
+  if (str(ds, 'x00282110')?.trim() === '01') {
+    const method = str(ds, 'x00282114');
+    const ratio = str(ds, 'x00282112');
+    notes.push(`Lossy Image Compression: this image has been lossy-compressed${method ? ` (${method.replace(/\\/g, ', ')})` : ''}${ratio ? `, ratio ${ratio.replace(/\\/g, ', ')}:1` : ''}`);
+  }
   return {
     width: cols,
     height: rows,

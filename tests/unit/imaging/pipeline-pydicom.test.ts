@@ -40,7 +40,7 @@ const NAMES = [
   'full-file', 'meta-no-preamble', 'dicm-no-preamble', 'bare-implicit', 'bare-explicit', 'says-explicit-is-implicit',
   'says-implicit-is-explicit', 'itemdelim-nonzero-explicit', 'seqdelim-ffffffff-implicit', 'rle-rgb',
   'jpegls-rgb-planar0', 'jpegls-rgb-planar1', 'j2k-rgb', 'j2k-ybr-rct', 'jpegls-signed16', 'j2k-signed16',
-  'multiframe-jpegls-bot', 'multiframe-rle-bot', 'multiframe-jpegls-eot',
+  'multiframe-jpegls-bot', 'multiframe-rle-bot', 'multiframe-jpegls-eot', 'bits-1', 'bits-32',
 ];
 /**
  * Lossy: max difference allowed against pydicom. Colour JPEG with 4:2:0 chroma: libjpeg-turbo's "fancy" (triangle)

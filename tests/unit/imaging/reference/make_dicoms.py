@@ -313,6 +313,17 @@ def main() -> None:
     save(ds, out, 'mono1-8bit', ExplicitVRLittleEndian)
     case('mono1-8bit')
 
+    # 1-bit (bit-packed, PS3.5 8.1.1 / D.1) and 32-bit allocated pixels
+    from pydicom.pixels import pack_bits
+    ds = base(rows=H, cols=W, bits=1, stored=1)
+    ds.PixelData = pack_bits((ramp(0, 1000) % 3 == 0).astype(np.uint8))
+    save(ds, out, 'bits-1', ExplicitVRLittleEndian)
+    case('bits-1')
+    ds = base(bits=32, stored=32)
+    ds.PixelData = ramp(0, 3_000_000_000, dtype=np.uint32).tobytes()
+    save(ds, out, 'bits-32', ExplicitVRLittleEndian)
+    case('bits-32')
+
     # Files without preamble / meta header (PS3.10 7.1; bare data sets from older systems)
     ds = base()
     ds.PixelData = ramp(10, 3000).tobytes()
