@@ -28,6 +28,7 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("ood", "cxr_export.ood"),
     ("heatmaps", "cxr_export.heatmaps"),
     ("bench", "cxr_export.bench"),
+    ("variant-goldens", "cxr_export.variant_goldens"),
 ]
 
 

@@ -19,13 +19,28 @@ import numpy as np
 from .errors import ExportError
 
 
+def initializers_with_aliases(model_proto) -> dict:
+    """{name: TensorProto} of the initializers plus the names torch.onnx gives them through Identity nodes (it
+    de-duplicates equal tensors, e.g. the all-zero biases of a random init, and names the copies with Identity)."""
+    g = model_proto.graph
+    inits = {i.name: i for i in g.initializer}
+    changed = True
+    while changed:
+        changed = False
+        for n in g.node:
+            if n.op_type == "Identity" and n.input and n.input[0] in inits and n.output[0] not in inits:
+                inits[n.output[0]] = inits[n.input[0]]
+                changed = True
+    return inits
+
+
 def linear_weights(model_proto) -> dict[str, np.ndarray]:
     """{'<module>.weight': [out, in] float32} for every MatMul whose weight is an initializer and whose output is
     added to a named '<module>.bias' initializer (torch.onnx's Linear pattern)."""
     from onnx import numpy_helper
 
     g = model_proto.graph
-    inits = {i.name: i for i in g.initializer}
+    inits = initializers_with_aliases(model_proto)
     consumers: dict[str, list] = {}
     for n in g.node:
         for x in n.input:
@@ -60,7 +75,8 @@ def vit_from_onnx(onnx_path, arch: dict | None = None, labels=("NORMAL", "PNEUMO
     from .train_classifier import vit_config
 
     proto = onnx.load(str(onnx_path))
-    named = {i.name[len(prefix):]: numpy_helper.to_array(i) for i in proto.graph.initializer if i.name.startswith(prefix)}
+    named = {k[len(prefix):]: numpy_helper.to_array(v) for k, v in initializers_with_aliases(proto).items()
+             if k.startswith(prefix)}
     named.update({k[len(prefix):]: v for k, v in linear_weights(proto).items()})
     arch = dict(arch or {})
     fc1 = named.get("vit.layers.0.mlp.fc1.bias")

@@ -1,0 +1,381 @@
+"""`cxr-export bench`: the native side of `npm run bench` (scripts/bench/run.ts drives it).
+
+Two sub-actions, both on graphs listed in a JSON spec written by the driver from the manifest:
+
+- `feeds`: seeded inputs for every graph at batch 1 and at the app's batch (quantize.sample_feeds, symbolic batch
+  dimensions set), written as raw little-endian files + a JSON index, so that onnxruntime-web (Node), native
+  onnxruntime and PyTorch all run the very same tensors.
+- `child --backend ort|torch`: one graph on one backend in this (fresh) process: cold session creation / module
+  build, first run, warm p50/p95 over a fixed count at batch 1, throughput at batch 1 and at the app's batch, and
+  peak resident memory (VmHWM) over the process's baseline after imports. Prints one JSON line.
+
+PyTorch modules: the classifier graphs are rebuilt from the ONNX file (cxr_export.recover); the random fixtures of
+clip, sam and sd are rebuilt from their seed with the same builders `cxr-export fixtures` uses. Every rebuilt module
+is checked against ONNX Runtime on the bench inputs first; when it is not the graph's module (e.g. a family has been
+re-trained since), the PyTorch column says so instead of timing another model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ExportError
+
+DTYPE_NP = {"float32": np.float32, "int64": np.int64, "int32": np.int32, "bool": np.bool_, "float16": np.float16}
+
+
+def vm_kib(field: str) -> int:
+    """VmHWM / VmRSS of this process in KiB (Linux /proc)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return -1
+
+
+def write_feeds(spec: dict, out_dir: Path) -> dict:
+    """For each graph of the spec: feeds at batch 1 and at its app batch as <out>/<key>-b<N>-<input>.bin."""
+    from .quantize import sample_feeds
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    index = {}
+    for g in spec["graphs"]:
+        entry = {}
+        for b in sorted({1, int(g.get("app_batch", 1))}):
+            feeds = sample_feeds(Path(g["path"]), seed=0, dims={"batch": b, "batch_size": b, "N": b})
+            dyn = _dynamic_batch(Path(g["path"]))
+            if b > 1 and not dyn:
+                continue
+            items = {}
+            for name, arr in feeds.items():
+                f = out_dir / f"{g['key']}-b{b}-{name}.bin".replace("/", "_")
+                np.ascontiguousarray(arr).tofile(f)
+                items[name] = {"file": str(f), "dims": list(arr.shape), "dtype": str(arr.dtype)}
+            entry[str(b)] = items
+        index[g["key"]] = entry
+    (out_dir / "feeds.json").write_text(json.dumps(index, indent=1))
+    return index
+
+
+def _dynamic_batch(path: Path) -> bool:
+    from .parity import session
+
+    ins = session(path).get_inputs()
+    return all(not isinstance(i.shape[0], int) for i in ins if len(i.shape) > 0) if ins else False
+
+
+def load_feeds(items: dict) -> dict[str, np.ndarray]:
+    return {k: np.fromfile(v["file"], dtype=DTYPE_NP[v["dtype"]]).reshape(v["dims"]) for k, v in items.items()}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# PyTorch modules of the graphs
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def torch_callable(g: dict):
+    """(fn(feeds) -> {output: np.ndarray}, description) for a graph, or raise ExportError saying why none."""
+    import torch
+
+    fam, role, entry = g["family"], g["role"], g["entry"]
+    if g["dtype"] != "fp32":
+        raise ExportError(f"{g['dtype']} graph: no PyTorch equivalent (the fp32 row is the reference)")
+    if fam == "classifier":
+        from .classifier import OUTPUTS, wrap
+        from .recover import arch_of, vit_from_onnx
+
+        model, _ = vit_from_onnx(g["path"], arch_of(entry), entry.get("labels", ["NORMAL", "PNEUMONIA"]))
+        m = wrap(model)
+
+        def fn(feeds):
+            with torch.no_grad():
+                return dict(zip(OUTPUTS, (t.numpy() for t in m(torch.from_numpy(feeds["pixel_values"])))))
+
+        return fn, "ViTForImageClassification rebuilt from the ONNX weights (cxr_export.recover)"
+    if entry.get("weights") != "random-fixture":
+        raise ExportError(f"{fam} with {entry.get('weights')} weights: no PyTorch builder in the bench")
+    size = "full" if "(full)" in str(entry.get("source", "")) or "full" in str(g["model"]) else "tiny"
+    if fam == "clip":
+        from .clip import _wrappers, build_random_biomedclip
+
+        model, _, _ = build_random_biomedclip(size, seed=0)
+        img, txt = _wrappers(model)
+        if role == "image_encoder":
+            return (lambda f: {"image_embeds": _no_grad(img, f["pixel_values"])}), "open_clip BiomedCLIP tiny, seed 0"
+        if role == "text_encoder":
+            return (lambda f: {"text_embeds": _no_grad(txt, f["input_ids"])}), "open_clip BiomedCLIP tiny, seed 0"
+    if fam == "sam":
+        from .sam import build_sam
+
+        adapter, _ = build_sam("sam-vit-b", None, size, 0)
+        if role == "image_encoder":
+            return (lambda f: {"image_embeddings": _no_grad(adapter.encoder, f["pixel_values"])}), \
+                "transformers SamModel tiny, seed 0"
+        if role == "prompt_decoder":
+            names = ["image_embeddings", "point_coords", "point_labels", "mask_input", "has_mask_input"]
+
+            def dec(f):
+                with torch.no_grad():
+                    m, i = adapter.decoder(*[torch.from_numpy(f[k]) for k in names])
+                return {"masks_low_res": m.numpy(), "iou_predictions": i.numpy()}
+
+            return dec, "transformers SamModel tiny, seed 0"
+    if fam == "sd":
+        from .sd import build_sd, wrappers
+
+        parts = build_sd(size, 0)
+        te, unet_w, vd = wrappers(parts["text_encoder"], parts["unet"], parts["vae"])
+        if role == "text_encoder":
+            return (lambda f: {"last_hidden_state": _no_grad(te, f["input_ids"])}), "diffusers tiny SD, seed 0"
+        if role == "unet":
+            u = unet_w(parts["unet"])
+
+            def un(f):
+                with torch.no_grad():
+                    return {"out_sample": u(*[torch.from_numpy(f[k]) for k in ("sample", "timestep",
+                                                                              "encoder_hidden_states")]).numpy()}
+
+            return un, "diffusers tiny SD UNet, seed 0"
+        if role == "vae_decoder":
+            return (lambda f: {"sample": _no_grad(vd, f["latent_sample"])}), "diffusers tiny SD VAE decoder, seed 0"
+    raise ExportError(f"no PyTorch builder for {fam}/{role}")
+
+
+def _no_grad(module, x):
+    import torch
+
+    with torch.no_grad():
+        return module(torch.from_numpy(x)).numpy()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Timing
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _percentile(xs: list[float], q: float) -> float:
+    s = sorted(xs)
+    if not s:
+        return float("nan")
+    k = (len(s) - 1) * q
+    lo, hi = int(np.floor(k)), int(np.ceil(k))
+    return float(s[lo] + (s[hi] - s[lo]) * (k - lo))
+
+
+def time_runs(fn, feeds_by_batch: dict[str, dict], warm: int, batch_iters: int) -> dict:
+    """first run (batch 1), warm p50/p95 over `warm` runs at batch 1, images/s at each batch."""
+    f1 = feeds_by_batch["1"]
+    t0 = time.perf_counter()
+    out = fn(f1)
+    first = (time.perf_counter() - t0) * 1000
+    times = []
+    for _ in range(warm):
+        t0 = time.perf_counter()
+        fn(f1)
+        times.append((time.perf_counter() - t0) * 1000)
+    res = {"first_run_ms": first, "warm_p50_ms": statistics.median(times), "warm_p95_ms": _percentile(times, 0.95),
+           "warm_runs": warm, "throughput": {"1": 1000.0 / statistics.median(times)}}
+    for b, feeds in feeds_by_batch.items():
+        if b == "1":
+            continue
+        fn(feeds)  # warm the larger shapes
+        ts = []
+        for _ in range(batch_iters):
+            t0 = time.perf_counter()
+            fn(feeds)
+            ts.append((time.perf_counter() - t0) * 1000)
+        res["throughput"][b] = int(b) * 1000.0 / statistics.median(ts)
+        res[f"batch{b}_p50_ms"] = statistics.median(ts)
+    return res, out
+
+
+def child(g: dict, feeds_index: dict, backend: str, threads: int, warm: int, batch_iters: int) -> dict:
+    feeds_by_batch = {b: load_feeds(items) for b, items in feeds_index[g["key"]].items()}
+    if backend == "ort":
+        import onnxruntime as ort
+
+        base = vm_kib("VmRSS")
+        t0 = time.perf_counter()
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        sess = ort.InferenceSession(g["path"], opts, providers=["CPUExecutionProvider"])
+        create = (time.perf_counter() - t0) * 1000
+        names = [o.name for o in sess.get_outputs()]
+
+        def fn(feeds):
+            return dict(zip(names, sess.run(names, feeds)))
+
+        res, out = time_runs(fn, feeds_by_batch, warm, batch_iters)
+        res.update({"backend": "onnxruntime", "version": ort.__version__, "cold_create_ms": create})
+    elif backend == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+        torch.set_num_interop_threads(1)
+        base = vm_kib("VmRSS")
+        t0 = time.perf_counter()
+        fn, what = torch_callable(g)
+        create = (time.perf_counter() - t0) * 1000
+        from .parity import max_abs_diff, run_onnx
+
+        f1 = feeds_by_batch["1"]
+        ref = run_onnx(Path(g["path"]), f1, threads=threads)
+        got = fn(f1)
+        diff = max(max_abs_diff(got[k], ref[k]) for k in got if k in ref)
+        scale = max(float(np.abs(ref[k]).max()) for k in got if k in ref)
+        if not diff <= 1e-3 * max(1.0, scale):
+            raise ExportError(f"rebuilt module is not this graph's (max abs diff {diff:.3g} to ONNX Runtime)")
+        res, out = time_runs(fn, feeds_by_batch, warm, batch_iters)
+        res.update({"backend": "pytorch", "version": torch.__version__, "cold_create_ms": create,
+                    "module": what, "parity_vs_onnxruntime": diff})
+    else:
+        raise ExportError(f"unknown backend {backend}")
+    res["threads"] = threads
+    res["peak_rss_mib"] = vm_kib("VmHWM") / 1024
+    res["baseline_rss_mib"] = base / 1024
+    return res
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# WASM levers (graphs for scripts/bench/run.ts --levers) and full-size random exports (--full)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class _Calibration:
+    """onnxruntime.quantization CalibrationDataReader over real Kermany train images (the app's preprocessing)."""
+
+    def __init__(self, prep: dict, n: int = 64, batch: int = 8):
+        from .classifier import preprocess_file
+        from .data import kermany_split, shared_dir
+
+        root = shared_dir() / "data" / "kermany-cxr-224"
+        items = kermany_split(root, "train")
+        rng = np.random.default_rng(0)
+        pick = [items[i][0] for i in sorted(rng.choice(len(items), size=min(n, len(items)), replace=False))]
+        xs = np.stack([preprocess_file(p, prep) for p in pick])
+        self.batches = iter([{"pixel_values": xs[i:i + batch]} for i in range(0, len(xs), batch)])
+
+    def get_next(self):
+        return next(self.batches, None)
+
+
+def prepare_levers(spec: dict, key: str, out: Path, threads: int) -> dict:
+    """The classifier graph and its lever variants: an offline-optimised saved model (ORT_ENABLE_EXTENDED, what
+    onnxruntime writes with optimized_model_filepath), the shipped dynamic int8 model and a static QDQ int8 model
+    (per-channel S8S8, calibrated on 64 real Kermany train images); feeds at batch 1, 8, 16, 32."""
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    out.mkdir(parents=True, exist_ok=True)
+    g = next(x for x in spec["graphs"] if x["key"] == key)
+    graphs = {"fp32": g["path"]}
+    int8 = next((x for x in spec["graphs"] if x["model"] == g["model"] and x["dtype"] == "int8"
+                 and x["role"] == g["role"]), None)
+    if int8:
+        graphs["int8-dynamic"] = int8["path"]
+    opt = out / "model.optimized-extended.onnx"
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    so.optimized_model_filepath = str(opt)
+    so.intra_op_num_threads = threads
+    ort.InferenceSession(g["path"], so, providers=["CPUExecutionProvider"])
+    graphs["fp32-optimized"] = str(opt)
+    qdq = out / "model.int8-qdq.onnx"
+    quantize_static(g["path"], str(qdq), _Calibration(g["entry"]["preprocessing"]), quant_format=QuantFormat.QDQ,
+                    per_channel=True, weight_type=QuantType.QInt8, activation_type=QuantType.QInt8,
+                    op_types_to_quantize=["MatMul"], calibrate_method=CalibrationMethod.MinMax)
+    graphs["int8-qdq"] = str(qdq)
+    lspec = {"graphs": [{**g, "key": name, "path": p, "dtype": "fp32" if name.startswith("fp32") else "int8",
+                         "app_batch": 8} for name, p in graphs.items()]}
+    (out / "graphs.json").write_text(json.dumps(lspec))
+    index = {}
+    for name, p in graphs.items():
+        index[name] = {}
+        for b in (1, 8, 16, 32):
+            from .quantize import sample_feeds
+
+            feeds = sample_feeds(Path(p), seed=0, dims={"batch": b})
+            items = {}
+            for n, arr in feeds.items():
+                f = out / f"{name}-b{b}-{n}.bin"
+                np.ascontiguousarray(arr).tofile(f)
+                items[n] = {"file": str(f), "dims": list(arr.shape), "dtype": str(arr.dtype)}
+            index[name][str(b)] = items
+    (out / "feeds.json").write_text(json.dumps(index))
+    return {"graphs": [{"name": n, "path": p} for n, p in graphs.items()], "spec": str(out / "graphs.json"),
+            "feeds": str(out / "feeds.json")}
+
+
+def export_full(out: Path) -> dict:
+    """Full-size random architectures for --full: ViT-B/16 classifier, BiomedCLIP (ViT-B/16 + PubMedBERT) and SAM
+    ViT-B, into out (a models folder with its own manifest). SD 1.5 is left out: its fp32 UNet alone is 3.4 GB and
+    its export takes longer than a bench run should on a CPU machine (`cxr-export sd --random-init --size full`
+    writes it when wanted; point --models-dir at it)."""
+    import subprocess
+    import sys
+
+    out.mkdir(parents=True, exist_ok=True)
+    done = {}
+    for args, mid in ((["classifier", "--random-init", "--size", "full", "--id", "vit-b16-random"], "vit-b16-random"),
+                      (["clip", "--random-init", "--size", "full", "--id", "biomedclip-random"], "biomedclip-random"),
+                      (["sam", "--arch", "sam-vit-b", "--random-init", "--size", "full", "--id", "sam-vit-b-random"],
+                       "sam-vit-b-random")):
+        if (out / mid).is_dir():
+            done[mid] = "exists"
+            continue
+        # a subprocess, not cli.main: bench is itself a cli subcommand (no import cycle)
+        done[mid] = subprocess.run([sys.executable, "-m", "cxr_export", *args, "--out-dir", str(out)]).returncode
+    return done
+
+
+def run(args: argparse.Namespace) -> dict:
+    if args.action == "full":
+        res = export_full(Path(args.out))
+        print(json.dumps(res))
+        return res
+    spec = json.loads(Path(args.spec).read_text())
+    if args.action == "levers":
+        res = prepare_levers(spec, args.key, Path(args.out), args.threads)
+        print(json.dumps(res))
+        return res
+    if args.action == "feeds":
+        idx = write_feeds(spec, Path(args.out))
+        print(json.dumps({"feeds": str(Path(args.out) / "feeds.json"), "graphs": len(idx)}))
+        return idx
+    feeds_index = json.loads(Path(args.feeds).read_text())
+    g = next((x for x in spec["graphs"] if x["key"] == args.key), None)
+    if g is None:
+        raise ExportError(f"no graph {args.key} in {args.spec}")
+    try:
+        res = child(g, feeds_index, args.backend, args.threads, args.warm, args.batch_iters)
+    except ExportError as exc:
+        res = {"backend": "pytorch" if args.backend == "torch" else "onnxruntime", "unavailable": str(exc)}
+    print("BENCH " + json.dumps(res), flush=True)
+    return res
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("bench", help="native side of `npm run bench` (onnxruntime and PyTorch timings)",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("action", choices=["feeds", "child", "levers", "full"])
+    p.add_argument("--spec", type=Path, required=True, help="graphs JSON written by scripts/bench/run.ts")
+    p.add_argument("--out", type=Path, default=None, help="feeds: output folder")
+    p.add_argument("--feeds", type=Path, default=None, help="child: feeds.json")
+    p.add_argument("--key", default=None, help="child: the graph's key")
+    p.add_argument("--backend", choices=["ort", "torch"], default="ort")
+    p.add_argument("--threads", type=int, default=int(os.environ.get("CXR_BENCH_THREADS", "2")))
+    p.add_argument("--warm", type=int, default=20)
+    p.add_argument("--batch-iters", type=int, default=5)
+    p.set_defaults(func=run)

@@ -1,0 +1,296 @@
+/**
+ * `npm run bench`: every ONNX graph of the manifest (discovered by family and file role, so new families appear when
+ * their manifest entries land), on every backend reachable here, side by side in one run and on the same inputs:
+ *
+ *   - onnxruntime-web's WASM backend in Node (the app's CPU path; scripts/bench/wasm-child.ts),
+ *   - native onnxruntime (Python, CPU EP) and the PyTorch module the graph was exported from
+ *     (export-scripts/cxr_export/bench.py), with the same thread count.
+ *
+ * Each (graph, backend) runs in a fresh process: cold session creation, first run, warm p50/p95 over a fixed count at
+ * batch 1, throughput (images or calls per second) at batch 1 and at the batch the app uses, peak resident memory.
+ * Output: <out>/bench.json and <out>/bench.md (printed too). Not a test: it prints numbers, it asserts nothing.
+ *
+ *   npm run bench -- [--models-dir public/models] [--family classifier,clip] [--model ID] [--threads 2] [--warm 20]
+ *                    [--batch-iters 5] [--out bench-results] [--no-torch] [--levers] [--full]
+ *
+ * --levers: the WASM levers on the classifier (graph optimisation level, an offline-optimised saved model, threads,
+ *           batch, static shapes, pre-allocated outputs, int8 dynamic vs int8 QDQ), each next to native onnxruntime.
+ * --full:   also export full-size random architectures (ViT-B/16 classifier, BiomedCLIP, SAM ViT-B, SD 1.5 parts)
+ *           into export-scripts/runs/bench-full/ (ignored by git; minutes and GBs) and bench those.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseManifest } from '../../app/lib/models/manifest';
+import type { ModelEntry } from '../../app/lib/models/manifest-types';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const PYTHON = process.env.CXR_PYTHON ?? path.join(ROOT, '.venv', 'bin', 'python');
+const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');
+
+/** The batch the app runs each graph at (app/store/batch.ts CHUNK for images; one call for prompts, SAM, SD). */
+export function appBatch(family: string, role: string): number {
+  if (family === 'classifier' && role === 'model') return 8;
+  if (family === 'clip' && role === 'image_encoder') return 8;
+  return 1;
+}
+
+export interface BenchGraph {
+  key: string;
+  model: string;
+  family: string;
+  weights: string;
+  dtype: string;
+  role: string;
+  path: string;
+  bytes: number;
+  app_batch: number;
+  entry: ModelEntry;
+}
+
+/** Every .onnx file of every variant of every model in a manifest, keyed model/dtype/role. */
+export function discoverGraphs(modelsDir: string, filter: { families?: string[]; model?: string } = {}): BenchGraph[] {
+  const manifest = parseManifest(JSON.parse(fs.readFileSync(path.join(modelsDir, 'manifest.json'), 'utf8')));
+  const out: BenchGraph[] = [];
+  for (const entry of manifest.models) {
+    if (filter.families && !filter.families.includes(entry.family)) continue;
+    if (filter.model && entry.id !== filter.model) continue;
+    for (const [dtype, variant] of Object.entries(entry.variants)) {
+      for (const f of variant!.files) {
+        if (!f.path.endsWith('.onnx')) continue;
+        const p = path.join(modelsDir, f.path);
+        if (!fs.existsSync(p)) continue;
+        out.push({
+          key: `${entry.id}/${dtype}/${f.role}`,
+          model: entry.id,
+          family: entry.family,
+          weights: entry.weights,
+          dtype,
+          role: f.role,
+          path: p,
+          bytes: f.bytes,
+          app_batch: appBatch(entry.family, f.role),
+          entry,
+        });
+      }
+    }
+  }
+  return out;
+}
+
+interface Args {
+  modelsDir: string;
+  families?: string[];
+  model?: string;
+  threads: number;
+  warm: number;
+  batchIters: number;
+  out: string;
+  torch: boolean;
+  levers: boolean;
+  full: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { modelsDir: path.join(ROOT, 'public/models'), threads: 2, warm: 20, batchIters: 5, out: path.join(ROOT, 'bench-results'), torch: true, levers: false, full: false };
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i];
+    const v = () => {
+      const x = argv[++i];
+      if (x === undefined) throw new Error(`${k} needs a value`);
+      return x;
+    };
+    if (k === '--models-dir') a.modelsDir = path.resolve(v());
+    else if (k === '--family') a.families = v().split(',');
+    else if (k === '--model') a.model = v();
+    else if (k === '--threads') a.threads = Number(v());
+    else if (k === '--warm') a.warm = Number(v());
+    else if (k === '--batch-iters') a.batchIters = Number(v());
+    else if (k === '--out') a.out = path.resolve(v());
+    else if (k === '--no-torch') a.torch = false;
+    else if (k === '--levers') a.levers = true;
+    else if (k === '--full') a.full = true;
+    else if (k === '--help' || k === '-h') {
+      console.log(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0]);
+      process.exit(0);
+    } else throw new Error(`unknown option ${k}`);
+  }
+  return a;
+}
+
+type Result = Record<string, unknown> & { backend: string; unavailable?: string };
+
+function parseBench(stdout: string, stderr: string, what: string): Result {
+  const line = stdout.split('\n').reverse().find((l) => l.startsWith('BENCH '));
+  if (!line) return { backend: what, unavailable: `no result (${stderr.trim().split('\n').slice(-2).join(' ').slice(0, 300)})` };
+  return JSON.parse(line.slice(6)) as Result;
+}
+
+function python(args: string[]): { stdout: string; stderr: string; status: number | null } {
+  const r = spawnSync(PYTHON, ['-m', 'cxr_export', ...args], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    env: { ...process.env, PYTHONPATH: path.join(ROOT, 'export-scripts'), OMP_NUM_THREADS: String(args.includes('--threads') ? args[args.indexOf('--threads') + 1] : 2) },
+    maxBuffer: 64 << 20,
+  });
+  return { stdout: r.stdout ?? '', stderr: r.stderr ?? '', status: r.status };
+}
+
+function wasmChild(spec: Record<string, unknown>): Result {
+  const r = spawnSync(TSX, [path.join(ROOT, 'scripts/bench/wasm-child.ts'), JSON.stringify(spec)], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 << 20 });
+  return parseBench(r.stdout ?? '', r.stderr ?? '', 'onnxruntime-web wasm (Node)');
+}
+
+function machine(): Record<string, unknown> {
+  const cpus = os.cpus();
+  return {
+    cpu: cpus[0]?.model ?? 'unknown',
+    cores: cpus.length,
+    memory_gib: Math.round(os.totalmem() / 2 ** 30),
+    platform: `${os.type()} ${os.release()}`,
+    node: process.version,
+    load_average_start: os.loadavg().map((x) => Math.round(x * 100) / 100),
+    date: new Date().toISOString(),
+  };
+}
+
+const f1 = (x: unknown, d = 1) => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(d) : '—');
+const ratio = (a: unknown, b: unknown) => (typeof a === 'number' && typeof b === 'number' && b > 0 ? `${(a / b).toFixed(2)}x` : '—');
+
+interface Row { graph: Omit<BenchGraph, 'entry'>; wasm: Result; ort: Result; torch?: Result }
+
+export function markdown(rows: Row[], m: Record<string, unknown>, threads: number, levers?: LeverRow[]): string {
+  const L: string[] = [];
+  L.push(`Machine: ${m.cpu}, ${m.cores} cores, ${m.memory_gib} GiB; ${m.platform}; Node ${m.node}. Load average at start ${(m.load_average_start as number[]).join(' / ')}, at end ${(m.load_average_end as number[] | undefined)?.join(' / ') ?? '?'} (shared machine: absolute times are noisy, the side-by-side ratios less so). ${threads} threads everywhere; ${m.date}.`);
+  L.push('');
+  L.push('| graph | weights | batch-1 p50 ms: WASM / ORT / PyTorch | WASM ÷ ORT | ORT ÷ PyTorch | app batch | per s at app batch: WASM / ORT / PyTorch | WASM ÷ ORT (app batch) |');
+  L.push('| --- | --- | --- | --- | --- | --- | --- | --- |');
+  for (const r of rows) {
+    const b = String(r.graph.app_batch);
+    const tp = (x?: Result) => (x?.throughput as Record<string, number> | undefined)?.[b];
+    const hasB = tp(r.wasm) !== undefined || tp(r.ort) !== undefined;
+    L.push(`| ${r.graph.key} | ${r.graph.weights} | ${f1(r.wasm.warm_p50_ms, 2)} / ${f1(r.ort.warm_p50_ms, 2)} / ${f1(r.torch?.warm_p50_ms, 2)} | ${ratio(r.wasm.warm_p50_ms, r.ort.warm_p50_ms)} | ${ratio(r.ort.warm_p50_ms, r.torch?.warm_p50_ms)} | ${hasB ? b : '1 (static)'} | ${f1(tp(r.wasm))} / ${f1(tp(r.ort))} / ${f1(tp(r.torch))} | ${ratio(tp(r.ort), tp(r.wasm))} |`);
+  }
+  L.push('');
+  L.push('| graph | backend | cold create ms | first run ms | warm p50 ms | warm p95 ms | per s, batch 1 | per s, app batch | peak RSS MiB (process baseline) |');
+  L.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  for (const r of rows) {
+    for (const x of [r.wasm, r.ort, r.torch]) {
+      if (!x) continue;
+      if (x.unavailable) {
+        L.push(`| ${r.graph.key} | ${x.backend} | n/a: ${String(x.unavailable).replace(/\|/g, '/').slice(0, 140)} | | | | | | |`);
+        continue;
+      }
+      const t = x.throughput as Record<string, number>;
+      L.push(`| ${r.graph.key} | ${x.backend} | ${f1(x.cold_create_ms)} | ${f1(x.first_run_ms)} | ${f1(x.warm_p50_ms, 2)} | ${f1(x.warm_p95_ms, 2)} | ${f1(t?.['1'])} | ${f1(t?.[String(r.graph.app_batch)])} | ${f1(x.peak_rss_mib, 0)} (${f1(x.baseline_rss_mib, 0)}) |`);
+    }
+  }
+  if (levers?.length) {
+    L.push('');
+    L.push('WASM levers on the classifier (each in a fresh process; native onnxruntime on the same graph and threads beside it):');
+    L.push('');
+    L.push('| lever | graph | WASM create ms | WASM p50 ms (batch) | WASM per s | native ORT p50 ms | WASM ÷ ORT |');
+    L.push('| --- | --- | --- | --- | --- | --- | --- |');
+    for (const l of levers) {
+      const b = String(l.batch);
+      const wp = l.wasm.unavailable ? undefined : l.batch === 1 ? (l.wasm.warm_p50_ms as number) : (l.wasm[`batch${b}_p50_ms`] as number);
+      const op = l.ort?.unavailable ? undefined : l.batch === 1 ? (l.ort?.warm_p50_ms as number) : (l.ort?.[`batch${b}_p50_ms`] as number);
+      L.push(`| ${l.name} | ${l.graph} | ${f1(l.wasm.cold_create_ms)} | ${f1(wp, 2)} (${b}) | ${f1((l.wasm.throughput as Record<string, number> | undefined)?.[b])} | ${f1(op, 2)} | ${ratio(wp, op)} |${l.wasm.unavailable ? ' n/a: ' + String(l.wasm.unavailable).slice(0, 120) : ''}`);
+    }
+  }
+  return L.join('\n') + '\n';
+}
+
+interface LeverRow { name: string; graph: string; batch: number; wasm: Result; ort?: Result }
+
+function runLevers(a: Args, work: string): LeverRow[] {
+  const cls = discoverGraphs(a.modelsDir, { families: ['classifier'] }).filter((g) => g.weights === 'trained' && g.role === 'model');
+  const fp32 = cls.find((g) => g.dtype === 'fp32');
+  if (!fp32) return [];
+  const leverDir = path.join(work, 'levers');
+  const prep = python(['bench', 'levers', '--spec', path.join(work, 'graphs.json'), '--key', fp32.key, '--out', leverDir, '--threads', String(a.threads)]);
+  if (prep.status !== 0) {
+    console.error(`lever preparation failed: ${prep.stderr.slice(-500)}`);
+    return [];
+  }
+  const made = JSON.parse(prep.stdout.trim().split('\n').pop()!) as { graphs: { name: string; path: string }[]; spec: string; feeds: string };
+  const feedsIdx = JSON.parse(fs.readFileSync(made.feeds, 'utf8')) as Record<string, Record<string, unknown>>;
+  const rows: LeverRow[] = [];
+  const ortOf = (key: string) => parseBench(python(['bench', 'child', '--spec', made.spec, '--feeds', made.feeds, '--key', key, '--backend', 'ort', '--threads', String(a.threads), '--warm', String(a.warm), '--batch-iters', String(a.batchIters)]).stdout, '', 'onnxruntime');
+  const base = { warm: a.warm, batchIters: a.batchIters };
+  const lever = (name: string, key: string, batch: number, extra: Record<string, unknown>, ort?: Result) => {
+    const g = made.graphs.find((x) => x.name === key)!;
+    const feeds = Object.fromEntries(Object.entries(feedsIdx[key]).filter(([b]) => b === '1' || b === String(batch)));
+    const wasm = wasmChild({ path: g.path, feeds, threads: a.threads, ...base, ...extra });
+    rows.push({ name, graph: path.basename(g.path), batch, wasm, ort });
+    console.error(`lever ${name}: ${JSON.stringify(wasm).slice(0, 160)}`);
+  };
+  const ortFp32 = ortOf('fp32');
+  for (const level of ['disabled', 'basic', 'extended', 'all'] as const) lever(`graphOptimizationLevel ${level}`, 'fp32', 8, { graphOptimizationLevel: level }, ortFp32);
+  const ortOpt = ortOf('fp32-optimized');
+  lever('saved optimised model (offline ORT_ENABLE_EXTENDED), loaded with level disabled', 'fp32-optimized', 8, { graphOptimizationLevel: 'disabled' }, ortOpt);
+  for (const t of [1, 2, 4]) {
+    const o = t === a.threads ? ortFp32 : parseBench(python(['bench', 'child', '--spec', made.spec, '--feeds', made.feeds, '--key', 'fp32', '--backend', 'ort', '--threads', String(t), '--warm', String(a.warm), '--batch-iters', String(a.batchIters)]).stdout, '', 'onnxruntime');
+    rows.push({ name: `threads ${t}`, graph: path.basename(fp32.path), batch: 8, wasm: wasmChild({ path: made.graphs.find((x) => x.name === 'fp32')!.path, feeds: Object.fromEntries(Object.entries(feedsIdx.fp32).filter(([b]) => b === '1' || b === '8')), threads: t, ...base }), ort: o });
+  }
+  for (const b of [1, 8, 16, 32]) lever(`batch ${b}`, 'fp32', b, {}, ortFp32);
+  lever('static batch (freeDimensionOverrides batch=8)', 'fp32', 8, { freeDimensionOverrides: { batch: 8 } }, ortFp32);
+  lever('pre-allocated outputs', 'fp32', 8, { preallocate: true }, ortFp32);
+  lever('int8 dynamic (shipped model.int8.onnx)', 'int8-dynamic', 8, {}, ortOf('int8-dynamic'));
+  lever('int8 QDQ static (calibrated on 64 Kermany train images)', 'int8-qdq', 8, {}, ortOf('int8-qdq'));
+  return rows;
+}
+
+async function main(): Promise<void> {
+  const a = parseArgs(process.argv.slice(2));
+  const m = machine();
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-bench-'));
+  let graphs = discoverGraphs(a.modelsDir, { families: a.families, model: a.model });
+  if (a.full) {
+    const fullDir = path.join(ROOT, 'export-scripts', 'runs', 'bench-full');
+    const r = python(['bench', 'full', '--spec', '/dev/null', '--out', fullDir]);
+    if (r.status !== 0) console.error(`--full export failed: ${r.stderr.slice(-800)}`);
+    else graphs = graphs.concat(discoverGraphs(fullDir, { families: a.families }));
+  }
+  if (!graphs.length) throw new Error(`no graphs found in ${a.modelsDir}/manifest.json`);
+  const spec = { graphs: graphs.map(({ entry, ...g }) => ({ ...g, entry: { weights: entry.weights, source: entry.source, labels: entry.labels, config: entry.config, card: { training: entry.card.training }, preprocessing: entry.preprocessing } })) };
+  fs.writeFileSync(path.join(work, 'graphs.json'), JSON.stringify(spec));
+  const fr = python(['bench', 'feeds', '--spec', path.join(work, 'graphs.json'), '--out', path.join(work, 'feeds')]);
+  if (fr.status !== 0) throw new Error(`feeds: ${fr.stderr.slice(-800)}`);
+  const feedsPath = path.join(work, 'feeds', 'feeds.json');
+  const feeds = JSON.parse(fs.readFileSync(feedsPath, 'utf8')) as Record<string, Record<string, unknown>>;
+  const rows: Row[] = [];
+  for (const g of graphs) {
+    console.error(`bench ${g.key} (${(g.bytes / 2 ** 20).toFixed(1)} MiB)`);
+    const child = (backend: 'ort' | 'torch') =>
+      parseBench(
+        python(['bench', 'child', '--spec', path.join(work, 'graphs.json'), '--feeds', feedsPath, '--key', g.key, '--backend', backend, '--threads', String(a.threads), '--warm', String(a.warm), '--batch-iters', String(a.batchIters)]).stdout,
+        '',
+        backend === 'ort' ? 'onnxruntime' : 'pytorch',
+      );
+    // interleaved per graph: WASM, native ORT, PyTorch one after the other under the same machine load
+    const wasm = wasmChild({ path: g.path, feeds: feeds[g.key], threads: a.threads, warm: a.warm, batchIters: a.batchIters });
+    const ort = child('ort');
+    const torch = a.torch ? child('torch') : undefined;
+    const { entry: _e, ...graph } = g;
+    rows.push({ graph, wasm, ort, torch });
+  }
+  const levers = a.levers ? runLevers(a, work) : undefined;
+  m.load_average_end = os.loadavg().map((x) => Math.round(x * 100) / 100);
+  fs.mkdirSync(a.out, { recursive: true });
+  const md = markdown(rows, m, a.threads, levers);
+  fs.writeFileSync(path.join(a.out, 'bench.json'), JSON.stringify({ machine: m, threads: a.threads, warm: a.warm, rows, levers }, null, 1));
+  fs.writeFileSync(path.join(a.out, 'bench.md'), md);
+  fs.rmSync(work, { recursive: true, force: true });
+  process.stdout.write(md);
+  console.error(`wrote ${path.join(a.out, 'bench.json')} and bench.md`);
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().catch((e) => {
+    console.error(e instanceof Error ? e.message : e);
+    process.exit(1);
+  });
+}
