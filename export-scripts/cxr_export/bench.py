@@ -82,9 +82,13 @@ def load_feeds(items: dict) -> dict[str, np.ndarray]:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def torch_callable(g: dict):
-    """(fn(feeds) -> {output: np.ndarray}, description) for a graph, or raise ExportError saying why none."""
+def torch_callable(g: dict, device: str = "cpu"):
+    """(fn(feeds) -> {output: np.ndarray}, description) for a graph, or raise ExportError saying why none. On
+    device 'cuda' the module and the inputs live on the GPU and every call ends with a synchronize (outputs copied
+    back), so the time is the whole call."""
     import torch
+
+    _DEV[0] = device
 
     fam, role, entry = g["family"], g["role"], g["entry"]
     if g["dtype"] != "fp32":
@@ -94,11 +98,11 @@ def torch_callable(g: dict):
         from .recover import arch_of, vit_from_onnx
 
         model, _ = vit_from_onnx(g["path"], arch_of(entry), entry.get("labels", ["NORMAL", "PNEUMONIA"]))
-        m = wrap(model)
+        m = wrap(model).to(device)
 
         def fn(feeds):
             with torch.no_grad():
-                return dict(zip(OUTPUTS, (t.numpy() for t in m(torch.from_numpy(feeds["pixel_values"])))))
+                return dict(zip(OUTPUTS, (_n(t) for t in m(_t(feeds["pixel_values"])))))
 
         return fn, "ViTForImageClassification rebuilt from the ONNX weights (cxr_export.recover)"
     if entry.get("weights") != "random-fixture":
@@ -108,7 +112,7 @@ def torch_callable(g: dict):
         from .clip import _wrappers, build_random_biomedclip
 
         model, _, _ = build_random_biomedclip(size, seed=0)
-        img, txt = _wrappers(model)
+        img, txt = (w.to(device) for w in _wrappers(model))
         if role == "image_encoder":
             return (lambda f: {"image_embeds": _no_grad(img, f["pixel_values"])}), "open_clip BiomedCLIP tiny, seed 0"
         if role == "text_encoder":
@@ -117,6 +121,8 @@ def torch_callable(g: dict):
         from .sam import build_sam
 
         adapter, _ = build_sam("sam-vit-b", None, size, 0)
+        adapter.encoder.to(device)
+        adapter.decoder.to(device)
         if role == "image_encoder":
             return (lambda f: {"image_embeddings": _no_grad(adapter.encoder, f["pixel_values"])}), \
                 "transformers SamModel tiny, seed 0"
@@ -125,15 +131,15 @@ def torch_callable(g: dict):
 
             def dec(f):
                 with torch.no_grad():
-                    m, i = adapter.decoder(*[torch.from_numpy(f[k]) for k in names])
-                return {"masks_low_res": m.numpy(), "iou_predictions": i.numpy()}
+                    m, i = adapter.decoder(*[_t(f[k]) for k in names])
+                return {"masks_low_res": _n(m), "iou_predictions": _n(i)}
 
             return dec, "transformers SamModel tiny, seed 0"
     if fam == "sd":
         from .sd import build_sd, wrappers
 
         parts = build_sd(size, 0)
-        te, unet_w, vd = wrappers(parts["text_encoder"], parts["unet"], parts["vae"])
+        te, unet_w, vd = wrappers(parts["text_encoder"].to(device), parts["unet"].to(device), parts["vae"].to(device))
         if role == "text_encoder":
             return (lambda f: {"last_hidden_state": _no_grad(te, f["input_ids"])}), "diffusers tiny SD, seed 0"
         if role == "unet":
@@ -141,8 +147,7 @@ def torch_callable(g: dict):
 
             def un(f):
                 with torch.no_grad():
-                    return {"out_sample": u(*[torch.from_numpy(f[k]) for k in ("sample", "timestep",
-                                                                              "encoder_hidden_states")]).numpy()}
+                    return {"out_sample": _n(u(*[_t(f[k]) for k in ("sample", "timestep", "encoder_hidden_states")]))}
 
             return un, "diffusers tiny SD UNet, seed 0"
         if role == "vae_decoder":
@@ -150,11 +155,28 @@ def torch_callable(g: dict):
     raise ExportError(f"no PyTorch builder for {fam}/{role}")
 
 
+_DEV = ["cpu"]
+
+
+def _t(x):
+    import torch
+
+    return torch.from_numpy(x).to(_DEV[0])
+
+
+def _n(t):
+    import torch
+
+    if _DEV[0] != "cpu":
+        torch.cuda.synchronize()
+    return t.detach().cpu().numpy()
+
+
 def _no_grad(module, x):
     import torch
 
     with torch.no_grad():
-        return module(torch.from_numpy(x)).numpy()
+        return _n(module(_t(x)))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -219,14 +241,17 @@ def child(g: dict, feeds_index: dict, backend: str, threads: int, warm: int, bat
 
         res, out = time_runs(fn, feeds_by_batch, warm, batch_iters)
         res.update({"backend": "onnxruntime", "version": ort.__version__, "cold_create_ms": create})
-    elif backend == "torch":
+    elif backend in ("torch", "torch-cuda"):
         import torch
 
         torch.set_num_threads(threads)
         torch.set_num_interop_threads(1)
+        device = "cuda" if backend == "torch-cuda" else "cpu"
+        if device == "cuda" and not torch.cuda.is_available():
+            raise ExportError("torch.cuda.is_available() is False: no CUDA device here")
         base = vm_kib("VmRSS")
         t0 = time.perf_counter()
-        fn, what = torch_callable(g)
+        fn, what = torch_callable(g, device)
         create = (time.perf_counter() - t0) * 1000
         from .parity import max_abs_diff, run_onnx
 
@@ -238,8 +263,11 @@ def child(g: dict, feeds_index: dict, backend: str, threads: int, warm: int, bat
         if not diff <= 1e-3 * max(1.0, scale):
             raise ExportError(f"rebuilt module is not this graph's (max abs diff {diff:.3g} to ONNX Runtime)")
         res, out = time_runs(fn, feeds_by_batch, warm, batch_iters)
-        res.update({"backend": "pytorch", "version": torch.__version__, "cold_create_ms": create,
-                    "module": what, "parity_vs_onnxruntime": diff})
+        res.update({"backend": "pytorch" if device == "cpu" else f"pytorch cuda ({torch.cuda.get_device_name(0)})",
+                    "version": torch.__version__, "cold_create_ms": create, "module": what,
+                    "parity_vs_onnxruntime": diff})
+        if device == "cuda":
+            res["peak_cuda_mib"] = torch.cuda.max_memory_allocated() / 2 ** 20
     else:
         raise ExportError(f"unknown backend {backend}")
     res["threads"] = threads
@@ -361,7 +389,8 @@ def run(args: argparse.Namespace) -> dict:
     try:
         res = child(g, feeds_index, args.backend, args.threads, args.warm, args.batch_iters)
     except ExportError as exc:
-        res = {"backend": "pytorch" if args.backend == "torch" else "onnxruntime", "unavailable": str(exc)}
+        res = {"backend": {"torch": "pytorch", "torch-cuda": "pytorch cuda"}.get(args.backend, "onnxruntime"),
+               "unavailable": str(exc)}
     print("BENCH " + json.dumps(res), flush=True)
     return res
 
@@ -374,7 +403,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", type=Path, default=None, help="feeds: output folder")
     p.add_argument("--feeds", type=Path, default=None, help="child: feeds.json")
     p.add_argument("--key", default=None, help="child: the graph's key")
-    p.add_argument("--backend", choices=["ort", "torch"], default="ort")
+    p.add_argument("--backend", choices=["ort", "torch", "torch-cuda"], default="ort")
     p.add_argument("--threads", type=int, default=int(os.environ.get("CXR_BENCH_THREADS", "2")))
     p.add_argument("--warm", type=int, default=20)
     p.add_argument("--batch-iters", type=int, default=5)

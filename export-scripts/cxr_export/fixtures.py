@@ -301,8 +301,17 @@ def write_fixtures(out_dir: Path, goldens_dir: Path, seed: int = 0, families: li
             for p in gdir_fam.glob("*.json"):
                 p.unlink()
         report[fam] = fn(out_dir, goldens_dir, seed, lora_dir) if fam == "sd" else fn(out_dir, goldens_dir, seed)
+        for dtype in QUANTIZED.get(fam, ()):
+            from .quantize import quantize
+
+            v = quantize(out_dir, IDS[fam], dtype, seed=seed)
+            report[fam][f"{dtype}_vs_fp32"] = v["parity"]["max_abs_diff"]
         report[fam]["wall_s"] = round(time.time() - t0, 1)
     return report
+
+
+# Quantized variants of the fixtures whose families the app can run quantized (parity vs fp32 in the manifest).
+QUANTIZED = {"classifier": ("int8", "fp16"), "clip": ("int8", "fp16")}
 
 
 def fixture_bytes(out_dir: Path, goldens_dir: Path) -> int:

@@ -12,6 +12,10 @@
  *
  *   npm run bench -- [--models-dir public/models] [--family classifier,clip] [--model ID] [--threads 2] [--warm 20]
  *                    [--batch-iters 5] [--out bench-results] [--no-torch] [--levers] [--full]
+ *                    [--backends wasm,ort,torch[,webgpu,torch-cuda]]
+ *
+ * --backends webgpu,torch-cuda: on a machine with a GPU (scripts/bench/gpu.sh): onnxruntime-web's WebGPU EP in Node
+ *           through Dawn (scripts/bench/webgpu-child.ts) and PyTorch on CUDA, in the same run as the CPU backends.
  *
  * --levers: the WASM levers on the classifier (graph optimisation level, an offline-optimised saved model, threads,
  *           batch, static shapes, pre-allocated outputs, int8 dynamic vs int8 QDQ), each next to native onnxruntime.
@@ -91,10 +95,11 @@ interface Args {
   torch: boolean;
   levers: boolean;
   full: boolean;
+  backends: string[];
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { modelsDir: path.join(ROOT, 'public/models'), threads: 2, warm: 20, batchIters: 5, out: path.join(ROOT, 'bench-results'), torch: true, levers: false, full: false };
+  const a: Args = { modelsDir: path.join(ROOT, 'public/models'), threads: 2, warm: 20, batchIters: 5, out: path.join(ROOT, 'bench-results'), torch: true, levers: false, full: false, backends: ['wasm', 'ort', 'torch'] };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const v = () => {
@@ -112,6 +117,7 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--no-torch') a.torch = false;
     else if (k === '--levers') a.levers = true;
     else if (k === '--full') a.full = true;
+    else if (k === '--backends') a.backends = v().split(',');
     else if (k === '--help' || k === '-h') {
       console.log(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0]);
       process.exit(0);
@@ -143,6 +149,11 @@ function wasmChild(spec: Record<string, unknown>): Result {
   return parseBench(r.stdout ?? '', r.stderr ?? '', 'onnxruntime-web wasm (Node)');
 }
 
+function webgpuChild(spec: Record<string, unknown>): Result {
+  const r = spawnSync(TSX, [path.join(ROOT, 'scripts/bench/webgpu-child.ts'), JSON.stringify(spec)], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 << 20, timeout: 600_000 });
+  return parseBench(r.stdout ?? '', r.stderr ?? '', 'onnxruntime-web webgpu (Node)');
+}
+
 function machine(): Record<string, unknown> {
   const cpus = os.cpus();
   return {
@@ -159,7 +170,7 @@ function machine(): Record<string, unknown> {
 const f1 = (x: unknown, d = 1) => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(d) : '—');
 const ratio = (a: unknown, b: unknown) => (typeof a === 'number' && typeof b === 'number' && b > 0 ? `${(a / b).toFixed(2)}x` : '—');
 
-interface Row { graph: Omit<BenchGraph, 'entry'>; wasm: Result; ort: Result; torch?: Result }
+interface Row { graph: Omit<BenchGraph, 'entry'>; wasm: Result; ort: Result; torch?: Result; webgpu?: Result; torchCuda?: Result }
 
 export function markdown(rows: Row[], m: Record<string, unknown>, threads: number, levers?: LeverRow[]): string {
   const L: string[] = [];
@@ -177,7 +188,7 @@ export function markdown(rows: Row[], m: Record<string, unknown>, threads: numbe
   L.push('| graph | backend | cold create ms | first run ms | warm p50 ms | warm p95 ms | per s, batch 1 | per s, app batch | peak RSS MiB (process baseline) |');
   L.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const r of rows) {
-    for (const x of [r.wasm, r.ort, r.torch]) {
+    for (const x of [r.wasm, r.ort, r.torch, r.webgpu, r.torchCuda]) {
       if (!x) continue;
       if (x.unavailable) {
         L.push(`| ${r.graph.key} | ${x.backend} | n/a: ${String(x.unavailable).replace(/\|/g, '/').slice(0, 140)} | | | | | | |`);
@@ -185,6 +196,16 @@ export function markdown(rows: Row[], m: Record<string, unknown>, threads: numbe
       }
       const t = x.throughput as Record<string, number>;
       L.push(`| ${r.graph.key} | ${x.backend} | ${f1(x.cold_create_ms)} | ${f1(x.first_run_ms)} | ${f1(x.warm_p50_ms, 2)} | ${f1(x.warm_p95_ms, 2)} | ${f1(t?.['1'])} | ${f1(t?.[String(r.graph.app_batch)])} | ${f1(x.peak_rss_mib, 0)} (${f1(x.baseline_rss_mib, 0)}) |`);
+    }
+  }
+  if (rows.some((r) => r.webgpu || r.torchCuda)) {
+    L.push('');
+    L.push('| graph | batch-1 p50 ms: WebGPU (Dawn) / PyTorch CUDA | WebGPU ÷ PyTorch CUDA | per s at app batch: WebGPU / PyTorch CUDA |');
+    L.push('| --- | --- | --- | --- |');
+    for (const r of rows) {
+      const b = String(r.graph.app_batch);
+      const tp = (x?: Result) => (x?.throughput as Record<string, number> | undefined)?.[b];
+      L.push(`| ${r.graph.key} | ${f1(r.webgpu?.warm_p50_ms, 2)} / ${f1(r.torchCuda?.warm_p50_ms, 2)} | ${ratio(r.webgpu?.warm_p50_ms, r.torchCuda?.warm_p50_ms)} | ${f1(tp(r.webgpu))} / ${f1(tp(r.torchCuda))} |`);
     }
   }
   if (levers?.length) {
@@ -264,18 +285,22 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   for (const g of graphs) {
     console.error(`bench ${g.key} (${(g.bytes / 2 ** 20).toFixed(1)} MiB)`);
-    const child = (backend: 'ort' | 'torch') =>
+    const child = (backend: 'ort' | 'torch' | 'torch-cuda') =>
       parseBench(
         python(['bench', 'child', '--spec', path.join(work, 'graphs.json'), '--feeds', feedsPath, '--key', g.key, '--backend', backend, '--threads', String(a.threads), '--warm', String(a.warm), '--batch-iters', String(a.batchIters)]).stdout,
         '',
-        backend === 'ort' ? 'onnxruntime' : 'pytorch',
+        backend === 'ort' ? 'onnxruntime' : backend === 'torch' ? 'pytorch' : 'pytorch cuda',
       );
+    const skipped = (what: string): Result => ({ backend: what, unavailable: 'not in --backends' });
     // interleaved per graph: WASM, native ORT, PyTorch one after the other under the same machine load
-    const wasm = wasmChild({ path: g.path, feeds: feeds[g.key], threads: a.threads, warm: a.warm, batchIters: a.batchIters });
-    const ort = child('ort');
-    const torch = a.torch ? child('torch') : undefined;
+    const has = (b: string) => a.backends.includes(b);
+    const wasm = has('wasm') ? wasmChild({ path: g.path, feeds: feeds[g.key], threads: a.threads, warm: a.warm, batchIters: a.batchIters }) : skipped('onnxruntime-web wasm (Node)');
+    const ort = has('ort') ? child('ort') : skipped('onnxruntime');
+    const torch = a.torch && has('torch') ? child('torch') : undefined;
+    const webgpu = has('webgpu') ? webgpuChild({ path: g.path, feeds: feeds[g.key], warm: a.warm, batchIters: a.batchIters, dtype: g.dtype }) : undefined;
+    const torchCuda = has('torch-cuda') ? child('torch-cuda') : undefined;
     const { entry: _e, ...graph } = g;
-    rows.push({ graph, wasm, ort, torch });
+    rows.push({ graph, wasm, ort, torch, webgpu, torchCuda });
   }
   const levers = a.levers ? runLevers(a, work) : undefined;
   m.load_average_end = os.loadavg().map((x) => Math.round(x * 100) / 100);

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The same bench headless on a machine with a GPU: onnxruntime-web's WebGPU EP in plain Node through Dawn (npm
+# `webgpu`, dawn.node) next to PyTorch CUDA, and the CPU backends, in one run (scripts/bench/run.ts --backends).
+#
+#   bash scripts/bench/gpu.sh prepare   # on a CPU machine with the registries: fills .gpu-bench/ (ignored by git)
+#   bash scripts/bench/gpu.sh run       # on the GPU machine, from the repo root, with .gpu-bench/ carried along
+#
+# prepare: `npm pack webgpu@0.6.2` (dawn.node prebuilt), the Vulkan / GL loader .debs (`apt-get download`, the
+# GPU machine has no network), and this machine's node binary, xz-compressed. run: unpacks them, points
+# VK_DRIVER_FILES at the NVIDIA ICD, checks the adapter, and runs the bench with
+# --backends wasm,ort,torch,webgpu,torch-cuda into bench-results/gpu/. What worked on an H100 is in
+# ../shared/notes/webgpu-here.md.
+#
+# Status: written for issue 12.5 and NOT RUN: no GPU machine was lent to this session.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+B="$ROOT/.gpu-bench"
+case "${1:-}" in
+  prepare)
+    mkdir -p "$B/debs" "$B/npm"
+    (cd "$B/npm" && npm pack webgpu@0.6.2 >/dev/null && ls)
+    (cd "$B/debs" && apt-get download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 2>&1 | tail -1)
+    xz -T2 -c "$(command -v node)" > "$B/node.xz"
+    du -sh "$B"
+    ;;
+  run)
+    export PATH="$B/bin:$PATH"
+    if ! command -v node >/dev/null; then mkdir -p "$B/bin" && xz -dc "$B/node.xz" > "$B/bin/node" && chmod +x "$B/bin/node"; fi
+    mkdir -p "$B/root"
+    for d in "$B"/debs/*.deb; do dpkg-deb -x "$d" "$B/root"; done
+    export LD_LIBRARY_PATH="$B/root/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
+    export VK_DRIVER_FILES=${VK_DRIVER_FILES:-/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json}
+    if [ ! -d node_modules/webgpu ]; then mkdir -p node_modules/webgpu && tar -xzf "$B"/npm/webgpu-*.tgz -C node_modules/webgpu --strip-components=1; fi
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+    node node_modules/.bin/tsx scripts/bench/run.ts --backends wasm,ort,torch,webgpu,torch-cuda --threads "${THREADS:-16}" \
+      --out bench-results/gpu "${@:2}"
+    ;;
+  *)
+    sed -n '2,15p' "$0"; exit 2 ;;
+esac
