@@ -47,7 +47,7 @@ test('batch: folder with ground truth → table, metrics, ROC, similar cases, PC
   const d = await download;
   expect(d.suggestedFilename()).toBe('labeled_dataset.csv');
   const csv = fs.readFileSync(await d.path(), 'utf8').trim().split(/\r?\n/);
-  expect(csv[0]).toBe('image_id,auto_label,ground_truth,confidence_score,classifier_prediction,classifier_probability');
+  expect(csv[0]).toBe('image_id,auto_label,ground_truth,confidence_score,classifier_prediction,classifier_probability,ood_score,ood');
   expect(csv).toHaveLength(25);
   expect(csv.filter((l) => l.includes(',NORMAL,') || l.includes(',PNEUMONIA,')).length).toBeGreaterThan(0);
   fs.rmSync(root, { recursive: true, force: true });

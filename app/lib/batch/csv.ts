@@ -77,6 +77,8 @@ export const LABELED_DATASET_COLUMNS = [
   'confidence_score',
   'classifier_prediction',
   'classifier_probability',
+  'ood_score',
+  'ood',
 ] as const;
 
 export interface LabeledRow {
@@ -91,11 +93,24 @@ export interface LabeledRow {
   classifier_prediction: string;
   /** classifier P(positive class), e.g. P(PNEUMONIA) */
   classifier_probability: number;
+  /** out-of-distribution score of the classifier (app/lib/classify/ood.ts); empty when the model ships no statistics */
+  ood_score?: number | null;
+  /** ood_score above the model's threshold: the image is outside what the model was trained on */
+  ood?: boolean | null;
 }
 
 export function toLabeledDatasetCsv(rows: LabeledRow[]): string {
   return toCsv([
     [...LABELED_DATASET_COLUMNS],
-    ...rows.map((r) => [r.image_id, r.auto_label, r.ground_truth ?? '', r.confidence_score, r.classifier_prediction, r.classifier_probability]),
+    ...rows.map((r) => [
+      r.image_id,
+      r.auto_label,
+      r.ground_truth ?? '',
+      r.confidence_score,
+      r.classifier_prediction,
+      r.classifier_probability,
+      r.ood_score ?? '',
+      r.ood == null ? '' : r.ood ? 'true' : 'false',
+    ]),
   ]);
 }

@@ -29,19 +29,21 @@ describe('ground truth', () => {
 
 describe('CSV', () => {
   const rows = [
-    { image_id: 'NORMAL/a.jpeg', auto_label: 'NORMAL', ground_truth: 'NORMAL', confidence_score: 0.912345678, classifier_prediction: 'NORMAL', classifier_probability: 0.087654321 },
+    { image_id: 'NORMAL/a.jpeg', auto_label: 'NORMAL', ground_truth: 'NORMAL', confidence_score: 0.912345678, classifier_prediction: 'NORMAL', classifier_probability: 0.087654321, ood_score: 36.873456789, ood: true },
     { image_id: 'odd, "name"\nx.png', auto_label: 'PNEUMONIA', ground_truth: null, confidence_score: 0.5, classifier_prediction: 'PNEUMONIA', classifier_probability: 0.5 },
   ];
   it('columns exactly in order, RFC 4180 quoting, round-trips', () => {
     const csv = toLabeledDatasetCsv(rows);
-    expect(csv.split('\r\n')[0]).toBe('image_id,auto_label,ground_truth,confidence_score,classifier_prediction,classifier_probability');
-    expect(LABELED_DATASET_COLUMNS.join(',')).toBe('image_id,auto_label,ground_truth,confidence_score,classifier_prediction,classifier_probability');
+    expect(csv.split('\r\n')[0]).toBe('image_id,auto_label,ground_truth,confidence_score,classifier_prediction,classifier_probability,ood_score,ood');
+    expect(LABELED_DATASET_COLUMNS.join(',')).toBe('image_id,auto_label,ground_truth,confidence_score,classifier_prediction,classifier_probability,ood_score,ood');
     expect(csv).toContain('"odd, ""name""\nx.png"');
     const back = parseCsv(csv);
     expect(back.length).toBe(3);
     expect(back[2][0]).toBe('odd, "name"\nx.png');
     expect(back[2][2]).toBe('');
     expect(back[1][3]).toBe('0.912346');
+    expect(back[1].slice(6)).toEqual(['36.873457', 'true']);
+    expect(back[2].slice(6)).toEqual(['', '']); // no OOD statistics: empty, not false
   });
   it.skipIf(!hasPython)("Python's csv module reads it identically", () => {
     const csv = toLabeledDatasetCsv(rows);

@@ -106,7 +106,7 @@ describe.skipIf(lacksShared(KERMANY_TEST) || !hasTorch)('label CLI with a tiny r
     expect(metrics.accuracy).toBeCloseTo((c.tp + c.tn) / 20, 12);
 
     const rows = parseCsv(fs.readFileSync(out, 'utf8'));
-    expect(rows[0]).toEqual(['image_id', 'auto_label', 'ground_truth', 'confidence_score', 'classifier_prediction', 'classifier_probability']);
+    expect(rows[0]).toEqual(['image_id', 'auto_label', 'ground_truth', 'confidence_score', 'classifier_prediction', 'classifier_probability', 'ood_score', 'ood']);
     expect(rows.length).toBe(21);
     const byId = new Map(rows.slice(1).map((r) => [r[0], r]));
     expect(byId.get('NORMAL/notes.png')).toBeUndefined();
