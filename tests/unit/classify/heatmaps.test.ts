@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-web';
 import { parseManifest, findModel, fileByRole } from '../../../app/lib/models/manifest';
-import { decodeImageFileNode } from '../../../app/lib/imaging/decode-node';
+import { decodeImageFileNode } from '../../../app/platform/node/decode';
 import { prepareClassifierBatch } from '../../../app/lib/classify/pipeline';
 import { attentionRollout } from '../../../app/lib/classify/postprocess';
 import { occlusionOffsets, occlusionSensitivity } from '../../../app/lib/classify/occlusion';
@@ -126,7 +126,7 @@ describe.skipIf(!hasShared('data/kermany-cxr-224/test'))('heatmaps of pneumonia-
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
     }
-  }, 120_000);
+  }, 400_000);
 
   for (const g of golden.images) {
     it(`${g.path}: within 1e-2 of the committed PyTorch golden (PIL-decoded pixels)`, async () => {

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-web';
 import { parseManifest, findModel, fileByRole } from '../../../app/lib/models/manifest';
-import { decodeImageFileNode } from '../../../app/lib/imaging/decode-node';
+import { decodeImageFileNode } from '../../../app/platform/node/decode';
 import { prepareClassifierBatch } from '../../../app/lib/classify/pipeline';
 import { attentionFeatures, oodFromAttentions, oodScoreOfFeatures, parseOodStats, OodStatsError } from '../../../app/lib/classify/ood';
 import { hasShared, readBytes, REPO_ROOT, sharedPath } from '../helpers/shared';
