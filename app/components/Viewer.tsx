@@ -213,7 +213,14 @@ export function Viewer() {
           {dicom && dicom.frames > 1 && (
             <label>
               Frame
-              <select data-testid="frame-picker" aria-label="Frame" value={dicom.frameIndex} onChange={(e) => void selectFrame(item.id, Number(e.target.value))}>
+              {/* disabled while the models run: their results must land on the frame they were computed from */}
+              <select
+                data-testid="frame-picker"
+                aria-label="Frame"
+                value={dicom.frameIndex}
+                disabled={!!item.classifying || !!item.zeroShotRunning}
+                onChange={(e) => void selectFrame(item.id, Number(e.target.value))}
+              >
                 {Array.from({ length: dicom.frames }, (_, f) => (
                   <option key={f} value={f}>
                     {f + 1} / {dicom.frames}
