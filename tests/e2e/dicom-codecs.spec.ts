@@ -102,10 +102,12 @@ test('viewer: VOI presets selectable, model input says its window, frame picker 
     return s / (d.length / 4);
   });
   const before = await centre();
-  await preset.selectOption({ label: 'Full range 0..3471: C 1736 / W 3472' });
+  // the full range leaves out the mammogram's background, which its Pixel Padding Value 0..30 marks
+  await preset.selectOption('full-range');
+  await expect(preset.locator('option:checked')).toHaveText('Full range 31..3471: C 1751.5 / W 3441');
   await expect.poll(centre).not.toBeCloseTo(before, 0);
   await expect(page.getByTestId('model-input-display')).toContainText('the view above uses another window; the models do not');
-  await expect(page.getByTestId('window-center')).toHaveText('1736');
+  await expect(page.getByTestId('window-center')).toHaveText('1752');
 
   await addFiles(page, [path.join(DIR, 'CT0012.fragmented_no_bot_jpeg_baseline.51.dcm')]);
   const picker = page.getByTestId('frame-picker');

@@ -122,7 +122,7 @@ export interface DicomImage {
   voiLutFunction: VoiFunction;
   /** Display inverted: MONOCHROME1, or Presentation LUT Shape INVERSE (PS3.3 C.11.6). */
   invert: boolean;
-  /** Minimum and maximum of `pixels`. */
+  /** Minimum and maximum of `pixels`, padding (Pixel Padding Value) left out. */
   range: { min: number; max: number };
   /** How stored values became modality values, e.g. "Rescale 1·x+0" or "Modality LUT Sequence (4096 entries)". */
   modalityTransform: string;
@@ -474,11 +474,29 @@ function finish(p: Prepared, stored: Int32Array | Float64Array, codecFrame?: Dec
     }
   }
 
+  // Pixel Padding Value / Range Limit (PS3.3 C.7.5.1.1.2): stored values that are not part of the image (the area
+  // outside a CR/DX collimation); left out of the full range, so the default display is not flattened by them.
+  const padding = !rgb ? paddingRange(ds, p.pixelRep === 1) : undefined;
   let min = Infinity, max = -Infinity;
+  let padded = 0;
   for (let i = 0; i < npix; i++) {
+    if (padding && stored[i] >= padding[0] && stored[i] <= padding[1]) {
+      padded++;
+      continue;
+    }
     const v = pixels[i];
     if (v < min) min = v;
     if (v > max) max = v;
+  }
+  if (padding && padded > 0) {
+    if (padded === npix) {
+      // everything is padding: fall back to all values rather than show nothing
+      for (let i = 0; i < npix; i++) {
+        min = Math.min(min, pixels[i]);
+        max = Math.max(max, pixels[i]);
+      }
+    }
+    notes.push(`${padded} pixels are padding (Pixel Padding Value ${padding[0] === padding[1] ? padding[0] : `${padding[0]}..${padding[1]}`}); the full range leaves them out`);
   }
 
   // VOI (PS3.3 C.11.2): VOI LUT Sequence items, then Window Center/Width pairs, then the full range.
@@ -566,6 +584,16 @@ function finish(p: Prepared, stored: Int32Array | Float64Array, codecFrame?: Dec
     identifying,
     notes,
   };
+}
+
+/** [lo, hi] of stored values that are padding, from Pixel Padding Value and Pixel Padding Range Limit. */
+function paddingRange(ds: DataSet, signed: boolean): [number, number] | undefined {
+  const a = us(ds, 'x00280120');
+  if (a === undefined) return undefined;
+  const b = us(ds, 'x00280121') ?? a;
+  const sv = (x: number) => (signed && x > 32767 ? x - 65536 : x); // US or SS, as Pixel Representation says
+  const [lo, hi] = [sv(a), sv(b)];
+  return lo <= hi ? [lo, hi] : [hi, lo];
 }
 
 function applyLutOne(lut: Lut, x: number): number {

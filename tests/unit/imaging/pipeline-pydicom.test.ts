@@ -40,7 +40,7 @@ const NAMES = [
   'full-file', 'meta-no-preamble', 'dicm-no-preamble', 'bare-implicit', 'bare-explicit', 'says-explicit-is-implicit',
   'says-implicit-is-explicit', 'itemdelim-nonzero-explicit', 'seqdelim-ffffffff-implicit', 'rle-rgb',
   'jpegls-rgb-planar0', 'jpegls-rgb-planar1', 'j2k-rgb', 'j2k-ybr-rct', 'jpegls-signed16', 'j2k-signed16',
-  'multiframe-jpegls-bot', 'multiframe-rle-bot', 'multiframe-jpegls-eot', 'bits-1', 'bits-32',
+  'multiframe-jpegls-bot', 'multiframe-rle-bot', 'multiframe-jpegls-eot', 'bits-1', 'bits-32', 'pixel-padding',
 ];
 /**
  * Lossy: max difference allowed against pydicom. Colour JPEG with 4:2:0 chroma: libjpeg-turbo's "fancy" (triangle)
@@ -117,6 +117,23 @@ describe('pipeline on pydicom-written DICOMs', () => {
     expect(f2.frameIndex).toBe(2);
     expect(f2.notes).toContain('Frame 3 of 3');
     await expect(decodeDicomAsync(bytes, { loadWasm: nodeWasmLoader, frame: 3 })).rejects.toMatchObject({ code: 'corrupt' });
+  });
+
+  it('Pixel Padding Value: the full range leaves the padding out (pydicom values, numpy-free check here)', async () => {
+    const { cases: c, refs: r } = setup();
+    const img = await decodeDicomAsync(readBytes(c.find((x) => x.name === 'pixel-padding')!.file), { loadWasm: nodeWasmLoader });
+    const px = r.get('pixel-padding')!.get('pixel').data;
+    let min = Infinity, max = -Infinity, n = 0;
+    for (const v of px) {
+      if (v === 0) n++;
+      else {
+        min = Math.min(min, v);
+        max = Math.max(max, v);
+      }
+    }
+    expect(img.range).toEqual({ min, max });
+    expect(img.notes.join(' ')).toContain(`${n} pixels are padding (Pixel Padding Value 0)`);
+    expect(img.presets.at(-1)).toMatchObject({ id: 'full-range', center: min + (max - min + 1) / 2, width: max - min + 1 });
   });
 
   it('size limit: too-large before any pixel is unpacked', async () => {

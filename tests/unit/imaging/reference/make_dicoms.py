@@ -324,6 +324,16 @@ def main() -> None:
     save(ds, out, 'bits-32', ExplicitVRLittleEndian)
     case('bits-32')
 
+    # Pixel Padding Value: a CR-like frame whose border (outside the collimation) holds the padding value 0
+    ds = base()
+    arr = ramp(1000, 3000)
+    arr[:3, :] = 0
+    arr[:, :2] = 0
+    ds.PixelPaddingValue = 0
+    ds.PixelData = arr.tobytes()
+    save(ds, out, 'pixel-padding', ExplicitVRLittleEndian)
+    case('pixel-padding')
+
     # Files without preamble / meta header (PS3.10 7.1; bare data sets from older systems)
     ds = base()
     ds.PixelData = ramp(10, 3000).tobytes()
