@@ -8,9 +8,11 @@ cd "$(dirname "$0")/.."
 # script, which fails offline; the app never uses it.
 export ONNXRUNTIME_NODE_INSTALL=skip
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  # npm 11.19 `npm ci` rejects a lock file that omits other platforms' optional packages (rollup's native builds),
-  # which npm itself writes that way; `npm install` installs the same locked versions.
-  npm ci --no-audit --no-fund || npm install --no-audit --no-fund
+  # Exactly the committed lock, never rewritten. The lock lists every platform's optional native packages
+  # (rollup's, rolldown's, esbuild's): regenerate it with `npm install --package-lock-only` in a checkout WITHOUT
+  # node_modules, since an `npm install` over an existing node_modules drops the other platforms' entries and
+  # `npm ci` then refuses the lock ("Missing: @rollup/rollup-… from lock file").
+  npm ci --no-audit --no-fund
 fi
 
 # Browser tests drive Debian's Chromium; Playwright must never download its own browser.
