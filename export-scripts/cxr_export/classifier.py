@@ -195,8 +195,9 @@ def preprocess_file(path, prep: dict) -> np.ndarray:
     /255, (x - mean) / std, NCHW float32 [3,H,W]."""
     from PIL import Image
 
-    with Image.open(path) as im:
-        im = im.convert("RGB")
+    from .images import open_rgb
+
+    with open_rgb(path) as im:
         h, w = prep["size"]
         if (im.height, im.width) != (h, w):
             im = im.resize((w, h), Image.BICUBIC if prep["resize"] == "bicubic" else Image.BILINEAR)

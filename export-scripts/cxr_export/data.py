@@ -151,11 +151,13 @@ def balanced_subset(labels: Sequence, per_class: int, seed: int) -> np.ndarray:
 
 
 def read_rgb(path, size: int | tuple[int, int] | None = None) -> np.ndarray:
-    """PIL decode -> RGB uint8 [H,W,3]; resized (PIL bilinear) only when size is given and differs."""
+    """Decode as the app does (images.open_rgb: 16-bit PNG stored-range window, EXIF orientation applied) ->
+    RGB uint8 [H,W,3]; resized (PIL bilinear) only when size is given and differs."""
     from PIL import Image
 
-    with Image.open(path) as im:
-        im = im.convert("RGB")
+    from .images import open_rgb
+
+    with open_rgb(path) as im:
         if size is not None:
             hw = (size, size) if isinstance(size, int) else tuple(size)
             if (im.height, im.width) != tuple(hw):

@@ -52,10 +52,11 @@ def load_images(rows, resolution: int):
     import torch
     from PIL import Image
 
+    from .images import open_rgb
+
     out = []
     for path, _ in rows:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
+        with open_rgb(path) as im:
             w, h = im.size
             s = resolution / min(w, h)
             im = im.resize((max(resolution, round(w * s)), max(resolution, round(h * s))), Image.BILINEAR)

@@ -9,6 +9,7 @@ import { describeSelection, dicomToRaster } from './windowing';
 import type { WasmBinaryLoader } from './codecs/types';
 import type { Raster } from './raster';
 import { sniffOrThrow, type ImageFormat } from './sniff';
+import { decodePngOrJpeg, type RasterDecodeInfo } from './raster-decode';
 
 export * from './errors';
 export * from './sniff';
@@ -19,6 +20,9 @@ export * from './lut';
 export { CODEC_SYNTAXES, REFUSED_SYNTAXES } from './codecs/syntaxes';
 export type { WasmBinaryLoader, CodecWasmName, DecodedFrame } from './codecs/types';
 export * from './preprocess';
+export * from './exif';
+export * from './png16';
+export * from './raster-decode';
 
 /** Decodes PNG or JPEG bytes into an RGBA raster (platform-specific). */
 export type PlatformDecoder = (bytes: Uint8Array, format: 'png' | 'jpeg') => Promise<Raster> | Raster;
@@ -52,6 +56,8 @@ export interface DecodedImage {
   dicom?: DicomImage;
   /** DICOM: what `raster` (and so the model input) was rendered with, e.g. "Window 1 (LUNG): C -600 / W 1500". */
   display?: string;
+  /** PNG/JPEG: EXIF orientation applied, 16-bit stored-range window, and notes saying so. */
+  rasterInfo?: RasterDecodeInfo;
 }
 
 function u32be(b: Uint8Array, i: number): number {
@@ -117,13 +123,14 @@ export async function decodeImageFile(input: Uint8Array | ArrayBuffer, opts: Dec
   const size = readImageSize(bytes, sniff.format);
   if (size && size.width * size.height > maxPixels) throw tooLarge(size.width, size.height, maxPixels);
   let raster: Raster;
+  let rasterInfo: RasterDecodeInfo;
   try {
-    raster = await opts.decodeRaster(bytes, sniff.format);
+    ({ raster, info: rasterInfo } = await decodePngOrJpeg(bytes, sniff.format, opts.decodeRaster));
   } catch (e) {
     if (isImageDecodeError(e)) throw e;
     const msg = e instanceof Error ? e.message : String(e);
     throw new ImageDecodeError('corrupt', `The ${sniff.format.toUpperCase()} could not be decoded: ${msg}`, { decoderMessage: msg }, { cause: e });
   }
   if (raster.width * raster.height > maxPixels) throw tooLarge(raster.width, raster.height, maxPixels);
-  return { format: sniff.format, width: raster.width, height: raster.height, raster };
+  return { format: sniff.format, width: raster.width, height: raster.height, raster, rasterInfo };
 }
