@@ -13,7 +13,7 @@ import {
   looksLikeImagePath,
   pcaMap,
   predictAt,
-  readZip,
+  readZipAll,
   similarCases,
   toLabeledDatasetCsv,
   type BatchMetrics,
@@ -169,7 +169,8 @@ export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
       for (const f of files) {
         if (/\.zip$/i.test(f.name)) {
           try {
-            const entries = readZip(new Uint8Array(await f.blob.arrayBuffer()));
+            const { entries, skipped } = await readZipAll(new Uint8Array(await f.blob.arrayBuffer()));
+            if (skipped.length) get().alert(`${f.name}: ${skipped.length} of ${skipped.length + entries.length} entries skipped: ${skipped.map((s) => `${s.path} (${s.reason})`).join('; ')}`, 'info');
             for (const e of entries) {
               if (!looksLikeImagePath(e.path)) continue;
               expanded.push({ name: e.path.split('/').pop()!, path: e.path, blob: new Blob([e.bytes as BlobPart]) });

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { zipSync, strToU8 } from 'fflate';
 import {
-  groundTruthFromCsv, labelFromPath, LABELED_DATASET_COLUMNS, parseCsv, readZip, summarizeBatch, toLabeledDatasetCsv, ZipReadError,
+  groundTruthFromCsv, labelFromPath, LABELED_DATASET_COLUMNS, parseCsv, readZipAll, summarizeBatch, toLabeledDatasetCsv, ZipReadError,
 } from '../../../app/lib/batch';
 import { hasPython, PYTHON } from '../helpers/shared';
 
@@ -53,13 +53,14 @@ describe('CSV', () => {
 });
 
 describe('zip', () => {
-  it('reads entries, skips junk, guards size', () => {
+  it('reads entries, skips junk, guards size', async () => {
     const z = zipSync({ 'NORMAL/a.jpeg': strToU8('aaa'), 'PNEUMONIA/b.png': strToU8('bb'), '__MACOSX/._a.jpeg': strToU8('x'), '.DS_Store': strToU8('x'), 'empty/': new Uint8Array(0) });
-    const e = readZip(z);
+    const { entries: e, skipped } = await readZipAll(z);
     expect(e.map((x) => x.path)).toEqual(['NORMAL/a.jpeg', 'PNEUMONIA/b.png']);
+    expect(skipped).toEqual([]);
     expect(new TextDecoder().decode(e[0].bytes)).toBe('aaa');
-    expect(() => readZip(z, { maxTotalBytes: 4 })).toThrow(ZipReadError);
-    expect(() => readZip(strToU8('not a zip at all'))).toThrow(ZipReadError);
+    await expect(readZipAll(z, { maxTotalBytes: 4 })).rejects.toThrow(ZipReadError);
+    await expect(readZipAll(strToU8('not a zip at all'))).rejects.toThrow(ZipReadError);
   });
 });
 
