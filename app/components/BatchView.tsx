@@ -3,7 +3,7 @@ import { useAppStore, type BatchRow } from '../store';
 import { confidenceOf, predictAt } from '../lib/batch/rows';
 import { RasterThumb } from './RasterThumb';
 import { WeightsBadge } from './WeightsBadge';
-import { readPicked } from './DropZone';
+import { filesFromDataTransfer } from './dropped-files';
 
 function BatchIngest() {
   const batchAdd = useAppStore((s) => s.batchAdd);
@@ -18,8 +18,9 @@ function BatchIngest() {
       onDragOver={(e) => e.preventDefault()}
       onDrop={async (e) => {
         e.preventDefault();
-        const files = await readPicked([...e.dataTransfer.files]);
-        await batchAdd(files.map((f) => ({ name: f.name, path: f.path ?? f.name, blob: new Blob([f.bytes]) })));
+        // Folders are walked; files stay File references (read one chunk at a time by the batch run).
+        const files = await filesFromDataTransfer(e.dataTransfer);
+        await batchAdd(files.map((f) => ({ name: f.file.name, path: f.path, blob: f.file })));
       }}
     >
       <p>

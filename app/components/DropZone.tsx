@@ -1,32 +1,11 @@
 import { useRef, useState } from 'react';
 import { useAppStore } from '../store';
+import { filesFromDataTransfer } from './dropped-files';
 
 export interface PickedFile {
   name: string;
   path?: string;
   bytes: ArrayBuffer;
-}
-
-/** Reads dropped files and folders (DataTransferItem.webkitGetAsEntry walks directories). */
-async function filesFromDrop(dt: DataTransfer): Promise<{ file: File; path: string }[]> {
-  const entries = [...dt.items].map((it) => it.webkitGetAsEntry?.()).filter(Boolean) as FileSystemEntry[];
-  if (!entries.length) return [...dt.files].map((file) => ({ file, path: file.name }));
-  const out: { file: File; path: string }[] = [];
-  const walk = async (e: FileSystemEntry, prefix: string): Promise<void> => {
-    if (e.isFile) {
-      const file = await new Promise<File>((res, rej) => (e as FileSystemFileEntry).file(res, rej));
-      out.push({ file, path: `${prefix}${file.name}` });
-    } else if (e.isDirectory) {
-      const reader = (e as FileSystemDirectoryEntry).createReader();
-      for (;;) {
-        const batch = await new Promise<FileSystemEntry[]>((res, rej) => reader.readEntries(res, rej));
-        if (!batch.length) break;
-        for (const c of batch) await walk(c, `${prefix}${e.name}/`);
-      }
-    }
-  };
-  for (const e of entries) await walk(e, '');
-  return out;
 }
 
 export async function readPicked(files: (File | { file: File; path: string })[]): Promise<PickedFile[]> {
@@ -57,7 +36,7 @@ export function DropZone() {
       onDrop={async (e) => {
         e.preventDefault();
         setOver(false);
-        const files = await filesFromDrop(e.dataTransfer);
+        const files = await filesFromDataTransfer(e.dataTransfer);
         await addFiles(await readPicked(files));
       }}
     >

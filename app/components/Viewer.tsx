@@ -258,6 +258,11 @@ export function Viewer() {
           )}
         </div>
       )}
+      {item?.rasterInfo?.notes.length ? (
+        <p className="small muted" data-testid="decode-notes" title="what was done to the stored pixels; the models see the same image">
+          {item.rasterInfo.notes.join(' · ')}
+        </p>
+      ) : null}
     </section>
   );
 }

@@ -5,6 +5,7 @@
 import type { ModelEntry } from '../lib/models/manifest-types';
 import { labelFromPath } from '../lib/batch';
 import type { DicomImage, DicomWindow } from '../lib/imaging/dicom';
+import type { RasterDecodeInfo } from '../lib/imaging/raster-decode';
 import type { Raster } from '../lib/imaging/raster';
 import type { ClassifierResult } from '../lib/classify/types';
 import type { ZeroShotOutput } from '../lib/clip/types';
@@ -26,6 +27,8 @@ export interface ImageItem {
   display?: string;
   /** A multi-frame DICOM's bytes, kept for the frame picker (see selectFrame). */
   source?: ArrayBuffer;
+  /** PNG/JPEG: EXIF orientation and 16-bit window applied while decoding (notes shown in the viewer). */
+  rasterInfo?: RasterDecodeInfo;
   groundTruth?: string;
   classification?: ClassifierResult & { weights: ModelEntry['weights'] };
   classifying?: boolean;
@@ -98,6 +101,7 @@ export const createImagesSlice: SliceCreator<ImagesSlice> = (set, get) => ({
           dicom: out.image.dicom,
           display: out.image.display,
           source: out.source,
+          rasterInfo: out.image.rasterInfo,
           groundTruth: labelFromPath(f.path ?? f.name) ?? undefined,
         };
         added.push(item);
