@@ -73,6 +73,9 @@ export default defineConfig({
         ],
       },
       workbox: {
+        // Adds COOP/COEP to what the service worker serves: cross-origin isolation (WASM threads) on static hosts
+        // that cannot set headers. See public/coi-sw.js.
+        importScripts: ['coi-sw.js'],
         // Take control on the first visit, so that visit's own requests (manifest, models) are already cached.
         clientsClaim: true,
         skipWaiting: true,

@@ -16,6 +16,14 @@ createRoot(document.getElementById('root')!).render(
 
 // Offline support: registered after first paint so it never delays the app.
 if ('serviceWorker' in navigator && import.meta.env.PROD) {
+  // A static host that sends no COOP/COEP: the service worker adds them (public/coi-sw.js), but only to pages it
+  // serves. When it takes control of this page, reload once so the page is cross-origin isolated (WASM threads).
+  navigator.serviceWorker.addEventListener('controllerchange', () => {
+    if (globalThis.crossOriginIsolated || sessionStorage.getItem('cxr-coi-reload')) return;
+    sessionStorage.setItem('cxr-coi-reload', '1');
+    window.location.reload();
+  });
+  if (globalThis.crossOriginIsolated) sessionStorage.removeItem('cxr-coi-reload');
   window.addEventListener('load', () => {
     import('virtual:pwa-register')
       .then(({ registerSW }) => registerSW({ immediate: true }))

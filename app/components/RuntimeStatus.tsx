@@ -44,7 +44,7 @@ export function RuntimeStatus() {
                 <dt>dtype</dt>
                 <dd data-testid="runtime-dtype">{r.dtype}</dd>
                 <dt>threads</dt>
-                <dd>{r.backend === 'wasm' ? r.numThreads : '—'}</dd>
+                <dd data-testid="runtime-threads">{r.backend === 'wasm' ? r.numThreads : '—'}</dd>
                 <dt>session</dt>
                 <dd data-testid="runtime-session-ms">{r.sessionCreateMs} ms</dd>
                 <dt>last inference</dt>
