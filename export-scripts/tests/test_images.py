@@ -90,3 +90,23 @@ def test_png16_all_colour_types(tmp_path, kind):
 
 def test_window_constant_image_is_black():
     assert (window_stored_range(np.full((2, 3), 700, np.uint16)) == 0).all()
+
+
+def test_large_png_box_averaged_like_the_app(tmp_path):
+    """Over 4096×4096 pixels a PNG is averaged by the smallest integer factor (the app streams it row by row)."""
+    from cxr_export.images import LARGE_IMAGE_MAX_PIXELS, box_average, downsample_factor
+
+    assert downsample_factor(10_000, 10_000) == 3 and downsample_factor(4096, 4096) == 1
+    a = np.arange(5 * 7, dtype=np.uint8).reshape(5, 7, 1)
+    m = box_average(a, 3)
+    assert m.shape == (2, 3, 1)
+    assert m[0, 0, 0] == np.float32(a[:3, :3].mean()) and m[1, 2, 0] == np.float32(a[3:, 6:].mean())
+    w = 4100
+    big = (np.add.outer(np.arange(w), np.arange(w)) % 256).astype(np.uint8)
+    p = tmp_path / "big.png"
+    Image.fromarray(big, "L").save(p, compress_level=1)
+    assert w * w > LARGE_IMAGE_MAX_PIXELS
+    got = np.asarray(open_rgb(p))
+    assert got.shape == (2050, 2050, 3)
+    ref = np.floor(box_average(big[:, :, None], 2).astype(np.float64) + 0.5).astype(np.uint8)[:, :, 0]
+    assert (got[:, :, 0] == ref).all()

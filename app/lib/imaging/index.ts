@@ -9,7 +9,7 @@ import { describeSelection, dicomToRaster } from './windowing';
 import type { WasmBinaryLoader } from './codecs/types';
 import type { Raster } from './raster';
 import { sniffOrThrow, type ImageFormat } from './sniff';
-import { decodePngOrJpeg, type RasterDecodeInfo } from './raster-decode';
+import { decodePngOrJpeg, isStreamedPng, type RasterDecodeInfo } from './raster-decode';
 
 export * from './errors';
 export * from './sniff';
@@ -23,6 +23,7 @@ export * from './preprocess';
 export * from './exif';
 export * from './png16';
 export * from './raster-decode';
+export * from './png-stream';
 
 /** Decodes PNG or JPEG bytes into an RGBA raster (platform-specific). */
 export type PlatformDecoder = (bytes: Uint8Array, format: 'png' | 'jpeg') => Promise<Raster> | Raster;
@@ -121,7 +122,8 @@ export async function decodeImageFile(input: Uint8Array | ArrayBuffer, opts: Dec
     return { format: 'dicom', width: dicom.width, height: dicom.height, raster, dicom, display: describeSelection(dicom, { window: opts.window, presetId: opts.presetId }) };
   }
   const size = readImageSize(bytes, sniff.format);
-  if (size && size.width * size.height > maxPixels) throw tooLarge(size.width, size.height, maxPixels);
+  // Very large non-interlaced PNGs are streamed and downsampled (bounded memory): the pixel limit is not theirs.
+  if (size && size.width * size.height > maxPixels && !(sniff.format === 'png' && isStreamedPng(bytes))) throw tooLarge(size.width, size.height, maxPixels);
   let raster: Raster;
   let rasterInfo: RasterDecodeInfo;
   try {

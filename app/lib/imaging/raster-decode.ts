@@ -7,6 +7,16 @@
 import type { Raster } from './raster';
 import { ORIENTATION_TRANSFORM, orientRaster, readExifOrientation, withNeutralOrientation, type ExifOrientation } from './exif';
 import { decodePng16, readPngHeader, type StoredRangeWindow } from './png16';
+import { decodePngStreaming, downsampleFactor, LARGE_IMAGE_MAX_PIXELS, streamablePng } from './png-stream';
+
+/** Beyond this many pixels even a streamed PNG is refused (decode time, not memory, is the limit). */
+export const STREAMED_PNG_MAX_PIXELS = 1_000_000_000;
+
+/** Is this a PNG decoded row by row with downsampling (so the usual pixel limit does not apply)? */
+export function isStreamedPng(bytes: Uint8Array): boolean {
+  const h = readPngHeader(bytes);
+  return !!h && h.width * h.height > LARGE_IMAGE_MAX_PIXELS && h.width * h.height <= STREAMED_PNG_MAX_PIXELS && streamablePng(h, bytes);
+}
 
 /** Decodes PNG or JPEG bytes into an 8-bit RGBA raster (platform-specific; EXIF ignored). */
 export type PlatformRasterDecoder = (bytes: Uint8Array, format: 'png' | 'jpeg') => Promise<Raster> | Raster;
@@ -16,6 +26,8 @@ export interface RasterDecodeInfo {
   exifOrientation: ExifOrientation;
   /** 16-bit PNGs: the window their samples were mapped to 0..255 with. */
   storedRange?: StoredRangeWindow;
+  /** Very large PNGs: box-averaged by this integer factor while decoding (bounded memory); the source size. */
+  downsampled?: { factor: number; sourceWidth: number; sourceHeight: number };
   /** Human-readable account of the transforms, e.g. "EXIF orientation 6 applied (rotate 90° clockwise)". */
   notes: string[];
 }
@@ -27,7 +39,15 @@ export async function decodePngOrJpeg(bytes: Uint8Array, format: 'png' | 'jpeg',
   const header = format === 'png' ? readPngHeader(bytes) : null;
   let raster: Raster;
   let storedRange: StoredRangeWindow | undefined;
-  if (header?.bitDepth === 16) {
+  let downsampled: RasterDecodeInfo['downsampled'];
+  if (header && isStreamedPng(bytes)) {
+    const s = decodePngStreaming(bytes, downsampleFactor(header.width, header.height));
+    raster = s.raster;
+    storedRange = s.storedRange;
+    downsampled = { factor: s.factor, sourceWidth: s.sourceWidth, sourceHeight: s.sourceHeight };
+    notes.push(`${s.sourceWidth}×${s.sourceHeight} PNG averaged ${s.factor}×${s.factor} while decoding to ${raster.width}×${raster.height} (bounded memory)`);
+    if (storedRange) notes.push(`16-bit PNG windowed by its stored range ${storedRange.min}–${storedRange.max}`);
+  } else if (header?.bitDepth === 16) {
     ({ raster, window: storedRange } = decodePng16(bytes));
     notes.push(
       `16-bit PNG${storedRange.significantBits ? ` (${storedRange.significantBits} significant bits)` : ''} windowed by its stored range ${storedRange.min}–${storedRange.max}`,
@@ -39,5 +59,5 @@ export async function decodePngOrJpeg(bytes: Uint8Array, format: 'png' | 'jpeg',
     raster = orientRaster(raster, orientation);
     notes.push(`EXIF orientation ${orientation} applied (${ORIENTATION_TRANSFORM[orientation]})`);
   }
-  return { raster, info: { exifOrientation: orientation, storedRange, notes } };
+  return { raster, info: { exifOrientation: orientation, storedRange, downsampled, notes } };
 }
