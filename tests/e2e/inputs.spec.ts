@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect, test, type Page } from '@playwright/test';
-import { decodeImageFileNode } from '../../app/lib/imaging/decode-node';
+import { decodeImageFileNode } from '../../app/platform/node/decode';
 import { addFiles, KERMANY, hasSharedData, openApp, SHARED, smallClassifierId, watchErrors } from './helpers';
 
 const BUG = path.join(SHARED, 'data/bugreports');

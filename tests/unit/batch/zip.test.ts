@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { zipSync } from 'fflate';
 import { blobSource, bytesSource, listZip, readZipAll, readZipEntry, ZipReadError } from '../../../app/lib/batch';
-import { decodeImageFileNode } from '../../../app/lib/imaging/decode-node';
+import { decodeImageFileNode } from '../../../app/platform/node/decode';
 import { hasPython, hasShared, PYTHON, readBytes, sharedPath } from '../helpers/shared';
 
 const BUG13 = 'data/bugreports/13-zip-deflate64-entry';

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { decodePngStreaming, downsampleFactor, LARGE_IMAGE_MAX_PIXELS } from '../../../app/lib/imaging';
-import { decodeImageFileNode } from '../../../app/lib/imaging/decode-node';
+import { decodeImageFileNode } from '../../../app/platform/node/decode';
 import { hasPython, PYTHON, readBytes, REPO_ROOT } from '../helpers/shared';
 
 function rgbOf(data: Uint8ClampedArray): Uint8Array {

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { decodeImageFileNode } from '../../../app/lib/imaging/decode-node';
+import { decodeImageFileNode } from '../../../app/platform/node/decode';
 import { orientRaster, readExifOrientation, withNeutralOrientation, windowStoredRange, type ExifOrientation } from '../../../app/lib/imaging';
 import { hasPython, hasShared, PYTHON, readBytes, REPO_ROOT, sharedPath } from '../helpers/shared';
 
