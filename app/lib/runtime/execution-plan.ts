@@ -162,10 +162,30 @@ export function planExecution(inp: ExecutionInputs): ExecutionPlan {
 }
 
 /** The plan after a WebGPU session failed to be created: WASM, with the cause kept for the UI. */
-export function fallbackToWasm(plan: ExecutionPlan, cause: unknown, inp: ExecutionInputs): ExecutionPlan {
-  const msg = cause instanceof Error ? cause.message : String(cause);
-  const reasons = [...plan.reasons, `WebGPU session creation failed (${msg.slice(0, 300)}): fell back to WASM`];
-  const dtype = chooseDtype('wasm', inp, reasons);
+/**
+ * The plan after a WebGPU session failed to create: WASM, with a dtype whose files are already there.
+ *
+ * The planned dtype is kept when WASM runs it (its files were just downloaded for WebGPU); fp16, which WASM does not
+ * run here (chooseDtype), is replaced by fp32 or int8 ONLY among `downloaded` (the dtypes whose files are all in the
+ * model cache / on disk). Without `downloaded` every dtype of the manifest counts. Throws NoUsableVariantError naming
+ * what to download when no WASM-capable variant is there: never a plan whose files were never fetched.
+ */
+export function fallbackToWasm(plan: ExecutionPlan, cause: unknown, inp: ExecutionInputs, downloaded?: Dtype[]): ExecutionPlan {
+  const msg = (cause instanceof Error ? cause.message : String(cause)).slice(0, 300);
+  const reasons = [...plan.reasons, `WebGPU session creation failed (${msg}): fell back to WASM`];
+  const have = new Set(inp.availableDtypes);
+  const usable = (d: Dtype) => have.has(d) && (!downloaded || downloaded.includes(d));
+  const wasmDtypes: Dtype[] = ['fp32', 'int8'];
+  let dtype: Dtype | undefined = plan.dtype !== 'fp16' && usable(plan.dtype) ? plan.dtype : wasmDtypes.find(usable);
+  if (!dtype) {
+    const offer = wasmDtypes.filter((d) => have.has(d));
+    throw new NoUsableVariantError(
+      offer.length
+        ? `WebGPU session creation failed (${msg}) and the ${offer.join(' or ')} variant that WASM needs is not downloaded: download it in the Models view, or choose WASM`
+        : `WebGPU session creation failed (${msg}) and this model has no variant that runs on WASM`,
+    );
+  }
+  if (dtype !== plan.dtype) reasons.push(`${dtype} variant for WASM (already downloaded; ${plan.dtype} runs on WebGPU only)`);
   return { backend: 'wasm', dtype, numThreads: plan.numThreads, reasons };
 }
 

@@ -5,7 +5,7 @@
  * (app/platform/browser/ort.ts, app/platform/node/ort.ts), so this module touches no platform API.
  */
 import type * as OrtModule from 'onnxruntime-web';
-import type { ModelEntry, ModelFile } from '../models/manifest-types';
+import type { Dtype, ModelEntry, ModelFile } from '../models/manifest-types';
 import type { ModelSource } from '../models/sources';
 import { fallbackToWasm, planExecution, type BackendOverride, type ExecutionInputs, type ExecutionPlan } from './execution-plan';
 import type { RuntimeReport } from './report';
@@ -27,6 +27,11 @@ export interface OrtHost {
   reader(source: ModelSource): FileReader;
   /** A fixed WASM thread count (the CLI's --threads) instead of the plan's. */
   numThreads?: number;
+  /**
+   * Dtypes of `entry` whose files are all available to `reader` (downloaded and verified). A WebGPU -> WASM fallback
+   * chooses only among them (fallbackToWasm); without it every dtype of the manifest is assumed readable.
+   */
+  downloadedDtypes?(entry: ModelEntry, source: ModelSource): Promise<Dtype[]>;
 }
 
 export interface LoadedGraphs {
@@ -70,7 +75,7 @@ export function createSessionFactory(host: OrtHost): SessionFactory {
         sessions = await createFor(ort, entry, roles, plan, readFile, onProgress);
       } catch (e) {
         if (plan.backend !== 'webgpu') throw e;
-        plan = fallbackToWasm(plan, e, inputs);
+        plan = fallbackToWasm(plan, e, inputs, await host.downloadedDtypes?.(entry, source));
         fellBack = true;
         onProgress?.('WebGPU failed; creating WASM session');
         sessions = await createFor(ort, entry, roles, plan, readFile, onProgress);

@@ -2,7 +2,7 @@
  * The browser's OrtHost (page or worker): the one self-hosted ORT build under /ort/, the WebGPU adapter's facts, and
  * model files read from the model cache.
  */
-import type { ModelEntry } from '../../lib/models/manifest-types';
+import type { Dtype, ModelEntry } from '../../lib/models/manifest-types';
 import { resolveFileUrl, type ModelSource } from '../../lib/models/sources';
 import { modelPlanFacts, probeGpu, type BackendOverride, type ExecutionInputs, type GpuFacts } from '../../lib/runtime';
 import type { FileReader, Ort, OrtHost } from '../../lib/runtime/sessions';
@@ -53,6 +53,19 @@ export function modelCacheReader(source: ModelSource): FileReader {
   };
 }
 
+/** Dtypes of a model whose files are all in the model cache with their manifest sha256. */
+export async function cachedDtypes(entry: ModelEntry, source: ModelSource): Promise<Dtype[]> {
+  const store = browserModelStore();
+  const out: Dtype[] = [];
+  for (const [dtype, v] of Object.entries(entry.variants)) {
+    if (!v?.files.length) continue;
+    const files = v.files.flatMap((f) => [f, ...(f.external_data ?? [])]);
+    const all = await Promise.all(files.map((f) => store.has(resolveFileUrl(source, f.path), f.sha256)));
+    if (all.every(Boolean)) out.push(dtype as Dtype);
+  }
+  return out;
+}
+
 /** The OrtHost of a model worker. */
 export function browserOrtHost(): OrtHost {
   let ortPromise: Promise<Ort> | null = null;
@@ -74,5 +87,6 @@ export function browserOrtHost(): OrtHost {
     },
     planInputs: device.planInputs,
     reader: modelCacheReader,
+    downloadedDtypes: cachedDtypes,
   };
 }

@@ -42,6 +42,10 @@ export function nodeOrtHost(opts: NodeOrtOptions): OrtHost {
     ort: async () => instance,
     planInputs: nodePlanInputs(opts),
     numThreads: opts.threads,
+    downloadedDtypes: async (entry) =>
+      Object.entries(entry.variants)
+        .filter(([, v]) => v?.files.length && v.files.flatMap((f) => [f, ...(f.external_data ?? [])]).every((f) => fs.existsSync(path.join(opts.modelsDir, f.path))))
+        .map(([d]) => d as Dtype),
     reader: () => async (file) => {
       const p = path.join(opts.modelsDir, file.path);
       if (!fs.existsSync(p)) throw new Error(`Model file missing: ${p}`);
