@@ -1,22 +1,57 @@
 /**
- * Decodes user files off the main thread (DICOM parsing and 50-MP JPEGs would otherwise freeze the UI).
- * Returns a DecodeOutcome (app/lib/imaging/decode-outcome.ts) instead of throwing.
+ * Decodes user files off the main thread (DICOM parsing and 50-MP JPEGs would otherwise freeze the UI), and for
+ * batch mode also reads the file or zip entry itself (a Blob reference crosses, not its bytes), inflates zip entries,
+ * and resizes once to each model's input size, so a full-resolution raster never travels to the model workers.
+ * Returns outcome objects (app/lib/imaging/decode-outcome.ts) instead of throwing.
  */
 import * as Comlink from 'comlink';
 import { isImageDecodeError } from '../app/lib/imaging/errors';
-import type { DecodeOutcome, DecodeRequest, ImagingApi } from '../app/lib/imaging/decode-outcome';
+import type { BatchDecodeOutcome, BatchSource, DecodeOutcome, DecodeRequest, ImagingApi, ZipListOutcome } from '../app/lib/imaging/decode-outcome';
 import { resizeRaster } from '../app/lib/imaging/preprocess';
+import type { Raster } from '../app/lib/imaging/raster';
+import { blobSource, listZip, readZipEntry, type BlobLike } from '../app/lib/batch/zip';
 import { decodeImageBytes } from '../app/platform/browser/decode';
 
 const THUMB = 96;
+
+function thumbnailOf(r: Raster, size: number): Raster {
+  const s = size / Math.max(r.width, r.height);
+  if (s >= 1) return r;
+  return resizeRaster(r, Math.max(1, Math.round(r.width * s)), Math.max(1, Math.round(r.height * s)), 'bilinear');
+}
+
+function failure(e: unknown): { ok: false; code: string; message: string } {
+  if (isImageDecodeError(e)) return { ok: false, code: e.code, message: e.message };
+  const err = e as Error;
+  if (err?.name === 'ZipReadError') return { ok: false, code: 'zip', message: err.message };
+  if (err?.name === 'FileReadError') return { ok: false, code: 'unreadable', message: err.message };
+  return { ok: false, code: 'corrupt', message: `The file could not be decoded: ${err?.message ?? String(e)}` };
+}
+
+const fileReadError = (message: string) => Object.assign(new Error(message), { name: 'FileReadError' });
+
+/**
+ * A picked File's bytes. A file moved, changed or deleted after it was chosen reads as an error or as fewer bytes
+ * than its size (Chromium returns an empty buffer): both are reported as that, not as an empty or damaged image.
+ */
+async function readFileBytes(file: BlobLike, size: number): Promise<Uint8Array> {
+  let buf: ArrayBuffer;
+  try {
+    buf = await file.slice(0, Math.max(size, file.size)).arrayBuffer();
+  } catch (e) {
+    throw fileReadError(`The file could not be read (moved, changed or deleted after it was chosen?): ${(e as Error)?.message ?? String(e)}`);
+  }
+  if (buf.byteLength !== size) {
+    throw fileReadError(`The file could not be read: ${buf.byteLength} of its ${size} bytes came back (moved, changed or deleted after it was chosen?)`);
+  }
+  return new Uint8Array(buf);
+}
 
 const api: ImagingApi = {
   async decode(bytes: ArrayBuffer, req: DecodeRequest = {}): Promise<DecodeOutcome> {
     try {
       const image = await decodeImageBytes(new Uint8Array(bytes), { frame: req.frame });
-      const { width, height } = image.raster;
-      const s = THUMB / Math.max(width, height);
-      const thumbnail = resizeRaster(image.raster, Math.max(1, Math.round(width * s)), Math.max(1, Math.round(height * s)), 'bilinear');
+      const thumbnail = thumbnailOf(image.raster, THUMB);
       const transfers: Transferable[] = [image.raster.data.buffer as ArrayBuffer];
       if (thumbnail !== image.raster) transfers.push(thumbnail.data.buffer as ArrayBuffer);
       if (image.dicom) transfers.push(image.dicom.pixels.buffer as ArrayBuffer);
@@ -25,8 +60,31 @@ const api: ImagingApi = {
       if (source) transfers.push(source);
       return Comlink.transfer({ ok: true, image, thumbnail, source }, transfers);
     } catch (e) {
-      if (isImageDecodeError(e)) return { ok: false, code: e.code, message: e.message };
-      return { ok: false, code: 'corrupt', message: `The file could not be decoded: ${(e as Error)?.message ?? String(e)}` };
+      return failure(e);
+    }
+  },
+
+  async decodeForBatch(source: BatchSource, sizes, thumbnail): Promise<BatchDecodeOutcome> {
+    try {
+      const bytes = 'zip' in source ? await readZipEntry(blobSource(source.zip), source.entry) : await readFileBytes(source.file, source.size);
+      const image = await decodeImageBytes(bytes);
+      const own = (r: Raster) => (r === image.raster ? { ...r, data: r.data.slice() } : r);
+      const thumb = own(thumbnailOf(image.raster, thumbnail));
+      // One resized copy per model input size; the full-resolution raster is dropped here.
+      const modelInputs = sizes.map((s) => own(resizeRaster(image.raster, s.width, s.height, s.resize)));
+      const buffers = [...new Set([thumb, ...modelInputs].map((r) => r.data.buffer as ArrayBuffer))];
+      const notes = image.rasterInfo?.notes ?? [];
+      return Comlink.transfer({ ok: true, width: image.width, height: image.height, format: image.format, thumbnail: thumb, modelInputs, notes }, buffers);
+    } catch (e) {
+      return failure(e);
+    }
+  },
+
+  async listZip(zip): Promise<ZipListOutcome> {
+    try {
+      return { ok: true, listing: await listZip(blobSource(zip)) };
+    } catch (e) {
+      return { ok: false, message: (e as Error)?.message ?? String(e) };
     }
   },
 };

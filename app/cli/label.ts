@@ -2,7 +2,7 @@
  * Batch-label a folder of chest X-rays in Node with the same decoding, preprocessing and post-processing modules as
  * the app, and onnxruntime-web's Node build (wasm backend).
  *
- *   npm run label -- DIR [--model pneumonia-vit] [--out labeled_dataset.csv] [--models-dir public/models]
+ *   npm run label -- DIR|FILE.zip [--model pneumonia-vit] [--out labeled_dataset.csv] [--models-dir public/models]
  *                        [--batch 16] [--threads N] [--dtype fp32|int8] [--truth labels.csv] [--clip MODEL_ID]
  *                        [--threshold T] [--limit N] [--embeddings-out embeddings.json]
  *
@@ -11,6 +11,7 @@
  *   --truth CSV (image_id|path|filename + label columns).
  * - auto_label: zero-shot CLIP label when --clip is given; otherwise the classifier's prediction at the manifest's
  *   card.threshold (or --threshold), with confidence_score = probability of that label.
+ * - A .zip instead of DIR is read entry by entry; entries it cannot inflate (Deflate64, bzip2...) are skipped and named.
  * - Writes labeled_dataset.csv (image_id,auto_label,ground_truth,confidence_score,classifier_prediction,
  *   classifier_probability), logs progress to stderr, and prints the metrics JSON as the LAST line of stdout:
  *   {accuracy, precision, recall, specificity, f1, auc, ece, ece_top_label, confusion, threshold, n, images_per_second, ...}.
@@ -34,7 +35,8 @@ import { createClassifierEngine, type ClassifierEngine } from '../lib/classify/e
 import { createClipEngine, type ClipEngine } from '../lib/clip/engine';
 import type { PromptSet } from '../lib/clip/types';
 import { groundTruthFromCsv, labelFromPath, type GroundTruthTable } from '../lib/batch/ground-truth';
-import { toLabeledDatasetCsv, type LabeledRow } from '../lib/batch/csv';
+import { labeledDatasetMetadata, metadataFileName, toLabeledDatasetCsv, type LabeledRow } from '../lib/batch/csv';
+import { blobSource, isJunkEntry, listZip, readZipEntry } from '../lib/batch/zip';
 import { summarizeBatch } from '../lib/batch/summary';
 import { precisionAtK } from '../lib/embeddings';
 import type { ModelRequest } from '../lib/runtime/outcome';
@@ -176,15 +178,34 @@ async function main() {
   if (clipReq) await inference.ensureSession(clipReq);
   log(`loaded ${entry.id} (${report.dtype}, weights: ${entry.weights}) ${clipEntry ? `+ ${clipEntry.id} ` : ''}in ${((performance.now() - tLoad) / 1000).toFixed(1)} s; wasm threads ${args.threads}; threshold ${threshold}`);
 
-  let files = walk(args.dir);
+  // DIR, or a .zip read entry by entry (central directory first; unreadable entries skipped with the reason).
+  const skipped: { file: string; reason: string }[] = [];
+  let files: { rel: string; read(): Promise<Uint8Array> }[];
+  if (/\.zip$/i.test(args.dir) && fs.statSync(args.dir).isFile()) {
+    const src = blobSource(await fs.openAsBlob(args.dir));
+    const listing = await listZip(src);
+    for (const s of listing.skipped) {
+      skipped.push({ file: s.path, reason: s.reason });
+      log(`skip ${s.path}: ${s.reason}`);
+    }
+    files = listing.entries.map((e) => ({ rel: e.path, read: () => readZipEntry(src, e) }));
+  } else {
+    files = walk(args.dir).map((f) => ({
+      rel: path.relative(args.dir, f).split(path.sep).join('/'),
+      read: async () => {
+        const buf = fs.readFileSync(f);
+        return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+      },
+    }));
+  }
+  files = files.filter((f) => !isJunkEntry(f.rel));
   if (args.limit) files = files.slice(0, args.limit);
-  log(`${files.length} files under ${args.dir}`);
+  log(`${files.length} files in ${args.dir}`);
 
   const rows: LabeledRow[] = [];
   /** Per row of `rows` (same order): classifier penultimate embedding and CLIP image embedding. */
   const clsEmbeds: (Float32Array | undefined)[] = [];
   const clipEmbeds: (Float32Array | undefined)[] = [];
-  const skipped: { file: string; reason: string }[] = [];
   const pos = positiveIndex(labels);
   const t0 = performance.now();
   let done = 0;
@@ -193,9 +214,15 @@ async function main() {
     const rasters: Raster[] = [];
     const ids: string[] = [];
     for (const f of chunk) {
-      const rel = path.relative(args.dir, f).split(path.sep).join('/');
-      const buf = fs.readFileSync(f);
-      const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+      const rel = f.rel;
+      let bytes: Uint8Array;
+      try {
+        bytes = await f.read();
+      } catch (e) {
+        skipped.push({ file: rel, reason: `unreadable: ${e instanceof Error ? e.message : String(e)}` });
+        log(`skip ${rel}: ${skipped.at(-1)!.reason}`);
+        continue;
+      }
       if (!sniffFormat(bytes)) {
         skipped.push({ file: rel, reason: 'not an image' });
         continue;
@@ -231,6 +258,19 @@ async function main() {
   }
   const seconds = (performance.now() - t0) / 1000;
   fs.writeFileSync(args.out, toLabeledDatasetCsv(rows));
+  // Sidecar: the one threshold every classifier column of the CSV was computed at.
+  const binary = labels.length === 2;
+  const meta = labeledDatasetMetadata({
+    file: path.basename(args.out),
+    threshold: binary ? threshold : null,
+    threshold_source: !binary ? 'argmax (multi-class)' : args.threshold != null ? 'command line' : typeof entry.card.threshold === 'number' ? 'model card' : 'default 0.5',
+    positive_label: binary ? labels[pos] : null,
+    labels,
+    classifier: { id: entry.id, weights: entry.weights, dtype: report.dtype },
+    auto_label_source: clipEntry ? `zero-shot ${clipEntry.id}` : `classifier ${entry.id} at the threshold`,
+    n_rows: rows.length,
+  });
+  fs.writeFileSync(path.join(path.dirname(args.out), metadataFileName(path.basename(args.out))), JSON.stringify(meta, null, 2) + '\n');
   const ips = rows.length / seconds;
   log(`wrote ${rows.length} rows to ${args.out}; ${skipped.length} skipped; ${ips.toFixed(1)} images/second`);
   process.stdout.write(`images/second: ${ips.toFixed(2)}\n`);

@@ -1,12 +1,14 @@
 import { useState } from 'react';
 import { useAppStore, type BatchRow } from '../store';
-import { confidenceOf, predictAt } from '../lib/batch/rows';
+import { confidenceAt, predictAt, type BatchLabels } from '../lib/batch/rows';
+import { metadataFileName } from '../lib/batch/csv';
 import { RasterThumb } from './RasterThumb';
 import { WeightsBadge } from './WeightsBadge';
 import { filesFromDataTransfer } from './dropped-files';
 
 function BatchIngest() {
   const batchAdd = useAppStore((s) => s.batchAdd);
+  const labels = useAppStore((s) => s.manifest?.models.find((m) => m.id === s.classifierId)?.labels);
   const add = async (files: File[]) => {
     const picked = files.map((f) => ({ name: f.name, path: f.webkitRelativePath || f.name, blob: f as Blob }));
     await batchAdd(picked);
@@ -24,7 +26,7 @@ function BatchIngest() {
       }}
     >
       <p>
-        <strong>Batch:</strong> a folder (NORMAL/ and PNEUMONIA/ subfolders give the ground truth), many files, or a .zip
+        <strong>Batch:</strong> a folder (subfolders named {labels?.length ? labels.map((l) => `${l}/`).join(', ') : 'after the labels'} give the ground truth), many files, or a .zip
       </p>
       <div className="row">
         <label className="button">
@@ -66,19 +68,25 @@ function BatchProgress() {
   const cancel = useAppStore((s) => s.batchCancel);
   const clear = useAppStore((s) => s.batchClear);
   const csv = useAppStore((s) => s.batchCsv);
+  const csvMetadata = useAppStore((s) => s.batchCsvMetadata);
   const total = b.rows.length;
   const done = b.rows.filter((r) => r.status !== 'pending').length;
   const errors = b.rows.filter((r) => r.status === 'error').length;
   if (!total) return null;
-  const elapsed = ((b.finishedAt ?? Date.now()) - (b.startedAt ?? Date.now())) / 1000;
+  // Running time only: a paused batch's clock stands still.
+  const elapsed = (b.activeMs + (b.runStartedAt != null ? Date.now() - b.runStartedAt : 0)) / 1000;
   const pct = (100 * done) / total;
-  const download = () => {
-    const blob = new Blob([csv()], { type: 'text/csv' });
+  const save = (text: string, type: string, name: string) => {
     const a = document.createElement('a');
-    a.href = URL.createObjectURL(blob);
-    a.download = 'labeled_dataset.csv';
+    a.href = URL.createObjectURL(new Blob([text], { type }));
+    a.download = name;
     a.click();
     setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+  };
+  // The CSV and its sidecar: the one threshold all its classifier columns use, and where it came from.
+  const download = () => {
+    save(csv(), 'text/csv', 'labeled_dataset.csv');
+    save(JSON.stringify(csvMetadata(), null, 2), 'application/json', metadataFileName('labeled_dataset.csv'));
   };
   return (
     <div className="panel">
@@ -87,7 +95,7 @@ function BatchProgress() {
           {done} / {total} processed{errors ? ` · ${errors} failed` : ''} · {elapsed.toFixed(0)} s{b.running ? '' : done < total ? ' · paused' : ' · finished'}
         </span>
         {!b.running && b.imagesPerSecond != null && (
-          <span className="muted" data-testid="batch-throughput" title="images processed per second, from the start of the batch (model loading included) to its end">
+          <span className="muted" data-testid="batch-throughput" title="images processed per second of running time (model loading included, paused time excluded)">
             {b.imagesPerSecond.toFixed(2)} images/s
           </span>
         )}
@@ -106,6 +114,9 @@ function BatchProgress() {
           <button type="button" onClick={download} disabled={!done} data-testid="batch-export">
             Export labeled_dataset.csv
           </button>
+          <span className="muted small" data-testid="batch-export-threshold">
+            {b.labels.positive != null ? `at threshold ${b.threshold.toFixed(2)} (${b.thresholdSource})` : 'argmax (multi-class)'}
+          </span>
           <button type="button" onClick={clear} disabled={b.running}>
             Clear
           </button>
@@ -118,12 +129,59 @@ function BatchProgress() {
   );
 }
 
-function Metrics({ threshold }: { threshold: number }) {
+function MulticlassMetricsView({ m, n }: { m: NonNullable<NonNullable<ReturnType<typeof useAppStore.getState>['batch']['derived']['metrics']>['multiclass']>; n: number }) {
+  return (
+    <div className="metrics" data-testid="batch-metrics">
+      <p className="small muted">Prediction: the label of highest probability ({m.labels.length} classes).</p>
+      <table className="confusion" data-testid="confusion-matrix">
+        <thead>
+          <tr>
+            <th />
+            {m.labels.map((l) => (
+              <th key={l}>pred {l}</th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {m.labels.map((l, i) => (
+            <tr key={l}>
+              <th>true {l}</th>
+              {m.confusion[i].map((v, j) => (
+                <td key={j}>{v}</td>
+              ))}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <dl className="facts" data-testid="metric-values">
+        <dt>n</dt>
+        <dd>{n}</dd>
+        <dt>accuracy</dt>
+        <dd data-testid="metric-accuracy">{m.accuracy.toFixed(3)}</dd>
+        <dt>macro F1</dt>
+        <dd>{m.macroF1.toFixed(3)}</dd>
+        {m.perClass.map((c) => (
+          <div key={c.label} className="fact">
+            <dt>{c.label}</dt>
+            <dd>
+              recall {c.recall.toFixed(3)} · precision {c.precision.toFixed(3)} · n {c.support}
+            </dd>
+          </div>
+        ))}
+      </dl>
+    </div>
+  );
+}
+
+function Metrics({ threshold, labels }: { threshold: number; labels: BatchLabels }) {
   const setThreshold = useAppStore((s) => s.batchSetThreshold);
   const precisionAt5 = useAppStore((s) => s.batch.precisionAt5);
   const metrics = useAppStore((s) => s.batch.derived.metrics);
-  if (!metrics) return <p className="muted small">Metrics need ground truth (NORMAL/ PNEUMONIA/ folders) and classifier results.</p>;
-  const m = metrics.at;
+  if (!metrics) return <p className="muted small">Metrics need ground truth (folders named {labels.labels.map((l) => `${l}/`).join(', ')}) and classifier results.</p>;
+  if (metrics.multiclass) return <MulticlassMetricsView m={metrics.multiclass} n={metrics.n} />;
+  const m = metrics.at!;
+  const pos = labels.positive!;
+  const neg = labels.negative!;
   const roc = metrics.roc;
   const c = m.confusion;
   const W = 220;
@@ -132,7 +190,7 @@ function Metrics({ threshold }: { threshold: number }) {
   return (
     <div className="metrics" data-testid="batch-metrics">
       <label className="threshold">
-        Threshold on P(PNEUMONIA): <output data-testid="threshold-value">{threshold.toFixed(2)}</output>
+        Threshold on P({pos}): <output data-testid="threshold-value">{threshold.toFixed(2)}</output>
         <input type="range" min={0} max={1} step={0.01} value={threshold} onChange={(e) => setThreshold(Number(e.target.value))} aria-label="Decision threshold" />
       </label>
       <div className="grid-2">
@@ -141,18 +199,18 @@ function Metrics({ threshold }: { threshold: number }) {
             <thead>
               <tr>
                 <th />
-                <th>pred NORMAL</th>
-                <th>pred PNEUMONIA</th>
+                <th>pred {neg}</th>
+                <th>pred {pos}</th>
               </tr>
             </thead>
             <tbody>
               <tr>
-                <th>true NORMAL</th>
+                <th>true {neg}</th>
                 <td>{c.tn}</td>
                 <td>{c.fp}</td>
               </tr>
               <tr>
-                <th>true PNEUMONIA</th>
+                <th>true {pos}</th>
                 <td>{c.fn}</td>
                 <td>{c.tp}</td>
               </tr>
@@ -231,6 +289,9 @@ function SimilarCases({ rows }: { rows: BatchRow[] }) {
   );
 }
 
+/** One colour per label, in manifest order (the first two as before: NORMAL green, PNEUMONIA amber). */
+const PALETTE = ['#34d399', '#fbbf24', '#60a5fa', '#f472b6', '#a78bfa', '#f87171', '#2dd4bf', '#facc15'];
+
 function PcaMap({ rows }: { rows: BatchRow[] }) {
   const [source, setSource] = useState<'classifierEmbedding' | 'clipEmbedding'>('classifierEmbedding');
   const select = useAppStore((s) => s.batchSelect);
@@ -238,9 +299,10 @@ function PcaMap({ rows }: { rows: BatchRow[] }) {
   const map = useAppStore((s) => s.batch.derived.pca[source]);
   const byIndex = new Map(rows.map((r) => [r.index, r]));
   const pts = map ? map.flatMap((p) => (byIndex.has(p.index) ? [{ row: byIndex.get(p.index)!, x: p.x, y: p.y }] : [])) : null;
+  const labels = useAppStore((s) => s.batch.labels.labels);
   const color = (r: BatchRow) => {
-    const l = r.groundTruth ?? r.autoLabel ?? r.classifierPrediction;
-    return l === 'PNEUMONIA' ? '#fbbf24' : l === 'NORMAL' ? '#34d399' : '#94a3b8';
+    const i = labels.indexOf(r.groundTruth ?? r.autoLabel ?? r.classifierPrediction ?? '');
+    return i >= 0 ? PALETTE[i % PALETTE.length] : '#94a3b8';
   };
   const S = 260;
   return (
@@ -252,7 +314,15 @@ function PcaMap({ rows }: { rows: BatchRow[] }) {
         <label>
           <input type="radio" checked={source === 'clipEmbedding'} onChange={() => setSource('clipEmbedding')} /> CLIP
         </label>
-        <span className="muted">colour: ground truth (else label) · <span style={{ color: '#34d399' }}>NORMAL</span> · <span style={{ color: '#fbbf24' }}>PNEUMONIA</span></span>
+        <span className="muted">
+          colour: ground truth (else label)
+          {labels.map((l, i) => (
+            <span key={l} style={{ color: PALETTE[i % PALETTE.length] }}>
+              {' '}
+              · {l}
+            </span>
+          ))}
+        </span>
       </div>
       {!pts ? (
         <p className="muted small">The map needs at least 3 embedded images.</p>
@@ -314,7 +384,7 @@ export function BatchView() {
                     <th>ground_truth</th>
                     <th className="num">confidence_score</th>
                     <th>classifier</th>
-                    <th className="num">P(PNEUMONIA)</th>
+                    <th className="num">{b.labels.positive != null ? `P(${b.labels.positive})` : 'P(predicted)'}</th>
                   </tr>
                 </thead>
                 <tbody>
@@ -331,7 +401,7 @@ export function BatchView() {
                           '…'
                         ) : (
                           <>
-                            {r.autoLabel ?? r.classifierPrediction}{' '}
+                            {r.autoLabel ?? predictAt(r, b.threshold, b.labels)}{' '}
                             {(r.autoLabel ? clip : cls)?.weights === 'random-fixture' && (
                               <span className="tag tag-random" title="random weights: this label means nothing">
                                 random weights
@@ -341,9 +411,9 @@ export function BatchView() {
                         )}
                       </td>
                       <td>{r.groundTruth ?? ''}</td>
-                      <td className="num">{r.autoConfidence != null ? r.autoConfidence.toFixed(3) : r.classifierProbability != null ? confidenceOf(r).toFixed(3) : ''}</td>
-                      <td>{predictAt(r.classifierProbability, b.threshold) ?? ''}</td>
-                      <td className="num">{r.classifierProbability != null ? r.classifierProbability.toFixed(4) : ''}</td>
+                      <td className="num">{r.autoConfidence != null ? r.autoConfidence.toFixed(3) : (confidenceAt(r, b.threshold, b.labels)?.toFixed(3) ?? '')}</td>
+                      <td>{predictAt(r, b.threshold, b.labels) ?? ''}</td>
+                      <td className="num">{(b.labels.positive != null ? r.classifierProbability : confidenceAt(r, b.threshold, b.labels))?.toFixed(4) ?? ''}</td>
                     </tr>
                   ))}
                 </tbody>
@@ -356,7 +426,7 @@ export function BatchView() {
         <div className="batch-side">
           <section className="panel" aria-labelledby="met-h">
             <h2 id="met-h">Metrics (classifier)</h2>
-            <Metrics threshold={b.threshold} />
+            <Metrics threshold={b.threshold} labels={b.labels} />
           </section>
           <section className="panel" aria-labelledby="sim-h">
             <h2 id="sim-h">Similar cases</h2>

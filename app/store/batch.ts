@@ -9,23 +9,27 @@ import {
   batchLabeledRows,
   batchMetrics,
   batchPrecisionAt5,
+  batchLabels,
+  labeledDatasetMetadata,
   labelFromPath,
   looksLikeImagePath,
   pcaMap,
-  predictAt,
-  readZipAll,
   similarCases,
   toLabeledDatasetCsv,
+  type BatchLabels,
   type BatchMetrics,
   type BatchRow,
+  type LabeledDatasetMetadata,
+  type ZipEntryInfo,
   type MapPoint,
   type SimilarList,
 } from '../lib/batch';
 import type { ClassifierEngine } from '../lib/classify/engine';
 import type { ClipEngine } from '../lib/clip/engine';
 import type { Raster } from '../lib/imaging/raster';
+import type { ModelInputSize } from '../lib/imaging/decode-outcome';
+import type { ModelEntry } from '../lib/models/manifest-types';
 import { errorMessage } from '../lib/runtime/outcome';
-import { transfer } from '../platform/browser/workers';
 import { guarded } from './alerts';
 import { currentPromptSets } from './selectors';
 import type { SliceCreator } from './state';
@@ -36,7 +40,12 @@ export interface BatchInput {
   name: string;
   /** Relative path (folder or zip), used as image_id and for ground truth from NORMAL/ PNEUMONIA/ folders. */
   path: string;
-  blob: Blob;
+  /** The file (a File reference: read by the imaging worker when its chunk runs). */
+  blob?: Blob;
+  /** Its size when it was chosen (set by batchAdd): reading fewer bytes later means it changed or vanished. */
+  size?: number;
+  /** Or one entry of a zip, read and inflated on demand in the imaging worker. */
+  zip?: { file: Blob; entry: ZipEntryInfo };
 }
 
 /** Derived from the rows by the slice (see the module comment). */
@@ -60,8 +69,16 @@ export interface BatchState {
   clipId?: string;
   /** precision@5 of ground-truth label agreement by classifier embedding; set when a run stops (batchPrecisionAt5). */
   precisionAt5?: number;
-  /** Images processed per second from startedAt to finishedAt; set when the batch finishes (batchImagesPerSecond). */
+  /** Images processed per second of running time (pauses excluded); set when a run stops (batchImagesPerSecond). */
   imagesPerSecond?: number;
+  /** Summed duration of the runs so far (start/resume -> stop), in ms; the pauses in between are not counted. */
+  activeMs: number;
+  /** When the current run started (undefined while paused or finished). */
+  runStartedAt?: number;
+  /** The classifier's labels (manifest) the rows, metrics and export use. */
+  labels: BatchLabels;
+  /** Where `threshold` came from: the model card, or the user moving the slider. */
+  thresholdSource: 'model card' | 'user (slider)' | 'default 0.5';
   derived: BatchDerived;
 }
 
@@ -73,12 +90,34 @@ export interface BatchSlice {
   batchClear(): void;
   batchSetThreshold(t: number): void;
   batchSelect(index: number | undefined): void;
-  /** labeled_dataset.csv of the finished rows. */
+  /** labeled_dataset.csv of the finished rows, every classifier column at the one current threshold. */
   batchCsv(): string;
+  /** The CSV's sidecar (labeled_dataset.meta.json): that threshold, its source, the models and labels. */
+  batchCsvMetadata(): LabeledDatasetMetadata;
 }
 
 const CHUNK = 8;
+/** Batch thumbnails (table 28 px, similar cases 72 px): 64 px keeps 3,000 rows at ~50 MB. */
+const BATCH_THUMB = 64;
+
+/** The distinct model input sizes of the batch's models (the imaging worker resizes once to each). */
+function inputSizes(entries: (ModelEntry | undefined)[]): { sizes: ModelInputSize[]; index: (e: ModelEntry | undefined) => number } {
+  const key = (e: ModelEntry | undefined) => {
+    const p = e?.preprocessing;
+    return p ? `${p.size[1]}x${p.size[0]}:${p.resize}` : '224x224:bilinear';
+  };
+  const sizes: ModelInputSize[] = [];
+  const keys: string[] = [];
+  for (const e of entries) {
+    if (!e || keys.includes(key(e))) continue;
+    keys.push(key(e));
+    const p = e.preprocessing;
+    sizes.push(p ? { width: p.size[1], height: p.size[0], resize: p.resize } : { width: 224, height: 224, resize: 'bilinear' });
+  }
+  return { sizes, index: (e) => keys.indexOf(key(e)) };
+}
 const NOTHING: BatchDerived = { metrics: null, similar: [], pca: { classifierEmbedding: null, clipEmbedding: null } };
+const EMPTY = { rows: [], running: false, cancelRequested: false, threshold: 0.5, activeMs: 0, labels: batchLabels(undefined), thresholdSource: 'default 0.5' as const, derived: NOTHING };
 
 export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
   /** Inputs stay out of the rendered state: Blobs are not state to render. Indexed by BatchRow.index. */
@@ -93,7 +132,7 @@ export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
         batch: {
           ...b,
           derived: {
-            metrics: what.rows || what.threshold ? batchMetrics(b.rows, b.threshold, what.rows ? undefined : d.metrics?.roc) : d.metrics,
+            metrics: what.rows || what.threshold ? batchMetrics(b.rows, b.threshold, b.labels, what.rows ? undefined : d.metrics?.roc) : d.metrics,
             similar: what.rows || what.selection ? (b.selected != null ? similarCases(b.rows, b.selected) : []) : d.similar,
             pca: what.rows ? { classifierEmbedding: pcaMap(b.rows, 'classifierEmbedding'), clipEmbedding: pcaMap(b.rows, 'clipEmbedding') } : d.pca,
           },
@@ -106,17 +145,26 @@ export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
     derive({ rows: true });
   };
 
-  /** Decode, then classify and zero-shot label one chunk of pending rows; every failure lands in its rows. */
+  /**
+   * Decode, then classify and zero-shot label one chunk of pending rows; every failure lands in its own row. The
+   * imaging worker reads each file (or zip entry) itself and returns only a thumbnail and the image resized once to
+   * each model's input size: the full-resolution raster never reaches this thread or the model workers.
+   */
   async function runChunk(pending: BatchRow[], cls: { id: string } | undefined, clip: { id: string } | undefined) {
     const updates = new Map<number, Partial<BatchRow>>();
-    const decoded: { row: BatchRow; raster: Raster }[] = [];
+    const st0 = get();
+    const clsEntry = cls && st0.manifest?.models.find((m) => m.id === cls.id);
+    const clipEntry = clip && st0.manifest?.models.find((m) => m.id === clip.id);
+    const { sizes, index } = inputSizes([clsEntry, clipEntry]);
+    const decoded: { row: BatchRow; inputs: Raster[] }[] = [];
     for (const row of pending) {
       try {
-        const buf = await inputs[row.index].blob.arrayBuffer();
-        const out = await get().workers.imaging().decode(transfer(buf, [buf]));
+        const input = inputs[row.index];
+        const source = input.zip ? { zip: input.zip.file, entry: input.zip.entry } : { file: input.blob!, size: input.size ?? input.blob!.size };
+        const out = await get().workers.imaging().decodeForBatch(source, sizes, BATCH_THUMB);
         if (!out.ok) updates.set(row.index, { status: 'error', error: out.message });
         else {
-          decoded.push({ row, raster: out.image.raster });
+          decoded.push({ row, inputs: out.modelInputs });
           updates.set(row.index, { thumbnail: out.thumbnail });
         }
       } catch (e) {
@@ -124,17 +172,16 @@ export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
       }
     }
     if (decoded.length) {
-      const rasters = decoded.map((d) => d.raster);
       const st = get();
-      const clsEntry = cls && st.manifest?.models.find((m) => m.id === cls.id);
-      const clipEntry = clip && st.manifest?.models.find((m) => m.id === clip.id);
+      const clsRasters = decoded.map((d) => d.inputs[index(clsEntry)]);
+      const clipRasters = decoded.map((d) => d.inputs[index(clipEntry)]);
       const attempt = <R>(p: Promise<R>) => p.then((value) => ({ ok: true as const, value }), (e) => ({ ok: false as const, message: errorMessage(e) }));
       const clsReq = clsEntry && st.modelRequest(clsEntry);
       const clipReq = clipEntry && st.modelRequest(clipEntry);
       const prompts = currentPromptSets(st);
       const [c, z] = await Promise.all([
-        clsReq ? attempt(st.inference.run(clsReq, (e: ClassifierEngine) => e.classify(clsReq, rasters, { heatmap: false }))) : null,
-        clipReq ? attempt(st.inference.run(clipReq, (e: ClipEngine) => e.zeroShot(clipReq, rasters, prompts))) : null,
+        clsReq ? attempt(st.inference.run(clsReq, (e: ClassifierEngine) => e.classify(clsReq, clsRasters, { heatmap: false }))) : null,
+        clipReq ? attempt(st.inference.run(clipReq, (e: ClipEngine) => e.zeroShot(clipReq, clipRasters, prompts))) : null,
       ]);
       if (c && !c.ok) get().alert(c.message);
       if (z && !z.ok) get().alert(z.message);
@@ -147,7 +194,8 @@ export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
           status: cr || zr ? 'done' : 'error',
           error: cr || zr ? undefined : c && !c.ok ? c.message : z && !z.ok ? z.message : 'no model output',
           classifierPrediction: cr?.predicted,
-          classifierProbability: cr?.positiveProbability ?? cr?.probabilities[1],
+          classifierProbability: cr?.positiveProbability,
+          classifierProbabilities: cr?.probabilities,
           classifierEmbedding: cr?.embedding,
           autoLabel: zr?.autoLabel,
           autoConfidence: zr?.confidence,
@@ -162,37 +210,44 @@ export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
   }
 
   return {
-    batch: { rows: [], running: false, cancelRequested: false, threshold: 0.5, derived: NOTHING },
+    batch: EMPTY,
 
     batchAdd: guarded(get, 'Adding files to the batch failed', async (files: BatchInput[]) => {
       const expanded: BatchInput[] = [];
       for (const f of files) {
-        if (/\.zip$/i.test(f.name)) {
-          try {
-            const { entries, skipped } = await readZipAll(new Uint8Array(await f.blob.arrayBuffer()));
-            if (skipped.length) get().alert(`${f.name}: ${skipped.length} of ${skipped.length + entries.length} entries skipped: ${skipped.map((s) => `${s.path} (${s.reason})`).join('; ')}`, 'info');
-            for (const e of entries) {
-              if (!looksLikeImagePath(e.path)) continue;
-              expanded.push({ name: e.path.split('/').pop()!, path: e.path, blob: new Blob([e.bytes as BlobPart]) });
-            }
-          } catch (e) {
-            get().alert(`${f.name}: ${errorMessage(e)}`);
+        if (/\.zip$/i.test(f.name) && f.blob) {
+          // Only the central directory is read (in the imaging worker); entries are inflated there when their chunk runs.
+          const out = await get().workers.imaging().listZip(f.blob);
+          if (!out.ok) {
+            get().alert(`${f.name}: ${out.message}`);
+            continue;
           }
-        } else expanded.push(f);
+          const { entries, skipped } = out.listing;
+          if (skipped.length) get().alert(`${f.name}: ${skipped.length} of ${skipped.length + entries.length} entries skipped: ${skipped.slice(0, 20).map((x) => `${x.path} (${x.reason})`).join('; ')}${skipped.length > 20 ? '; …' : ''}`, 'info');
+          for (const entry of entries) {
+            if (!looksLikeImagePath(entry.path)) continue;
+            expanded.push({ name: entry.path.split('/').pop()!, path: entry.path, zip: { file: f.blob, entry } });
+          }
+        } else expanded.push({ ...f, size: f.blob?.size });
       }
       const start = inputs.length;
       inputs = [...inputs, ...expanded];
-      const threshold = get().manifest?.models.find((m) => m.id === get().classifierId)?.card.threshold;
+      const entry = get().manifest?.models.find((m) => m.id === get().classifierId);
+      const threshold = entry?.card.threshold;
+      const fresh = get().batch.rows.length === 0;
+      const labels = fresh ? batchLabels(entry?.labels) : get().batch.labels;
       set((s) => ({
         batch: {
           ...s.batch,
-          threshold: s.batch.rows.length === 0 && threshold != null ? threshold : s.batch.threshold,
+          labels,
+          threshold: fresh && threshold != null ? threshold : s.batch.threshold,
+          thresholdSource: fresh ? (threshold != null ? 'model card' : 'default 0.5') : s.batch.thresholdSource,
           rows: [
             ...s.batch.rows,
             ...expanded.map((f, i) => ({
               index: start + i,
               imageId: f.path || f.name,
-              groundTruth: labelFromPath(f.path || f.name) ?? undefined,
+              groundTruth: labelFromPath(f.path || f.name, labels.labels) ?? undefined,
               status: 'pending' as const,
             })),
           ],
@@ -211,7 +266,7 @@ export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
         return;
       }
       set((s) => ({
-        batch: { ...s.batch, running: true, cancelRequested: false, startedAt: s.batch.startedAt ?? Date.now(), finishedAt: undefined, classifierId: cls?.id, clipId: clip?.id, precisionAt5: undefined, imagesPerSecond: undefined },
+        batch: { ...s.batch, running: true, cancelRequested: false, startedAt: s.batch.startedAt ?? Date.now(), runStartedAt: Date.now(), finishedAt: undefined, classifierId: cls?.id, clipId: clip?.id, precisionAt5: undefined, imagesPerSecond: undefined },
       }));
       try {
         const clsOk = cls ? !!(await get().ensureModelLoaded(cls.id)) : false;
@@ -226,14 +281,18 @@ export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
         }
       } finally {
         set((s) => {
-          const finishedAt = s.batch.rows.every((r) => r.status !== 'pending') ? Date.now() : undefined;
+          const now = Date.now();
+          const finishedAt = s.batch.rows.every((r) => r.status !== 'pending') ? now : undefined;
+          const activeMs = s.batch.activeMs + (s.batch.runStartedAt != null ? now - s.batch.runStartedAt : 0);
           return {
             batch: {
               ...s.batch,
               running: false,
               finishedAt,
+              activeMs,
+              runStartedAt: undefined,
               precisionAt5: batchPrecisionAt5(s.batch.rows),
-              imagesPerSecond: batchImagesPerSecond(s.batch.rows, s.batch.startedAt, finishedAt),
+              imagesPerSecond: batchImagesPerSecond(s.batch.rows, activeMs),
             },
           };
         });
@@ -246,11 +305,11 @@ export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
 
     batchClear() {
       inputs = [];
-      set((s) => ({ batch: { rows: [], running: false, cancelRequested: s.batch.running, threshold: s.batch.threshold, derived: NOTHING } }));
+      set((s) => ({ batch: { ...EMPTY, cancelRequested: s.batch.running, threshold: s.batch.threshold } }));
     },
 
     batchSetThreshold(threshold) {
-      set((s) => ({ batch: { ...s.batch, threshold } }));
+      set((s) => ({ batch: { ...s.batch, threshold, thresholdSource: 'user (slider)' } }));
       derive({ threshold: true });
     },
 
@@ -261,9 +320,24 @@ export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
 
     batchCsv() {
       const b = get().batch;
-      // Predictions follow the threshold the user settled on.
-      const rows = batchLabeledRows(b.rows).map((r) => ({ ...r, classifier_prediction: predictAt(r.classifier_probability, b.threshold) ?? r.classifier_prediction }));
-      return toLabeledDatasetCsv(rows);
+      return toLabeledDatasetCsv(batchLabeledRows(b.rows, b.threshold, b.labels));
+    },
+
+    batchCsvMetadata() {
+      const b = get().batch;
+      const cls = get().manifest?.models.find((m) => m.id === b.classifierId);
+      const clip = get().manifest?.models.find((m) => m.id === b.clipId);
+      const binary = b.labels.positive != null;
+      return labeledDatasetMetadata({
+        file: 'labeled_dataset.csv',
+        threshold: binary ? b.threshold : null,
+        threshold_source: binary ? b.thresholdSource : 'argmax (multi-class)',
+        positive_label: b.labels.positive ?? null,
+        labels: b.labels.labels,
+        classifier: cls ? { id: cls.id, weights: cls.weights, dtype: get().models[cls.id]?.report?.dtype } : null,
+        auto_label_source: clip && b.rows.some((r) => r.autoLabel != null) ? `zero-shot ${clip.id}` : cls ? `classifier ${cls.id} at the threshold` : 'none',
+        n_rows: b.rows.filter((r) => r.status === 'done').length,
+      });
     },
   };
 };

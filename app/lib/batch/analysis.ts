@@ -5,26 +5,75 @@
  */
 import { knnQuery, pca2d } from '../embeddings';
 import { metricsAt, rocAuc, rocCurve, type RocCurve, type ThresholdMetrics } from '../metrics';
-import type { BatchRow } from './rows';
+import { predictAt, type BatchLabels, type BatchRow } from './rows';
 
 export type EmbeddingKey = 'classifierEmbedding' | 'clipEmbedding';
 
-export interface BatchMetrics {
-  /** Rows with a NORMAL/PNEUMONIA ground truth and a classifier probability. */
-  n: number;
-  at: ThresholdMetrics;
-  /** Null unless both classes are present. */
-  roc: { curve: RocCurve; auc: number } | null;
+/** Multi-class metrics at argmax over the rows whose ground truth is one of the labels. */
+export interface MulticlassMetrics {
+  labels: string[];
+  /** confusion[i][j]: rows of true label i predicted as label j. */
+  confusion: number[][];
+  accuracy: number;
+  perClass: { label: string; precision: number; recall: number; f1: number; support: number }[];
+  macroF1: number;
 }
 
-/** Metrics at `threshold` on P(PNEUMONIA) over the finished rows with ground truth; null when there are none. */
-export function batchMetrics(rows: BatchRow[], threshold: number, roc?: BatchMetrics['roc']): BatchMetrics | null {
-  const known = rows.filter((r) => r.status === 'done' && r.classifierProbability != null && (r.groundTruth === 'NORMAL' || r.groundTruth === 'PNEUMONIA'));
+export interface BatchMetrics {
+  /** Rows with a ground truth among the classifier's labels and a classifier result. */
+  n: number;
+  labels: BatchLabels;
+  /** Binary models: metrics at the threshold on P(positive). */
+  at: ThresholdMetrics | null;
+  /** Null unless binary with both classes present. */
+  roc: { curve: RocCurve; auc: number } | null;
+  /** Models with more than two labels. */
+  multiclass: MulticlassMetrics | null;
+}
+
+const ratio = (a: number, b: number) => (b > 0 ? a / b : 0);
+
+/** Confusion matrix, accuracy and per-class precision/recall/F1 of label indices (−1 = unknown, skipped). */
+export function multiclassMetrics(labels: string[], truth: number[], pred: number[]): MulticlassMetrics {
+  const K = labels.length;
+  const confusion = labels.map(() => new Array<number>(K).fill(0));
+  let n = 0;
+  let right = 0;
+  truth.forEach((t, i) => {
+    if (t < 0 || pred[i] < 0) return;
+    confusion[t][pred[i]]++;
+    n++;
+    if (t === pred[i]) right++;
+  });
+  const perClass = labels.map((label, k) => {
+    const tp = confusion[k][k];
+    const support = confusion[k].reduce((a, b) => a + b, 0);
+    const predicted = confusion.reduce((a, row) => a + row[k], 0);
+    const precision = ratio(tp, predicted);
+    const recall = ratio(tp, support);
+    return { label, precision, recall, f1: ratio(2 * precision * recall, precision + recall), support };
+  });
+  return { labels, confusion, accuracy: ratio(right, n), perClass, macroF1: perClass.reduce((a, c) => a + c.f1, 0) / (K || 1) };
+}
+
+/**
+ * Metrics over the finished rows whose ground truth is one of the classifier's labels: binary models at `threshold`
+ * on P(positive) with the ROC curve; multi-class models at argmax. Null when no row qualifies.
+ */
+export function batchMetrics(rows: BatchRow[], threshold: number, lab: BatchLabels, roc?: BatchMetrics['roc']): BatchMetrics | null {
+  if (lab.positive != null) {
+    const known = rows.filter((r) => r.status === 'done' && r.classifierProbability != null && (r.groundTruth === lab.positive || r.groundTruth === lab.negative));
+    if (!known.length) return null;
+    const y = known.map((r) => (r.groundTruth === lab.positive ? 1 : 0));
+    const p = known.map((r) => r.classifierProbability!);
+    const curve = roc !== undefined ? roc : new Set(y).size === 2 ? { curve: rocCurve(y, p), auc: rocAuc(y, p) } : null;
+    return { n: known.length, labels: lab, at: metricsAt(y, p, threshold), roc: curve, multiclass: null };
+  }
+  const known = rows.filter((r) => r.status === 'done' && r.classifierProbabilities?.length === lab.labels.length && r.groundTruth != null && lab.labels.includes(r.groundTruth));
   if (!known.length) return null;
-  const y = known.map((r) => (r.groundTruth === 'PNEUMONIA' ? 1 : 0));
-  const p = known.map((r) => r.classifierProbability!);
-  const curve = roc !== undefined ? roc : new Set(y).size === 2 ? { curve: rocCurve(y, p), auc: rocAuc(y, p) } : null;
-  return { n: known.length, at: metricsAt(y, p, threshold), roc: curve };
+  const truth = known.map((r) => lab.labels.indexOf(r.groundTruth!));
+  const pred = known.map((r) => lab.labels.indexOf(predictAt(r, threshold, lab)!));
+  return { n: known.length, labels: lab, at: null, roc: null, multiclass: multiclassMetrics(lab.labels, truth, pred) };
 }
 
 export interface SimilarList {

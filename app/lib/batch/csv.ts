@@ -114,3 +114,30 @@ export function toLabeledDatasetCsv(rows: LabeledRow[]): string {
     ]),
   ]);
 }
+
+/**
+ * The sidecar of labeled_dataset.csv (written next to it as `<name>.meta.json`): the ONE threshold every
+ * classifier-derived column of that file was computed at, where it came from, and the models and labels.
+ */
+export interface LabeledDatasetMetadata {
+  file: string;
+  columns: readonly string[];
+  /** Threshold on P(positive_label) of classifier_prediction (and of auto_label/confidence_score when those come from the classifier). */
+  threshold: number | null;
+  threshold_source: 'model card' | 'user (slider)' | 'command line' | 'default 0.5' | 'argmax (multi-class)';
+  positive_label: string | null;
+  labels: string[];
+  classifier: { id: string; weights: string; dtype?: string } | null;
+  auto_label_source: string;
+  n_rows: number;
+  created: string;
+}
+
+export function labeledDatasetMetadata(m: Omit<LabeledDatasetMetadata, 'columns' | 'created'> & { created?: string }): LabeledDatasetMetadata {
+  return { ...m, columns: LABELED_DATASET_COLUMNS, created: m.created ?? new Date().toISOString() };
+}
+
+/** `labeled_dataset.csv` -> `labeled_dataset.meta.json`. */
+export function metadataFileName(csvName: string): string {
+  return csvName.replace(/\.csv$/i, '') + '.meta.json';
+}

@@ -1,6 +1,14 @@
-/** Batch rows (one per image of a batch) and what is derived from them row by row. */
+/**
+ * Batch rows (one per image of a batch) and what is derived from them row by row. Labels come from the classifier's
+ * manifest entry (`labels`, any names, two or more): nothing here assumes NORMAL/PNEUMONIA.
+ *
+ * - Binary models (2 labels): the positive label is positiveIndex(labels) (PNEUMONIA when present, else the second);
+ *   a row is predicted positive when P(positive) >= the threshold.
+ * - Multi-class models: the prediction is the label of highest probability; the threshold does not apply.
+ */
 import type { Raster } from '../imaging/raster';
 import { precisionAtK } from '../embeddings';
+import { argmax, positiveIndex } from '../classify/postprocess';
 import type { LabeledRow } from './csv';
 
 export interface BatchRow {
@@ -13,37 +21,71 @@ export interface BatchRow {
   autoLabel?: string;
   autoConfidence?: number;
   zeroShotProbabilities?: Record<string, number>;
+  /** The classifier's prediction at the model card's threshold (what the worker returned). */
   classifierPrediction?: string;
-  /** P(positive class), e.g. P(PNEUMONIA). */
+  /** Binary models: P(positive class), e.g. P(PNEUMONIA). */
   classifierProbability?: number;
+  /** Per label of the classifier, in its manifest `labels` order. */
+  classifierProbabilities?: number[];
   classifierEmbedding?: Float32Array;
   clipEmbedding?: Float32Array;
 }
 
-/** Probability of the classifier's predicted label. */
-export function confidenceOf(r: BatchRow): number {
-  const p = r.classifierProbability ?? 0;
-  return r.classifierPrediction === 'PNEUMONIA' ? p : 1 - p;
+/** The classifier labels a batch was computed with. */
+export interface BatchLabels {
+  labels: string[];
+  /** Binary models only: the positive and negative label. */
+  positive?: string;
+  negative?: string;
 }
 
-/** PNEUMONIA when P(PNEUMONIA) ≥ threshold, NORMAL below; undefined without a probability. */
-export function predictAt(p: number | undefined, threshold: number): string | undefined {
-  if (p == null || Number.isNaN(p)) return undefined;
-  return p >= threshold ? 'PNEUMONIA' : 'NORMAL';
+export function batchLabels(labels: string[] | undefined): BatchLabels {
+  const l = labels?.length ? labels : ['NORMAL', 'PNEUMONIA'];
+  if (l.length !== 2) return { labels: l };
+  const pos = positiveIndex(l);
+  return { labels: l, positive: l[pos], negative: l[1 - pos] };
 }
 
-/** The finished rows as labeled_dataset.csv rows. */
-export function batchLabeledRows(rows: BatchRow[]): LabeledRow[] {
+/** The classifier's label for a row at `threshold` (binary) or by argmax (multi-class); undefined without output. */
+export function predictAt(r: Pick<BatchRow, 'classifierProbability' | 'classifierProbabilities'>, threshold: number, lab: BatchLabels): string | undefined {
+  if (lab.positive != null) {
+    const p = r.classifierProbability;
+    if (p == null || Number.isNaN(p)) return undefined;
+    return p >= threshold ? lab.positive : lab.negative;
+  }
+  const ps = r.classifierProbabilities;
+  if (!ps?.length) return undefined;
+  return lab.labels[argmax(ps)];
+}
+
+/** Probability of the label predictAt gives (binary: P(positive) or 1 − it). */
+export function confidenceAt(r: Pick<BatchRow, 'classifierProbability' | 'classifierProbabilities'>, threshold: number, lab: BatchLabels): number | undefined {
+  const label = predictAt(r, threshold, lab);
+  if (label == null) return undefined;
+  if (lab.positive != null) return label === lab.positive ? r.classifierProbability! : 1 - r.classifierProbability!;
+  return r.classifierProbabilities![lab.labels.indexOf(label)];
+}
+
+/**
+ * The finished rows as labeled_dataset.csv rows, every classifier-derived value at ONE threshold:
+ * classifier_prediction at `threshold`; auto_label and confidence_score are the zero-shot label and its probability
+ * when a CLIP model labelled the row, else the classifier's prediction at the same `threshold` and its probability.
+ */
+export function batchLabeledRows(rows: BatchRow[], threshold: number, lab: BatchLabels): LabeledRow[] {
   return rows
     .filter((r) => r.status === 'done')
-    .map((r) => ({
-      image_id: r.imageId,
-      auto_label: r.autoLabel ?? r.classifierPrediction ?? '',
-      ground_truth: r.groundTruth ?? '',
-      confidence_score: r.autoConfidence ?? (r.classifierProbability != null && r.classifierPrediction ? confidenceOf(r) : 0),
-      classifier_prediction: r.classifierPrediction ?? '',
-      classifier_probability: r.classifierProbability ?? NaN,
-    }));
+    .map((r) => {
+      const pred = predictAt(r, threshold, lab) ?? '';
+      const zeroShot = r.autoLabel != null;
+      return {
+        image_id: r.imageId,
+        auto_label: zeroShot ? r.autoLabel! : pred,
+        ground_truth: r.groundTruth ?? '',
+        confidence_score: zeroShot ? (r.autoConfidence ?? NaN) : (confidenceAt(r, threshold, lab) ?? NaN),
+        classifier_prediction: pred,
+        classifier_probability: lab.positive != null ? (r.classifierProbability ?? NaN) : (confidenceAt(r, threshold, lab) ?? NaN),
+      };
+    });
 }
 
 /**
@@ -61,8 +103,12 @@ export function batchPrecisionAt5(rows: BatchRow[]): number | undefined {
   return Number.isFinite(v) ? v : undefined;
 }
 
-/** Throughput of a finished batch: processed rows (done or failed) per second between startedAt and finishedAt. */
-export function batchImagesPerSecond(rows: BatchRow[], startedAt?: number, finishedAt?: number): number | undefined {
-  if (startedAt == null || finishedAt == null || !(finishedAt > startedAt)) return undefined;
-  return rows.filter((r) => r.status !== 'pending').length / ((finishedAt - startedAt) / 1000);
+/**
+ * Throughput: rows processed (done or failed) per second of RUNNING time, i.e. the summed durations of the runs
+ * (start or resume -> stop), so the time a batch sat paused between a cancel and a resume is not counted.
+ * `activeMs` is that sum; undefined when nothing ran.
+ */
+export function batchImagesPerSecond(rows: BatchRow[], activeMs: number): number | undefined {
+  if (!(activeMs > 0)) return undefined;
+  return rows.filter((r) => r.status !== 'pending').length / (activeMs / 1000);
 }

@@ -56,7 +56,7 @@ function spawn(file: 'imaging' | 'classifier' | 'clip'): Worker {
 
 /** The app's registry; each worker starts on its first call. */
 export function browserWorkers(): WorkerRegistry {
-  const imaging = lazyRemote<ImagingApi>('imaging', () => spawn('imaging'), ['decode']);
+  const imaging = lazyRemote<ImagingApi>('imaging', () => spawn('imaging'), ['decode', 'decodeForBatch', 'listZip']);
   const classifier = lazyRemote<ClassifierEngine>('classifier', () => spawn('classifier'), ['load', 'classify', 'release', 'reset']);
   const clip = lazyRemote<ClipEngine>('clip', () => spawn('clip'), ['load', 'zeroShot', 'release', 'reset']);
   return {
