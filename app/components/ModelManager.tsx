@@ -76,6 +76,7 @@ function ModelRow({ entry }: { entry: ModelEntry }) {
   const stored = useAppStore((s) => s.stored);
   const download = useAppStore((s) => s.download);
   const downloadModel = useAppStore((s) => s.downloadModel);
+  const verifyModel = useAppStore((s) => s.verifyModel);
   const deleteModel = useAppStore((s) => s.deleteModel);
   const have = downloadedVariants(entry, source, stored);
   const busy = download?.modelId === entry.id && !download.done && !download.error;
@@ -121,7 +122,13 @@ function ModelRow({ entry }: { entry: ModelEntry }) {
       <td data-testid={`model-state-${entry.id}`}>{have.length ? `downloaded (${have.join(', ')})` : 'not downloaded'}</td>
       <td>
         <div className="row">
-          <button type="button" onClick={() => void downloadModel(entry.id)} disabled={busy || !!(download && !download.done && !download.error)} data-testid={`download-${entry.id}`}>
+          <button
+            type="button"
+            onClick={() => void (have.length ? verifyModel(entry.id) : downloadModel(entry.id))}
+            disabled={busy || !!(download && !download.done && !download.error)}
+            data-testid={`download-${entry.id}`}
+            title={have.length ? 're-hash the cached files (SHA-256) against the manifest; damaged ones are downloaded again' : undefined}
+          >
             {have.length ? 'Verify' : 'Download'}
           </button>
           <button type="button" onClick={() => void deleteModel(entry.id)} disabled={!have.length || busy} data-testid={`delete-${entry.id}`}>

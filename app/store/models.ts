@@ -56,6 +56,11 @@ export interface ModelsSlice {
   refreshStored(): Promise<void>;
   /** Download (or verify from the cache) the variant this device will run; false (with an alert) on failure. */
   downloadModel(id: string): Promise<boolean>;
+  /**
+   * The Models view's "Verify": re-hash (SHA-256) every cached file of each downloaded variant against the manifest;
+   * damaged files are deleted, downloaded again and the model's sessions released. The outcome is an alert.
+   */
+  verifyModel(id: string): Promise<void>;
   cancelDownload(): void;
   deleteModel(id: string): Promise<void>;
   /** The request the engines need for a model of the manifest, with the current backend setting and source. */
@@ -225,6 +230,50 @@ export const createModelsSlice: SliceCreator<ModelsSlice> = (set, get) => {
         return false;
       });
     },
+
+    verifyModel: guarded(get, 'Verifying the model files failed', async (id: string) => {
+      const entry = get().manifest?.models.find((m) => m.id === id);
+      if (!entry) return;
+      const dtypes = downloadedVariants(entry, get().source, get().stored);
+      if (!dtypes.length) {
+        await get().downloadModel(id);
+        return;
+      }
+      const run = downloadQueue.then(async () => {
+        const ok: string[] = [];
+        const repaired: string[] = [];
+        downloadAbort = new AbortController();
+        set({ download: { modelId: id } });
+        try {
+          for (const dtype of dtypes) {
+            await modelDownloader().download({
+              source: get().source,
+              files: variantFiles(entry.variants[dtype]!),
+              modelId: entry.id,
+              dtype,
+              signal: downloadAbort.signal,
+              rehash: true,
+              onVerified: (path, r) => (r === 'ok' ? ok : repaired).push(path),
+              onProgress: (progress) => set({ download: { modelId: id, progress } }),
+            });
+          }
+          set((st) => ({ download: { ...st.download!, done: true } }));
+        } finally {
+          downloadAbort = null;
+          await get().refreshStored();
+        }
+        if (repaired.length) await get().inference.release(id);
+        const n = ok.length + repaired.length;
+        get().alert(
+          repaired.length
+            ? `${entry.name}: ${repaired.length} of ${n} cached files did not match their sha256 and were downloaded again (${repaired.join(', ')})`
+            : `${entry.name}: all ${n} cached files (${dtypes.join(', ')}) re-hashed, sha256 matches the manifest`,
+          repaired.length ? 'error' : 'info',
+        );
+      });
+      downloadQueue = run.catch(() => undefined);
+      await run;
+    }),
 
     cancelDownload() {
       downloadAbort?.abort(new DOMException('cancelled by the user', 'AbortError'));

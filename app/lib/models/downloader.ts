@@ -56,6 +56,13 @@ export interface DownloadRequest {
   signal?: AbortSignal;
   /** Refuse when the files together exceed this (the device cannot hold them). */
   maxBytes?: number;
+  /**
+   * Verify: re-hash every cached file (SHA-256 of the bytes in the cache, not the sha256 recorded when it was
+   * stored); a file whose bytes no longer match the manifest is deleted and downloaded again.
+   */
+  rehash?: boolean;
+  /** Told per file of a `rehash` run: 'ok' (cached bytes match), 'repaired' (mismatch, downloaded again), 'downloaded' (was missing). */
+  onVerified?: (path: string, result: 'ok' | 'repaired' | 'downloaded') => void;
 }
 
 export interface ModelDownloaderOptions {
@@ -148,16 +155,19 @@ export class ModelDownloader {
       req.signal?.throwIfAborted();
       currentFile = f.path;
       const url = resolveFileUrl(req.source, f.path);
+      let damaged = false;
       if (await this.store.has(url, f.sha256)) {
         const bytes = await this.store.get(url);
-        if (bytes && bytes.byteLength === f.bytes) {
+        if (bytes && bytes.byteLength === f.bytes && (!req.rehash || (await sha256Hex(bytes)) === f.sha256)) {
           out.set(f.path, bytes);
           loadedByFile.set(f.path, f.bytes);
           cachedBytes += f.bytes;
           filesDone++;
+          req.onVerified?.(f.path, 'ok');
           emit();
           continue;
         }
+        damaged = true;
         await this.store.deleteUrl(url); // stale or damaged entry
       }
       const bytes = await this.fetchVerified(req, f, url, (n) => {
@@ -167,6 +177,7 @@ export class ModelDownloader {
       out.set(f.path, bytes);
       loadedByFile.set(f.path, f.bytes);
       filesDone++;
+      req.onVerified?.(f.path, damaged ? 'repaired' : 'downloaded');
       emit();
     }
     return out;

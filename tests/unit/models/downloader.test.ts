@@ -286,3 +286,32 @@ describe('CacheStorageModelStore (Cache Storage + idb-keyval, faked in Node)', (
     expect(calls.length).toBe(1);
   });
 });
+
+describe('Verify (rehash): the cached bytes themselves are re-hashed', () => {
+  it('a cached file damaged after it was stored (same length, same recorded sha256) is found and downloaded again', async () => {
+    const good = bytesOf(5000, 7);
+    const sha = await sha256Hex(good);
+    const store = new MemoryModelStore();
+    const damaged = good.slice();
+    damaged[1234] ^= 0xff;
+    // what a bit flip in Cache Storage leaves: the metadata still says the good sha256
+    await store.put(damaged, { url: 'https://models.test/m/model.onnx', path: 'm/model.onnx', modelId: 'm', dtype: 'fp32', bytes: 5000, sha256: sha, storedAt: 0 });
+    const server = fakeServer({ files: { 'm/model.onnx': good } });
+    const d = new ModelDownloader({ store, fetch: server.fetchImpl, retryDelayMs: () => 0 });
+    const files = [{ path: 'm/model.onnx', bytes: 5000, sha256: sha }];
+    // without rehash (a plain download request) the damaged cache entry is served as it is
+    const plain = await d.download({ source: SRC, files, modelId: 'm', dtype: 'fp32' });
+    expect(await sha256Hex(plain.get('m/model.onnx')!)).not.toBe(sha);
+    expect(server.calls).toHaveLength(0);
+    const results: [string, string][] = [];
+    const out = await d.download({ source: SRC, files, modelId: 'm', dtype: 'fp32', rehash: true, onVerified: (p, r) => results.push([p, r]) });
+    expect(results).toEqual([['m/model.onnx', 'repaired']]);
+    expect(server.calls).toHaveLength(1);
+    expect(await sha256Hex(out.get('m/model.onnx')!)).toBe(sha);
+    expect(await sha256Hex((await store.get('https://models.test/m/model.onnx'))!)).toBe(sha);
+    const again: string[] = [];
+    await d.download({ source: SRC, files, modelId: 'm', dtype: 'fp32', rehash: true, onVerified: (_p, r) => again.push(r) });
+    expect(again).toEqual(['ok']);
+    expect(server.calls).toHaveLength(1);
+  });
+});
