@@ -1,7 +1,7 @@
 import { defineConfig } from '@playwright/test';
 
 /**
- * Browser tests against the production build (`npx vite build` first; tests/run-all.sh does) in Debian's Chromium.
+ * Browser tests against the TEST build (`npm run build:test` first; tests/run-all.sh does) in Debian's Chromium.
  * Never downloads a browser. WebGPU here is Chromium's SwiftShader adapter (see ../shared/notes/webgpu-here.md).
  */
 // CXR_E2E_PORT lets a second checkout run its browser tests beside another's preview server.
@@ -9,6 +9,8 @@ const PORT = Number(process.env.CXR_E2E_PORT ?? 4173);
 
 export default defineConfig({
   testDir: 'tests/e2e',
+  // dist/ must be a test build (`npm run build:test`): the specs read state through its test hook.
+  globalSetup: './tests/e2e/global-setup.ts',
   outputDir: 'test-results',
   workers: 1,
   fullyParallel: false,

@@ -11,8 +11,12 @@ createRoot(document.getElementById('root')!).render(
   </StrictMode>,
 );
 
-// Test and automation hook: the real store (and through it the real workers), nothing else.
-(window as unknown as { cxrStudio: unknown }).cxrStudio = { store: useAppStore };
+// Test hook: the real store (and through it the real workers), in TEST BUILDS ONLY (`vite build --mode test`, what
+// the browser tests run against). A production build compiles this out: the store holds the DICOM patient fields,
+// which no other script on the page may reach. scripts/check-prod-build.mjs checks the production bundle for it.
+if (import.meta.env.MODE === 'test') {
+  (window as unknown as { cxrStudio: unknown }).cxrStudio = { store: useAppStore };
+}
 
 // Offline support: registered after first paint so it never delays the app.
 if ('serviceWorker' in navigator && import.meta.env.PROD) {

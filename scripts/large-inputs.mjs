@@ -102,7 +102,7 @@ function duBytes(p) {
   return fs.readdirSync(p).reduce((s, f) => s + duBytes(path.join(p, f)), 0);
 }
 
-/** VmRSS (kB) of pid and all its descendants. */
+/** VmRSS (kB) of the Chromium processes (command name chrom*) among the descendants of rootPid. */
 function treeRss(rootPid) {
   const kids = new Map();
   for (const d of fs.readdirSync('/proc')) {
@@ -122,8 +122,9 @@ function treeRss(rootPid) {
   while (stack.length) {
     const p = stack.pop();
     try {
-      const m = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${p}/status`, 'utf8'));
-      const kb = m ? Number(m[1]) : 0;
+      const status = fs.readFileSync(`/proc/${p}/status`, 'utf8');
+      const m = /VmRSS:\s+(\d+)/.exec(status);
+      const kb = m && /^Name:\s+chrom/m.test(status) ? Number(m[1]) : 0;
       total += kb;
       max = Math.max(max, kb);
     } catch {
@@ -159,7 +160,7 @@ async function runCase(browser, name, file) {
   await page.getByTestId('backend-select').selectOption('wasm');
   await page.getByTestId('classifier-select').selectOption(CLASSIFIER).catch(() => undefined);
   const peak = { js_heap_mb: 0, uasm_mb: 0, rss_total_mb: 0, rss_max_mb: 0 };
-  const pid = browser.process()?.pid;
+  const pid = process.pid; // Playwright starts Chromium as a child of this process
   const sampler = setInterval(async () => {
     if (pid) {
       const r = treeRss(pid);

@@ -18,8 +18,10 @@ node scripts/check-imports.mjs
 step "unit tests (vitest, Node)"
 npx vitest run
 
-step "production build"
-npx vite build
+step "production build (checked: no test hook, no store on window), then the test build the browser tests use"
+npx vite build --outDir dist-prod --emptyOutDir
+node scripts/check-prod-build.mjs dist-prod
+npx vite build --mode test
 
 step "browser tests (Playwright, /usr/bin/chromium)"
 npx playwright test
