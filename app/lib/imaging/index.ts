@@ -9,7 +9,7 @@ import { describeSelection, dicomToRaster } from './windowing';
 import type { WasmBinaryLoader } from './codecs/types';
 import type { Raster } from './raster';
 import { sniffOrThrow, type ImageFormat } from './sniff';
-import { decodePngOrJpeg, isStreamedPng, type RasterDecodeInfo } from './raster-decode';
+import { decodePngOrJpeg, pixelLimitFor, type RasterDecodeInfo } from './raster-decode';
 
 export * from './errors';
 export * from './sniff';
@@ -122,8 +122,9 @@ export async function decodeImageFile(input: Uint8Array | ArrayBuffer, opts: Dec
     return { format: 'dicom', width: dicom.width, height: dicom.height, raster, dicom, display: describeSelection(dicom, { window: opts.window, presetId: opts.presetId }) };
   }
   const size = readImageSize(bytes, sniff.format);
-  // Very large non-interlaced PNGs are streamed and downsampled (bounded memory): the pixel limit is not theirs.
-  if (size && size.width * size.height > maxPixels && !(sniff.format === 'png' && isStreamedPng(bytes))) throw tooLarge(size.width, size.height, maxPixels);
+  // Very large non-interlaced PNGs are streamed and downsampled (bounded memory): they have their own, higher limit.
+  const limit = pixelLimitFor(bytes, sniff.format, maxPixels);
+  if (size && size.width * size.height > limit) throw tooLarge(size.width, size.height, limit);
   let raster: Raster;
   let rasterInfo: RasterDecodeInfo;
   try {

@@ -9,13 +9,24 @@ import { ORIENTATION_TRANSFORM, orientRaster, readExifOrientation, withNeutralOr
 import { decodePng16, readPngHeader, type StoredRangeWindow } from './png16';
 import { decodePngStreaming, downsampleFactor, LARGE_IMAGE_MAX_PIXELS, streamablePng } from './png-stream';
 
-/** Beyond this many pixels even a streamed PNG is refused (decode time, not memory, is the limit). */
-export const STREAMED_PNG_MAX_PIXELS = 1_000_000_000;
+/** Beyond this many pixels even a streamed PNG is refused (20000×20000: decode time, not memory, is the limit). */
+export const STREAMED_PNG_MAX_PIXELS = 400_000_000;
 
-/** Is this a PNG decoded row by row with downsampling (so the usual pixel limit does not apply)? */
+/** Is this a large PNG decoded row by row with downsampling (within STREAMED_PNG_MAX_PIXELS)? */
 export function isStreamedPng(bytes: Uint8Array): boolean {
   const h = readPngHeader(bytes);
   return !!h && h.width * h.height > LARGE_IMAGE_MAX_PIXELS && h.width * h.height <= STREAMED_PNG_MAX_PIXELS && streamablePng(h, bytes);
+}
+
+/**
+ * The pixel limit that applies to a file: `maxPixels` (what a full decode may hold), except for a streamable PNG over
+ * LARGE_IMAGE_MAX_PIXELS, which is decoded into at most that many pixels and may have up to STREAMED_PNG_MAX_PIXELS
+ * (when the caller allows at least a LARGE_IMAGE_MAX_PIXELS raster).
+ */
+export function pixelLimitFor(bytes: Uint8Array, format: 'png' | 'jpeg', maxPixels: number): number {
+  if (format !== 'png' || maxPixels < LARGE_IMAGE_MAX_PIXELS) return maxPixels;
+  const h = readPngHeader(bytes);
+  return h && h.width * h.height > LARGE_IMAGE_MAX_PIXELS && streamablePng(h, bytes) ? Math.max(maxPixels, STREAMED_PNG_MAX_PIXELS) : maxPixels;
 }
 
 /** Decodes PNG or JPEG bytes into an 8-bit RGBA raster (platform-specific; EXIF ignored). */
