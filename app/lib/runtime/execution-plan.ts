@@ -172,7 +172,7 @@ export function planExecution(inp: ExecutionInputs): ExecutionPlan {
  */
 export function fallbackToWasm(plan: ExecutionPlan, cause: unknown, inp: ExecutionInputs, downloaded?: Dtype[]): ExecutionPlan {
   const msg = (cause instanceof Error ? cause.message : String(cause)).slice(0, 300);
-  const reasons = [...plan.reasons, `WebGPU session creation failed (${msg}): fell back to WASM`];
+  const reasons = [...plan.reasons];
   const have = new Set(inp.availableDtypes);
   const usable = (d: Dtype) => have.has(d) && (!downloaded || downloaded.includes(d));
   const wasmDtypes: Dtype[] = ['fp32', 'int8'];
@@ -185,7 +185,8 @@ export function fallbackToWasm(plan: ExecutionPlan, cause: unknown, inp: Executi
         : `WebGPU session creation failed (${msg}) and this model has no variant that runs on WASM`,
     );
   }
-  if (dtype !== plan.dtype) reasons.push(`${dtype} variant for WASM (already downloaded; ${plan.dtype} runs on WebGPU only)`);
+  if (dtype !== plan.dtype) reasons.push(`${dtype} variant for WASM (${downloaded ? 'already downloaded; ' : ''}${plan.dtype} runs on WebGPU only)`);
+  reasons.push(`WebGPU session creation failed (${msg}): fell back to WASM`);
   return { backend: 'wasm', dtype, numThreads: plan.numThreads, reasons };
 }
 
