@@ -106,3 +106,16 @@ describe('zip: read on demand from a Blob (bounded memory)', () => {
     }
   });
 });
+
+describe('bug report 14: ground-truth CSV with BOM, CRLF, a quoted name with a comma, mixed-case labels', () => {
+  const DIR = 'data/bugreports/14-csv-bom-crlf-quoted';
+  it.skipIf(!hasShared(DIR))('reads every row as the expected values say', async () => {
+    const { groundTruthFromCsv } = await import('../../../app/lib/batch');
+    const exp = JSON.parse(fs.readFileSync(sharedPath(DIR, 'expected.json'), 'utf8')) as { truth: Record<string, string>; n_with_ground_truth: number };
+    const table = groundTruthFromCsv(fs.readFileSync(sharedPath(DIR, 'truth.csv'), 'utf8'), ['NORMAL', 'PNEUMONIA']);
+    const images = fs.readdirSync(sharedPath(DIR, 'images')).sort();
+    const found = Object.fromEntries(images.map((f) => [f, table.lookup(`images/${f}`)]).filter(([, v]) => v));
+    expect(found).toEqual(exp.truth);
+    expect(Object.keys(found)).toHaveLength(exp.n_with_ground_truth);
+  });
+});
