@@ -21,6 +21,8 @@ export async function readPicked(files: (File | { file: File; path: string })[])
 export function DropZone() {
   const addFiles = useAppStore((s) => s.addFiles);
   const busy = useAppStore((s) => s.busy > 0);
+  const decoding = useAppStore((s) => s.decoding);
+  const cancelDecoding = useAppStore((s) => s.cancelDecoding);
   const [over, setOver] = useState(false);
   const folderRef = useRef<HTMLInputElement>(null);
 
@@ -43,6 +45,19 @@ export function DropZone() {
       <p>
         <strong>Drop chest X-rays here</strong> — PNG, JPEG or DICOM{busy ? ' · decoding…' : ''}
       </p>
+      {decoding && (
+        <div className="row small" data-testid="decode-progress">
+          <span>
+            decoding {decoding.name} ({(decoding.bytes / 2 ** 20).toFixed(1)} MB) · file {decoding.index + 1} of {decoding.total}
+          </span>
+          <div className="progress" style={{ flex: '1 1 8rem', minWidth: '8rem' }} role="progressbar" aria-label="Opening files" aria-valuenow={Math.round((100 * decoding.index) / decoding.total)} aria-valuemin={0} aria-valuemax={100}>
+            <div style={{ width: `${(100 * decoding.index) / decoding.total}%` }} />
+          </div>
+          <button type="button" onClick={cancelDecoding} data-testid="decode-cancel">
+            Cancel
+          </button>
+        </div>
+      )}
       <div className="row">
         <label className="button">
           Choose files

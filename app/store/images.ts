@@ -10,6 +10,7 @@ import type { Raster } from '../lib/imaging/raster';
 import type { ClassifierResult } from '../lib/classify/types';
 import type { ZeroShotOutput } from '../lib/clip/types';
 import { transfer } from '../platform/browser/workers';
+import { errorMessage } from '../lib/runtime/outcome';
 import { guarded } from './alerts';
 import type { SliceCreator } from './state';
 
@@ -59,6 +60,10 @@ export interface ImagesSlice {
   viewer: ViewerState;
   /** Files being decoded (the drop zone shows a spinner). */
   busy: number;
+  /** The file being decoded now, for the drop zone's progress bar (index of total). */
+  decoding?: { name: string; index: number; total: number; bytes: number };
+  /** Stop opening files: the decode in flight is cancelled (its worker terminated), the rest are not read. */
+  cancelDecoding(): void;
   addFiles(files: { name: string; bytes: ArrayBuffer; path?: string }[]): Promise<void>;
   select(id: string): void;
   /** Show (and analyse) another frame of a multi-frame DICOM: decoded on demand in the imaging worker. */
@@ -70,21 +75,39 @@ export interface ImagesSlice {
   setViewer(p: Partial<ViewerState>): void;
 }
 
-export const createImagesSlice: SliceCreator<ImagesSlice> = (set, get) => ({
+export const createImagesSlice: SliceCreator<ImagesSlice> = (set, get) => {
+  /** Set by cancelDecoding, read by the addFiles loop (not rendered: not state). */
+  let cancelRequested = false;
+  return {
   images: [],
   imageSeq: 0,
   viewer: { zoom: 1, panX: 0, panY: 0, showHeatmap: true, heatmapOpacity: 0.45, showIdentifying: false },
   busy: 0,
 
+  cancelDecoding() {
+    if (!get().decoding) return;
+    cancelRequested = true;
+    get().workers.cancelImaging();
+  },
+
   addFiles: guarded(get, 'Opening the files failed', async (files: { name: string; bytes: ArrayBuffer; path?: string }[]) => {
     if (!files.length) return;
     set((s) => ({ busy: s.busy + 1 }));
+    cancelRequested = false;
     const added: ImageItem[] = [];
     try {
-      for (const f of files) {
+      for (const [index, f] of files.entries()) {
+        if (cancelRequested) break;
         const size = f.bytes.byteLength;
-        const out = await guarded(get, f.name, () => get().workers.imaging().decode(transfer(f.bytes, [f.bytes])))();
-        if (!out) continue;
+        set({ decoding: { name: f.name, index, total: files.length, bytes: size } });
+        let out;
+        try {
+          out = await get().workers.imaging().decode(transfer(f.bytes, [f.bytes]));
+        } catch (e) {
+          if (cancelRequested) break;
+          get().alert(`${f.name}: ${errorMessage(e)}`);
+          continue;
+        }
         if (!out.ok) {
           get().alert(`${f.name}: ${out.message}`);
           continue;
@@ -108,8 +131,9 @@ export const createImagesSlice: SliceCreator<ImagesSlice> = (set, get) => ({
         set((s) => ({ imageSeq: seq, images: [...s.images, item] }));
       }
     } finally {
-      set((s) => ({ busy: s.busy - 1 }));
+      set((s) => ({ busy: s.busy - 1, decoding: undefined }));
     }
+    if (cancelRequested) get().alert(`Opening cancelled: ${added.length} of ${files.length} files opened`, 'info');
     // Selecting starts the analysis (see select).
     if (added.length) get().select(added[added.length - 1].id);
   }),
@@ -176,4 +200,5 @@ export const createImagesSlice: SliceCreator<ImagesSlice> = (set, get) => ({
   setViewer(p) {
     set((s) => ({ viewer: { ...s.viewer, ...p } }));
   },
-});
+};
+};

@@ -5,10 +5,12 @@
  * Origin Private File System, the File System Access path Chromium takes for dropped folders).
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { expect, test, type Page } from '@playwright/test';
 import { decodeImageFileNode } from '../../app/platform/node/decode';
-import { addFiles, KERMANY, hasSharedData, openApp, SHARED, smallClassifierId, watchErrors } from './helpers';
+import { addFiles, KERMANY, hasSharedData, kermanyImage, openApp, REPO, SHARED, smallClassifierId, watchErrors } from './helpers';
 
 const BUG = path.join(SHARED, 'data/bugreports');
 
@@ -96,4 +98,30 @@ test('batch: a folder dropped on the batch zone is walked (directory handle), fo
   await expect(rows.nth(5)).toContainText('dropped/PNEUMONIA/');
   await expect(rows.nth(5).locator('td').nth(3)).toHaveText('PNEUMONIA');
   await expect(page.getByTestId('batch-progress-text')).toContainText('6 / 6 processed', { timeout: 90_000 });
+});
+
+test('a large file being decoded shows its progress and can be cancelled; the app keeps working', async ({ page }) => {
+  test.skip(!hasSharedData(), 'needs ../shared/data/kermany-cxr-224');
+  const py = path.join(REPO, '.venv/bin/python');
+  test.skip(!fs.existsSync(py), 'needs .venv (Pillow) to write the 10000×10000 PNG');
+  const big = path.join(os.tmpdir(), `cxr-big-${process.pid}.png`);
+  execFileSync(py, ['-c', 'import sys, numpy as np; from PIL import Image; y = np.arange(10000, dtype=np.uint32); Image.fromarray(((y[:, None] // 7 + y[None, :] // 5) % 256).astype(np.uint8), "L").save(sys.argv[1], compress_level=1)', big]);
+  try {
+    const errors = watchErrors(page);
+    await openApp(page);
+    await addFiles(page, [big]);
+    await expect(page.getByTestId('decode-progress')).toContainText('decoding');
+    await expect(page.getByTestId('decode-progress').getByRole('progressbar')).toBeVisible();
+    await page.getByTestId('decode-cancel').click();
+    await expect(page.getByTestId('alerts')).toContainText('Opening cancelled: 0 of 1 files opened');
+    await expect(page.getByTestId('decode-progress')).toHaveCount(0);
+    const images = page.getByRole('list', { name: 'Opened images' }).getByRole('listitem');
+    await expect(images).toHaveCount(0);
+    // a fresh imaging worker takes the next file
+    await addFiles(page, [kermanyImage('NORMAL', 0)]);
+    await expect(images).toHaveCount(1);
+    expect(errors).toEqual([]);
+  } finally {
+    fs.rmSync(big, { force: true });
+  }
 });

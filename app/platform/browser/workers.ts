@@ -19,6 +19,11 @@ export interface WorkerRegistry {
   clip(): ClipEngine;
   /** Release every model session (backend setting changed, model deleted); workers stay alive. */
   resetModels(): Promise<void>;
+  /**
+   * Cancel what the imaging worker is doing (a large file decoding): the worker is terminated, its pending calls
+   * reject with "cancelled", and the next call starts a fresh one.
+   */
+  cancelImaging(): void;
 }
 
 type Faults = { workerCallsFailOnce?: boolean };
@@ -27,10 +32,13 @@ type Faults = { workerCallsFailOnce?: boolean };
  * A family's engine backed by a comlink worker started on first use: function arguments (progress callbacks) are
  * proxied, `release`/`reset` on a worker never started do nothing, faults are injected when asked.
  */
-function lazyRemote<T extends object>(name: string, start: () => Worker, methods: (keyof T & string)[]): T {
+function lazyRemote<T extends object>(name: string, start: () => Worker, methods: (keyof T & string)[]): { api: T; terminate(reason: string): void } {
   const faults = (globalThis as { __CXR_FAULTS__?: Faults }).__CXR_FAULTS__;
   const failed = new Set<string>();
   let remote: Comlink.Remote<T> | null = null;
+  let worker: Worker | null = null;
+  /** Rejecters of the calls in flight: a terminated worker never answers them. */
+  const pending = new Set<(e: Error) => void>();
   const out: Record<string, unknown> = {};
   for (const m of methods) {
     out[m] = async (...args: unknown[]) => {
@@ -39,12 +47,28 @@ function lazyRemote<T extends object>(name: string, start: () => Worker, methods
         failed.add(m);
         throw new Error(`the ${name} worker failed (injected fault in ${name}.${m})`);
       }
-      remote ??= Comlink.wrap<T>(start());
+      if (!remote) {
+        worker = start();
+        remote = Comlink.wrap<T>(worker);
+      }
       const a = args.map((x) => (typeof x === 'function' ? Comlink.proxy(x as Progress) : x));
-      return (remote[m as keyof Comlink.Remote<T>] as unknown as (...x: unknown[]) => Promise<unknown>)(...a);
+      const call = (remote[m as keyof Comlink.Remote<T>] as unknown as (...x: unknown[]) => Promise<unknown>)(...a);
+      return new Promise((resolve, reject) => {
+        pending.add(reject);
+        call.then(resolve, reject).finally(() => pending.delete(reject));
+      });
     };
   }
-  return out as T;
+  return {
+    api: out as T,
+    terminate(reason) {
+      worker?.terminate();
+      worker = null;
+      remote = null;
+      for (const reject of [...pending]) reject(Object.assign(new Error(reason), { name: 'AbortError' }));
+      pending.clear();
+    },
+  };
 }
 
 function spawn(file: 'imaging' | 'classifier' | 'clip'): Worker {
@@ -57,14 +81,17 @@ function spawn(file: 'imaging' | 'classifier' | 'clip'): Worker {
 /** The app's registry; each worker starts on its first call. */
 export function browserWorkers(): WorkerRegistry {
   const imaging = lazyRemote<ImagingApi>('imaging', () => spawn('imaging'), ['decode', 'decodeForBatch', 'listZip']);
-  const classifier = lazyRemote<ClassifierEngine>('classifier', () => spawn('classifier'), ['load', 'classify', 'release', 'reset']);
-  const clip = lazyRemote<ClipEngine>('clip', () => spawn('clip'), ['load', 'zeroShot', 'release', 'reset']);
+  const classifier = lazyRemote<ClassifierEngine>('classifier', () => spawn('classifier'), ['load', 'classify', 'release', 'reset']).api;
+  const clip = lazyRemote<ClipEngine>('clip', () => spawn('clip'), ['load', 'zeroShot', 'release', 'reset']).api;
   return {
-    imaging: () => imaging,
+    imaging: () => imaging.api,
     classifier: () => classifier,
     clip: () => clip,
     async resetModels() {
       await Promise.all([classifier.reset(), clip.reset()]);
+    },
+    cancelImaging() {
+      imaging.terminate('cancelled by the user');
     },
   };
 }
