@@ -25,6 +25,8 @@ from .clip import (DEFAULT_PROMPTS, build_random_biomedclip, encode_ids, export_
 from .errors import ExportError
 
 FAMILIES = ["classifier", "clip", "sam", "sd"]
+# SAM in the two published ONNX layouts + end-to-end pipeline goldens (cxr_export.sam_layouts)
+LAYOUT_FAMILIES = ["sam-goldens", "sam-hf", "sam-onnx"]
 IDS = {"classifier": "tiny-vit-classifier", "clip": "tiny-biomedclip", "sam": "tiny-sam", "sd": "tiny-sd"}
 CLIP_PROMPTS = [p for ps in DEFAULT_PROMPTS.values() for p in ps] + ["Bilateral lower-lobe opacities, PA view."]
 
@@ -324,12 +326,19 @@ def fixture_bytes(out_dir: Path, goldens_dir: Path) -> int:
 
 
 def run(args: argparse.Namespace) -> dict:
-    fams = args.only or FAMILIES
-    bad = [f for f in fams if f not in FAMILIES]
+    fams = args.only or FAMILIES + LAYOUT_FAMILIES
+    bad = [f for f in fams if f not in FAMILIES + LAYOUT_FAMILIES]
     if bad:
-        raise ExportError(f"unknown family {bad}; choose from {FAMILIES}")
+        raise ExportError(f"unknown family {bad}; choose from {FAMILIES + LAYOUT_FAMILIES}")
     t0 = time.time()
-    report = write_fixtures(args.out_dir, args.goldens_dir, args.seed, fams, args.lora)
+    core = [f for f in fams if f in FAMILIES]
+    report = write_fixtures(args.out_dir, args.goldens_dir, args.seed, core, args.lora) if core else {}
+    layouts = [f for f in fams if f in LAYOUT_FAMILIES]
+    if layouts:
+        from .sam_layouts import write_layout_fixtures
+
+        # after 'sam' (tiny-sam's pipeline goldens check the graph on disk)
+        report.update(write_layout_fixtures(args.out_dir, args.segment_goldens_dir, layouts))
     report["total_bytes"] = fixture_bytes(args.out_dir, args.goldens_dir)
     report["wall_s"] = round(time.time() - t0, 1)
     print(json.dumps(report, indent=1))
@@ -341,8 +350,10 @@ def register(subparsers) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out-dir", type=Path, default=models_dir_default(), help="models root (default public/models)")
     p.add_argument("--goldens-dir", type=Path, default=goldens_dir_default(), help="default tests/goldens")
+    p.add_argument("--segment-goldens-dir", type=Path, default=Path(__file__).resolve().parents[2] / "tests" /
+                   "segment-goldens", help="end-to-end SAM pipeline goldens (default tests/segment-goldens)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--only", nargs="+", metavar="FAMILY", help=f"subset of {FAMILIES}")
+    p.add_argument("--only", nargs="+", metavar="FAMILY", help=f"subset of {FAMILIES + LAYOUT_FAMILIES}")
     p.add_argument("--lora", type=Path, default=None,
                    help="domain LoRA folder for tiny-sd's unet_lora (default: a random one, so no data is needed)")
     p.set_defaults(func=run)
