@@ -10,8 +10,9 @@ import { DownloadProgressBar, ModelManager } from './components/ModelManager';
 import { RuntimeStatus } from './components/RuntimeStatus';
 import { Viewer } from './components/Viewer';
 import { ZeroShotPanel } from './components/ZeroShotPanel';
+import { SegmentView } from './components/SegmentView';
 
-type Tab = 'viewer' | 'batch' | 'models';
+type Tab = 'viewer' | 'segment' | 'batch' | 'models';
 
 export function App() {
   const init = useAppStore((s) => s.init);
@@ -28,9 +29,9 @@ export function App() {
           CXR Studio <span className="muted small">on-device chest X-ray research · not for clinical use</span>
         </h1>
         <nav className="tabs" aria-label="Sections">
-          {(['viewer', 'batch', 'models'] as Tab[]).map((t) => (
+          {(['viewer', 'segment', 'batch', 'models'] as Tab[]).map((t) => (
             <button key={t} type="button" className={tab === t ? 'active' : ''} aria-pressed={tab === t} onClick={() => setTab(t)}>
-              {t === 'viewer' ? 'Viewer' : t === 'batch' ? 'Batch' : 'Models'}
+              {t === 'viewer' ? 'Viewer' : t === 'segment' ? 'Segment' : t === 'batch' ? 'Batch' : 'Models'}
             </button>
           ))}
         </nav>
@@ -54,6 +55,7 @@ export function App() {
             </div>
           </div>
         )}
+        {tab === 'segment' && <SegmentView />}
         {tab === 'batch' && <BatchView />}
         {tab === 'models' && <ModelManager />}
       </main>

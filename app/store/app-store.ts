@@ -8,6 +8,7 @@ import { createBatchSlice } from './batch';
 import { createClassifySlice } from './classify';
 import { createImagesSlice } from './images';
 import { createModelsSlice } from './models';
+import { createSegmentSlice } from './segment';
 import { createSettingsSlice } from './settings';
 import type { AppState } from './state';
 import { createZeroShotSlice } from './zero-shot';
@@ -20,4 +21,5 @@ export const useAppStore = create<AppState>()((...a) => ({
   ...createClassifySlice(...a),
   ...createZeroShotSlice(...a),
   ...createBatchSlice(...a),
+  ...createSegmentSlice(...a),
 }));

@@ -7,3 +7,5 @@ export type { ModelLoadState, DownloadState } from './models';
 export type { BatchInput, BatchRow, BatchState } from './batch';
 export type { Settings, ModelSourceSetting } from './settings';
 export * from './selectors';
+export { histogram01, layerMask, LUNGS, worstCasesOf, segmentEntry } from './segment';
+export type { SegLayer, SegImageState, SegmentState } from './segment';

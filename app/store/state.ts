@@ -8,10 +8,11 @@ import type { BatchSlice } from './batch';
 import type { ClassifySlice } from './classify';
 import type { ImagesSlice } from './images';
 import type { ModelsSlice } from './models';
+import type { SegmentSlice } from './segment';
 import type { SettingsSlice } from './settings';
 import type { ZeroShotSlice } from './zero-shot';
 
-export type AppState = AlertsSlice & SettingsSlice & ModelsSlice & ImagesSlice & ClassifySlice & ZeroShotSlice & BatchSlice;
+export type AppState = AlertsSlice & SettingsSlice & ModelsSlice & ImagesSlice & ClassifySlice & ZeroShotSlice & BatchSlice & SegmentSlice;
 
 /** A slice: (set, get, api) of the whole store, returning its own part. */
 export type SliceCreator<T> = StateCreator<AppState, [], [], T>;

@@ -61,14 +61,41 @@ export function packBits(frames: Uint8Array[]): Uint8Array {
   return out;
 }
 
+/** The attributes of the source image a SEG copies or references (DICOM keywords). */
+export interface SegSourceAttributes {
+  Rows: number;
+  Columns: number;
+  SOPClassUID?: string;
+  SOPInstanceUID?: string;
+  StudyInstanceUID?: string;
+  SeriesInstanceUID?: string;
+  FrameOfReferenceUID?: string;
+  PixelSpacing?: number[];
+  ImagerPixelSpacing?: number[];
+  PatientName?: string;
+  PatientID?: string;
+  PatientBirthDate?: string;
+  PatientSex?: string;
+  StudyDate?: string;
+  StudyTime?: string;
+  StudyID?: string;
+  AccessionNumber?: string;
+}
+
+/** Source attributes read from Part 10 bytes with dcmjs (pixel data not read). */
+export function segSourceFromBytes(source: ArrayBuffer): SegSourceAttributes {
+  const { data } = dcmjs;
+  return data.DicomMetaDictionary.naturalizeDataset(data.DicomMessage.readFile(source, { untilTag: '7FE00010', includeUntilTagValue: false }).dict) as unknown as SegSourceAttributes;
+}
+
 /**
- * Build the SEG file for `segments` drawn on the DICOM file `source` (its Part 10 bytes). Throws when the source
- * has no SOP Instance UID or the masks do not match its Rows × Columns.
+ * Build the SEG file for `segments` drawn on a DICOM image: `source` is its Part 10 bytes or its attributes.
+ * Throws when the source has no SOP Instance UID or the masks do not match its Rows × Columns.
  */
-export function buildDicomSeg(source: ArrayBuffer, segments: SegSegment[], opts: SegOptions): Uint8Array {
+export function buildDicomSeg(source: ArrayBuffer | SegSourceAttributes, segments: SegSegment[], opts: SegOptions): Uint8Array {
   if (!segments.length) throw new Error('no mask to export');
   const { data } = dcmjs;
-  const src = data.DicomMetaDictionary.naturalizeDataset(data.DicomMessage.readFile(source, { untilTag: '7FE00010', includeUntilTagValue: false }).dict) as Record<string, unknown>;
+  const src = (source instanceof ArrayBuffer ? segSourceFromBytes(source) : source) as unknown as Record<string, unknown>;
   const rows = Number(src.Rows);
   const cols = Number(src.Columns);
   const sopInstance = String(src.SOPInstanceUID ?? '');

@@ -9,3 +9,4 @@ export * from './cache-key';
 export * from './coalesce';
 export * from './history';
 export * from './pipeline';
+export * from './eval';

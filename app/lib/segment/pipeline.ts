@@ -28,7 +28,7 @@ export type TensorFactory = (type: 'float32' | 'int64', data: Float32Array | Big
 export interface SessionLike {
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
-  run(feeds: Record<string, TensorLike>, fetches?: string[]): Promise<Record<string, TensorLike>>;
+  run(feeds: Record<string, TensorLike>, fetches: string[]): Promise<Record<string, TensorLike>>;
 }
 
 export interface SamModelSettings {

@@ -11,12 +11,14 @@ import * as Comlink from 'comlink';
 import type { ClassifierEngine } from '../../lib/classify/engine';
 import type { ClipEngine } from '../../lib/clip/engine';
 import type { ImagingApi } from '../../lib/imaging/decode-outcome';
+import type { SegmentEngine } from '../../lib/segment/engine';
 import type { Progress } from '../../lib/runtime/outcome';
 
 export interface WorkerRegistry {
   imaging(): ImagingApi;
   classifier(): ClassifierEngine;
   clip(): ClipEngine;
+  segment(): SegmentEngine;
   /** Release every model session (backend setting changed, model deleted); workers stay alive. */
   resetModels(): Promise<void>;
   /**
@@ -71,10 +73,11 @@ function lazyRemote<T extends object>(name: string, start: () => Worker, methods
   };
 }
 
-function spawn(file: 'imaging' | 'classifier' | 'clip'): Worker {
+function spawn(file: 'imaging' | 'classifier' | 'clip' | 'segment'): Worker {
   // Literal URLs: Vite bundles each worker from its `new URL(..., import.meta.url)`.
   if (file === 'imaging') return new Worker(new URL('../../../workers/imaging.worker.ts', import.meta.url), { type: 'module', name: 'imaging' });
   if (file === 'classifier') return new Worker(new URL('../../../workers/classifier.worker.ts', import.meta.url), { type: 'module', name: 'classifier' });
+  if (file === 'segment') return new Worker(new URL('../../../workers/segment.worker.ts', import.meta.url), { type: 'module', name: 'segment' });
   return new Worker(new URL('../../../workers/clip.worker.ts', import.meta.url), { type: 'module', name: 'clip' });
 }
 
@@ -83,12 +86,14 @@ export function browserWorkers(): WorkerRegistry {
   const imaging = lazyRemote<ImagingApi>('imaging', () => spawn('imaging'), ['decode', 'decodeForBatch', 'listZip']);
   const classifier = lazyRemote<ClassifierEngine>('classifier', () => spawn('classifier'), ['load', 'classify', 'release', 'reset']).api;
   const clip = lazyRemote<ClipEngine>('clip', () => spawn('clip'), ['load', 'zeroShot', 'release', 'reset']).api;
+  const segment = lazyRemote<SegmentEngine>('segment', () => spawn('segment'), ['load', 'info', 'encode', 'decode', 'stats', 'release', 'reset']).api;
   return {
     imaging: () => imaging.api,
     classifier: () => classifier,
     clip: () => clip,
+    segment: () => segment,
     async resetModels() {
-      await Promise.all([classifier.reset(), clip.reset()]);
+      await Promise.all([classifier.reset(), clip.reset(), segment.reset()]);
     },
     cancelImaging() {
       imaging.terminate('cancelled by the user');

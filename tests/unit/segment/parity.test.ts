@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-web';
 import { parseManifest, findModel, fileByRole } from '../../../app/lib/models/manifest';
-import { decodePngNode } from '../../../app/lib/imaging/decode-node';
+import { decodePngNode } from '../../../app/platform/node/decode';
 import { SamPipeline, samSettings, prepareSamInput, type SamPrompt, type TensorFactory } from '../../../app/lib/segment';
 import { REPO_ROOT, readBytes } from '../helpers/shared';
 

@@ -1,0 +1,259 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { PNG } from 'pngjs';
+import { expect, test, type Page } from '@playwright/test';
+import { addFiles, manifestHas, openApp, REPO, SHARED, shot, watchErrors } from './helpers';
+
+/**
+ * The Segment view in Chromium with real X-rays from ../shared and the tiny SAM fixtures: clicks, a box, undo,
+ * exports, the embedding cache across a reload, WebGPU (SwiftShader), a graph with the wrong interface, and the
+ * browser's mask logits against PyTorch through the real worker.
+ */
+const LUNG_DIR = path.join(SHARED, 'data/cxr-lung-masks');
+const MODEL = process.env.CXR_E2E_SEGMENT_MODEL ?? 'tiny-sam';
+const GOLD = path.join(REPO, 'tests/segment-goldens');
+
+function lungImage(i = 0): string {
+  const dir = path.join(LUNG_DIR, 'images');
+  return path.join(dir, fs.readdirSync(dir).sort()[i]);
+}
+
+async function openSegment(page: Page, model = MODEL, backend: 'wasm' | 'webgpu' | 'auto' = 'wasm') {
+  await openApp(page, { backend });
+  await page.getByRole('button', { name: 'Segment', exact: true }).click();
+  await expect(page.getByTestId('segment-model').locator(`option[value="${model}"]`)).toHaveCount(1);
+  await page.getByTestId('segment-model').selectOption(model);
+}
+
+/** Click at image pixel (x, y) of the overlay. */
+async function clickImage(page: Page, x: number, y: number, w: number, h: number, opts: { shift?: boolean } = {}) {
+  const box = (await page.getByTestId('segment-overlay').boundingBox())!;
+  const px = box.x + ((x + 0.5) * box.width) / w;
+  const py = box.y + ((y + 0.5) * box.height) / h;
+  if (opts.shift) await page.keyboard.down('Shift');
+  await page.mouse.click(px, py);
+  if (opts.shift) await page.keyboard.up('Shift');
+}
+
+async function layerArea(page: Page): Promise<string> {
+  return (await page.getByTestId('segment-layer-area').first().textContent()) ?? '';
+}
+
+test.describe('segment view', () => {
+  test.skip(!fs.existsSync(LUNG_DIR), 'needs ../shared/data/cxr-lung-masks');
+
+  test('real X-ray: click, box, undo, exports, and a reload reuses the cached embedding', async ({ page }) => {
+    test.setTimeout(240_000);
+    const errors = watchErrors(page);
+    await openSegment(page);
+    const file = lungImage(0);
+    await addFiles(page, [file]);
+    await expect(page.getByTestId('segment-embedding')).toContainText('embedding computed', { timeout: 90_000 });
+    const size = await page.evaluate(() => {
+      const s = (window as any).cxrStudio.store.getState();
+      const it = s.images.find((i: any) => i.id === s.currentId);
+      return [it.raster.width, it.raster.height];
+    });
+    const [w, h] = size as [number, number];
+    await expect(page.getByTestId('weights-badge')).toContainText('RANDOM WEIGHTS');
+
+    // positive click → three masks with predicted IoU, the best one selected
+    await clickImage(page, w * 0.3, h * 0.45, w, h);
+    await expect(page.getByTestId('segment-candidate')).toHaveCount(3);
+    const ious = await page.getByTestId('segment-candidate').allTextContents();
+    const vals = ious.map((t) => Number(/: (-?[\d.]+)/.exec(t)![1]));
+    const best = vals.indexOf(Math.max(...vals));
+    await expect(page.getByTestId('segment-candidate').nth(best)).toHaveAttribute('aria-pressed', 'true');
+    await expect(page.getByTestId('segment-layer-area').first()).toContainText('px');
+    const areaClick = await layerArea(page);
+    await shot(page, 'segment-click');
+
+    // negative click, then a dragged box (box + clicks)
+    await clickImage(page, w * 0.7, h * 0.45, w, h, { shift: true });
+    const ov = (await page.getByTestId('segment-overlay').boundingBox())!;
+    await page.mouse.move(ov.x + ov.width * 0.12, ov.y + ov.height * 0.15);
+    await page.mouse.down();
+    await page.mouse.move(ov.x + ov.width * 0.3, ov.y + ov.height * 0.5, { steps: 4 });
+    await page.mouse.move(ov.x + ov.width * 0.48, ov.y + ov.height * 0.85, { steps: 4 });
+    await page.mouse.up();
+    await expect.poll(async () => page.evaluate(() => {
+      const s = (window as any).cxrStudio.store.getState();
+      const st = s.segment.byImage[s.currentId];
+      return st.history.present[0].box ? st.history.past.length : -1;
+    })).toBe(3);
+    const areaBox = await layerArea(page);
+    await shot(page, 'segment-box');
+
+    // undo twice → the single-click mask again; redo → the box again
+    await page.getByTestId('segment-undo').click();
+    await page.getByTestId('segment-undo').click();
+    await expect.poll(() => layerArea(page)).toBe(areaClick);
+    await page.getByTestId('segment-redo').click();
+    await page.getByTestId('segment-redo').click();
+    await expect.poll(() => layerArea(page)).toBe(areaBox);
+
+    // a second labelled mask
+    await page.getByTestId('segment-add-layer').click();
+    await clickImage(page, w * 0.7, h * 0.5, w, h);
+    await expect(page.getByTestId('segment-layer')).toHaveCount(2);
+    await expect(page.getByTestId('segment-layer-area').nth(1)).toContainText('px');
+
+    // exports: one PNG per mask at the image's own size, polygons JSON in image coordinates
+    const pngDl = page.waitForEvent('download');
+    await page.getByTestId('segment-export-png').click();
+    const dl = await pngDl;
+    expect(dl.suggestedFilename()).toMatch(/right_lung_mask\.png$/);
+    const png = PNG.sync.read(fs.readFileSync((await dl.path())!));
+    expect([png.width, png.height]).toEqual([w, h]);
+    let on = 0;
+    for (let i = 0; i < png.data.length; i += 4) on += png.data[i] === 255 ? 1 : 0;
+    expect(`${on} px`).toBe(areaBox);
+    const polyDl = page.waitForEvent('download');
+    await page.getByTestId('segment-export-polygons').click();
+    const poly = JSON.parse(fs.readFileSync((await (await polyDl).path())!, 'utf8'));
+    expect(poly).toMatchObject({ width: w, height: h });
+    expect(poly.masks.map((m: any) => m.label)).toEqual(['right lung', 'left lung']);
+    for (const m of poly.masks) for (const ring of m.polygons) for (const [x, y] of ring) expect(x >= 0 && x <= w && y >= 0 && y <= h).toBe(true);
+
+    // reload: the same image is not encoded again (IndexedDB)
+    await page.reload();
+    await page.getByRole('button', { name: 'Segment', exact: true }).click();
+    await page.getByTestId('segment-model').selectOption(MODEL);
+    await addFiles(page, [file]);
+    await expect(page.getByTestId('segment-embedding')).toContainText('embedding from cache (IndexedDB)', { timeout: 60_000 });
+    await clickImage(page, w * 0.3, h * 0.45, w, h);
+    await expect.poll(() => layerArea(page)).toBe(areaClick);
+    await shot(page, 'segment-reload-cached');
+    expect(errors).toEqual([]);
+  });
+
+  test('hover preview: a burst of pointer moves costs at most one extra decode', async ({ page }) => {
+    test.setTimeout(180_000);
+    await openSegment(page);
+    await addFiles(page, [lungImage(1)]);
+    await expect(page.getByTestId('segment-embedding')).toContainText('embedding', { timeout: 90_000 });
+    await expect(page.getByTestId('segment-embedding')).not.toContainText('encoding');
+    const ov = (await page.getByTestId('segment-overlay').boundingBox())!;
+    const before = await page.evaluate(() => (window as any).cxrStudio.store.getState().segment.hoverDecodes);
+    // 30 moves dispatched in one task: the first starts a decode, the other 29 coalesce into one more
+    await page.evaluate(({ x, y, w, hh }) => {
+      const el = document.querySelector('[data-testid="segment-overlay"]')!;
+      for (let i = 0; i < 30; i++) el.dispatchEvent(new PointerEvent('pointermove', { clientX: x + (w * (0.2 + i / 60)), clientY: y + hh * 0.5, bubbles: true }));
+    }, { x: ov.x, y: ov.y, w: ov.width, hh: ov.height });
+    await expect.poll(async () => page.evaluate(() => (window as any).cxrStudio.store.getState().segment.preview !== undefined)).toBe(true);
+    await page.waitForTimeout(1500);
+    const after = await page.evaluate(() => (window as any).cxrStudio.store.getState().segment.hoverDecodes);
+    expect(after - before).toBe(2);
+    await shot(page, 'segment-hover');
+  });
+
+  test('a DICOM image exports a DICOM SEG', async ({ page }) => {
+    test.setTimeout(180_000);
+    const dcm = path.join(SHARED, 'data/dicom/nih_cxr14_dx_1024.dcm');
+    test.skip(!fs.existsSync(dcm), 'needs ../shared/data/dicom');
+    await openSegment(page);
+    await addFiles(page, [dcm]);
+    await expect(page.getByTestId('segment-embedding')).toContainText('embedding computed', { timeout: 90_000 });
+    await clickImage(page, 300, 500, 1024, 1024);
+    await expect(page.getByTestId('segment-layer-area').first()).toContainText('px');
+    const dl = page.waitForEvent('download');
+    await page.getByTestId('segment-export-seg').click();
+    const bytes = fs.readFileSync((await (await dl).path())!);
+    expect(bytes.subarray(128, 132).toString('latin1')).toBe('DICM');
+    expect(bytes.includes(Buffer.from('1.2.840.10008.5.1.4.1.1.66.4'))).toBe(true);
+  });
+
+  test('WebGPU (SwiftShader) runs the tiny fixture', async ({ page }) => {
+    test.setTimeout(240_000);
+    const errors = watchErrors(page);
+    await openSegment(page, 'tiny-sam', 'webgpu');
+    await addFiles(page, [lungImage(2)]);
+    await expect(page.getByTestId('segment-status')).toContainText('on webgpu', { timeout: 120_000 });
+    await expect(page.getByTestId('segment-embedding')).toContainText('embedding computed', { timeout: 120_000 });
+    const [w, h] = (await page.evaluate(() => {
+      const s = (window as any).cxrStudio.store.getState();
+      const it = s.images.find((i: any) => i.id === s.currentId);
+      return [it.raster.width, it.raster.height];
+    })) as [number, number];
+    await clickImage(page, w * 0.3, h * 0.5, w, h);
+    await expect(page.getByTestId('segment-candidate')).toHaveCount(3, { timeout: 60_000 });
+    await expect(page.getByTestId('segment-layer-area').first()).toContainText('px');
+    await shot(page, 'segment-webgpu');
+    expect(errors).toEqual([]);
+  });
+
+  test('a graph with the wrong interface gives a clear message and the app keeps working', async ({ page }) => {
+    test.setTimeout(180_000);
+    const errors = watchErrors(page);
+    // A manifest entry whose "prompt decoder" is the classifier fixture: served by the app's own server, only the
+    // manifest is rewritten in flight.
+    await page.route('**/models/manifest.json', async (route) => {
+      const res = await route.fetch();
+      const m = await res.json();
+      const cls = m.models.find((x: any) => x.id === 'tiny-vit-classifier');
+      const sam = m.models.find((x: any) => x.id === 'tiny-sam');
+      const enc = sam.variants.fp32.files.find((f: any) => f.role === 'image_encoder');
+      const model = cls.variants.fp32.files.find((f: any) => f.role === 'model');
+      m.models.push({ ...sam, id: 'broken-sam', name: 'Broken SAM (classifier as decoder)', variants: { fp32: { dtype: 'fp32', files: [enc, { ...model, role: 'prompt_decoder' }] } } });
+      await route.fulfill({ response: res, json: m });
+    });
+    await openSegment(page, 'broken-sam');
+    await addFiles(page, [lungImage(0)]);
+    const err = page.getByTestId('segment-error');
+    await expect(err).toContainText('no SAM decoder interface', { timeout: 90_000 });
+    await expect(err).toContainText('Missing input image_embeddings, input point_coords');
+    await shot(page, 'segment-wrong-interface');
+    // the app keeps working: the image is still there, another model segments it
+    await page.getByTestId('segment-model').selectOption('tiny-sam');
+    await expect(page.getByTestId('segment-embedding')).toContainText('embedding computed', { timeout: 90_000 });
+    await expect(page.getByTestId('segment-error')).toHaveCount(0);
+    expect(errors).toEqual([]);
+  });
+});
+
+interface T { dims: number[]; data: number[] }
+test('browser mask logits match PyTorch within 1e-4 for every fixture layout (real worker, WASM)', async ({ page }) => {
+  test.setTimeout(240_000);
+  const ids = fs.readdirSync(GOLD).filter((d) => fs.statSync(path.join(GOLD, d)).isDirectory()).sort();
+  expect(ids).toEqual(['tiny-sam', 'tiny-sam-hf', 'tiny-sam-onnx']);
+  await openApp(page, { backend: 'wasm' });
+  await page.getByRole('button', { name: 'Segment', exact: true }).click();
+  await addFiles(page, [path.join(GOLD, 'image.png')]);
+  const report: string[] = [];
+  for (const id of ids) {
+    test.skip(!manifestHas(id), `${id} not in the manifest`);
+    await page.getByTestId('segment-model').selectOption(id);
+    await expect(page.getByTestId('segment-embedding')).toContainText('embedding', { timeout: 60_000 });
+    const cases = fs.readdirSync(path.join(GOLD, id)).sort((a, b) => (a.includes('mask') ? 1 : 0) - (b.includes('mask') ? 1 : 0));
+    const low: Record<string, number[][]> = {};
+    for (const f of cases) {
+      const g = JSON.parse(fs.readFileSync(path.join(GOLD, id, f), 'utf8'));
+      const p = g.prompts;
+      const prompt = {
+        points: (p.points ?? []).map(([x, y]: number[], i: number) => ({ x, y, label: p.labels[i] })),
+        box: p.box,
+        maskInput: p.mask_from ? low[p.mask_from][p.mask_index] : undefined,
+      };
+      const d = await page.evaluate(async (pr) => {
+        const s = (window as any).cxrStudio.store.getState();
+        const r = await s.segmentDecodeLogits({ ...pr, maskInput: pr.maskInput ? Float32Array.from(pr.maskInput) : undefined });
+        return r && { iou: r.iou, low: r.lowRes.map((a: Float32Array) => Array.from(a)), logits: r.logits.map((a: Float32Array) => Array.from(a)) };
+      }, prompt);
+      expect(d).toBeTruthy();
+      low[g.case] = d!.low;
+      const o = g.outputs as { low_res_logits: T; iou_predictions: T; mask_logits: T };
+      const M = o.iou_predictions.dims[0];
+      const m2 = o.low_res_logits.dims[1] * o.low_res_logits.dims[2];
+      const plane = o.mask_logits.dims[1] * o.mask_logits.dims[2];
+      let dl = 0, df = 0, di = 0;
+      for (let k = 0; k < M; k++) {
+        di = Math.max(di, Math.abs(d!.iou[k] - o.iou_predictions.data[k]));
+        for (let i = 0; i < m2; i++) dl = Math.max(dl, Math.abs(d!.low[k][i] - o.low_res_logits.data[k * m2 + i]));
+        for (let i = 0; i < plane; i++) df = Math.max(df, Math.abs(d!.logits[k][i] - o.mask_logits.data[k * plane + i]));
+      }
+      report.push(`${id}/${g.case}: low ${dl.toExponential(1)} full ${df.toExponential(1)} iou ${di.toExponential(1)}`);
+      expect(Math.max(dl, df, di)).toBeLessThan(1e-4);
+    }
+  }
+  console.log(report.join('\n'));
+});

@@ -1,0 +1,12 @@
+/**
+ * Segment worker: exposes the segment engine (app/lib/segment/engine.ts) through comlink with the browser's ORT host
+ * (ORT from /ort/, model bytes from the model cache) and an IndexedDB embedding store, so a reload or a return to an
+ * image does not encode again.
+ */
+import * as Comlink from 'comlink';
+import { createSegmentEngine, type SegmentEngine } from '../app/lib/segment/engine';
+import { browserOrtHost } from '../app/platform/browser/ort';
+import { idbEmbeddingStore } from '../app/platform/browser/embedding-store';
+
+const engine: SegmentEngine = createSegmentEngine(browserOrtHost(), idbEmbeddingStore());
+Comlink.expose(engine);
