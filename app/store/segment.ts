@@ -144,11 +144,7 @@ export function segmentEntry(s: Pick<AppState, 'manifest' | 'segment'>): ModelEn
   return models.find((m) => m.id === id);
 }
 
-/** Default segment model: the project's trained one when present, else the first SAM-family entry. */
-export function defaultSegmentModel(models: ModelEntry[]): string | undefined {
-  const sams = models.filter((m) => m.family === 'sam');
-  return (sams.find((m) => m.weights === 'trained') ?? sams.find((m) => m.weights === 'pretrained') ?? sams[0])?.id;
-}
+export { defaultSegmentModelId as defaultSegmentModel } from '../lib/segment/models';
 
 /** The selected mask of a layer, if it has one. */
 export function layerMask(l: SegLayer): Uint8Array | undefined {

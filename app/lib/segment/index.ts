@@ -10,3 +10,4 @@ export * from './coalesce';
 export * from './history';
 export * from './pipeline';
 export * from './eval';
+export * from './models';
