@@ -35,6 +35,8 @@ async function clickImage(page: Page, x: number, y: number, w: number, h: number
   if (opts.shift) await page.keyboard.up('Shift');
 }
 
+const step = (s: string) => console.log(`[segment-e2e ${new Date().toISOString().slice(11, 19)}] ${s}`);
+
 async function layerArea(page: Page): Promise<string> {
   return (await page.getByTestId('segment-layer-area').first().textContent()) ?? '';
 }
@@ -57,6 +59,7 @@ test.describe('segment view', () => {
     const [w, h] = size as [number, number];
     await expect(page.getByTestId('weights-badge')).toContainText('RANDOM WEIGHTS');
 
+    step('positive click');
     // positive click → three masks with predicted IoU, the best one selected
     await clickImage(page, w * 0.3, h * 0.45, w, h);
     await expect(page.getByTestId('segment-candidate')).toHaveCount(3);
@@ -68,6 +71,7 @@ test.describe('segment view', () => {
     const areaClick = await layerArea(page);
     await shot(page, 'segment-click');
 
+    step('negative click');
     // negative click, then a dragged box (box + clicks)
     await clickImage(page, w * 0.7, h * 0.45, w, h, { shift: true });
     const ov = (await page.getByTestId('segment-overlay').boundingBox())!;
@@ -84,20 +88,25 @@ test.describe('segment view', () => {
     const areaBox = await layerArea(page);
     await shot(page, 'segment-box');
 
+    step('undo twice');
     // undo twice → the single-click mask again; redo → the box again
-    await page.getByTestId('segment-undo').click();
-    await page.getByTestId('segment-undo').click();
+    await page.getByTestId('segment-undo').click({ timeout: 30_000 });
+    await page.getByTestId('segment-undo').click({ timeout: 30_000 });
+    step('undone');
     await expect.poll(() => layerArea(page)).toBe(areaClick);
-    await page.getByTestId('segment-redo').click();
-    await page.getByTestId('segment-redo').click();
+    await page.getByTestId('segment-redo').click({ timeout: 30_000 });
+    await page.getByTestId('segment-redo').click({ timeout: 30_000 });
+    step('redone');
     await expect.poll(() => layerArea(page)).toBe(areaBox);
 
+    step('a second labelled mask');
     // a second labelled mask
     await page.getByTestId('segment-add-layer').click();
     await clickImage(page, w * 0.7, h * 0.5, w, h);
     await expect(page.getByTestId('segment-layer')).toHaveCount(2);
     await expect(page.getByTestId('segment-layer-area').nth(1)).toContainText('px');
 
+    step('exports:');
     // exports: one PNG per mask at the image's own size, polygons JSON in image coordinates
     const pngDl = page.waitForEvent('download');
     await page.getByTestId('segment-export-png').click();
@@ -115,6 +124,7 @@ test.describe('segment view', () => {
     expect(poly.masks.map((m: any) => m.label)).toEqual(['right lung', 'left lung']);
     for (const m of poly.masks) for (const ring of m.polygons) for (const [x, y] of ring) expect(x >= 0 && x <= w && y >= 0 && y <= h).toBe(true);
 
+    step('reload:');
     // reload: the same image is not encoded again (IndexedDB)
     await page.reload();
     await page.getByRole('button', { name: 'Segment', exact: true }).click();

@@ -55,7 +55,7 @@ interface Loaded {
 
 /** sha256 of an image's decoded pixels and size: the same picture gives the same key whatever its file name. */
 export async function rasterSha256(r: Raster): Promise<string> {
-  const head = new TextEncoder().encode(`${r.width}x${r.height}:`);
+  const head = Uint8Array.from(`${r.width}x${r.height}:`, (c) => c.charCodeAt(0));
   const buf = new Uint8Array(head.length + r.data.length);
   buf.set(head);
   buf.set(r.data, head.length);

@@ -75,6 +75,11 @@ export interface Decoded {
   decodeMs: number;
 }
 
+/** Monotonic milliseconds where there is a clock (page, worker, Node), else wall time. */
+function nowMs(): number {
+  return (globalThis as { performance?: { now(): number } }).performance?.now() ?? Date.now();
+}
+
 export class SamPipeline {
   readonly itf: SamInterface;
 
@@ -93,10 +98,10 @@ export class SamPipeline {
 
   async encode(raster: Raster): Promise<Embedding> {
     const x = prepareSamInput(raster, this.settings.pre);
-    const t0 = performance.now();
+    const t0 = nowMs();
     const input = this.tensor('float32', x.data, x.dims);
     const out = await this.encoder.run({ [this.itf.encoderInput]: input }, this.itf.features);
-    const encodeMs = performance.now() - t0;
+    const encodeMs = nowMs() - t0;
     const features: Embedding['features'] = {};
     for (const name of this.itf.features) {
       const t = out[name];
@@ -124,9 +129,9 @@ export class SamPipeline {
    */
   async decode(emb: Embedding, prompt: SamPrompt, opts: DecodeOptions = {}, featureTensors?: Record<string, TensorLike>): Promise<Decoded> {
     const feeds = this.feeds(emb, prompt, featureTensors);
-    const t0 = performance.now();
+    const t0 = nowMs();
     const out = await this.decoder.run(feeds, decoderFetches(this.itf));
-    const decodeMs = performance.now() - t0;
+    const decodeMs = nowMs() - t0;
     const asOut: Record<string, { data: Float32Array; dims: readonly number[] }> = {};
     for (const [k, t] of Object.entries(out)) asOut[k] = { data: t.data as Float32Array, dims: t.dims };
     const r = readDecoderOutputs(this.itf, asOut, opts.multimask ?? true);

@@ -1,0 +1,54 @@
+"""SAM fixtures in the segment-anything and transformers.js layouts: deterministic bytes equal to the committed ones,
+small, with the published interfaces, and goldens from the architectures' own PyTorch pipelines."""
+
+import json
+
+import onnx
+import pytest
+
+from conftest import REPO_ROOT
+from cxr_export.sam_layouts import write_layout_fixtures
+
+MODELS = REPO_ROOT / "public" / "models"
+GOLD = REPO_ROOT / "tests" / "segment-goldens"
+
+
+@pytest.fixture(scope="module")
+def regenerated(tmp_path_factory):
+    import torch
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("layouts")
+    write_layout_fixtures(root / "models", root / "goldens", ["sam-hf", "sam-onnx"])
+    return root
+
+
+@pytest.mark.parametrize("mid", ["tiny-sam-hf", "tiny-sam-onnx"])
+def test_same_bytes_as_committed_and_small(regenerated, mid):
+    new = {p.relative_to(regenerated / "models" / mid): p.read_bytes() for p in (regenerated / "models" / mid).rglob("*") if p.is_file()}
+    old = {p.relative_to(MODELS / mid): p.read_bytes() for p in (MODELS / mid).rglob("*") if p.is_file()}
+    assert new.keys() == old.keys() and new == old
+    assert sum(len(b) for b in new.values()) < 1_500_000
+    g_new = {p.name: p.read_text() for p in (regenerated / "goldens" / mid).glob("*.json")}
+    g_old = {p.name: p.read_text() for p in (GOLD / mid).glob("*.json")}
+    assert g_new == g_old and len(g_new) >= 2
+
+
+def _io(path):
+    m = onnx.load(str(path))
+    inits = {i.name for i in m.graph.initializer}
+    return [i.name for i in m.graph.input if i.name not in inits], [o.name for o in m.graph.output]
+
+
+def test_published_interfaces():
+    assert _io(MODELS / "tiny-sam-onnx" / "decoder.onnx") == (
+        ["image_embeddings", "point_coords", "point_labels", "mask_input", "has_mask_input", "orig_im_size"],
+        ["masks", "iou_predictions", "low_res_masks"])
+    assert _io(MODELS / "tiny-sam-onnx" / "encoder.onnx") == (["input_image"], ["image_embeddings"])
+    hf = MODELS / "tiny-sam-hf"
+    assert _io(hf / "onnx" / "vision_encoder.onnx") == (["pixel_values"], ["image_embeddings", "image_positional_embeddings"])
+    assert _io(hf / "onnx" / "prompt_encoder_mask_decoder.onnx") == (
+        ["input_points", "input_labels", "image_embeddings", "image_positional_embeddings"], ["iou_scores", "pred_masks"])
+    cfg = json.loads((hf / "config.json").read_text())
+    pre = json.loads((hf / "preprocessor_config.json").read_text())
+    assert cfg["model_type"] == "sam" and pre["size"]["longest_edge"] == cfg["vision_config"]["image_size"]
