@@ -122,7 +122,12 @@ test.describe('segment view', () => {
     const poly = JSON.parse(fs.readFileSync((await (await polyDl).path())!, 'utf8'));
     expect(poly).toMatchObject({ width: w, height: h });
     expect(poly.masks.map((m: any) => m.label)).toEqual(['right lung', 'left lung']);
-    for (const m of poly.masks) for (const ring of m.polygons) for (const [x, y] of ring) expect(x >= 0 && x <= w && y >= 0 && y <= h).toBe(true);
+    // one expect over all vertices (a per-vertex expect on a random-weights mask would take minutes)
+    let outside = 0, vertices = 0;
+    for (const m of poly.masks) for (const ring of m.polygons) for (const [x, y] of ring) { vertices++; if (!(x >= 0 && x <= w && y >= 0 && y <= h)) outside++; }
+    expect(vertices).toBeGreaterThan(0);
+    expect(outside).toBe(0);
+    step(`polygons: ${vertices} vertices`);
 
     step('reload:');
     // reload: the same image is not encoded again (IndexedDB)
