@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-web';
-import { decodeImageFileNode } from '../app/lib/imaging/decode-node';
+import { decodeImageFileNode } from '../app/platform/node/decode';
 import { parseManifest } from '../app/lib/models/manifest';
 import type { SamPrompt } from '../app/lib/segment/layouts';
 import { openSamPipeline } from '../app/cli/segment-eval';

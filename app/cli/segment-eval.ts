@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-web';
-import { decodeImageFileNode } from '../lib/imaging/decode-node';
+import { decodeImageFileNode } from '../platform/node/decode';
 import { rasterToGray } from '../lib/imaging/raster';
 import { fileByRole, findModel, parseManifest } from '../lib/models/manifest';
 import type { ModelEntry } from '../lib/models/manifest-types';

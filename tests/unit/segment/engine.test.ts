@@ -1,0 +1,76 @@
+/**
+ * The segment engine with Node's ORT host: encode once per image+model, later encodes from memory, a new engine
+ * (a reload) from the embedding store; decodes reuse the embedding; a graph with another interface is refused with
+ * the missing names and the engine keeps working for the others.
+ */
+import { describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import path from 'node:path';
+import { createSegmentEngine, type EmbeddingStore } from '../../../app/lib/segment/engine';
+import type { CachedEmbedding } from '../../../app/lib/segment/cache-key';
+import { parseManifest, findModel } from '../../../app/lib/models/manifest';
+import { nodeOrtHost } from '../../../app/platform/node/ort';
+import { decodePngNode } from '../../../app/platform/node/decode';
+import { REPO_ROOT, readBytes } from '../helpers/shared';
+
+const MODELS = path.join(REPO_ROOT, 'public/models');
+const manifest = parseManifest(JSON.parse(fs.readFileSync(path.join(MODELS, 'manifest.json'), 'utf8')));
+const image = decodePngNode(readBytes(path.join(REPO_ROOT, 'tests/segment-goldens/image.png')));
+const host = nodeOrtHost({ modelsDir: MODELS, threads: 1 });
+const req = (id: string) => ({ entry: findModel(manifest, id)!, override: 'wasm' as const, source: { kind: 'app' as const } });
+
+function mapStore(): EmbeddingStore & { size: number } {
+  const m = new Map<string, CachedEmbedding>();
+  return {
+    get: async (k) => m.get(k),
+    set: async (k, v) => void m.set(k, structuredClone(v)),
+    get size() {
+      return m.size;
+    },
+  };
+}
+
+describe('segment engine (Node host)', () => {
+  it('encodes once, then memory, then the store after a "reload"; same masks from the cached embedding', async () => {
+    const store = mapStore();
+    const e1 = createSegmentEngine(host, store);
+    const a = await e1.encode(req('tiny-sam'), image);
+    expect(a.ok && a.value.from).toBe('encoder');
+    const b = await e1.encode(req('tiny-sam'), image);
+    expect(b.ok && b.value.from).toBe('memory');
+    expect(store.size).toBe(1);
+    const prompt = { points: [{ x: 20, y: 30, label: 1 as const }] };
+    const d1 = await e1.decode(req('tiny-sam'), a.ok ? a.value.key : '', prompt);
+    const e2 = createSegmentEngine(host, store);
+    const c = await e2.encode(req('tiny-sam'), image);
+    expect(c.ok && c.value.from).toBe('indexeddb');
+    const d2 = await e2.decode(req('tiny-sam'), c.ok ? c.value.key : '', prompt);
+    expect(d1.ok && d2.ok).toBe(true);
+    if (d1.ok && d2.ok) {
+      expect(d2.value.iou).toEqual(d1.value.iou);
+      expect(Array.from(d2.value.masks[0])).toEqual(Array.from(d1.value.masks[0]));
+    }
+    expect((await e2.stats()).encodes).toBe(0);
+    // other models key their own embeddings
+    const o = await e2.encode(req('tiny-sam-onnx'), image);
+    expect(o.ok && o.value.from).toBe('encoder');
+    const info = await e2.info(req('tiny-sam-hf'));
+    expect(info.ok && info.value.layout).toBe('transformers.js');
+  });
+
+  it('a decoder with another interface is refused with the missing names; the engine keeps working', async () => {
+    const sam = findModel(manifest, 'tiny-sam')!;
+    const cls = findModel(manifest, 'tiny-vit-classifier')!;
+    const broken = {
+      ...sam,
+      id: 'broken-sam',
+      variants: { fp32: { dtype: 'fp32' as const, files: [sam.variants.fp32!.files[0], { ...cls.variants.fp32!.files.find((f) => f.role === 'model')!, role: 'prompt_decoder' }] } },
+    };
+    const e = createSegmentEngine(host);
+    const out = await e.info({ entry: broken, override: 'wasm', source: { kind: 'app' } });
+    expect(out.ok).toBe(false);
+    if (!out.ok) expect(out.message).toMatch(/no SAM decoder interface.*Missing input image_embeddings, input point_coords/);
+    const ok = await e.encode(req('tiny-sam'), image);
+    expect(ok.ok).toBe(true);
+  });
+});
