@@ -74,7 +74,7 @@ function SegmentCanvas() {
     c.height = h;
     const ctx = c.getContext('2d')!;
     const ms = layers.filter((l) => layerMask(l)).map((l) => ({ mask: layerMask(l)!, color: l.color, alpha: seg.opacity }));
-    if (seg.preview && seg.preview.imageId === item.id) ms.push({ mask: seg.preview.mask, color: [255, 255, 255], alpha: Math.min(0.6, seg.opacity * 0.8) });
+    if (seg.preview && seg.preview.imageId === item.id) ms.push({ mask: seg.preview.mask, color: [250, 204, 21], alpha: Math.min(0.6, seg.opacity * 0.9) });
     paintMasks(ctx, w, h, ms);
     const r = Math.max(3, Math.round(Math.max(w, h) / 150));
     ctx.lineWidth = Math.max(1, r / 2);
@@ -234,6 +234,7 @@ function SegmentPanel() {
                 ? `embedding computed (${Math.round(st.encodeMs ?? 0)} ms)`
                 : `embedding from cache (${st.from === 'indexeddb' ? 'IndexedDB' : 'memory'})`
               : st.error ?? ''}
+          {st.key && st.resident === 'gpu' && <span data-testid="segment-resident"> · resident on the GPU</span>}
           {st.decodeMs !== undefined && <span data-testid="segment-decode-ms"> · last decode {st.decodeMs.toFixed(1)} ms</span>}
         </p>
       )}

@@ -61,6 +61,7 @@ export interface SegImageState {
   /** Where the embedding came from: 'encoder' (computed now), 'indexeddb' (cached), 'memory'. */
   from?: 'memory' | 'indexeddb' | 'encoder';
   encodeMs?: number;
+  resident?: 'gpu' | 'cpu';
   width: number;
   height: number;
   history: History<SegLayer[]>;
@@ -230,7 +231,7 @@ export const createSegmentSlice: SliceCreator<SegmentSlice> = (set, get) => {
       get().alert(out.message);
       return null;
     }
-    patchImage(item.id, { encoding: false, key: out.value.key, keyTag: tagOf(r), from: out.value.from, encodeMs: out.value.encodeMs });
+    patchImage(item.id, { encoding: false, key: out.value.key, keyTag: tagOf(r), from: out.value.from, encodeMs: out.value.encodeMs, resident: out.value.resident });
     return out.value.key;
   }
 

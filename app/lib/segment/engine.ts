@@ -34,6 +34,8 @@ export interface EncodeInfo {
   /** Encoder time when it was computed (also for cached ones: the original encode). */
   encodeMs: number;
   geometry: Embedding['geometry'];
+  /** Where the decoder reads the embedding from: a GPU buffer (WebGPU, uploaded once) or CPU memory. */
+  resident: 'gpu' | 'cpu';
 }
 
 export interface SegmentEngine extends FamilyEngine {
@@ -68,8 +70,16 @@ export function createSegmentEngine(host: OrtHost, embeddings?: EmbeddingStore):
   const factory = createSessionFactory(host);
   const pool = new SessionPool<Loaded>();
   /** Embeddings in use, most recent last, with their feature tensors created once (reused by every decode). */
-  const resident = new Map<string, { emb: Embedding; tensors: Record<string, TensorLike> }>();
+  const resident = new Map<string, { emb: Embedding; tensors: Record<string, TensorLike>; where: 'gpu' | 'cpu' }>();
   const counts = { encodes: 0, decodes: 0, cacheHits: 0 };
+  // One session run at a time: ORT's WebGPU backend refuses a run while another is in flight ("Session already
+  // started"), and a hover decode may overlap a click's. WASM queues anyway, so this costs nothing there.
+  let chain: Promise<unknown> = Promise.resolve();
+  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
+    const p = chain.then(fn, fn);
+    chain = p.catch(() => undefined);
+    return p;
+  };
   let tensorFactory: TensorFactory | null = null;
   const tensor = async (): Promise<TensorFactory> => {
     if (!tensorFactory) {
@@ -95,16 +105,50 @@ export function createSegmentEngine(host: OrtHost, embeddings?: EmbeddingStore):
       }
     });
 
-  function keep(key: string, emb: Embedding, t: TensorFactory) {
+  /**
+   * On WebGPU the embedding is uploaded once into GPU buffers of ORT's own device and handed to every decode as
+   * GPU tensors (Tensor.fromGpuBuffer), so an interaction uploads only its prompt. Anywhere else, or if that fails,
+   * CPU tensors created once.
+   */
+  async function gpuTensors(emb: Embedding): Promise<Record<string, TensorLike> | null> {
+    try {
+      const ort = await host.ort();
+      const device = (await (ort.env.webgpu as unknown as { device?: unknown }).device) as
+        | { createBuffer(d: { size: number; usage: number }): { destroy(): void }; queue: { writeBuffer(b: unknown, o: number, d: Float32Array): void } }
+        | undefined;
+      if (!device) return null;
+      const out: Record<string, TensorLike> = {};
+      for (const [n, f] of Object.entries(emb.features)) {
+        // GPUBufferUsage.STORAGE | COPY_SRC | COPY_DST
+        const buffer = device.createBuffer({ size: f.data.byteLength, usage: 0x80 | 0x04 | 0x08 });
+        device.queue.writeBuffer(buffer, 0, f.data);
+        out[n] = (ort.Tensor as unknown as { fromGpuBuffer(b: unknown, o: { dataType: 'float32'; dims: number[]; dispose(): void }): TensorLike }).fromGpuBuffer(buffer, {
+          dataType: 'float32',
+          dims: f.dims,
+          dispose: () => buffer.destroy(),
+        });
+      }
+      return out;
+    } catch {
+      return null;
+    }
+  }
+
+  async function keep(key: string, emb: Embedding, t: TensorFactory, backend: string): Promise<'gpu' | 'cpu'> {
     resident.delete(key);
-    const tensors: Record<string, TensorLike> = {};
-    for (const [n, f] of Object.entries(emb.features)) tensors[n] = t('float32', f.data, f.dims);
-    resident.set(key, { emb, tensors });
+    let tensors = backend === 'webgpu' ? await gpuTensors(emb) : null;
+    const where = tensors ? 'gpu' : 'cpu';
+    if (!tensors) {
+      tensors = {};
+      for (const [n, f] of Object.entries(emb.features)) tensors[n] = t('float32', f.data, f.dims);
+    }
+    resident.set(key, { emb, tensors, where });
     while (resident.size > RESIDENT) {
       const [old, v] = resident.entries().next().value as [string, { tensors: Record<string, TensorLike> }];
       for (const x of Object.values(v.tensors)) x.dispose?.();
       resident.delete(old);
     }
+    return where;
   }
 
   const infoOf = (l: Loaded): SegmentModelInfo => ({
@@ -128,22 +172,22 @@ export function createSegmentEngine(host: OrtHost, embeddings?: EmbeddingStore):
         if (r) {
           resident.delete(key);
           resident.set(key, r);
-          return { key, from: 'memory' as const, encodeMs: r.emb.encodeMs, geometry: r.emb.geometry };
+          return { key, from: 'memory' as const, encodeMs: r.emb.encodeMs, geometry: r.emb.geometry, resident: r.where };
         }
         const t = await tensor();
         const cached = await embeddings?.get(key).catch(() => undefined);
         if (cached) {
           counts.cacheHits++;
-          keep(key, { features: cached.features, geometry: cached.geometry, encodeMs: cached.encodeMs }, t);
-          return { key, from: 'indexeddb' as const, encodeMs: cached.encodeMs, geometry: cached.geometry };
+          const where = await keep(key, { features: cached.features, geometry: cached.geometry, encodeMs: cached.encodeMs }, t, l.report.backend);
+          return { key, from: 'indexeddb' as const, encodeMs: cached.encodeMs, geometry: cached.geometry, resident: where };
         }
-        const emb = await l.pipe.encode(raster);
+        const emb = await serial(() => l.pipe.encode(raster));
         counts.encodes++;
         l.report.lastInferenceMs = Math.round(emb.encodeMs * 10) / 10;
-        keep(key, emb, t);
+        const where = await keep(key, emb, t, l.report.backend);
         // a failing store (quota, private mode) costs a re-encode next time, nothing else
         await embeddings?.set(key, { features: emb.features, geometry: emb.geometry, encodeMs: emb.encodeMs, createdAt: Date.now() }).catch(() => undefined);
-        return { key, from: 'encoder' as const, encodeMs: emb.encodeMs, geometry: emb.geometry };
+        return { key, from: 'encoder' as const, encodeMs: emb.encodeMs, geometry: emb.geometry, resident: where };
       }),
 
     decode: (req, key, prompt, opts) =>
@@ -151,7 +195,7 @@ export function createSegmentEngine(host: OrtHost, embeddings?: EmbeddingStore):
         const l = await get(req);
         const r = resident.get(key);
         if (!r) throw new Error('the image embedding is not loaded (encode the image first)');
-        const d = await l.pipe.decode(r.emb, prompt, opts, r.tensors);
+        const d = await serial(() => l.pipe.decode(r.emb, prompt, opts, r.tensors));
         counts.decodes++;
         return d;
       }),
@@ -160,10 +204,15 @@ export function createSegmentEngine(host: OrtHost, embeddings?: EmbeddingStore):
 
     async release(modelId) {
       await pool.release(modelId);
-      for (const k of [...resident.keys()]) if (k.includes(`|${modelId}|`)) resident.delete(k);
+      for (const [k, v] of [...resident.entries()]) {
+        if (!k.includes(`|${modelId}|`)) continue;
+        for (const x of Object.values(v.tensors)) x.dispose?.();
+        resident.delete(k);
+      }
     },
 
     async reset() {
+      for (const v of resident.values()) for (const x of Object.values(v.tensors)) x.dispose?.();
       resident.clear();
       await pool.release();
     },
