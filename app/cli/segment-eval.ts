@@ -71,7 +71,7 @@ export async function segmentEval(o: SegmentEvalOptions) {
     const emb = await pipe.encode(img.raster);
     const row: EvalRow = { image: name, width: w, height: h, lungs: {} as EvalRow['lungs'] };
     for (const lung of LUNGS) {
-      const d = await pipe.decode(emb, lungPrompt(o.prompt, boxes[name][lung]));
+      const d = await pipe.decode(emb, lungPrompt(o.prompt, boxes[name][lung]), { masks: 'best' });
       row.lungs[lung] = { ...scoreLung(d.masks[d.best], truth[lung], truth.ignore), predictedIou: d.iou[d.best] };
     }
     rows.push(row);

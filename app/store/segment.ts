@@ -10,6 +10,9 @@ import {
   historyRedo,
   historyUndo,
   LatestOnly,
+  longestSideShape,
+  thresholdLogits,
+  upscaleMaskLogits,
   LUNGS,
   histogram01,
   imageName,
@@ -147,9 +150,10 @@ export function segmentEntry(s: Pick<AppState, 'manifest' | 'segment'>): ModelEn
 
 export { defaultSegmentModelId as defaultSegmentModel } from '../lib/segment/models';
 
-/** The selected mask of a layer, if it has one. */
+/** The selected mask of a layer, if it has one (candidates not upscaled yet are empty). */
 export function layerMask(l: SegLayer): Uint8Array | undefined {
-  return l.masks?.[l.selected];
+  const m = l.masks?.[l.selected];
+  return m && m.length ? m : undefined;
 }
 
 function newLayer(id: number, index: number, label?: string): SegLayer {
@@ -250,7 +254,7 @@ export const createSegmentSlice: SliceCreator<SegmentSlice> = (set, get) => {
     const st = get().segment.byImage[item.id];
     const layer = change(activeOf(st));
     patchImage(item.id, { decoding: true });
-    const out = await engine().decode(req()!, key, promptFor({ ...layer, lowRes: activeOf(st).lowRes, selected: activeOf(st).selected }));
+    const out = await engine().decode(req()!, key, promptFor({ ...layer, lowRes: activeOf(st).lowRes, selected: activeOf(st).selected }), { masks: 'best' });
     if (!out.ok) {
       patchImage(item.id, { decoding: false, error: out.message });
       get().alert(out.message);
@@ -272,7 +276,7 @@ export const createSegmentSlice: SliceCreator<SegmentSlice> = (set, get) => {
     async ({ imageId, key, prompt }) => {
       const r = req();
       if (!r) return null;
-      const out = await engine().decode(r, key, prompt);
+      const out = await engine().decode(r, key, prompt, { masks: 'best' });
       set((s) => ({ segment: { ...s.segment, hoverDecodes: s.segment.hoverDecodes + 1 } }));
       return out.ok ? { imageId, mask: out.value.masks[out.value.best] } : null;
     },
@@ -343,8 +347,16 @@ export const createSegmentSlice: SliceCreator<SegmentSlice> = (set, get) => {
       if (!item) return;
       const st = get().segment.byImage[item.id];
       const l = activeOf(st);
-      if (!l.masks?.[i]) return;
-      patchImage(item.id, { history: historyPush(st.history, st.history.present.map((x) => (x.id === l.id ? { ...x, selected: i } : x))) });
+      if (!l.masks?.[i] || !l.lowRes?.[i]) return;
+      let masks = l.masks;
+      if (!masks[i].length) {
+        // upscaled on demand: the decode only upscaled the best candidate
+        const size = get().segment.info?.imageSize;
+        if (!size) return;
+        const m = Math.round(Math.sqrt(l.lowRes[i].length));
+        masks = masks.map((x, k) => (k === i ? thresholdLogits(upscaleMaskLogits(l.lowRes![i], m, longestSideShape(item.raster.width, item.raster.height, size))) : x));
+      }
+      patchImage(item.id, { history: historyPush(st.history, st.history.present.map((x) => (x.id === l.id ? { ...x, masks, selected: i } : x))) });
     },
 
     segmentUndo() {
@@ -527,7 +539,7 @@ export const createSegmentSlice: SliceCreator<SegmentSlice> = (set, get) => {
     const row: EvalRow = { image: name, width: raster.width, height: raster.height, lungs: {} as EvalRow['lungs'] };
     const pred = {} as Record<(typeof LUNGS)[number], Uint8Array>;
     for (const lung of LUNGS) {
-      const d = await engine().decode(r, enc.value.key, lungPrompt(prompt, b[lung]));
+      const d = await engine().decode(r, enc.value.key, lungPrompt(prompt, b[lung]), { masks: 'best' });
       if (!d.ok) throw new Error(d.message);
       pred[lung] = d.value.masks[d.value.best];
       row.lungs[lung] = { ...scoreLung(pred[lung], truth[lung], truth.ignore), predictedIou: d.value.iou[d.value.best] };

@@ -61,10 +61,16 @@ export interface DecodeOptions {
   multimask?: boolean;
   /** Also return the logits at the original size (parity checks); masks are always returned. */
   logits?: boolean;
+  /**
+   * 'best' upscales only the mask with the highest predicted IoU (an interaction shows that one; the others are
+   * upscaled from their low-res logits if the user picks them); 'all' (default) every mask.
+   */
+  masks?: 'all' | 'best';
 }
 
 export interface Decoded {
-  /** Binary masks at the original size (origW×origH each), in output order. */
+  /** Binary masks at the original size (origW×origH each), in output order; empty (length 0) for the masks not
+   * upscaled with `masks: 'best'`. */
   masks: Uint8Array[];
   iou: number[];
   best: number;
@@ -142,15 +148,20 @@ export class SamPipeline {
     const logits: Float32Array[] = [];
     const masks: Uint8Array[] = [];
     const plane = g.origW * g.origH;
+    const best = bestMaskIndex(r.iou);
     for (let k = 0; k < M; k++) {
       const low = r.lowRes.slice(k * m * m, (k + 1) * m * m);
       lowRes.push(low);
+      if (opts.masks === 'best' && k !== best && !opts.logits) {
+        masks.push(new Uint8Array(0));
+        continue;
+      }
       const full = r.fullRes ? r.fullRes.subarray(k * plane, (k + 1) * plane) : upscaleMaskLogits(low, m, g);
       if (opts.logits) logits.push(Float32Array.from(full));
       masks.push(thresholdLogits(full));
     }
     for (const [k, t] of Object.entries(out)) if (!this.itf.features.includes(k)) t.dispose?.();
     for (const [k, t] of Object.entries(feeds)) if (!featureTensors?.[k]) t.dispose?.();
-    return { masks, iou: r.iou, best: bestMaskIndex(r.iou), lowRes, maskSize: m, logits: opts.logits ? logits : undefined, decodeMs };
+    return { masks, iou: r.iou, best, lowRes, maskSize: m, logits: opts.logits ? logits : undefined, decodeMs };
   }
 }

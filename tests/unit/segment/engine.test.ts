@@ -51,6 +51,13 @@ describe('segment engine (Node host)', () => {
       expect(Array.from(d2.value.masks[0])).toEqual(Array.from(d1.value.masks[0]));
     }
     expect((await e2.stats()).encodes).toBe(0);
+    // masks: 'best' upscales only the best candidate, identically
+    const d3 = await e2.decode(req('tiny-sam'), c.ok ? c.value.key : '', prompt, { masks: 'best' });
+    if (d2.ok && d3.ok) {
+      expect(d3.value.best).toBe(d2.value.best);
+      expect(Array.from(d3.value.masks[d3.value.best])).toEqual(Array.from(d2.value.masks[d2.value.best]));
+      expect(d3.value.masks.filter((m) => m.length === 0).length).toBe(d3.value.masks.length - 1);
+    }
     // other models key their own embeddings
     const o = await e2.encode(req('tiny-sam-onnx'), image);
     expect(o.ok && o.value.from).toBe('encoder');
