@@ -114,7 +114,7 @@ function SegmentCanvas() {
 
   return (
     <div className="viewer panel segment-canvas">
-      <div className="segment-stack">
+      <div className="segment-stack" style={{ width: `min(100%, calc((100vh - 190px) * ${item.raster.width / item.raster.height}))` }}>
         <canvas ref={imgRef} className="segment-image" data-testid="segment-image" />
         <canvas
           ref={overRef}

@@ -93,11 +93,11 @@ test.describe('segment view', () => {
     await page.getByTestId('segment-undo').click({ timeout: 30_000 });
     await page.getByTestId('segment-undo').click({ timeout: 30_000 });
     step('undone');
-    await expect.poll(() => layerArea(page)).toBe(areaClick);
+    await expect.poll(() => layerArea(page), { timeout: 90_000 }).toBe(areaClick);
     await page.getByTestId('segment-redo').click({ timeout: 30_000 });
     await page.getByTestId('segment-redo').click({ timeout: 30_000 });
     step('redone');
-    await expect.poll(() => layerArea(page)).toBe(areaBox);
+    await expect.poll(() => layerArea(page), { timeout: 90_000 }).toBe(areaBox);
 
     step('a second labelled mask');
     // a second labelled mask
@@ -137,7 +137,7 @@ test.describe('segment view', () => {
     await addFiles(page, [file]);
     await expect(page.getByTestId('segment-embedding')).toContainText('embedding from cache (IndexedDB)', { timeout: 60_000 });
     await clickImage(page, w * 0.3, h * 0.45, w, h);
-    await expect.poll(() => layerArea(page)).toBe(areaClick);
+    await expect.poll(() => layerArea(page), { timeout: 90_000 }).toBe(areaClick);
     await shot(page, 'segment-reload-cached');
     expect(errors).toEqual([]);
   });
