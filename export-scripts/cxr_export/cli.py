@@ -18,6 +18,7 @@ class SubcommandImportError(ImportError):
 SUBCOMMANDS: list[tuple[str, str]] = [
     ("data", "cxr_export.data"),
     ("train-classifier", "cxr_export.train_classifier"),
+    ("train-segmenter", "cxr_export.train_segmenter"),
     ("classifier", "cxr_export.classifier"),
     ("clip", "cxr_export.clip"),
     ("sam", "cxr_export.sam"),
