@@ -620,7 +620,8 @@ def train(args: argparse.Namespace) -> dict:
                       "steps": args.steps}), flush=True)
     losses = []
     with open(log_path, "a") as log:
-        while step < args.steps and time.time() - t0 < budget:
+        stop_at = args.steps if not getattr(args, "stop_after", None) else min(args.steps, step + args.stop_after)
+        while step < stop_at and time.time() - t0 < budget:
             rng = np.random.default_rng([args.seed, step])
             idx = tr[rng.choice(len(tr), size=min(args.batch, len(tr)), replace=False)]
             for g in opt.param_groups:
@@ -632,7 +633,7 @@ def train(args: argparse.Namespace) -> dict:
             opt.step()
             step += 1
             losses.append(float(loss.detach()))
-            rec = {"step": step, "loss": round(float(loss), 5), **stats,
+            rec = {"step": step, "loss": round(losses[-1], 5), **stats,
                    "t": round(elapsed_before + time.time() - t0, 1)}
             log.write(json.dumps(rec) + "\n")
             if step % 20 == 0 or step == args.steps:
@@ -685,7 +686,7 @@ def register(subparsers) -> None:
     p.add_argument("--out-dir", type=Path, default=repo_root() / "public" / "models", help="models root")
     p.add_argument("--id", dest="model_id", default="lung-sam")
     p.add_argument("--golden", type=Path, default=repo_root() / "tests" / "goldens" / "lung-sam" / "heldout.json")
-    p.add_argument("--steps", type=int, default=850)
+    p.add_argument("--steps", type=int, default=560)
     p.add_argument("--batch", type=int, default=6, help="images per step (both lungs of each are targets)")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--warmup", type=int, default=60)
@@ -697,6 +698,8 @@ def register(subparsers) -> None:
                    "(checkpoint kept; the same command resumes)")
     p.add_argument("--checkpoint-every", type=int, default=50)
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    p.add_argument("--stop-after", type=int, default=None, help="stop after this many steps in this call (as a "
+                   "time budget would; the next call resumes)")
     p.add_argument("--tiny", action="store_true", help="tiny architecture at 64 px (tests)")
     p.add_argument("--limit-images", type=int, default=None, help="use only the first N images (tests)")
     p.add_argument("--train-only", action="store_true", help="skip export and evaluation")
