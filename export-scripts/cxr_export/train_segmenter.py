@@ -44,9 +44,11 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 LUNGS = ("right_lung", "left_lung")
 IGNORE = 127
 DEFAULT_ARCH = dict(image_size=256, stride=4, embed_dim=64, widths=(24, 32, 64, 128, 160), depths=(1, 2, 2, 1),
-                    decoder_layers=2, decoder_heads=4, decoder_mlp=256, mask_input_channels=16)
+                    decoder_layers=2, decoder_heads=4, decoder_mlp=256, mask_input_channels=16,
+                    prompt_maps={"sigma": 10.0, "tau": 2.0})
 TINY_ARCH = dict(image_size=64, stride=4, embed_dim=32, widths=(8, 8, 16, 16, 32), depths=(1, 1, 1, 1),
-                 decoder_layers=1, decoder_heads=2, decoder_mlp=64, mask_input_channels=8)
+                 decoder_layers=1, decoder_heads=2, decoder_mlp=64, mask_input_channels=8,
+                 prompt_maps={"sigma": 3.0, "tau": 1.0})
 # prompt layouts sampled per training step (all prompts of one step share one token count)
 LAYOUTS = (("box", 0.30), ("jittered-box", 0.20), ("centre-click", 0.15), ("clicks", 0.15), ("box+clicks", 0.20))
 
@@ -299,16 +301,86 @@ def build_model(arch: dict, seed: int = 0):
     model.prompt_encoder.shared_embedding = model.shared_image_embedding
     encoder = CnnEncoder()
     adapter = SamAdapter(model, encoder=encoder)
+    if arch.get("prompt_maps"):
+        adapter.decoder = PromptMapDecoder(adapter.decoder, s, e, c, arch["prompt_maps"])
+    # training only (not exported): lungs-vs-rest from the embedding, so the encoder learns lung features early
+    adapter.aux = nn.Conv2d(c, 1, 1)
     info = dict(arch="lung-sam-cnn", image_size=s, embedding_size=e, embedding_dim=c, mask_size=4 * e,
                 extra_features=[])
     return adapter, info
+
+
+def _prompt_map_decoder_class():
+    import torch
+    from torch import nn
+
+    class PromptMapDecoder(nn.Module):
+        """SAM's decoder (sam.py's adapter, same five inputs) with dense prompt maps added to the image embedding,
+        as click maps in interactive segmentation (Xu et al., "Deep Interactive Object Selection", CVPR 2016;
+        RITM, Sofiiuk et al. 2022): on the E x E grid, a soft inside-the-box map (box corners labelled 2 / 3) and
+        Gaussian maps (sigma px of the frame) of the positive and the negative clicks; a small conv turns them into
+        C channels. Padding points (-1) add nothing. SAM's own sparse prompt path is unchanged, so points and box
+        still reach the two-way transformer as tokens; the maps make 'inside the box' learnable from a few hundred
+        images."""
+
+        def __init__(self, base, image_size: int, e: int, c: int, maps: dict):
+            super().__init__()
+            self.base = base
+            self.sigma = float(maps.get("sigma", 10.0))
+            self.tau = float(maps.get("tau", 2.0))
+            stride = image_size / e
+            centres = (torch.arange(e, dtype=torch.float32) + 0.5) * stride
+            gy, gx = torch.meshgrid(centres, centres, indexing="ij")
+            self.register_buffer("gx", gx.reshape(1, 1, e * e), persistent=False)
+            self.register_buffer("gy", gy.reshape(1, 1, e * e), persistent=False)
+            self.e = e
+            self.maps = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, c, 1))
+
+        @property
+        def multimask_output(self):
+            return self.base.multimask_output
+
+        @multimask_output.setter
+        def multimask_output(self, on):
+            self.base.multimask_output = on
+
+        def prompt_maps(self, point_coords, point_labels):
+            """point_coords [B,N,2] frame pixels, point_labels [B,N] -> [B,3,E,E] (positive, negative, box)."""
+            x = point_coords[..., 0:1] + 0.5  # [B,N,1], continuous coordinates of the pixel centre
+            y = point_coords[..., 1:2] + 0.5
+            lab = point_labels.unsqueeze(-1)
+            d2 = (self.gx - x) ** 2 + (self.gy - y) ** 2  # [B,N,E*E]
+            g = torch.exp(-d2 / (2 * self.sigma ** 2))
+            pos = (g * (lab == 1).to(g.dtype)).amax(1)
+            neg = (g * (lab == 0).to(g.dtype)).amax(1)
+            is2, is3 = (lab == 2).to(g.dtype), (lab == 3).to(g.dtype)
+            x0, y0 = (x * is2).sum(1), (y * is2).sum(1)  # [B,1]
+            x1, y1 = (x * is3).sum(1), (y * is3).sum(1)
+            has_box = is2.amax(1)
+            t = self.tau
+            inside = (torch.sigmoid((self.gx[:, 0] - x0) / t) * torch.sigmoid((x1 - self.gx[:, 0]) / t)
+                      * torch.sigmoid((self.gy[:, 0] - y0) / t) * torch.sigmoid((y1 - self.gy[:, 0]) / t)) * has_box
+            return torch.stack([pos, neg, inside], 1).reshape(-1, 3, self.e, self.e)
+
+        def forward(self, image_embeddings, point_coords, point_labels, mask_input, has_mask_input):
+            extra = self.maps(self.prompt_maps(point_coords, point_labels))
+            return self.base(image_embeddings + extra, point_coords, point_labels, mask_input, has_mask_input)
+
+    return PromptMapDecoder
+
+
+def PromptMapDecoder(*a, **kw):  # noqa: N802  (class built lazily: torch is imported only when used)
+    return _prompt_map_decoder_class()(*a, **kw)
 
 
 def modules_of(adapter):
     """The trainable modules (the decoder wrapper holds the whole SamModel: prompt encoder + mask decoder)."""
     import torch
 
-    return torch.nn.ModuleDict({"encoder": adapter.encoder, "sam": adapter.model})
+    mods = {"encoder": adapter.encoder, "sam": adapter.model, "aux": adapter.aux}
+    if hasattr(adapter.decoder, "maps"):
+        mods["prompt_maps"] = adapter.decoder.maps
+    return torch.nn.ModuleDict(mods)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -511,7 +583,7 @@ def lr_at(step: int, total: int, base: float, warmup: int) -> float:
     return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
 
-def training_step(adapter, data, idx, rng, size: int, refine_p: float = 0.2, aug: float = 1.0):
+def training_step(adapter, data, idx, rng, size: int, refine_p: float = 0.2, aug: float = 1.0, aux_w: float = 0.5):
     """One step on images idx, both lungs of each. Returns (loss tensor, stats dict)."""
     import torch
 
@@ -538,6 +610,13 @@ def training_step(adapter, data, idx, rng, size: int, refine_p: float = 0.2, aug
     masks, iou_pred = adapter.decoder(e, torch.from_numpy(np.stack(coords)), torch.from_numpy(np.stack(labels)),
                                       no_mask, torch.zeros(b * 2))
     loss, stats = _prompt_loss(masks, iou_pred, tgt, wgt)
+    # auxiliary: both lungs from the embedding at its own resolution (encoder only; not exported)
+    stride = size // emb.shape[-1]
+    lungs = torch.nn.functional.avg_pool2d(tg.amax(1, keepdim=True), stride)
+    w_aux = torch.nn.functional.avg_pool2d(wg.unsqueeze(1), stride)
+    aux = (torch.nn.functional.binary_cross_entropy_with_logits(adapter.aux(emb), lungs, reduction="none")
+           * w_aux).sum() / w_aux.sum().clamp(min=1)
+    stats["aux_loss"] = float(aux.detach())
     if rng.uniform() < refine_p:
         # second interaction: previous best low-res logits as mask_input + a corrective click
         best = masks.detach()[torch.arange(b * 2), iou_pred.detach().argmax(1)]
@@ -554,7 +633,7 @@ def training_step(adapter, data, idx, rng, size: int, refine_p: float = 0.2, aug
         loss = 0.5 * (loss + loss2)
         stats["refine_dice_loss"] = stats2["mask_loss"]
     stats["layout"] = layout
-    return loss, stats
+    return loss + aux_w * aux, stats
 
 
 def _prompt_loss(masks, iou_pred, tgt, wgt):
@@ -686,7 +765,7 @@ def register(subparsers) -> None:
     p.add_argument("--out-dir", type=Path, default=repo_root() / "public" / "models", help="models root")
     p.add_argument("--id", dest="model_id", default="lung-sam")
     p.add_argument("--golden", type=Path, default=repo_root() / "tests" / "goldens" / "lung-sam" / "heldout.json")
-    p.add_argument("--steps", type=int, default=560)
+    p.add_argument("--steps", type=int, default=500)
     p.add_argument("--batch", type=int, default=6, help="images per step (both lungs of each are targets)")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--warmup", type=int, default=60)

@@ -168,3 +168,11 @@ def test_shipped_lung_sam_matches_its_golden(repo_root, lung_dir):
                 assert abs(g["lungs"][lung][kind]["dice"] - r["lungs"][lung][kind]["dice"]) < 1e-3
     # the card's numbers are the golden's
     assert entry["card"]["metrics"]["box_right_lung_dice_mean"] == golden["metrics"]["box"]["right_lung"]["dice"]["mean"]
+
+
+def test_cli_registers_train_segmenter():
+    from cxr_export.cli import build_parser
+
+    args = build_parser().parse_args(["train-segmenter", "--steps", "3", "--time-budget-min", "1", "--threads", "1"])
+    assert args.func is ts.run and args.steps == 3 and args.time_budget_min == 1 and args.threads == 1
+    assert str(args.run_dir).endswith("export-scripts/runs/lung-sam")
