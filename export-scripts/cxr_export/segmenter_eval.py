@@ -186,10 +186,11 @@ def export_and_evaluate(args: argparse.Namespace) -> dict:
     out_dir = Path(args.out_dir)
     model_id = args.model_id
     n_params = {"image_encoder": sum(p.numel() for p in adapter.encoder.parameters()),
-                "prompt_encoder_mask_decoder": sum(p.numel() for n, p in adapter.model.named_parameters()
-                                                   if not n.startswith("vision_encoder"))}
+                "prompt_encoder_mask_decoder": sum(p.numel() for p in adapter.decoder.parameters())}
     command = (f"cxr-export train-segmenter --threads {args.threads} --seed {meta['seed']} --steps {meta['steps']} "
                f"--batch {meta['batch']} --lr {meta['lr']:g} --holdout {meta['holdout']:g}"
+               + (f" --finetune-steps {meta['finetune_steps']} --finetune-lr {meta['finetune_lr']:g}"
+                  if meta.get("finetune_steps") else "")
                + (f" --time-budget-min {args.time_budget_min:g}" if args.time_budget_min else ""))
     entry = export_sam(adapter, info, out_dir, model_id, "trained", atol=1e-4, rtol=1e-4, seed=args.seed,
                        write_manifest=False, source=f"trained by {command}", license_="Apache-2.0",
@@ -221,7 +222,10 @@ def export_and_evaluate(args: argparse.Namespace) -> dict:
                 "mask_input": np.zeros((1, 1, mask_size, mask_size), np.float32),
                 "has_mask_input": np.zeros((1,), np.float32)}
 
-    qz.quantize(out_dir, model_id, "fp16", feeds_fn=feeds_fn)
+    v16 = qz.quantize(out_dir, model_id, "fp16", feeds_fn=feeds_fn)
+    v16["parity"]["reference"] = v16["parity"]["reference"].replace(
+        "same seeded input", f"on held-out image {names[0]} and its right_lung box prompt")
+    mf.add_variant(out_dir, model_id, "fp16", v16)
     pair16 = OrtPair(folder / "image_encoder.fp16.onnx", folder / "prompt_decoder.fp16.onnx", args.threads)
 
     ev32 = evaluate(pair32, data_dir, names, size, mask_size, torch_adapter=adapter)
@@ -257,7 +261,12 @@ def export_and_evaluate(args: argparse.Namespace) -> dict:
                                        "GroupNorm, ReLU) + top-down FPN to stride 4 + SAM neck LayerNorm2d"),
                      "prompt_encoder_mask_decoder": (f"transformers SamPromptEncoder + SamMaskDecoder, width "
                                                      f"{arch['embed_dim']}, {arch['decoder_layers']} two-way "
-                                                     f"layers, {arch['decoder_heads']} heads, 3 multimask outputs"),
+                                                     f"layers, {arch['decoder_heads']} heads, 3 multimask outputs"
+                                                     + ("; dense prompt maps (inside-the-box map, Gaussian maps of "
+                                                        "positive / negative clicks, sigma "
+                                                        f"{arch['prompt_maps']['sigma']:g} px) through a 2-layer "
+                                                        "conv added to the image embedding inside the decoder graph"
+                                                        if arch.get("prompt_maps") else "")),
                      "image_size": size, "embedding": [arch["embed_dim"], size // arch["stride"],
                                                        size // arch["stride"]],
                      "params": n_params, "params_total": sum(n_params.values())},
@@ -269,8 +278,11 @@ def export_and_evaluate(args: argparse.Namespace) -> dict:
                       "n_eval": meta["n_eval"]},
             "prompts": ("per step one layout for all prompts: radiologist box 30%, jittered box 20%, centre click "
                         "15%, 1-3 random positive/negative clicks 15%, box + 1-2 clicks 20%; 20% of steps add a "
-                        "refinement pass (previous low-res logits as mask_input + a corrective click)"),
-            "loss": "min over the 3 masks of (BCE + soft Dice) + 0.2 x mean + MSE(IoU head, actual IoU)",
+                        "refinement pass (previous low-res logits as mask_input + a corrective click)"
+                        + (f"; then {meta['finetune_steps']} click-weighted steps (box 20%, jittered box 10%, centre "
+                           "click 35%, clicks 25%, box + clicks 10%)" if meta.get("finetune_steps") else "")),
+            "loss": ("min over the 3 masks of (BCE + soft Dice) + 0.2 x mean + MSE(IoU head, actual IoU); + 0.5 x "
+                     "auxiliary BCE of both lungs from the embedding (1x1 conv, training only)"),
             "augmentation": "scale 0.85-1.15, shift +-8%, horizontal flip, gamma / contrast / brightness",
             "optimizer": f"AdamW lr {meta['lr']:g}, weight decay 1e-4, warmup + cosine over {meta['steps']} steps, "
                          "grad clip 1.0",
@@ -290,6 +302,10 @@ def export_and_evaluate(args: argparse.Namespace) -> dict:
     mf.save(out_dir, manifest)
 
     golden = {
+        "format": ("images[i]: image (stem in images/), size [H, W], lungs.{right_lung,left_lung}: box (x0,y0,x1,y1 "
+                   "image px, boxes.json), then per prompt (box, centre-click): point_coords / point_labels as fed to "
+                   "prompt_decoder.onnx (256-frame px), iou_predictions, mask_index (argmax), dice, iou, mask_pixels "
+                   "(predicted pixels at full size, ignore pixels included)"),
         "model": model_id, "variant": "fp32", "runtime": "onnxruntime CPU (Python)",
         "data": "../shared/data/cxr-lung-masks", "prompts": list(PROMPTS),
         "protocol": entry["card"]["metrics"]["protocol"], "image_size": size, "mask_size": mask_size,

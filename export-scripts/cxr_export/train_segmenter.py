@@ -51,6 +51,9 @@ TINY_ARCH = dict(image_size=64, stride=4, embed_dim=32, widths=(8, 8, 16, 16, 32
                  prompt_maps={"sigma": 3.0, "tau": 1.0})
 # prompt layouts sampled per training step (all prompts of one step share one token count)
 LAYOUTS = (("box", 0.30), ("jittered-box", 0.20), ("centre-click", 0.15), ("clicks", 0.15), ("box+clicks", 0.20))
+# the click-weighted second phase (--finetune-steps): single clicks are the harder prompt to learn
+FINETUNE_LAYOUTS = (("box", 0.20), ("jittered-box", 0.10), ("centre-click", 0.35), ("clicks", 0.25),
+                    ("box+clicks", 0.10))
 
 
 def repo_root() -> Path:
@@ -583,15 +586,16 @@ def lr_at(step: int, total: int, base: float, warmup: int) -> float:
     return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
 
-def training_step(adapter, data, idx, rng, size: int, refine_p: float = 0.2, aug: float = 1.0, aux_w: float = 0.5):
+def training_step(adapter, data, idx, rng, size: int, refine_p: float = 0.2, aug: float = 1.0, aux_w: float = 0.5,
+                  layouts=LAYOUTS):
     """One step on images idx, both lungs of each. Returns (loss tensor, stats dict)."""
     import torch
 
     frames = data["frames"][idx]
     pix, tg, wg, boxes = augment_batch(rng, frames, data["hw"][idx], data["targets"][idx], data["weights"][idx],
                                        data["boxes"][idx], size, aug)
-    names = [n for n, _ in LAYOUTS]
-    probs = np.array([p for _, p in LAYOUTS])
+    names = [n for n, _ in layouts]
+    probs = np.array([p for _, p in layouts])
     layout = names[rng.choice(len(names), p=probs / probs.sum())]
     n_clicks = int(rng.integers(1, 4)) if layout == "clicks" else int(rng.integers(1, 3))
     emb = adapter.encoder(pix)
@@ -676,7 +680,10 @@ def train(args: argparse.Namespace) -> dict:
     ckpt = run_dir / "checkpoint.pt"
     step = 0
     log_path = run_dir / "train_log.jsonl"
+    ft_steps = int(getattr(args, "finetune_steps", 0) or 0)
+    total = args.steps + ft_steps
     meta = {"arch": arch, "seed": args.seed, "steps": args.steps, "batch": args.batch, "lr": args.lr,
+            "finetune_steps": ft_steps, "finetune_lr": float(getattr(args, "finetune_lr", 0.0) or 0.0),
             "holdout": args.holdout, "n_train": int(len(tr)), "n_eval": int(len(ev)),
             "eval_names": [str(data["names"][i]) for i in ev]}
     elapsed_before = 0.0
@@ -696,16 +703,18 @@ def train(args: argparse.Namespace) -> dict:
     budget = args.time_budget_min * 60 if args.time_budget_min else float("inf")
     n_params = sum(p.numel() for p in mods.parameters())
     print(json.dumps({"params": n_params, "n_train": len(tr), "n_eval": len(ev), "start_step": step,
-                      "steps": args.steps}), flush=True)
+                      "steps": total}), flush=True)
     losses = []
     with open(log_path, "a") as log:
-        stop_at = args.steps if not getattr(args, "stop_after", None) else min(args.steps, step + args.stop_after)
+        stop_at = total if not getattr(args, "stop_after", None) else min(total, step + args.stop_after)
         while step < stop_at and time.time() - t0 < budget:
             rng = np.random.default_rng([args.seed, step])
             idx = tr[rng.choice(len(tr), size=min(args.batch, len(tr)), replace=False)]
             for g in opt.param_groups:
-                g["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
-            loss, stats = training_step(adapter, data, idx, rng, size, aug=args.aug)
+                g["lr"] = (lr_at(step, args.steps, args.lr, args.warmup) if step < args.steps else
+                           lr_at(step - args.steps, ft_steps, args.finetune_lr, 10))
+            loss, stats = training_step(adapter, data, idx, rng, size, aug=args.aug,
+                                        layouts=LAYOUTS if step < args.steps else FINETUNE_LAYOUTS)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -715,15 +724,15 @@ def train(args: argparse.Namespace) -> dict:
             rec = {"step": step, "loss": round(losses[-1], 5), **stats,
                    "t": round(elapsed_before + time.time() - t0, 1)}
             log.write(json.dumps(rec) + "\n")
-            if step % 20 == 0 or step == args.steps:
+            if step % 20 == 0 or step == total:
                 log.flush()
                 print(json.dumps(rec), flush=True)
-            if step % args.checkpoint_every == 0 and step < args.steps:
+            if step % args.checkpoint_every == 0 and step < total:
                 meta["train_seconds"] = elapsed_before + time.time() - t0
                 save_checkpoint(ckpt, adapter, opt, step, meta)
     meta["train_seconds"] = elapsed_before + time.time() - t0
     save_checkpoint(ckpt, adapter, opt, step, meta)
-    summary = {"step": step, "done": step >= args.steps, "params": n_params,
+    summary = {"step": step, "done": step >= total, "params": n_params,
                "train_seconds": round(meta["train_seconds"], 1), "losses": losses}
     (run_dir / "train.json").write_text(json.dumps({k: v for k, v in summary.items() if k != "losses"}, indent=2))
     print(json.dumps({k: v for k, v in summary.items() if k != "losses"}), flush=True)
@@ -747,7 +756,7 @@ def run(args: argparse.Namespace) -> dict:
     if args.train_only:
         return summary
     if not summary["done"]:
-        print(f"stopped at step {summary['step']} of {args.steps} (time budget): run the same command again to "
+        print(f"stopped at step {summary['step']} of {args.steps + args.finetune_steps} (time budget): run the same command again to "
               "resume; export and evaluation run when training is complete", flush=True)
         return summary
     from .segmenter_eval import export_and_evaluate
@@ -766,6 +775,9 @@ def register(subparsers) -> None:
     p.add_argument("--id", dest="model_id", default="lung-sam")
     p.add_argument("--golden", type=Path, default=repo_root() / "tests" / "goldens" / "lung-sam" / "heldout.json")
     p.add_argument("--steps", type=int, default=500)
+    p.add_argument("--finetune-steps", type=int, default=0, help="then this many steps with click-weighted prompts "
+                   "(FINETUNE_LAYOUTS), own warmup + cosine from --finetune-lr")
+    p.add_argument("--finetune-lr", type=float, default=6e-4)
     p.add_argument("--batch", type=int, default=6, help="images per step (both lungs of each are targets)")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--warmup", type=int, default=60)
