@@ -22,7 +22,7 @@ import numpy as np
 
 from . import manifest as mf
 from .errors import ExportError
-from .train_segmenter import (IMAGENET_MEAN, IMAGENET_STD, LUNGS, dice_iou, load_trained, normalize,
+from .lung_segmenter import (IMAGENET_MEAN, IMAGENET_STD, LUNGS, dice_iou, load_trained, normalize,
                               preprocess_shape, split_lungs, summarize, to_frame)
 
 PROMPTS = ("box", "centre-click")

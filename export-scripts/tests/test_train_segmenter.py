@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from cxr_export import segmenter_eval as se
-from cxr_export import train_segmenter as ts
+from cxr_export import lung_segmenter as ts
+from cxr_export import train_segmenter
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def _args(tmp: Path, lung_dir: Path, **kw) -> argparse.Namespace:
     base = dict(data=lung_dir, run_dir=tmp / "run", out_dir=tmp / "models", model_id="lung-sam-test",
                 golden=tmp / "golden.json", steps=6, batch=2, lr=3e-3, warmup=2, aug=1.0, holdout=0.2, seed=0,
                 threads=1, time_budget_min=None, checkpoint_every=2, restart=False, tiny=True, limit_images=8,
-                train_only=True, stop_after=None)
+                train_only=True, stop_after=None, finetune_steps=0, finetune_lr=6e-4)
     base.update(kw)
     return argparse.Namespace(**base)
 
@@ -105,7 +106,7 @@ def test_export_has_the_sam_interface(lung_dir, tmp_path, repo_root):
     import onnxruntime as ort
 
     args = _args(tmp_path, lung_dir, steps=2, train_only=False)
-    out = ts.run(args)
+    out = train_segmenter.run(args)
     manifest = json.loads((tmp_path / "models" / "manifest.json").read_text())
     entry = next(e for e in manifest["models"] if e["id"] == "lung-sam-test")
     ref = next(e for e in json.loads((repo_root / "public" / "models" / "manifest.json").read_text())["models"]
@@ -174,5 +175,12 @@ def test_cli_registers_train_segmenter():
     from cxr_export.cli import build_parser
 
     args = build_parser().parse_args(["train-segmenter", "--steps", "3", "--time-budget-min", "1", "--threads", "1"])
-    assert args.func is ts.run and args.steps == 3 and args.time_budget_min == 1 and args.threads == 1
+    assert args.func is train_segmenter.run and args.steps == 3 and args.time_budget_min == 1 and args.threads == 1
     assert str(args.run_dir).endswith("export-scripts/runs/lung-sam")
+
+
+def test_finetune_phase_continues_after_the_main_schedule(lung_dir, tmp_path):
+    s = ts.train(_args(tmp_path, lung_dir, steps=3, finetune_steps=2))
+    assert s["done"] and s["step"] == 5 and len(s["losses"]) == 5
+    log = [json.loads(x) for x in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3, 4, 5]
