@@ -36,7 +36,7 @@ def register(subparsers) -> None:
     p.add_argument("--id", dest="model_id", default="lung-sam")
     p.add_argument("--golden", type=Path, default=repo_root() / "tests" / "goldens" / "lung-sam" / "heldout.json")
     p.add_argument("--steps", type=int, default=500)
-    p.add_argument("--finetune-steps", type=int, default=0, help="then this many steps with click-weighted prompts "
+    p.add_argument("--finetune-steps", type=int, default=200, help="then this many steps with click-weighted prompts "
                    "(FINETUNE_LAYOUTS), own warmup + cosine from --finetune-lr")
     p.add_argument("--finetune-lr", type=float, default=6e-4)
     p.add_argument("--batch", type=int, default=6, help="images per step (both lungs of each are targets)")
