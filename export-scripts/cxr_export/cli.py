@@ -19,6 +19,7 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("data", "cxr_export.data"),
     ("train-classifier", "cxr_export.train_classifier"),
     ("train-segmenter", "cxr_export.train_segmenter"),
+    ("train-generator", "cxr_export.train_generator"),
     ("classifier", "cxr_export.classifier"),
     ("clip", "cxr_export.clip"),
     ("sam", "cxr_export.sam"),
