@@ -8,6 +8,8 @@ comes first, and writes its outputs; running the stage again continues from the 
              train images; L1 reconstruction + KL (weight --kl-weight, per pixel); no LPIPS / GAN term (their
              weights cannot be had offline). Writes RUN/vae/model (scaling_factor = 1 / std of the latents, as
              the SD authors chose 0.18215).
+  vae-decoder  fine-tunes the decoder only (encoder frozen: the latent space stays the same, like Stability's
+             sd-vae-ft-mse), L1 + image-gradient L1; can run while `unet` trains; `export` uses it.
   unet       UNet2DConditionModel (cross-attention on a CLIP text encoder of the SD 1.x architecture, hidden 32,
              FROZEN at its seeded random init; tokenizer: OpenAI CLIP BPE from ../shared, converted to
              tokenizer.json) trained with the epsilon objective on the NORMAL train images, captions from
@@ -347,6 +349,93 @@ def stage_vae(args) -> dict:
     summary = dict(step=step, recon_l1_init=init_l1, recon_l1=final_l1, scaling_factor=sf, wall_s=round(wall, 1),
                    images=int(len(x)), image_size=spec["image_size"], kl_weight=args.kl_weight, batch_size=bs,
                    params=sum(p.numel() for p in vae.parameters()))
+    _write_json(sdir / "summary.json", summary)
+    print(json.dumps(summary), flush=True)
+    return summary
+
+
+def stage_vae_decoder(args) -> dict:
+    """Fine-tunes only the VAE decoder (+ post_quant_conv) of RUN/vae/model with the encoder frozen, so the latent
+    space the UNet learned stays exactly the same (what Stability did for the sd-vae-ft-mse decoder). Loss: L1 +
+    L1 of the image gradients (a cheap sharpness term standing in for LPIPS). Writes RUN/vae-decoder/model;
+    `export` puts it into RUN/base/vae."""
+    import torch
+
+    _setup(args)
+    spec = GEN_SIZES[args.size]
+    sdir = Path(args.run_dir) / "vae-decoder"
+    sdir.mkdir(parents=True, exist_ok=True)
+    x, _ = train_images(args, ("NORMAL", "PNEUMONIA"), spec["image_size"])
+    vae = load_vae(args.run_dir)
+    enc_state = {k: v.clone() for k, v in vae.state_dict().items() if k.startswith(("encoder.", "quant_conv."))}
+    train_params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
+    for p_ in train_params:
+        p_.requires_grad_(True)
+    opt = torch.optim.AdamW(train_params, lr=args.lr or 5e-4, weight_decay=0.0)
+    g = torch.Generator().manual_seed(args.seed + 5)
+    eval_x = to_pixels(x[np.random.default_rng(args.seed + 99).permutation(len(x))[:min(64, len(x))]])
+
+    def recon_l1() -> float:
+        with torch.no_grad():
+            return float((vae.decode(vae.encode(eval_x).latent_dist.mode()).sample - eval_x).abs().mean())
+
+    ck = load_ckpt(sdir / "ckpt.pt")
+    if ck:
+        vae.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        g.set_state(ck["gen"])
+        step, init_l1, wall = ck["step"], ck["recon_l1_init"], ck["wall_s"]
+    else:
+        step, init_l1, wall = 0, recon_l1(), 0.0
+    budget = Budget(args.time_budget_min, args.max_steps, step)
+    bs = args.batch_size or 16
+    log, last_save = [], time.time()
+
+    def grads(im):
+        return im[..., 1:, :] - im[..., :-1, :], im[..., :, 1:] - im[..., :, :-1]
+
+    def ckpt():
+        return dict(model=vae.state_dict(), opt=opt.state_dict(), gen=g.get_state(), step=step,
+                    recon_l1_init=init_l1, wall_s=wall + budget.elapsed())
+
+    vae.decoder.train()
+    while budget.more():
+        idx = torch.randint(0, len(x), (bs,), generator=g).numpy()
+        px = to_pixels(x[idx])
+        with torch.no_grad():
+            post = vae.encode(px).latent_dist
+            z = post.mean + post.std * torch.randn(post.mean.shape, generator=g)
+        rec = vae.decode(z).sample
+        l1 = (rec - px).abs().mean()
+        (ry, rx), (py, px_) = grads(rec), grads(px)
+        lg = (ry - py).abs().mean() + (rx - px_).abs().mean()
+        loss = l1 + lg
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(train_params, 1.0)
+        opt.step()
+        step += 1
+        budget.step = step
+        log.append({"step": step, "loss": float(loss.detach()), "l1": float(l1.detach())})
+        if args.log_every and step % args.log_every == 0:
+            print(f"vae-decoder step {step} l1 {np.mean([r['l1'] for r in log[-args.log_every:]]):.4f} "
+                  f"{budget.elapsed():.0f}s", flush=True)
+        if time.time() - last_save > 300:
+            _append_log(sdir / "train_log.jsonl", log)
+            log = []
+            save_ckpt(sdir / "ckpt.pt", ckpt())
+            last_save = time.time()
+    _append_log(sdir / "train_log.jsonl", log)
+    save_ckpt(sdir / "ckpt.pt", ckpt())
+    wall += budget.elapsed()
+    vae.eval()
+    same = all(torch.equal(v, vae.state_dict()[k]) for k, v in enc_state.items())
+    if not same:
+        raise ExportError("vae-decoder: the encoder changed (it must stay frozen)")
+    final_l1 = recon_l1()
+    vae.save_pretrained(str(sdir / "model"), safe_serialization=True)
+    summary = dict(step=step, recon_l1_init=init_l1, recon_l1=final_l1, wall_s=round(wall, 1), batch_size=bs,
+                   loss="L1 + L1 of image gradients", encoder="frozen (latent space unchanged)")
     _write_json(sdir / "summary.json", summary)
     print(json.dumps(summary), flush=True)
     return summary
@@ -701,6 +790,12 @@ def stage_export(args) -> dict:
         raise ExportError(f"{lcm}: no LCM-LoRA; run `train-generator lcm` first")
     if not (lora / "adapter_config.json").exists():
         raise ExportError(f"{lora}: no domain LoRA; run `cxr-export lora --pretrained {run / 'base'} ...` first")
+    dec = run / "vae-decoder" / "model"
+    if (dec / "config.json").exists():  # same encoder (checked when it was written), better decoder
+        import shutil
+
+        shutil.rmtree(run / "base" / "vae")
+        shutil.copytree(dec, run / "base" / "vae")
     parts, unet_lora, lora_info, _ = prepare("full", args.seed, run / "base", lcm, lora, False)
     entry = export_sd(parts, args.out_dir, args.model_id, "trained", unet_lora=unet_lora, seed=args.seed,
                       lora_info=lora_info, lcm_source="LCM-LoRA distilled here (train-generator lcm)",
@@ -718,7 +813,7 @@ def _summary(run: Path, stage: str) -> dict:
 
 
 def _card(run: Path, metrics: dict | None = None) -> dict:
-    s = {k: _summary(run, k) for k in ("vae", "unet", "lcm", "lora")}
+    s = {k: _summary(run, k) for k in ("vae", "vae-decoder", "unet", "lcm", "lora")}
     if "losses" in s["lora"]:
         s["lora"].pop("losses")
     card = {
@@ -879,8 +974,36 @@ def write_grid(path: Path, rows: list[tuple[str, np.ndarray]], cols: int = 8, sc
     grid.save(path, optimize=True)
 
 
+def _real_embeddings(args, clf, size: int, n: int, seed: int) -> dict:
+    """Classifier outputs of real images, cached in RUN/eval/ref.npz: all test images per class, and n seeded
+    train images per class (the floor), each at native 224 px and round-tripped through the generator's
+    resolution (size px, then bilinear back to 224, like the generated images)."""
+    path = Path(args.run_dir) / "eval" / f"ref-{size}-{n}-{seed}.npz"
+    if path.exists():
+        z = np.load(path)
+        return {k: z[k] for k in z.files}
+    test = list_split(args.data, "test")
+    trainrows = list_split(args.data, "train")
+    rng = np.random.default_rng(seed)
+    out = {}
+    for lab in ("NORMAL", "PNEUMONIA"):
+        tr = [r for r in trainrows if r[1] == lab]
+        tr = [tr[i] for i in sorted(rng.permutation(len(tr))[:n])]
+        te = [r for r in test if r[1] == lab]
+        for split, rows in (("test", te), ("train", tr)):
+            for res in (224, size):
+                p, e = clf(load_gray([q for q, _ in rows], res).astype(np.float32) / 255)
+                out[f"{split}_{lab}_{res}_p"], out[f"{split}_{lab}_{res}_e"] = p, e
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **out)
+    return out
+
+
 def stage_eval(args) -> dict:
-    import torch
+    """Computes the parts named in --parts (each cached in RUN/eval/<part>.npz; delete RUN/eval after retraining)
+    and, with 'report' among them, combines every cached part into RUN/eval/metrics.json, the grid and the
+    manifest card."""
+    import torch  # noqa: F401  (imported before onnxruntime: one OpenMP runtime)
 
     from . import manifest as mf
     from .sd import apply_domain_lora
@@ -893,57 +1016,65 @@ def stage_eval(args) -> dict:
     folder = Path(args.out_dir) / args.model_id
     clf = Classifier(Path(args.classifier_dir or args.out_dir))
     n, seed, size = args.n_eval, args.seed + 2024, GEN_SIZES[args.size]["image_size"]
-    # reference sets: real test (never trained on), real train (floor), both at native 224 and round-tripped
-    # through the generator's resolution (size px, then bilinear back to 224) like the generated images
-    test = list_split(args.data, "test")
-    trainrows = list_split(args.data, "train")
-    rng = np.random.default_rng(seed)
+    n_ddim = args.n_ddim or n
+    parts = set(args.parts)
+    ref = _real_embeddings(args, clf, size, n, seed)
 
-    def real(rows, label, k, res):
-        sel = [r for r in rows if r[1] == label]
-        sel = [sel[i] for i in sorted(rng.permutation(len(sel))[:k])] if k else sel
-        return load_gray([p for p, _ in sel], res).astype(np.float32) / 255
+    def gen(key: str, make) -> None:
+        path = edir / f"{key}-{n if key.startswith('lcm') else n_ddim}.npz"
+        if path.exists():
+            return
+        t = time.time()
+        imgs = make()
+        p, e = clf(imgs)
+        np.savez(path, p=p, e=e, first=imgs[:8], wall_s=time.time() - t)
+        print(f"{key}: frac PNEUMONIA {(p >= clf.threshold).mean():.3f} ({time.time() - t:.0f}s)", flush=True)
 
-    emb = {}
-    metrics: dict[str, Any] = {"n_per_side": n, "prompt": PNEUMONIA_CAPTION, "classifier_threshold": clf.threshold,
-                               "image_size": size}
+    if "lcm" in parts:
+        for steps in args.lcm_steps:
+            for side, graph in (("base", "unet"), ("lora", "unet_lora")):
+                gen(f"lcm{steps}_{side}", lambda: lcm_sample_onnx(folder, graph, PNEUMONIA_CAPTION, n, steps, seed))
+    guidance = 1.0 + (args.w_min + args.w_max) / 2
+    for side in ("base", "lora"):
+        if f"ddim-{side}" in parts and args.ddim_steps:
+            sd_parts = load_base(run)
+            unet = sd_parts["unet"]
+            if side == "lora":
+                unet = apply_domain_lora(copy.deepcopy(unet), run / "lora")
+            gen(f"ddim{args.ddim_steps}_{side}", lambda: ddim_sample_torch(
+                unet, sd_parts["vae"], sd_parts["tokenizer"], sd_parts["text_encoder"], PNEUMONIA_CAPTION, n_ddim,
+                args.ddim_steps, guidance, seed))
+    if "report" not in parts:
+        return {}
+    te_all = np.concatenate([ref[f"test_NORMAL_{size}_e"], ref[f"test_PNEUMONIA_{size}_e"]])
+    metrics: dict[str, Any] = {"n_per_side": n, "n_ddim_per_side": n_ddim, "prompt": PNEUMONIA_CAPTION,
+                               "classifier": "pneumonia-vit", "classifier_threshold": clf.threshold,
+                               "image_size": size, "ddim_guidance_scale": guidance,
+                               "lcm_guidance_scale": "1 (CFG distilled in, w ~ U[%g, %g])" % (args.w_min, args.w_max)}
+    thr = clf.threshold
     for lab in ("NORMAL", "PNEUMONIA"):
         for res in (224, size):
-            p_te, e_te = clf(real(test, lab, 0, res))
-            p_tr, e_tr = clf(real(trainrows, lab, n, res))
-            emb[("test", lab, res)] = e_te
-            metrics[f"real_test_{lab}_{res}px_frac_pneumonia"] = float((p_te >= clf.threshold).mean())
-            metrics[f"real_train_{lab}_{res}px_frac_pneumonia"] = float((p_tr >= clf.threshold).mean())
-            metrics[f"fd_floor_train_vs_test_{lab}_{res}px"] = frechet_distance(e_tr, e_te)
-    e_test_all = np.concatenate([emb[("test", "NORMAL", size)], emb[("test", "PNEUMONIA", size)]])
-    for lab in ("NORMAL", "PNEUMONIA"):
-        p_tr, e_tr = clf(real(trainrows, lab, n, size))
-        metrics[f"fd_floor_train_{lab}_vs_test_all_{size}px"] = frechet_distance(e_tr, e_test_all)
-
-    def measure(key: str, imgs: np.ndarray, keep: dict) -> None:
-        p, e = clf(imgs)
-        keep[key] = imgs[:8]
-        metrics[f"{key}_frac_pneumonia"] = float((p >= clf.threshold).mean())
-        metrics[f"{key}_mean_p_pneumonia"] = float(p.mean())
-        metrics[f"{key}_fd_vs_test_NORMAL"] = frechet_distance(e, emb[("test", "NORMAL", size)])
-        metrics[f"{key}_fd_vs_test_PNEUMONIA"] = frechet_distance(e, emb[("test", "PNEUMONIA", size)])
-        metrics[f"{key}_fd_vs_test_all"] = frechet_distance(e, e_test_all)
-        print(key, {k: round(v, 3) for k, v in metrics.items() if k.startswith(key)}, flush=True)
-
+            metrics[f"real_test_{lab}_{res}px_frac_pneumonia"] = float((ref[f"test_{lab}_{res}_p"] >= thr).mean())
+            metrics[f"real_train_{lab}_{res}px_frac_pneumonia"] = float((ref[f"train_{lab}_{res}_p"] >= thr).mean())
+            metrics[f"fd_floor_train_vs_test_{lab}_{res}px"] = frechet_distance(ref[f"train_{lab}_{res}_e"],
+                                                                                ref[f"test_{lab}_{res}_e"])
+        metrics[f"fd_floor_train_{lab}_vs_test_all_{size}px"] = frechet_distance(ref[f"train_{lab}_{size}_e"], te_all)
     keep: dict[str, np.ndarray] = {}
-    for steps in args.lcm_steps:
-        for side, graph in (("base", "unet"), ("lora", "unet_lora")):
-            measure(f"lcm{steps}_{side}", lcm_sample_onnx(folder, graph, PNEUMONIA_CAPTION, n, steps, seed), keep)
-    if args.ddim_steps:
-        parts = load_base(run)
-        base_unet = parts["unet"]
-        lora_unet = apply_domain_lora(copy.deepcopy(base_unet), run / "lora")
-        guidance = 1.0 + (args.w_min + args.w_max) / 2
-        metrics["ddim_guidance_scale"] = guidance
-        for side, u in (("base", base_unet), ("lora", lora_unet)):
-            measure(f"ddim{args.ddim_steps}_{side}", ddim_sample_torch(
-                u, parts["vae"], parts["tokenizer"], parts["text_encoder"], PNEUMONIA_CAPTION, n, args.ddim_steps,
-                guidance, seed), keep)
+    keys = [f"lcm{s}_{side}" for s in args.lcm_steps for side in ("base", "lora")]
+    keys += [f"ddim{args.ddim_steps}_{side}" for side in ("base", "lora")] if args.ddim_steps else []
+    for key in keys:
+        path = edir / f"{key}-{n if key.startswith('lcm') else n_ddim}.npz"
+        if not path.exists():
+            continue
+        z = np.load(path)
+        p, e = z["p"], z["e"]
+        keep[key] = z["first"]
+        metrics[f"{key}_frac_pneumonia"] = float((p >= thr).mean())
+        metrics[f"{key}_mean_p_pneumonia"] = float(p.mean())
+        metrics[f"{key}_fd_vs_test_NORMAL"] = frechet_distance(e, ref[f"test_NORMAL_{size}_e"])
+        metrics[f"{key}_fd_vs_test_PNEUMONIA"] = frechet_distance(e, ref[f"test_PNEUMONIA_{size}_e"])
+        metrics[f"{key}_fd_vs_test_all"] = frechet_distance(e, te_all)
+        metrics[f"{key}_sample_wall_s"] = round(float(z["wall_s"]), 1)
     # the LoRA's loss curve: mean loss per bin of its train_log.jsonl
     lora_log = run / "lora" / "train_log.jsonl"
     if lora_log.exists():
@@ -952,16 +1083,15 @@ def stage_eval(args) -> dict:
         edges = np.linspace(0, len(losses), nb + 1).astype(int)
         metrics["lora_loss_curve"] = [{"steps": f"{edges[i] + 1}-{edges[i + 1]}",
                                        "mean_loss": float(np.mean(losses[edges[i]:edges[i + 1]]))} for i in range(nb)]
-    metrics["eval_wall_s"] = round(time.time() - t0, 1)
+    metrics["report_wall_s"] = round(time.time() - t0, 1)
     _write_json(edir / "metrics.json", metrics)
     rows = [(f"{k.split('_')[0].upper()} {k.split('_')[1]}", v) for k, v in keep.items()]
-    if args.grid:
+    if args.grid and rows:
         write_grid(Path(args.grid), rows)
-    # the manifest card gets the numbers
     man = mf.load(Path(args.out_dir))
     entry = next((m for m in man["models"] if m["id"] == args.model_id), None)
-    if entry is not None:
-        entry.update(_card(run, {k: v for k, v in metrics.items()}))
+    if entry is not None:  # the manifest card gets the numbers
+        entry.update(_card(run, metrics))
         mf.upsert_entry(Path(args.out_dir), entry)
     print(json.dumps({k: v for k, v in metrics.items() if k != "lora_loss_curve"}, indent=1), flush=True)
     return metrics
@@ -971,7 +1101,7 @@ def stage_eval(args) -> dict:
 # CLI
 # ----------------------------------------------------------------------------------------------------------------
 
-STAGES = {"vae": stage_vae, "unet": stage_unet, "lcm": stage_lcm, "lora-data": stage_lora_data,
+STAGES = {"vae": stage_vae, "vae-decoder": stage_vae_decoder, "unet": stage_unet, "lcm": stage_lcm, "lora-data": stage_lora_data,
           "export": stage_export, "eval": stage_eval}
 
 
@@ -1012,6 +1142,9 @@ def register(subparsers) -> None:
     p.add_argument("--n-eval", type=int, default=256, help="eval: generated images per side")
     p.add_argument("--lcm-steps", type=int, nargs="+", default=[2, 4, 8])
     p.add_argument("--ddim-steps", type=int, default=50, help="eval: DDIM steps of the undistilled UNet (0: skip)")
+    p.add_argument("--n-ddim", type=int, default=None, help="eval: DDIM images per side (default --n-eval)")
+    p.add_argument("--parts", nargs="+", default=["lcm", "ddim-base", "ddim-lora", "report"],
+                   choices=["ref", "lcm", "ddim-base", "ddim-lora", "report"], help="eval: what to compute")
     p.add_argument("--grid", type=Path, default=None, help="eval: write the image grid here")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--nice", type=int, default=10)

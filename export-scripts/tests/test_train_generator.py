@@ -24,7 +24,7 @@ def _threads():
 @pytest.fixture(scope="module")
 def pipeline(kermany_dir, tmp_path_factory):
     """A tiny run: train/{NORMAL,PNEUMONIA} and test/ of symlinks to 12 + 4 real images per class (nothing
-    copied), then vae (30 steps, resumed to 40), unet (60), lcm (4, resumed to 6), lora-data + `cxr-export lora`
+    copied), then vae (30 steps, resumed to 40), vae-decoder (20), unet (60), lcm (4, resumed to 6), lora-data + `cxr-export lora`
     on RUN/base, export into a tmp models root."""
     root = tmp_path_factory.mktemp("kermany")
     for split, n in (("train", 12), ("test", 4)):
@@ -41,6 +41,7 @@ def pipeline(kermany_dir, tmp_path_factory):
     assert main(base + ["vae"] + args + ["--max-steps", "30", "--lr", "3e-3", "--batch-size", "8"]) == 0
     out["vae_first"] = json.loads((run / "vae" / "summary.json").read_text())
     assert main(base + ["vae"] + args + ["--max-steps", "40", "--lr", "3e-3", "--batch-size", "8"]) == 0
+    assert main(base + ["vae-decoder"] + args + ["--max-steps", "20", "--lr", "3e-3", "--batch-size", "8"]) == 0
     assert main(base + ["unet"] + args + ["--max-steps", "60", "--lr", "3e-3", "--batch-size", "16"]) == 0
     assert main(base + ["lcm"] + args + ["--max-steps", "4", "--lr", "1e-3", "--batch-size", "8"]) == 0
     out["lcm_first"] = json.loads((run / "lcm" / "summary.json").read_text())
@@ -66,6 +67,19 @@ def test_vae_reconstructs_better_than_init_and_resumes(pipeline):
     assert [r["step"] for r in _log(run / "vae" / "train_log.jsonl")] == list(range(1, 41))
     cfg = json.loads((run / "vae" / "model" / "config.json").read_text())
     assert cfg["latent_channels"] == 4 and cfg["scaling_factor"] == pytest.approx(s["scaling_factor"])
+
+
+def test_vae_decoder_finetune_keeps_the_latent_space(pipeline):
+    from safetensors.torch import load_file
+
+    run = pipeline["run"]
+    s = json.loads((run / "vae-decoder" / "summary.json").read_text())
+    assert s["step"] == 20 and s["recon_l1"] < s["recon_l1_init"], s
+    before = load_file(str(run / "vae" / "model" / "diffusion_pytorch_model.safetensors"))
+    after = load_file(str(run / "base" / "vae" / "diffusion_pytorch_model.safetensors"))  # export copied it in
+    enc = [k for k in before if k.startswith(("encoder.", "quant_conv."))]
+    assert enc and all(np.array_equal(before[k].numpy(), after[k].numpy()) for k in enc)
+    assert any(not np.array_equal(before[k].numpy(), after[k].numpy()) for k in before if k.startswith("decoder."))
 
 
 def test_unet_loss_falls(pipeline):
