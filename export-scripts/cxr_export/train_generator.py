@@ -797,9 +797,18 @@ def stage_export(args) -> dict:
         shutil.rmtree(run / "base" / "vae")
         shutil.copytree(dec, run / "base" / "vae")
     parts, unet_lora, lora_info, _ = prepare("full", args.seed, run / "base", lcm, lora, False)
+    extra = {}
+    if args.unet_layout != "two-graph":  # genapp's `cxr-export sd --unet-layout`: one UNet, runtime lora_scale
+        from . import sd
+
+        if not hasattr(sd, "scaled_lora_unet"):
+            raise ExportError("--unet-layout scaled needs sd.scaled_lora_unet (cxr-export sd --unet-layout)")
+        extra = dict(unet_scaled=sd.scaled_lora_unet(parts["unet"], lora), unet_layout=args.unet_layout)
+        if args.unet_layout == "scaled":
+            unet_lora = None
     entry = export_sd(parts, args.out_dir, args.model_id, "trained", unet_lora=unet_lora, seed=args.seed,
                       lora_info=lora_info, lcm_source="LCM-LoRA distilled here (train-generator lcm)",
-                      write_manifest=False)
+                      write_manifest=False, **extra)
     entry.update(_card(run))
     mf.upsert_entry(args.out_dir, entry)
     total = sum(f.stat().st_size for f in (Path(args.out_dir) / args.model_id).iterdir())
@@ -902,6 +911,11 @@ def lcm_sample_onnx(folder: Path, graph: str, prompt: str, n: int, steps: int, s
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     so.inter_op_num_threads = 1
+    # layout "scaled" (one UNet with a runtime lora_scale input [b]: 0 = base, 1 = LoRA) when unet*.onnx is absent
+    lora_scale = None
+    if not (folder / f"{graph}.onnx").exists() and (folder / "unet_scaled.onnx").exists():
+        lora_scale = 1.0 if graph == "unet_lora" else 0.0
+        graph = "unet_scaled"
     sess = {k: ort.InferenceSession(str(folder / f"{k}.onnx"), so, providers=["CPUExecutionProvider"])
             for k in ("text_encoder", graph, "vae_decoder")}
     tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
@@ -920,8 +934,11 @@ def lcm_sample_onnx(folder: Path, graph: str, prompt: str, n: int, steps: int, s
         b = len(x)
         gs = torch.Generator().manual_seed(seed * 1000 + i)
         for t in sch.timesteps:
-            eps = sess[graph].run(None, {"sample": x.numpy(), "timestep": np.full((b,), float(t), np.float32),
-                                         "encoder_hidden_states": np.repeat(states, b, 0)})[0]
+            feeds = {"sample": x.numpy(), "timestep": np.full((b,), float(t), np.float32),
+                     "encoder_hidden_states": np.repeat(states, b, 0)}
+            if lora_scale is not None:
+                feeds["lora_scale"] = np.full((b,), lora_scale, np.float32)
+            eps = sess[graph].run(None, feeds)[0]
             x = sch.step(torch.from_numpy(eps), t, x, generator=gs).denoised if t == sch.timesteps[-1] else \
                 sch.step(torch.from_numpy(eps), t, x, generator=gs).prev_sample
         img = sess["vae_decoder"].run(None, {"latent_sample": (x / sf).numpy().astype(np.float32)})[0]
@@ -1139,6 +1156,8 @@ def register(subparsers) -> None:
     p.add_argument("--id", dest="model_id", default=MODEL_ID)
     p.add_argument("--classifier-dir", type=Path, default=None, help="eval: models root holding pneumonia-vit "
                    "(default: --out-dir)")
+    p.add_argument("--unet-layout", choices=["two-graph", "scaled", "both"], default="two-graph",
+                   help="export: unet + unet_lora, or one unet_scaled with a lora_scale input (cxr-export sd)")
     p.add_argument("--n-eval", type=int, default=256, help="eval: generated images per side")
     p.add_argument("--lcm-steps", type=int, nargs="+", default=[2, 4, 8])
     p.add_argument("--ddim-steps", type=int, default=50, help="eval: DDIM steps of the undistilled UNet (0: skip)")
