@@ -219,8 +219,8 @@ class Budget:
 def gen_tokenizer(size: str):
     """CLIP BPE tokenizer, 77 tokens padded with <|endoftext|>: OpenAI's vocab from ../shared ('small'), or
     sd.py's own small BPE ('tiny', tests)."""
-    from .clip import clip_bpe_tokenizer
-    from .sd import CONTEXT_LENGTH, shared_clip_tokenizer_files, tiny_bpe_vocab
+    from .tokenizer_builders import clip_bpe_tokenizer, shared_clip_tokenizer_files
+    from .sd import CONTEXT_LENGTH, tiny_bpe_vocab
 
     if GEN_SIZES[size]["tokenizer"] == "tiny":
         vocab, merges = tiny_bpe_vocab()
@@ -255,7 +255,7 @@ def build_unet(size: str, seed: int):
 def text_states(tok, text_encoder, prompts: list[str]):
     import torch
 
-    from .clip import encode_ids
+    from .tokenizer_builders import encode_ids
 
     with torch.no_grad():
         return text_encoder(input_ids=torch.from_numpy(encode_ids(tok, prompts))).last_hidden_state
@@ -809,6 +809,8 @@ def stage_export(args) -> dict:
     entry = export_sd(parts, args.out_dir, args.model_id, "trained", unet_lora=unet_lora, seed=args.seed,
                       lora_info=lora_info, lcm_source="LCM-LoRA distilled here (train-generator lcm)",
                       write_manifest=False, **extra)
+    if entry["config"].get("domain_lora"):  # a path on the training machine means nothing to the app
+        entry["config"]["domain_lora"]["path"] = "RUN/lora (train-generator run folder, not shipped)"
     entry.update(_card(run))
     mf.upsert_entry(args.out_dir, entry)
     total = sum(f.stat().st_size for f in (Path(args.out_dir) / args.model_id).iterdir())
@@ -1131,7 +1133,7 @@ def run(args: argparse.Namespace):
 
 
 def register(subparsers) -> None:
-    from .clip import models_dir_default
+    from .common import models_dir_default
 
     p = subparsers.add_parser("train-generator", help="train the project's small latent diffusion generator",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
