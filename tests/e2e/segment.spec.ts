@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { PNG } from 'pngjs';
 import { expect, test, type Page } from '@playwright/test';
@@ -196,6 +197,38 @@ test.describe('segment view', () => {
     await expect(page.getByTestId('segment-candidate')).toHaveCount(3, { timeout: 120_000 });
     await expect(page.getByTestId('segment-layer-area').first()).toContainText('px');
     await shot(page, 'segment-webgpu');
+    expect(errors).toEqual([]);
+  });
+
+  test('folder evaluation: Dice per lung, distribution plot, clickable worst cases', async ({ page }) => {
+    test.setTimeout(300_000);
+    const errors = watchErrors(page);
+    // three images of the lung-mask set, as a picked folder in the OS temp dir (never the repo)
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-segeval-'));
+    const dir = path.join(root, 'lungs');
+    fs.mkdirSync(path.join(dir, 'images'), { recursive: true });
+    fs.mkdirSync(path.join(dir, 'masks'));
+    const boxes = JSON.parse(fs.readFileSync(path.join(LUNG_DIR, 'boxes.json'), 'utf8'));
+    const pick: Record<string, unknown> = {};
+    for (const f of fs.readdirSync(path.join(LUNG_DIR, 'images')).sort().slice(0, 3)) {
+      const name = f.replace(/\.[^.]+$/, '');
+      fs.copyFileSync(path.join(LUNG_DIR, 'images', f), path.join(dir, 'images', f));
+      fs.copyFileSync(path.join(LUNG_DIR, 'masks', `${name}_mask.png`), path.join(dir, 'masks', `${name}_mask.png`));
+      pick[name] = boxes[name];
+    }
+    fs.writeFileSync(path.join(dir, 'boxes.json'), JSON.stringify(pick));
+    await openSegment(page);
+    await page.getByTestId('segment-eval-input').setInputFiles(dir);
+    await expect(page.getByTestId('segment-eval-summary')).toBeVisible({ timeout: 240_000 });
+    await expect(page.getByTestId('segment-eval-progress')).toContainText('3 / 3 images');
+    await expect(page.getByTestId('segment-eval-hist')).toHaveCount(2);
+    await expect(page.getByTestId('segment-eval-summary').locator('tbody tr')).toHaveCount(2);
+    const worst = page.getByTestId('segment-eval-worst');
+    await expect(worst).toHaveCount(6);
+    await worst.first().click();
+    await expect(page.getByTestId('segment-eval-detail')).toContainText('Dice', { timeout: 60_000 });
+    await page.getByTestId('segment-eval-detail').scrollIntoViewIfNeeded();
+    await shot(page, 'segment-eval');
     expect(errors).toEqual([]);
   });
 
