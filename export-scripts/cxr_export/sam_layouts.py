@@ -64,10 +64,14 @@ BOX = [12.0, 8.0, 38.0, 52.0]
 BOX_POINT = ([[56.0, 30.0]], [1])
 
 
-def _tensor(a):
-    from .fixtures import tensor
-
-    return tensor(a)
+def _tensor(arr) -> dict:
+    """The golden tensor format of cxr_export.fixtures.tensor (not imported: fixtures imports this module)."""
+    a = np.asarray(arr)
+    if a.dtype.kind in "iu":
+        return {"dims": list(a.shape), "dtype": "int64", "data": [int(v) for v in a.reshape(-1)]}
+    a = a.astype(np.float32)
+    # 9 significant digits round-trip float32 exactly; fixed formatting keeps the bytes reproducible
+    return {"dims": list(a.shape), "dtype": "float32", "data": [float(f"{v:.9g}") for v in a.reshape(-1).tolist()]}
 
 
 def _write(path: Path, doc: dict) -> None:
