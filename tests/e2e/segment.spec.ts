@@ -46,7 +46,8 @@ test.describe('segment view', () => {
   test.skip(!fs.existsSync(LUNG_DIR), 'needs ../shared/data/cxr-lung-masks');
 
   test('real X-ray: click, box, undo, exports, and a reload reuses the cached embedding', async ({ page }) => {
-    test.setTimeout(240_000);
+    // many steps, each a decode of a 1024-px mask: minutes on a loaded 2-core machine
+    test.setTimeout(480_000);
     const errors = watchErrors(page);
     await openSegment(page);
     const file = lungImage(0);
