@@ -13,12 +13,15 @@
  *   card.threshold (or --threshold), with confidence_score = probability of that label.
  * - A .zip instead of DIR is read entry by entry; entries it cannot inflate (Deflate64, bzip2...) are skipped and named.
  * - Writes labeled_dataset.csv (image_id,auto_label,ground_truth,confidence_score,classifier_prediction,
- *   classifier_probability), logs progress to stderr, and prints the metrics JSON as the LAST line of stdout:
+ *   classifier_probability,ood_score,ood), logs progress to stderr, and prints the metrics JSON as the LAST line of stdout:
  *   {accuracy, precision, recall, specificity, f1, auc, ece, ece_top_label, confusion, threshold, n, images_per_second, ...}.
  *   ece: 15 equal-width bins on P(positive); ece_top_label: on the predicted class's confidence (the model card's ece_15).
  *   images_per_second counts decode + preprocess + inference (model loading excluded).
  *   precision_at_5: label agreement of the 5 nearest neighbours (cosine on the classifier's penultimate `embedding`,
  *   self excluded) over the rows with ground truth; clip_precision_at_5: the same on CLIP image embeddings (--clip).
+ *   ood_score / ood: the classifier's out-of-distribution score and verdict (app/lib/classify/ood.ts; empty when the
+ *   model variant ships no ood.json); the fraction flagged is printed (`ood flagged: ...`) and in the JSON as
+ *   ood_flagged_fraction, ood_flagged, ood_threshold.
  *   --embeddings-out writes {image_ids, classifier: {dim, data}, clip?: {dim, data}} (rows in CSV order) as JSON.
  */
 import fs from 'node:fs';
@@ -203,6 +206,7 @@ async function main() {
   log(`${files.length} files in ${args.dir}`);
 
   const rows: LabeledRow[] = [];
+  let oodThreshold: number | undefined;
   /** Per row of `rows` (same order): classifier penultimate embedding and CLIP image embedding. */
   const clsEmbeds: (Float32Array | undefined)[] = [];
   const clipEmbeds: (Float32Array | undefined)[] = [];
@@ -248,7 +252,10 @@ async function main() {
         confidence_score: zs ? zs[i].confidence : r.confidence,
         classifier_prediction: r.predicted,
         classifier_probability: r.positiveProbability!,
+        ood_score: r.ood?.score ?? null,
+        ood: r.ood ? r.ood.ood : null,
       });
+      if (r.ood) oodThreshold = r.ood.threshold;
       clsEmbeds.push(r.embedding);
       clipEmbeds.push(zs ? zs[i].imageEmbedding : undefined);
     });
@@ -274,6 +281,13 @@ async function main() {
   const ips = rows.length / seconds;
   log(`wrote ${rows.length} rows to ${args.out}; ${skipped.length} skipped; ${ips.toFixed(1)} images/second`);
   process.stdout.write(`images/second: ${ips.toFixed(2)}\n`);
+  const scored = rows.filter((r) => r.ood != null);
+  const flagged = scored.filter((r) => r.ood).length;
+  process.stdout.write(
+    scored.length
+      ? `ood flagged: ${flagged} / ${scored.length} (${((100 * flagged) / scored.length).toFixed(1)}%) above threshold ${oodThreshold?.toFixed(3)}\n`
+      : `ood flagged: n/a (${entry.id} ${report.dtype} ships no OOD statistics)\n`,
+  );
 
   const summary = summarizeBatch(rows, labels[pos], labels[1 - pos], threshold);
   const rep = summary.classifier ?? null;
@@ -308,6 +322,9 @@ async function main() {
     auto_label_accuracy: summary.autoLabelAccuracy ?? null,
     precision_at_5: pAt5(clsEmbeds),
     ...(clipEntry ? { clip_precision_at_5: pAt5(clipEmbeds) } : {}),
+    ood_flagged: scored.length ? flagged : null,
+    ood_flagged_fraction: scored.length ? flagged / scored.length : null,
+    ood_threshold: oodThreshold ?? null,
     images_per_second: ips,
     seconds,
     threads: args.threads,

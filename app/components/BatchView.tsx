@@ -1,6 +1,6 @@
 import { useState } from 'react';
 import { useAppStore, type BatchRow } from '../store';
-import { confidenceAt, predictAt, type BatchLabels } from '../lib/batch/rows';
+import { batchOodFraction, confidenceAt, predictAt, type BatchLabels } from '../lib/batch/rows';
 import { metadataFileName } from '../lib/batch/csv';
 import { RasterThumb } from './RasterThumb';
 import { WeightsBadge } from './WeightsBadge';
@@ -349,6 +349,18 @@ function PcaMap({ rows }: { rows: BatchRow[] }) {
   );
 }
 
+function OodSummary() {
+  const rows = useAppStore((s) => s.batch.rows);
+  const f = batchOodFraction(rows);
+  if (!f) return null;
+  const badge = rows.find((r) => r.oodBadge)?.oodBadge;
+  return (
+    <span data-testid="batch-ood-summary" className={f.flagged ? 'badge badge-ood' : 'muted'} title={badge}>
+      {f.flagged} / {f.scored} ({(100 * f.fraction).toFixed(1)}%) flagged out of distribution{f.flagged && badge ? `: ${badge}` : ''}
+    </span>
+  );
+}
+
 export function BatchView() {
   const b = useAppStore((s) => s.batch);
   const manifest = useAppStore((s) => s.manifest);
@@ -373,6 +385,7 @@ export function BatchView() {
                   auto_label (zero-shot): {clip.name} <WeightsBadge weights={clip.weights} />
                 </span>
               )}
+              <OodSummary />
             </div>
             <div className="table-scroll">
               <table className="data-table" data-testid="batch-table">
@@ -385,6 +398,7 @@ export function BatchView() {
                     <th className="num">confidence_score</th>
                     <th>classifier</th>
                     <th className="num">{b.labels.positive != null ? `P(${b.labels.positive})` : 'P(predicted)'}</th>
+                    <th title="out-of-distribution check of the classifier">OOD</th>
                   </tr>
                 </thead>
                 <tbody>
@@ -414,6 +428,13 @@ export function BatchView() {
                       <td className="num">{r.autoConfidence != null ? r.autoConfidence.toFixed(3) : (confidenceAt(r, b.threshold, b.labels)?.toFixed(3) ?? '')}</td>
                       <td>{predictAt(r, b.threshold, b.labels) ?? ''}</td>
                       <td className="num">{(b.labels.positive != null ? r.classifierProbability : confidenceAt(r, b.threshold, b.labels))?.toFixed(4) ?? ''}</td>
+                      <td data-testid="batch-ood">
+                        {r.ood != null && r.oodScore != null && (
+                          <span className={r.ood ? 'badge badge-ood' : 'muted small'} title={`${r.ood ? r.oodBadge + ' — ' : ''}OOD score ${r.oodScore.toFixed(1)}`}>
+                            {r.ood ? 'out of distribution' : 'in range'}
+                          </span>
+                        )}
+                      </td>
                     </tr>
                   ))}
                 </tbody>

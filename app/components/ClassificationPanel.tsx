@@ -1,5 +1,23 @@
 import { classifierEntry, useAppStore } from '../store';
+import type { HeatmapMethod, OodVerdict } from '../lib/classify/types';
 import { WeightsBadge } from './WeightsBadge';
+
+/** The out-of-distribution badge: shown next to a result (and in the batch table) when the model flags the image. */
+export function OodBadge({ ood, compact = false }: { ood?: OodVerdict; compact?: boolean }) {
+  if (!ood) return null;
+  const title = `OOD score ${ood.score.toFixed(1)} (threshold ${ood.threshold.toFixed(1)}): Mahalanobis distance of the model's attention features to its training images`;
+  if (!ood.ood) return compact ? <span className="muted small" title={title} data-testid="ood-ok">in range</span> : null;
+  return (
+    <span className="badge badge-ood" role="status" title={title} data-testid="ood-badge">
+      {compact ? 'out of distribution' : `⚠ ${ood.badge}`}
+    </span>
+  );
+}
+
+const METHODS: { id: HeatmapMethod; name: string }[] = [
+  { id: 'attention-rollout', name: 'attention rollout' },
+  { id: 'occlusion', name: 'occlusion sensitivity' },
+];
 
 export function ClassificationPanel() {
   const item = useAppStore((s) => s.images.find((i) => i.id === s.currentId));
@@ -10,6 +28,9 @@ export function ClassificationPanel() {
   const load = useAppStore((s) => (s.classifierId ? s.models[s.classifierId] : undefined));
   const classifiers = manifest?.models.filter((m) => m.family === 'classifier') ?? [];
   const c = item?.classification;
+  const method = useAppStore((s) => s.heatmapMethod);
+  const setHeatmapMethod = useAppStore((s) => s.setHeatmapMethod);
+  const occ = useAppStore((s) => (s.currentId ? s.occlusion[s.currentId] : undefined));
 
   return (
     <section className="panel" aria-labelledby="cls-h">
@@ -39,6 +60,7 @@ export function ClassificationPanel() {
             </span>
           </div>
           <WeightsBadge weights={c.weights} />
+          <OodBadge ood={c.ood} />
           <table className="probs">
             <tbody>
               {c.labels.map((l, i) => (
@@ -58,9 +80,40 @@ export function ClassificationPanel() {
           </table>
           <p className="muted small">
             {entry?.name} · inference {c.inferenceMs.toFixed(0)} ms
-            {c.threshold != null && c.positiveProbability != null ? ` · PNEUMONIA when P ≥ ${c.threshold.toFixed(2)} (model card threshold)` : ''} · heatmap:
-            attention rollout{c.heatmap ? '' : ' (not available for this model)'}
+            {c.threshold != null && c.positiveProbability != null ? ` · PNEUMONIA when P ≥ ${c.threshold.toFixed(2)} (model card threshold)` : ''}
+            {c.ood ? ` · OOD score ${c.ood.score.toFixed(1)} (flagged above ${c.ood.threshold.toFixed(1)})` : ''}
           </p>
+          <label className="small">
+            Heatmap{' '}
+            <select value={method} onChange={(e) => void setHeatmapMethod(e.target.value as HeatmapMethod)} data-testid="heatmap-method">
+              {METHODS.map((m) => (
+                <option key={m.id} value={m.id}>
+                  {m.name}
+                </option>
+              ))}
+            </select>
+          </label>
+          <p className="muted small" data-testid="heatmap-caption">
+            {method === 'attention-rollout'
+              ? c.heatmap
+                ? 'Attention rollout (Abnar & Zuidema 2020): how much the class token attends to each patch through all layers. Where the model looks, not why.'
+                : 'Attention rollout is not available for this model (its graph has no attentions output).'
+              : 'Occlusion sensitivity (Zeiler & Fergus 2014): how much P(predicted class) drops when a grey square hides each patch.'}
+          </p>
+          {method === 'occlusion' && occ?.status === 'running' && (
+            <div data-testid="occlusion-progress">
+              <div className="progress" role="progressbar" aria-valuemin={0} aria-valuemax={occ.total || 1} aria-valuenow={occ.done}>
+                <div style={{ width: `${occ.total ? (100 * occ.done) / occ.total : 0}%` }} />
+              </div>
+              <span className="muted small">occluding {occ.done} / {occ.total || '…'} patches</span>
+            </div>
+          )}
+          {method === 'occlusion' && occ?.status === 'done' && occ.heatmap && (
+            <p className="muted small" data-testid="occlusion-done">
+              {occ.heatmap.width}×{occ.heatmap.height} patches, target {occ.heatmap.targetLabel} (P {occ.heatmap.baseProbability.toFixed(3)}), {occ.heatmap.runs} runs in {occ.heatmap.ms.toFixed(0)} ms
+            </p>
+          )}
+          {method === 'occlusion' && occ?.status === 'error' && <p className="error-text">{occ.error}</p>}
         </div>
       )}
     </section>

@@ -4,7 +4,8 @@ import { describeSource } from '../lib/models/sources';
 import { downloadedVariants } from '../lib/models/model-cache';
 import { formatBytes } from '../lib/runtime';
 import { totalBytes } from '../lib/models/manifest';
-import type { ModelEntry } from '../lib/models/manifest-types';
+import type { Dtype, ModelEntry } from '../lib/models/manifest-types';
+import { quantizedVerdict } from '../lib/models/quantized';
 import { WeightsBadge } from './WeightsBadge';
 
 const HEADLINE_METRICS = ['accuracy', 'precision', 'recall', 'specificity', 'f1', 'auc', 'threshold'];
@@ -71,6 +72,45 @@ function SourcePicker() {
   );
 }
 
+/** Which variant runs: 'auto' (the plan: int8 on WASM when its card matches fp32, fp16 with shader-f16) or one forced. */
+function DtypeChoice({ entry }: { entry: ModelEntry }) {
+  const choice = useAppStore((s) => s.settings.dtypes[entry.id] ?? 'auto');
+  const setModelDtype = useAppStore((s) => s.setModelDtype);
+  const running = useAppStore((s) => s.models[entry.id]?.report?.dtype);
+  const dtypes = Object.keys(entry.variants) as Dtype[];
+  if (dtypes.length < 2) return null;
+  const v8 = entry.variants.int8 ? quantizedVerdict(entry, 'int8') : undefined;
+  return (
+    <div className="small" style={{ marginTop: '0.3rem' }}>
+      <label>
+        Run{' '}
+        <select value={choice} onChange={(e) => void setModelDtype(entry.id, e.target.value as Dtype | 'auto')} data-testid={`dtype-select-${entry.id}`}>
+          <option value="auto">auto</option>
+          {dtypes.map((d) => (
+            <option key={d} value={d}>
+              {d}
+              {d === 'fp16' ? ' (WebGPU with shader-f16)' : ''}
+            </option>
+          ))}
+        </select>
+      </label>
+      {running && <span className="muted"> · running {running}</span>}
+      {v8 && (
+        <div className={v8.matches ? 'muted' : 'muted'} data-testid={`int8-verdict-${entry.id}`}>
+          {v8.matches ? `auto runs int8 on WASM: ${v8.reason}` : `auto keeps fp32: ${v8.reason}`}
+        </div>
+      )}
+      {Object.entries(entry.variants).map(([d, v]) =>
+        v?.parity ? (
+          <div key={d} className="muted" title={v.parity.reference}>
+            {d} parity: max |Δ| {v.parity.max_abs_diff.toExponential(1)}
+          </div>
+        ) : null,
+      )}
+    </div>
+  );
+}
+
 function ModelRow({ entry }: { entry: ModelEntry }) {
   const source = useAppStore((s) => s.source);
   const stored = useAppStore((s) => s.stored);
@@ -118,6 +158,7 @@ function ModelRow({ entry }: { entry: ModelEntry }) {
             {d}: {formatBytes(totalBytes(v!))}
           </div>
         ))}
+        <DtypeChoice entry={entry} />
       </td>
       <td data-testid={`model-state-${entry.id}`}>{have.length ? `downloaded (${have.join(', ')})` : 'not downloaded'}</td>
       <td>

@@ -84,7 +84,9 @@ export function Viewer() {
   const selectFrame = useAppStore((s) => s.selectFrame);
   const dicom = item?.dicom;
   const activePreset = dicom && !dicom.rgb ? presetOf(dicom, viewer.presetId) : undefined;
-  const heat = item?.classification?.heatmap;
+  const method = useAppStore((st) => st.heatmapMethod);
+  const occ = useAppStore((st) => (st.currentId ? st.occlusion[st.currentId] : undefined));
+  const heat = method === 'occlusion' ? (occ?.modelId === item?.classification?.modelId ? occ?.heatmap : undefined) : item?.classification?.heatmap;
   const heatCanvas = useMemo(() => (heat ? heatmapCanvas(heat) : null), [heat]);
 
   // Redraw when the canvas box changes size (window resize, alerts appearing above).

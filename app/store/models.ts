@@ -19,7 +19,7 @@ import { browserWorkers, type WorkerRegistry } from '../platform/browser/workers
 import { InferenceService } from '../services/inference';
 import { guarded } from './alerts';
 import { defaultClassifier, defaultClip } from './selectors';
-import { loadSettings, saveSettings } from './settings';
+import { loadSettings, saveSettings, type DtypeChoice } from './settings';
 import type { SliceCreator } from './state';
 
 export interface ModelLoadState {
@@ -73,6 +73,15 @@ export interface ModelsSlice {
   releaseSessions(): Promise<void>;
 }
 
+/**
+ * The entry a request carries: with a dtype chosen in the Models view, only that variant (so the plan, the download
+ * and the session all use it); 'auto' or a dtype the model lacks: the manifest's entry as is.
+ */
+export function withDtypeChoice(entry: ModelEntry, choice: DtypeChoice | undefined): ModelEntry {
+  if (!choice || choice === 'auto' || !entry.variants[choice]) return entry;
+  return { ...entry, variants: { [choice]: entry.variants[choice] } };
+}
+
 export const createModelsSlice: SliceCreator<ModelsSlice> = (set, get) => {
   // Browser adapters, created on first use: Cache Storage needs a secure context, and its absence must be an alert.
   let store: ModelStore | null = null;
@@ -106,8 +115,9 @@ export const createModelsSlice: SliceCreator<ModelsSlice> = (set, get) => {
 
   async function downloadNow(id: string): Promise<boolean> {
     const s = get();
-    const entry = s.manifest?.models.find((m) => m.id === id);
-    if (!entry) return false;
+    const listed = s.manifest?.models.find((m) => m.id === id);
+    if (!listed) return false;
+    const entry = withDtypeChoice(listed, s.settings.dtypes[id]);
     let plan;
     try {
       plan = await inference.plan({ entry, override: s.settings.backend });
@@ -292,7 +302,7 @@ export const createModelsSlice: SliceCreator<ModelsSlice> = (set, get) => {
 
     modelRequest(entry) {
       const s = get();
-      return { entry, override: s.settings.backend, source: workerSource(s.source) };
+      return { entry: withDtypeChoice(entry, s.settings.dtypes[entry.id]), override: s.settings.backend, source: workerSource(s.source) };
     },
 
     async ensureModelLoaded(id) {

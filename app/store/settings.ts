@@ -3,19 +3,26 @@
  * chosen backend (idb-keyval would make the first render wait).
  */
 import type { BackendOverride } from '../lib/runtime';
+import type { Dtype } from '../lib/models/manifest-types';
 import type { ModelSourceSetting } from '../lib/models/sources';
 import { guarded } from './alerts';
 import type { SliceCreator } from './state';
 
 export type { ModelSourceSetting };
 
+/** Per model: let the plan choose the variant ('auto', e.g. int8 on WASM when its card matches fp32) or force one. */
+export type DtypeChoice = 'auto' | Dtype;
+
 export interface Settings {
   backend: BackendOverride;
   modelSource: ModelSourceSetting;
+  /** Dtype choice by model id (absent: 'auto'). */
+  dtypes: Record<string, DtypeChoice>;
 }
 
 const KEY = 'cxr-studio.settings.v1';
-export const DEFAULT_SETTINGS: Settings = { backend: 'auto', modelSource: { kind: 'app' } };
+export const DEFAULT_SETTINGS: Settings = { backend: 'auto', modelSource: { kind: 'app' }, dtypes: {} };
+const DTYPE_CHOICES: DtypeChoice[] = ['auto', 'fp32', 'fp16', 'int8'];
 
 export function loadSettings(): Settings {
   try {
@@ -24,7 +31,9 @@ export function loadSettings(): Settings {
     const s = JSON.parse(raw) as Partial<Settings>;
     const backend = s.backend === 'webgpu' || s.backend === 'wasm' ? s.backend : 'auto';
     const modelSource = s.modelSource && ['app', 'hf', 'local'].includes(s.modelSource.kind) ? s.modelSource : { kind: 'app' as const };
-    return { backend, modelSource };
+    const dtypes: Record<string, DtypeChoice> = {};
+    for (const [k, v] of Object.entries(s.dtypes ?? {})) if (DTYPE_CHOICES.includes(v)) dtypes[k] = v;
+    return { backend, modelSource, dtypes };
   } catch {
     return { ...DEFAULT_SETTINGS };
   }
@@ -42,6 +51,8 @@ export interface SettingsSlice {
   settings: Settings;
   /** Force WASM or WebGPU, or let the app decide; sessions are re-created with the new setting. */
   setBackend(b: BackendOverride): Promise<void>;
+  /** Choose a model's dtype (Models view); its sessions are re-created with the new variant. */
+  setModelDtype(modelId: string, d: DtypeChoice): Promise<void>;
 }
 
 export const createSettingsSlice: SliceCreator<SettingsSlice> = (set, get) => ({
@@ -54,5 +65,16 @@ export const createSettingsSlice: SliceCreator<SettingsSlice> = (set, get) => ({
     set({ settings });
     await get().releaseSessions();
     if (get().classifierId && get().images.length) await get().ensureClassifierLoaded();
+  }),
+
+  setModelDtype: guarded(get, 'Changing the model variant failed', async (modelId: string, d: DtypeChoice) => {
+    const dtypes = { ...get().settings.dtypes };
+    if (d === 'auto') delete dtypes[modelId];
+    else dtypes[modelId] = d;
+    const settings = { ...get().settings, dtypes };
+    saveSettings(settings);
+    set({ settings });
+    await get().releaseSessions();
+    if (get().classifierId === modelId && get().currentId) await get().classifyCurrent();
   }),
 });

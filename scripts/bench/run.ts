@@ -176,13 +176,16 @@ export function markdown(rows: Row[], m: Record<string, unknown>, threads: numbe
   const L: string[] = [];
   L.push(`Machine: ${m.cpu}, ${m.cores} cores, ${m.memory_gib} GiB; ${m.platform}; Node ${m.node}. Load average at start ${(m.load_average_start as number[]).join(' / ')}, at end ${(m.load_average_end as number[] | undefined)?.join(' / ') ?? '?'} (shared machine: absolute times are noisy, the side-by-side ratios less so). ${threads} threads everywhere; ${m.date}.`);
   L.push('');
-  L.push('| graph | weights | batch-1 p50 ms: WASM / ORT / PyTorch | WASM ÷ ORT | ORT ÷ PyTorch | app batch | per s at app batch: WASM / ORT / PyTorch | WASM ÷ ORT (app batch) |');
+  L.push('Summary: warm time per call at batch 1, p50 and (min) of the warm runs; ratios of the minima (closest to an uncontended run on a shared machine), then of the medians.');
+  L.push('');
+  L.push('| graph | weights | batch-1 ms p50 (min): WASM / ORT / PyTorch | WASM ÷ ORT, min (p50) | PyTorch ÷ ORT, min (p50) | app batch | ms per call at app batch, min: WASM / ORT / PyTorch | WASM ÷ ORT at app batch (min) |');
   L.push('| --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const r of rows) {
     const b = String(r.graph.app_batch);
-    const tp = (x?: Result) => (x?.throughput as Record<string, number> | undefined)?.[b];
-    const hasB = tp(r.wasm) !== undefined || tp(r.ort) !== undefined;
-    L.push(`| ${r.graph.key} | ${r.graph.weights} | ${f1(r.wasm.warm_p50_ms, 2)} / ${f1(r.ort.warm_p50_ms, 2)} / ${f1(r.torch?.warm_p50_ms, 2)} | ${ratio(r.wasm.warm_p50_ms, r.ort.warm_p50_ms)} | ${ratio(r.ort.warm_p50_ms, r.torch?.warm_p50_ms)} | ${hasB ? b : '1 (static)'} | ${f1(tp(r.wasm))} / ${f1(tp(r.ort))} / ${f1(tp(r.torch))} | ${ratio(tp(r.ort), tp(r.wasm))} |`);
+    const bm = (x?: Result) => (b === '1' ? (x?.warm_min_ms as number | undefined) : (x?.[`batch${b}_min_ms`] as number | undefined));
+    const hasB = bm(r.wasm) !== undefined || bm(r.ort) !== undefined;
+    const pm = (x?: Result) => `${f1(x?.warm_p50_ms, 2)} (${f1(x?.warm_min_ms, 2)})`;
+    L.push(`| ${r.graph.key} | ${r.graph.weights} | ${pm(r.wasm)} / ${pm(r.ort)} / ${pm(r.torch)} | ${ratio(r.wasm.warm_min_ms, r.ort.warm_min_ms)} (${ratio(r.wasm.warm_p50_ms, r.ort.warm_p50_ms)}) | ${ratio(r.torch?.warm_min_ms, r.ort.warm_min_ms)} (${ratio(r.torch?.warm_p50_ms, r.ort.warm_p50_ms)}) | ${hasB ? b : '1 (static)'} | ${f1(bm(r.wasm), 2)} / ${f1(bm(r.ort), 2)} / ${f1(bm(r.torch), 2)} | ${ratio(bm(r.wasm), bm(r.ort))} |`);
   }
   L.push('');
   L.push('| graph | backend | cold create ms | first run ms | warm p50 ms | warm p95 ms | per s, batch 1 | per s, app batch | peak RSS MiB (process baseline) |');
@@ -212,13 +215,16 @@ export function markdown(rows: Row[], m: Record<string, unknown>, threads: numbe
     L.push('');
     L.push('WASM levers on the classifier (each in a fresh process; native onnxruntime on the same graph and threads beside it):');
     L.push('');
-    L.push('| lever | graph | WASM create ms | WASM p50 ms (batch) | WASM per s | native ORT p50 ms | WASM ÷ ORT |');
-    L.push('| --- | --- | --- | --- | --- | --- | --- |');
+    L.push('| lever | graph | WASM create ms | WASM ms per call, min (p50), batch | native ORT ms, min (p50) | WASM ÷ ORT (min) |');
+    L.push('| --- | --- | --- | --- | --- | --- |');
+    const at = (x: Result | undefined, b: number, stat: 'min' | 'p50') => {
+      if (!x || x.unavailable) return undefined;
+      const first = (x.first_run_batch as number | undefined) ?? 1;
+      return (b === first ? x[`warm_${stat}_ms`] : x[`batch${b}_${stat}_ms`]) as number | undefined;
+    };
     for (const l of levers) {
-      const b = String(l.batch);
-      const wp = l.wasm.unavailable ? undefined : l.batch === 1 ? (l.wasm.warm_p50_ms as number) : (l.wasm[`batch${b}_p50_ms`] as number);
-      const op = l.ort?.unavailable ? undefined : l.batch === 1 ? (l.ort?.warm_p50_ms as number) : (l.ort?.[`batch${b}_p50_ms`] as number);
-      L.push(`| ${l.name} | ${l.graph} | ${f1(l.wasm.cold_create_ms)} | ${f1(wp, 2)} (${b}) | ${f1((l.wasm.throughput as Record<string, number> | undefined)?.[b])} | ${f1(op, 2)} | ${ratio(wp, op)} |${l.wasm.unavailable ? ' n/a: ' + String(l.wasm.unavailable).slice(0, 120) : ''}`);
+      const [wm, wp, om, op] = [at(l.wasm, l.batch, 'min'), at(l.wasm, l.batch, 'p50'), at(l.ort, l.batch, 'min'), at(l.ort, l.batch, 'p50')];
+      L.push(`| ${l.name} | ${l.graph} | ${f1(l.wasm.cold_create_ms)} | ${f1(wm, 2)} (${f1(wp, 2)}), ${l.batch} | ${f1(om, 2)} (${f1(op, 2)}) | ${ratio(wm, om)} |${l.wasm.unavailable ? ' n/a: ' + String(l.wasm.unavailable).slice(0, 120) : ''}`);
     }
   }
   return L.join('\n') + '\n';

@@ -98,6 +98,7 @@ async function main(): Promise<void> {
     first_run_ms: first,
     warm_p50_ms: median(times),
     warm_p95_ms: percentile(times, 0.95),
+    warm_min_ms: Math.min(...times),
     warm_runs: spec.warm,
     throughput: { 1: 1000 / median(times) } as Record<string, number>,
   };
@@ -112,6 +113,7 @@ async function main(): Promise<void> {
     }
     (res.throughput as Record<string, number>)[b] = (Number(b) * 1000) / median(ts);
     res[`batch${b}_p50_ms`] = median(ts);
+    res[`batch${b}_min_ms`] = Math.min(...ts);
   }
   await session.release();
   process.stdout.write(`BENCH ${JSON.stringify(res)}\n`);

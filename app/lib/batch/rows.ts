@@ -29,6 +29,19 @@ export interface BatchRow {
   classifierProbabilities?: number[];
   classifierEmbedding?: Float32Array;
   clipEmbedding?: Float32Array;
+  /** The classifier's out-of-distribution verdict (when its variant ships statistics). */
+  oodScore?: number;
+  ood?: boolean;
+  /** What the badge says (from the model's ood.json). */
+  oodBadge?: string;
+}
+
+/** Rows the classifier flagged as out of distribution, over the finished rows it scored (undefined: none scored). */
+export function batchOodFraction(rows: BatchRow[]): { flagged: number; scored: number; fraction: number } | undefined {
+  const scored = rows.filter((r) => r.status === 'done' && r.ood != null);
+  if (!scored.length) return undefined;
+  const flagged = scored.filter((r) => r.ood).length;
+  return { flagged, scored: scored.length, fraction: flagged / scored.length };
 }
 
 /** The classifier labels a batch was computed with. */
@@ -84,6 +97,8 @@ export function batchLabeledRows(rows: BatchRow[], threshold: number, lab: Batch
         confidence_score: zeroShot ? (r.autoConfidence ?? NaN) : (confidenceAt(r, threshold, lab) ?? NaN),
         classifier_prediction: pred,
         classifier_probability: lab.positive != null ? (r.classifierProbability ?? NaN) : (confidenceAt(r, threshold, lab) ?? NaN),
+        ood_score: r.oodScore ?? null,
+        ood: r.ood ?? null,
       };
     });
 }

@@ -3,6 +3,7 @@
  * No browser APIs here: the workers gather the facts (see gpu-probe.ts) and this decides, so every rule is unit-tested.
  */
 import type { Dtype, ModelEntry } from '../models/manifest-types';
+import { quantizedVerdict } from '../models/quantized';
 
 export type Backend = 'webgpu' | 'wasm';
 /** The user's setting: 'auto' lets the app decide; the others force a backend where it can work at all. */
@@ -31,6 +32,9 @@ export interface ExecutionInputs {
   largestFileBytes: number;
   /** Dtypes for which the manifest has a variant of this model. */
   availableDtypes: Dtype[];
+  /** The int8 variant's card metrics match fp32's (models/quantized.ts), with the sentence saying so or why not. */
+  int8MatchesCard?: boolean;
+  int8Reason?: string;
 }
 
 export interface ExecutionPlan {
@@ -129,12 +133,23 @@ function chooseDtype(backend: Backend, inp: ExecutionInputs, reasons: string[]):
       if (have.has('fp16')) reasons.push('fp32 variant: the adapter lacks shader-f16');
       return 'fp32';
     }
-    if (have.has('int8')) return 'int8';
+    if (have.has('int8')) {
+      reasons.push('int8 variant (the only one requested: chosen in the Models view, or the model has no fp32)');
+      return 'int8';
+    }
     throw new NoUsableVariantError('only an fp16 variant exists and the WebGPU adapter lacks shader-f16');
   }
-  if (have.has('fp32')) return 'fp32';
+  if (have.has('int8') && have.has('fp32') && inp.int8MatchesCard) {
+    // On WASM int8 MatMuls are faster and the file is ~2.5x smaller; allowed only when the card shows no loss.
+    reasons.push(`int8 variant on WASM: ${inp.int8Reason ?? 'its card metrics match fp32'}`);
+    return 'int8';
+  }
+  if (have.has('fp32')) {
+    if (have.has('int8') && inp.int8Reason) reasons.push(`fp32 variant: ${inp.int8Reason}`);
+    return 'fp32';
+  }
   if (have.has('int8')) {
-    reasons.push('int8 variant (no fp32 variant)');
+    reasons.push('int8 variant (the only one requested: chosen in the Models view, or the model has no fp32)');
     return 'int8';
   }
   throw new NoUsableVariantError('only an fp16 variant exists, which needs WebGPU with shader-f16');
@@ -195,7 +210,7 @@ export function fallbackToWasm(plan: ExecutionPlan, cause: unknown, inp: Executi
  * graph (every graph, since SAM and SD carry several). The page and the workers both use this, so they agree on the
  * variant to download and to run.
  */
-export function modelPlanFacts(entry: ModelEntry): Pick<ExecutionInputs, 'largestFileBytes' | 'availableDtypes'> {
+export function modelPlanFacts(entry: ModelEntry): Pick<ExecutionInputs, 'largestFileBytes' | 'availableDtypes' | 'int8MatchesCard' | 'int8Reason'> {
   let largestFileBytes = 0;
   const availableDtypes: Dtype[] = [];
   for (const [dtype, v] of Object.entries(entry.variants)) {
@@ -203,5 +218,7 @@ export function modelPlanFacts(entry: ModelEntry): Pick<ExecutionInputs, 'larges
     availableDtypes.push(dtype as Dtype);
     for (const f of v.files) if (f.path.endsWith('.onnx')) largestFileBytes = Math.max(largestFileBytes, f.bytes);
   }
-  return { largestFileBytes, availableDtypes };
+  if (!entry.variants.int8) return { largestFileBytes, availableDtypes };
+  const v = quantizedVerdict(entry, 'int8');
+  return { largestFileBytes, availableDtypes, int8MatchesCard: v.matches, int8Reason: v.reason };
 }

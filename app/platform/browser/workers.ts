@@ -84,7 +84,7 @@ function spawn(file: 'imaging' | 'classifier' | 'clip' | 'segment'): Worker {
 /** The app's registry; each worker starts on its first call. */
 export function browserWorkers(): WorkerRegistry {
   const imaging = lazyRemote<ImagingApi>('imaging', () => spawn('imaging'), ['decode', 'decodeForBatch', 'listZip']);
-  const classifier = lazyRemote<ClassifierEngine>('classifier', () => spawn('classifier'), ['load', 'classify', 'release', 'reset']).api;
+  const classifier = lazyRemote<ClassifierEngine>('classifier', () => spawn('classifier'), ['load', 'classify', 'occlusion', 'release', 'reset']).api;
   const clip = lazyRemote<ClipEngine>('clip', () => spawn('clip'), ['load', 'zeroShot', 'release', 'reset']).api;
   const segment = lazyRemote<SegmentEngine>('segment', () => spawn('segment'), ['load', 'info', 'encode', 'decode', 'stats', 'release', 'reset']).api;
   return {
