@@ -14,6 +14,15 @@ export function OodBadge({ ood, compact = false }: { ood?: OodVerdict; compact?:
   );
 }
 
+/** An indeterminate progress bar for a stage whose length is unknown (session creation, inference). */
+function Busy({ label }: { label: string }) {
+  return (
+    <div className="progress indeterminate" role="progressbar" aria-label={label} aria-busy="true">
+      <div />
+    </div>
+  );
+}
+
 const METHODS: { id: HeatmapMethod; name: string }[] = [
   { id: 'attention-rollout', name: 'attention rollout' },
   { id: 'occlusion', name: 'occlusion sensitivity' },
@@ -46,8 +55,18 @@ export function ClassificationPanel() {
         </select>
       </label>
       {!classifiers.length && <p className="muted">No classifier in the model manifest.</p>}
-      {load?.status === 'loading' && <p className="muted" data-testid="model-loading">Loading model… {load.message}</p>}
-      {item?.classifying && <p className="muted">Classifying…</p>}
+      {load?.status === 'loading' && (
+        <div data-testid="model-loading">
+          <p className="muted">Loading model… {load.message}</p>
+          <Busy label="Model loading" />
+        </div>
+      )}
+      {item?.classifying && load?.status !== 'loading' && (
+        <div data-testid="classifying">
+          <p className="muted">Classifying…</p>
+          <Busy label="Classification" />
+        </div>
+      )}
       {item?.classifyError && <p className="error-text">{item.classifyError}</p>}
       {c && (
         <div className="result" data-testid="classification-result">

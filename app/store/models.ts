@@ -50,6 +50,11 @@ export interface ModelsSlice {
   inference: InferenceService;
 
   init(): Promise<void>;
+  /**
+   * Perceived speed (issue 12.4): while the page is idle, create the sessions of the chosen classifier and CLIP model
+   * when their planned variant is already in the model cache (never downloads), so the first drop only runs inference.
+   */
+  prewarm(): Promise<void>;
   loadManifest(): Promise<void>;
   setModelSource(s: ModelSourceSetting): Promise<void>;
   chooseLocalFolder(files: File[]): Promise<void>;
@@ -171,7 +176,26 @@ export const createModelsSlice: SliceCreator<ModelsSlice> = (set, get) => {
 
     init: guarded(get, 'Starting failed', async () => {
       await Promise.all([get().loadManifest(), get().refreshStored()]);
+      const idle = (globalThis as { requestIdleCallback?: (cb: () => void, o?: { timeout: number }) => number }).requestIdleCallback;
+      if (idle) idle(() => void get().prewarm(), { timeout: 2000 });
+      else setTimeout(() => void get().prewarm(), 200);
     }),
+
+    async prewarm() {
+      const s = get();
+      for (const id of [s.classifierId, s.clipId]) {
+        const listed = id ? s.manifest?.models.find((m) => m.id === id) : undefined;
+        if (!listed || get().models[listed.id]) continue; // loading, ready or failed already: nothing to warm
+        try {
+          const req = get().modelRequest(listed);
+          const plan = await inference.plan(req);
+          if (!downloadedVariants(listed, get().source, get().stored).includes(plan.dtype)) continue;
+          await get().ensureModelLoaded(listed.id);
+        } catch {
+          /* prewarming is best effort: the first real use reports any problem */
+        }
+      }
+    },
 
     async loadManifest() {
       const { source } = get();

@@ -9,13 +9,15 @@ import { CLASSIFIER_ID, KERMANY, manifestHas, openApp, REPO, watchErrors, needs,
  * app's real path — folder pick → imaging worker (browser JPEG decoder) → classifier worker (preprocessing + ORT WASM).
  *   fp32 (chosen in the Models view): PyTorch fp32 on PIL-decoded images (test-images.json), within 1e-4;
  *   int8 (what 'auto' runs on WASM when its card metrics match fp32): native onnxruntime on the same int8 graph
- *   (test-images.int8.json, `cxr-export variant-goldens`), within 1e-3 (dynamic quantisation of the activations
- *   rounds a value to a neighbouring int8 level when the input differs in the last bit).
+ *   (test-images.int8.json, `cxr-export variant-goldens`), within 1e-2: the integer MatMul kernels of native
+ *   x86 ORT (MLAS, AVX-512 VNNI) and of the WASM build quantise and accumulate differently; measured 5.1e-3 on these
+ *   48 images, the size of int8's own error against fp32 (4.1e-3). The int8 card metrics the app relies on are
+ *   re-measured with onnxruntime-web itself by `npm run label -- --dtype int8` (README).
  */
 const GOLDEN_DIR = path.join(REPO, 'tests/goldens', CLASSIFIER_ID);
 const VARIANTS: { dtype: 'fp32' | 'int8'; golden: string; tol: number; choice: 'fp32' | 'auto' }[] = [
   { dtype: 'fp32', golden: process.env.CXR_E2E_GOLDENS ?? path.join(GOLDEN_DIR, 'test-images.json'), tol: 1e-4, choice: 'fp32' },
-  { dtype: 'int8', golden: path.join(GOLDEN_DIR, 'test-images.int8.json'), tol: 1e-3, choice: 'auto' },
+  { dtype: 'int8', golden: path.join(GOLDEN_DIR, 'test-images.int8.json'), tol: 1e-2, choice: 'auto' },
 ];
 
 interface Golden {
