@@ -80,7 +80,7 @@ describe('labeled_dataset.csv at one threshold', () => {
 
   it('the sidecar names the threshold and its source', () => {
     const m = labeledDatasetMetadata({ file: 'labeled_dataset.csv', threshold: 0.3, threshold_source: 'user (slider)', positive_label: 'PNEUMONIA', labels: ['NORMAL', 'PNEUMONIA'], classifier: { id: 'x', weights: 'trained' }, auto_label_source: 'classifier x at the threshold', n_rows: 2, created: 't' });
-    expect(m).toMatchObject({ threshold: 0.3, threshold_source: 'user (slider)', columns: ['image_id', 'auto_label', 'ground_truth', 'confidence_score', 'classifier_prediction', 'classifier_probability'] });
+    expect(m).toMatchObject({ threshold: 0.3, threshold_source: 'user (slider)', columns: ['image_id', 'auto_label', 'ground_truth', 'confidence_score', 'classifier_prediction', 'classifier_probability', 'ood_score', 'ood'] });
     expect(metadataFileName('labeled_dataset.csv')).toBe('labeled_dataset.meta.json');
   });
 });
