@@ -58,7 +58,13 @@ const api: ImagingApi = {
       // Multi-frame: hand the bytes back (moved, not copied) for the frame picker.
       const source = image.dicom && image.dicom.frames > 1 ? bytes : undefined;
       if (source) transfers.push(source);
-      return Comlink.transfer({ ok: true, image, thumbnail, source }, transfers);
+      // Resized once here for the models: the full raster is not copied to each model worker.
+      const modelInputs = (req.sizes ?? []).map((s) => {
+        const r = resizeRaster(image.raster, s.width, s.height, s.resize);
+        return r === image.raster ? { ...r, data: r.data.slice() } : r;
+      });
+      for (const r of modelInputs) transfers.push(r.data.buffer as ArrayBuffer);
+      return Comlink.transfer({ ok: true, image, thumbnail, source, modelInputs }, [...new Set(transfers)]);
     } catch (e) {
       return failure(e);
     }

@@ -2,20 +2,12 @@ import { useRef, useState } from 'react';
 import { useAppStore } from '../store';
 import { filesFromDataTransfer } from './dropped-files';
 
-export interface PickedFile {
-  name: string;
-  path?: string;
-  bytes: ArrayBuffer;
-}
-
-export async function readPicked(files: (File | { file: File; path: string })[]): Promise<PickedFile[]> {
-  return Promise.all(
-    files.map(async (x) => {
-      const f = x instanceof File ? x : x.file;
-      const path = x instanceof File ? f.webkitRelativePath || f.name : x.path;
-      return { name: f.name, path, bytes: await f.arrayBuffer() };
-    }),
-  );
+/** Picked or dropped files as references: each is read only when its turn to decode comes (bounded memory). */
+export function readPicked(files: (File | { file: File; path: string })[]): { name: string; path: string; blob: Blob }[] {
+  return files.map((x) => {
+    const f = x instanceof File ? x : x.file;
+    return { name: f.name, path: x instanceof File ? f.webkitRelativePath || f.name : x.path, blob: f };
+  });
 }
 
 export function DropZone() {
@@ -39,7 +31,7 @@ export function DropZone() {
         e.preventDefault();
         setOver(false);
         const files = await filesFromDataTransfer(e.dataTransfer);
-        await addFiles(await readPicked(files));
+        await addFiles(readPicked(files));
       }}
     >
       <p>
@@ -69,7 +61,7 @@ export function DropZone() {
             onChange={async (e) => {
               const files = [...(e.target.files ?? [])];
               e.target.value = '';
-              await addFiles(await readPicked(files));
+              await addFiles(readPicked(files));
             }}
           />
         </label>
@@ -86,7 +78,7 @@ export function DropZone() {
             onChange={async (e) => {
               const files = [...(e.target.files ?? [])];
               e.target.value = '';
-              await addFiles(await readPicked(files));
+              await addFiles(readPicked(files));
             }}
           />
         </label>

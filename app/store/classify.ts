@@ -7,6 +7,7 @@ import type { ClassifierEngine } from '../lib/classify/engine';
 import type { HeatmapMethod, OcclusionHeatmap } from '../lib/classify/types';
 import type { RuntimeReport } from '../lib/runtime/report';
 import { errorMessage } from '../lib/runtime/outcome';
+import { modelInputFor } from '../lib/imaging/model-inputs';
 import { guarded } from './alerts';
 import { classifierEntry } from './selectors';
 import type { SliceCreator } from './state';
@@ -96,7 +97,7 @@ export const createClassifySlice: SliceCreator<ClassifySlice> = (set, get) => ({
     }
     const req = get().modelRequest(entry);
     try {
-      const out = await get().inference.run(req, (e: ClassifierEngine) => e.classify(req, [item.raster], { heatmap: true }));
+      const out = await get().inference.run(req, (e: ClassifierEngine) => e.classify(req, [modelInputFor(item.raster, item.modelInputs, entry)], { heatmap: true }));
       get().patchImage(item.id, { classifying: false, classification: { ...out.results[0], weights: entry.weights } });
       get().modelRan(entry.id, out.report);
       if (get().heatmapMethod === 'occlusion' && get().currentId === item.id) await get().occludeCurrent();

@@ -7,6 +7,7 @@ import { labelFromPath } from '../lib/batch';
 import type { DicomImage, DicomWindow } from '../lib/imaging/dicom';
 import type { RasterDecodeInfo } from '../lib/imaging/raster-decode';
 import type { Raster } from '../lib/imaging/raster';
+import { distinctInputSizes, type ModelInputs } from '../lib/imaging/model-inputs';
 import type { ClassifierResult } from '../lib/classify/types';
 import type { ZeroShotOutput } from '../lib/clip/types';
 import { transfer } from '../platform/browser/workers';
@@ -30,6 +31,8 @@ export interface ImageItem {
   source?: ArrayBuffer;
   /** PNG/JPEG: EXIF orientation and 16-bit window applied while decoding (notes shown in the viewer). */
   rasterInfo?: RasterDecodeInfo;
+  /** The image resized once per model input size in the imaging worker (valid while `raster` is this one). */
+  modelInputs?: ModelInputs;
   groundTruth?: string;
   classification?: ClassifierResult & { weights: ModelEntry['weights'] };
   classifying?: boolean;
@@ -64,7 +67,8 @@ export interface ImagesSlice {
   decoding?: { name: string; index: number; total: number; bytes: number };
   /** Stop opening files: the decode in flight is cancelled (its worker terminated), the rest are not read. */
   cancelDecoding(): void;
-  addFiles(files: { name: string; bytes: ArrayBuffer; path?: string }[]): Promise<void>;
+  /** Decode and add files, one at a time (a `blob` is read only when its turn comes). */
+  addFiles(files: { name: string; bytes?: ArrayBuffer; blob?: Blob; path?: string }[]): Promise<void>;
   select(id: string): void;
   /** Show (and analyse) another frame of a multi-frame DICOM: decoded on demand in the imaging worker. */
   selectFrame(id: string, frame: number): Promise<void>;
@@ -90,7 +94,7 @@ export const createImagesSlice: SliceCreator<ImagesSlice> = (set, get) => {
     get().workers.cancelImaging();
   },
 
-  addFiles: guarded(get, 'Opening the files failed', async (files: { name: string; bytes: ArrayBuffer; path?: string }[]) => {
+  addFiles: guarded(get, 'Opening the files failed', async (files: { name: string; bytes?: ArrayBuffer; blob?: Blob; path?: string }[]) => {
     if (!files.length) return;
     set((s) => ({ busy: s.busy + 1 }));
     cancelRequested = false;
@@ -98,11 +102,14 @@ export const createImagesSlice: SliceCreator<ImagesSlice> = (set, get) => {
     try {
       for (const [index, f] of files.entries()) {
         if (cancelRequested) break;
-        const size = f.bytes.byteLength;
+        const size = f.bytes?.byteLength ?? f.blob?.size ?? 0;
         set({ decoding: { name: f.name, index, total: files.length, bytes: size } });
+        const st = get();
+        const sizes = distinctInputSizes([st.manifest?.models.find((m) => m.id === st.classifierId), st.manifest?.models.find((m) => m.id === st.clipId)]);
         let out;
         try {
-          out = await get().workers.imaging().decode(transfer(f.bytes, [f.bytes]));
+          const bytes = f.bytes ?? (await f.blob!.arrayBuffer());
+          out = await get().workers.imaging().decode(transfer(bytes, [bytes]), { sizes });
         } catch (e) {
           if (cancelRequested) break;
           get().alert(`${f.name}: ${errorMessage(e)}`);
@@ -125,6 +132,7 @@ export const createImagesSlice: SliceCreator<ImagesSlice> = (set, get) => {
           display: out.image.display,
           source: out.source,
           rasterInfo: out.image.rasterInfo,
+          modelInputs: out.modelInputs?.length ? { of: out.image.raster, sizes, rasters: out.modelInputs } : undefined,
           groundTruth: labelFromPath(f.path ?? f.name) ?? undefined,
         };
         added.push(item);

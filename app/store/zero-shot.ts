@@ -2,6 +2,7 @@
 import type { ClipEngine } from '../lib/clip/engine';
 import type { PromptSet } from '../lib/clip/types';
 import { errorMessage } from '../lib/runtime/outcome';
+import { modelInputFor } from '../lib/imaging/model-inputs';
 import { guarded } from './alerts';
 import { clipEntry, currentPromptSets } from './selectors';
 import type { SliceCreator } from './state';
@@ -54,7 +55,7 @@ export const createZeroShotSlice: SliceCreator<ZeroShotSlice> = (set, get) => ({
     }
     const req = get().modelRequest(entry);
     try {
-      const out = await get().inference.run(req, (e: ClipEngine) => e.zeroShot(req, [item.raster], currentPromptSets(get())));
+      const out = await get().inference.run(req, (e: ClipEngine) => e.zeroShot(req, [modelInputFor(item.raster, item.modelInputs, entry)], currentPromptSets(get())));
       get().patchImage(item.id, { zeroShotRunning: false, zeroShot: { ...out.results[0], weights: entry.weights, modelId: entry.id } });
       get().modelRan(entry.id, out.report);
     } catch (e) {

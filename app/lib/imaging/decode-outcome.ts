@@ -13,12 +13,16 @@ export type DecodeOutcome =
       thumbnail: Raster;
       /** The file's bytes handed back for a multi-frame DICOM, so that another frame can be decoded on request. */
       source?: ArrayBuffer;
+      /** The image resized once to each of DecodeRequest.sizes (same order). */
+      modelInputs?: Raster[];
     }
   | { ok: false; code: string; message: string };
 
 export interface DecodeRequest {
   /** 0-based frame of a multi-frame DICOM (default 0). */
   frame?: number;
+  /** Model input sizes to resize the image to once, here (see model-inputs.ts). */
+  sizes?: ModelInputSize[];
 }
 
 /** A model's input size and resampling filter (Preprocessing.size / .resize). */

@@ -24,6 +24,7 @@ export * from './exif';
 export * from './png16';
 export * from './raster-decode';
 export * from './png-stream';
+export * from './model-inputs';
 
 /** Decodes PNG or JPEG bytes into an RGBA raster (platform-specific). */
 export type PlatformDecoder = (bytes: Uint8Array, format: 'png' | 'jpeg') => Promise<Raster> | Raster;
