@@ -144,6 +144,41 @@ test.describe('segment view', () => {
     expect(errors).toEqual([]);
   });
 
+  test("the project's own lung-sam is the default model and segments a lung from its box", async ({ page }) => {
+    test.skip(!manifestHas('lung-sam'), 'lung-sam is not in the manifest');
+    test.setTimeout(300_000);
+    const errors = watchErrors(page);
+    await openApp(page, { backend: 'wasm' });
+    await page.getByRole('button', { name: 'Segment', exact: true }).click();
+    await expect(page.getByTestId('segment-model')).toHaveValue('lung-sam');
+    await expect(page.getByTestId('weights-badge')).toContainText('trained research model');
+    const file = lungImage(0);
+    const name = path.basename(file).replace(/\.[^.]+$/, '');
+    const box = JSON.parse(fs.readFileSync(path.join(LUNG_DIR, 'boxes.json'), 'utf8'))[name].right_lung as number[];
+    await addFiles(page, [file]);
+    await expect(page.getByTestId('segment-embedding')).toContainText('embedding computed', { timeout: 120_000 });
+    const [w, h] = (await page.evaluate(() => {
+      const s = (window as any).cxrStudio.store.getState();
+      const it = s.images.find((i: any) => i.id === s.currentId);
+      return [it.raster.width, it.raster.height];
+    })) as [number, number];
+    const ov = (await page.getByTestId('segment-overlay').boundingBox())!;
+    const at = (x: number, y: number) => [ov.x + (x * ov.width) / w, ov.y + (y * ov.height) / h] as const;
+    await page.mouse.move(...at(box[0], box[1]));
+    await page.mouse.down();
+    await page.mouse.move(...at((box[0] + box[2]) / 2, (box[1] + box[3]) / 2), { steps: 3 });
+    await page.mouse.move(...at(box[2], box[3]), { steps: 3 });
+    await page.mouse.up();
+    await expect(page.getByTestId('segment-candidates')).toBeVisible({ timeout: 90_000 });
+    // a lung-sized mask, not an empty or whole-image one
+    const area = Number(/(\d+) px/.exec((await page.getByTestId('segment-layer-area').first().textContent()) ?? '')?.[1] ?? 0);
+    const boxArea = (box[2] - box[0]) * (box[3] - box[1]);
+    expect(area).toBeGreaterThan(0.3 * boxArea);
+    expect(area).toBeLessThan(1.2 * boxArea);
+    await shot(page, 'segment-lung-sam');
+    expect(errors).toEqual([]);
+  });
+
   test('hover preview: a burst of pointer moves costs at most one extra decode', async ({ page }) => {
     test.setTimeout(180_000);
     await openSegment(page);
