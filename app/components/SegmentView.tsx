@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useRef, useState } from 'react';
-import { histogram01, layerMask, LUNGS, useAppStore, worstCasesOf, type SegLayer } from '../store';
+import { histogram01, layerMask, LUNGS, segmentEntry, useAppStore, worstCasesOf, type SegLayer } from '../store';
 import type { Box } from '../lib/segment';
 import type { Raster } from '../lib/imaging/raster';
 import { DropZone } from './DropZone';
@@ -191,10 +191,11 @@ function SegmentPanel() {
   const prepare = useAppStore((s) => s.segmentPrepare);
   const currentId = useAppStore((s) => s.currentId);
   const sams = manifest?.models.filter((m) => m.family === 'sam') ?? [];
-  const entry = sams.find((m) => m.id === seg.modelId);
+  // the chosen model, else the default (the project's trained lung-sam when the manifest has it)
+  const entry = useAppStore((s) => segmentEntry(s));
   useEffect(() => {
-    if (currentId && seg.modelId) void prepare();
-  }, [currentId, seg.modelId, prepare]);
+    if (currentId && entry) void prepare();
+  }, [currentId, entry?.id, prepare]);
   const active = st?.history.present.find((l) => l.id === st.activeLayer);
 
   return (
@@ -202,7 +203,7 @@ function SegmentPanel() {
       <h2>Segment</h2>
       <label>
         Model{' '}
-        <select data-testid="segment-model" value={seg.modelId ?? ''} onChange={(e) => void setModel(e.target.value)}>
+        <select data-testid="segment-model" value={entry?.id ?? ''} onChange={(e) => void setModel(e.target.value)}>
           {sams.map((m) => (
             <option key={m.id} value={m.id}>
               {m.name}
