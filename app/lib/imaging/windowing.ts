@@ -117,7 +117,8 @@ export function presetOf(img: DicomImage, presetId?: string): VoiPreset {
 /** Human description of what a selection renders with, e.g. "Window 1 (SOFT): C 40 / W 400". */
 export function describeSelection(img: DicomImage, sel: VoiSelection = {}): string {
   if (img.rgb) return `colour (${img.photometric})`;
-  if (sel.window) return `window C ${sel.window.center} / W ${sel.window.width} (${img.voiLutFunction})`;
+  const w = sel.window;
+  if (w) return `window C ${w.center} / W ${w.width} (${img.voiLutFunction})`;
   const p = presetOf(img, sel.presetId);
   return p.kind === 'window' && p.fn !== 'LINEAR' ? `${p.label} (${p.fn})` : p.label;
 }
