@@ -193,7 +193,8 @@ def fixture_sd(out_dir: Path, gdir: Path, seed: int, lora_dir: Path | None = Non
     import torch
 
     from . import lcm_scheduler as lcm
-    from .sd import SAMPLE_PROMPTS, build_sd, export_sd, lcm_scheduler_config, prepare, unet_sample_inputs
+    from .sd import (SAMPLE_PROMPTS, build_sd, export_sd, lcm_scheduler_config, prepare, scaled_lora_unet,
+                     unet_sample_inputs)
 
     mid = IDS["sd"]
     with tempfile.TemporaryDirectory(prefix="cxr-fixture-lora-") as td:
@@ -205,8 +206,10 @@ def fixture_sd(out_dir: Path, gdir: Path, seed: int, lora_dir: Path | None = Non
             lora_label = str(lora_dir)
         parts, unet_lora, lora_info, lcm_source = prepare("tiny", seed, None, None, lora_dir, True)
         lora_info = {"kind": lora_label}
-    entry = export_sd(parts, out_dir, mid, "random-fixture", unet_lora=unet_lora, seed=seed, lora_info=lora_info,
-                      lcm_source=lcm_source)
+        # both UNet layouts, so the app's tests cover each: unet + unet_lora, and unet_scaled (lora_scale input)
+        unet_scaled = scaled_lora_unet(parts["unet"], lora_dir)
+        entry = export_sd(parts, out_dir, mid, "random-fixture", unet_lora=unet_lora, seed=seed, lora_info=lora_info,
+                          lcm_source=lcm_source, unet_scaled=unet_scaled, unet_layout="both")
     info = parts["info"]
     final = out_dir / mid
     g = gdir / mid
@@ -233,6 +236,16 @@ def fixture_sd(out_dir: Path, gdir: Path, seed: int, lora_dir: Path | None = Non
                 return {"out_sample": w(*[torch.from_numpy(feeds[n]) for n in ufeeds]).numpy()}
 
         diffs.append(graph_golden(g, k, final / f"{k}.onnx", ufeeds, u_ref))
+    sfeeds = {**unet_sample_inputs(info, seed + 43, batch=2), "lora_scale": np.array([0.0, 1.0], np.float32)}
+
+    def s_ref(feeds):
+        with torch.no_grad():
+            a = [torch.from_numpy(feeds[n]) for n in ("sample", "timestep", "encoder_hidden_states")]
+            o0, o1 = (w(*a).numpy() for w in unets.values())
+        return {"out_sample": np.concatenate([o0[:1], o1[1:]])}  # sample 0 at scale 0 = base, sample 1 at 1 = LoRA
+
+    diffs.append(graph_golden(g, "unet_scaled", final / "unet_scaled.onnx", sfeeds, s_ref,
+                              {"lora_scale": "per sample: 0 = base UNet, 1 = LoRA-merged UNet (reference: those two)"}))
     rng = np.random.default_rng(seed + 51)
     lat = rng.standard_normal((1, 4, info["latent_size"], info["latent_size"])).astype(np.float32)
 
@@ -256,7 +269,7 @@ def fixture_sd(out_dir: Path, gdir: Path, seed: int, lora_dir: Path | None = Non
     c_skip, c_out = lcm.boundary_scalings(ts[0], float(sched.get("timestep_scaling", 10.0)))
     write_golden(g / "lcm_step.json", {"sample": sample, "model_output": model_output, "noise": noise},
                  {"prev_sample": prev, "denoised": den},
-                 {"timestep": ts[0], "prev_timestep": ts[1], "alpha_prod_t": float(acp[ts[0]]),
+                 {"kind": "lcm-step", "timestep": ts[0], "prev_timestep": ts[1], "alpha_prod_t": float(acp[ts[0]]),
                   "alpha_prod_t_prev": float(acp[ts[1]]), "c_skip": c_skip, "c_out": c_out,
                   "formula": "x0=(sample-sqrt(1-a_t)*eps)/sqrt(a_t); denoised=c_out*x0+c_skip*sample; "
                              "prev=sqrt(a_prev)*denoised+sqrt(1-a_prev)*noise (last step: prev=denoised)"})
@@ -266,7 +279,7 @@ def fixture_sd(out_dir: Path, gdir: Path, seed: int, lora_dir: Path | None = Non
     latents = rng.standard_normal(lat.shape).astype(np.float32)
     noises = [rng.standard_normal(lat.shape).astype(np.float32) for _ in range(3)]
     vae_fn = lambda z: run_onnx(final / "vae_decoder.onnx", {"latent_sample": z})["sample"]  # noqa: E731
-    gen_meta = {"prompt": SAMPLE_PROMPTS[0], "num_inference_steps": 4, "guidance_scale": 1.0,
+    gen_meta = {"kind": "sd-generation", "prompt": SAMPLE_PROMPTS[0], "num_inference_steps": 4, "guidance_scale": 1.0,
                 "scaling_factor": info["scaling_factor"], "timesteps": ts,
                 "steps": "text_encoder(input_ids) -> for t in timesteps: eps = unet(x, t, states); "
                          "x = lcm_step(eps, t, x, noise[i]) -> image = clip(vae_decoder(denoised/scaling_factor)/2+0.5,0,1)"}
@@ -279,7 +292,46 @@ def fixture_sd(out_dir: Path, gdir: Path, seed: int, lora_dir: Path | None = Non
                      {"input_ids": ids[:1], "latents": latents, **{f"noise_{i}": n for i, n in enumerate(noises)}},
                      {"image": res["image"], **{f"denoised_{i}": d for i, d in enumerate(res["denoised"])}},
                      {**gen_meta, "unet": f"{k}.onnx"})
+    diffusers_goldens(g, parts, unet_lora, sched, tok, info)
     return {"id": mid, "goldens_torch_diff": max(diffs), "parity": entry["config"]["parity"]}
+
+
+def diffusers_goldens(g: Path, parts: dict, unet_lora, sched: dict, tok, info: dict) -> None:
+    """End-to-end references from diffusers itself: StableDiffusionPipeline with an LCMScheduler (what LCM-LoRA
+    pipelines run; LatentConsistencyModelPipeline is the same loop for UNets with time_cond_proj_dim) on the PyTorch
+    modules, generator = torch.Generator().manual_seed(seed), output_type 'np'. The prompt embeddings come from the
+    PyTorch text encoder on our tokenizer's ids (the pipeline's CLIPTokenizer is bypassed: the fixture has its own
+    BPE). Written as pipeline_<name>.json: inputs input_ids (+ negative_input_ids), latents (the generator's first
+    draw, for checking the TypeScript generator), outputs image [1, 3, H, W] (NCHW)."""
+    import torch
+    from diffusers import LCMScheduler, StableDiffusionPipeline
+
+    from .sd import SAMPLE_PROMPTS
+
+    cases = [("base_seed42", "base", SAMPLE_PROMPTS[0], 42, 4, 1.0), ("lora_seed42", "lora", SAMPLE_PROMPTS[0], 42, 4, 1.0),
+             ("base_cfg_seed7", "base", SAMPLE_PROMPTS[1], 7, 3, 2.5), ("lora_seed3_steps8", "lora", SAMPLE_PROMPTS[2], 3, 8, 1.0)]
+    for name, side, prompt, seed, steps, guidance in cases:
+        unet = parts["unet"] if side == "base" else unet_lora
+        pipe = StableDiffusionPipeline(vae=parts["vae"], text_encoder=parts["text_encoder"], tokenizer=None, unet=unet,
+                                       scheduler=LCMScheduler.from_config(sched), safety_checker=None,
+                                       feature_extractor=None, image_encoder=None, requires_safety_checker=False)
+        pipe.set_progress_bar_config(disable=True)
+        ids = encode_ids(tok, [prompt])
+        neg = encode_ids(tok, [""])
+        with torch.no_grad():
+            pe = parts["text_encoder"](torch.from_numpy(ids))[0]
+            ne = parts["text_encoder"](torch.from_numpy(neg))[0]
+            shape = (1, info["latent_channels"], info["latent_size"], info["latent_size"])
+            latents = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+            img = pipe(prompt_embeds=pe, negative_prompt_embeds=ne if guidance > 1 else None, num_inference_steps=steps,
+                       guidance_scale=guidance, generator=torch.Generator().manual_seed(seed), output_type="np").images
+        write_golden(g / f"pipeline_{name}.json",
+                     {"input_ids": ids, **({"negative_input_ids": neg} if guidance > 1 else {}), "latents": latents.numpy()},
+                     {"image": np.transpose(img, (0, 3, 1, 2))},
+                     {"kind": "sd-pipeline", "reference": "diffusers StableDiffusionPipeline + LCMScheduler (PyTorch)",
+                      "prompt": prompt, "negative_prompt": "", "side": side, "seed": seed, "num_inference_steps": steps,
+                      "guidance_scale": guidance, "generator": "torch.Generator('cpu').manual_seed(seed)",
+                      "unet": "unet.onnx" if side == "base" else "unet_lora.onnx"})
 
 
 def write_fixtures(out_dir: Path, goldens_dir: Path, seed: int = 0, families: list[str] | None = None,

@@ -6,6 +6,10 @@ Graphs (one folder, public/models/<id>/):
                      (+ timestep_cond [b,D] when the UNet has time_cond_proj_dim) -> out_sample [b,4,h,w]
                      base UNet with the LCM-LoRA fused in
   unet_lora.onnx     the same with a domain LoRA (`cxr-export lora`) fused on top (only with --lora)
+  unet_scaled.onnx   --unet-layout scaled|both: ONE UNet for both sides: the inputs above + lora_scale float32 [b];
+                     the domain LoRA stays low-rank (unfused) and each adapted layer adds lora_scale[i] x its delta,
+                     so lora_scale 0 is the base UNet exactly (x + 0·delta) and 1 the LoRA-merged one. The gallery
+                     then downloads and holds one UNet instead of two (the LoRA adds only its rank-r matrices).
   vae_decoder.onnx   latent_sample [b,4,h,w] (already divided by scaling_factor) -> sample [b,3,8h,8w] in [-1,1]
   tokenizer.json     CLIP byte-level BPE, padded/truncated to 77 with <|endoftext|>
   scheduler_config.json  diffusers LCMScheduler config (timesteps: see lcm_scheduler.py)
@@ -354,8 +358,15 @@ def _to_fp16(src: Path, dst: Path) -> None:
 
 def export_sd(parts: dict, out_dir: Path, model_id: str, weights: str, unet_lora=None, atol: float = 1e-4,
               rtol: float = 1e-5, seed: int = 0, fp16: bool = False, write_manifest: bool = True,
-              lora_info: dict | None = None, lcm_source: str = "") -> dict:
-    """parts: build_sd() output with parts['unet'] already LCM-fused; unet_lora: that plus the domain LoRA."""
+              lora_info: dict | None = None, lcm_source: str = "", unet_scaled=None,
+              unet_layout: str = "two-graph") -> dict:
+    """parts: build_sd() output with parts['unet'] already LCM-fused; unet_lora: that plus the domain LoRA;
+    unet_scaled: (unet, set_scale) from scaled_lora_unet (layouts 'scaled' and 'both'). unet_layout 'two-graph'
+    writes unet (+ unet_lora), 'scaled' writes unet_scaled only, 'both' all three."""
+    if unet_layout not in UNET_LAYOUTS:
+        raise ExportError(f"--unet-layout {unet_layout!r}: choose from {', '.join(UNET_LAYOUTS)}")
+    if unet_layout != "two-graph" and unet_scaled is None:
+        raise ExportError(f"--unet-layout {unet_layout} needs a domain LoRA (--lora DIR): the scale has nothing to scale")
     import torch
 
     torch_threads(parts["unet"], parts["vae"], parts["text_encoder"])
@@ -363,18 +374,40 @@ def export_sd(parts: dict, out_dir: Path, model_id: str, weights: str, unet_lora
     info = parts["info"]
     tok = parts["tokenizer"]
     te, unet_w, vd = wrappers(parts["text_encoder"], parts["unet"], parts["vae"])
-    graphs = {"unet": unet_w(parts["unet"])}
-    if unet_lora is not None:
-        graphs["unet_lora"] = unet_w(unet_lora)
+    graphs = {}
+    if unet_layout != "scaled":
+        graphs["unet"] = unet_w(parts["unet"])
+        if unet_lora is not None:
+            graphs["unet_lora"] = unet_w(unet_lora)
     ids = encode_ids(tok, SAMPLE_PROMPTS[:2])
     ufeeds = unet_sample_inputs(info, seed)
     unames = list(ufeeds)
+    scaled = None
+    if unet_layout != "two-graph":
+        # references: lora_scale 0 -> the base UNet, 1 -> the LoRA-merged UNet, and a batch mixing both
+        base_ref = unet_w(parts["unet"])
+        lora_ref = unet_w(unet_lora) if unet_lora is not None else None
+        sfeeds = {**unet_sample_inputs(info, seed, batch=2)}
+        snames = ["sample", "timestep", "encoder_hidden_states", "lora_scale"] + (
+            ["timestep_cond"] if "timestep_cond" in sfeeds else [])
+        scaled = dict(module=scaled_unet_wrapper(*unet_scaled), names=snames, feeds=sfeeds)
     rng = np.random.default_rng(seed + 1)
     lat = rng.standard_normal((1, info["latent_channels"], info["latent_size"], info["latent_size"])).astype(np.float32)
     with torch.no_grad():
         ref_text = te(torch.from_numpy(ids)).numpy()
         ref_unet = {k: g(*[torch.from_numpy(ufeeds[n]) for n in unames]).numpy() for k, g in graphs.items()}
         ref_vae = vd(torch.from_numpy(lat)).numpy()
+        if scaled is not None:
+            f = {k: torch.from_numpy(v) for k, v in scaled["feeds"].items()}
+            args = [f[n] for n in ("sample", "timestep", "encoder_hidden_states")]
+            kw = {"timestep_cond": f["timestep_cond"]} if "timestep_cond" in f else {}
+            b0 = base_ref.m(*args, return_dict=False, **kw)[0].numpy()
+            b1 = lora_ref.m(*args, return_dict=False, **kw)[0].numpy() if lora_ref is not None else None
+            scaled["cases"] = {"0,0": (np.array([0, 0], np.float32), b0)}
+            if b1 is not None:
+                scaled["cases"]["1,1"] = (np.array([1, 1], np.float32), b1)
+                scaled["cases"]["0,1"] = (np.array([0, 1], np.float32), np.concatenate([b0[:1], b1[1:]]))
+            scaled["feeds"]["lora_scale"] = scaled["cases"]["0,1" if b1 is not None else "0,0"][0]
     parity: dict[str, float] = {}
     dyn_unet = {"sample": {0: "batch", 2: "height", 3: "width"}, "timestep": {0: "batch"},
                 "encoder_hidden_states": {0: "batch"}, "timestep_cond": {0: "batch"},
@@ -388,6 +421,19 @@ def export_sd(parts: dict, out_dir: Path, model_id: str, weights: str, unet_lora
             export_onnx(g, tuple(torch.from_numpy(ufeeds[n]) for n in unames), tmp / f"{k}.onnx", unames,
                         ["out_sample"], {n: dyn_unet[n] for n in unames + ["out_sample"]})
             parity[k] = check_parity(k, {"out_sample": ref_unet[k]}, run_onnx(tmp / f"{k}.onnx", ufeeds), atol, rtol)
+        if scaled is not None:
+            sf = scaled["feeds"]
+            export_onnx(scaled["module"], tuple(torch.from_numpy(sf[n]) for n in scaled["names"]), tmp / "unet_scaled.onnx",
+                        scaled["names"], ["out_sample"],
+                        {n: {**dyn_unet, "lora_scale": {0: "batch"}}[n] for n in scaled["names"] + ["out_sample"]})
+            worst = 0.0
+            for label, (scale, ref) in scaled["cases"].items():
+                got = run_onnx(tmp / "unet_scaled.onnx", {**{k: v for k, v in sf.items() if k != "lora_scale"},
+                                                          "lora_scale": scale})
+                worst = max(worst, check_parity(f"unet_scaled (lora_scale {label})", {"out_sample": ref}, got, atol,
+                                                rtol))
+            parity["unet_scaled"] = worst
+            graphs["unet_scaled"] = None  # written above; listed with the others
         export_onnx(vd, (torch.from_numpy(lat),), tmp / "vae_decoder.onnx", ["latent_sample"], ["sample"],
                     {"latent_sample": {0: "batch", 2: "height", 3: "width"}, "sample": {0: "batch", 2: "h", 3: "w"}})
         parity["vae_decoder"] = check_parity("vae_decoder", {"sample": ref_vae},
@@ -402,6 +448,12 @@ def export_sd(parts: dict, out_dir: Path, model_id: str, weights: str, unet_lora
             parity16["text_encoder"] = check_parity("text_encoder fp16", {"last_hidden_state": ref_text}, run_onnx(
                 tmp / "text_encoder_fp16.onnx", {"input_ids": ids}), 5e-2, 2e-2)
             for k in graphs:
+                if k == "unet_scaled":
+                    sf = scaled["feeds"]
+                    scale, ref = scaled["cases"]["0,1" if "0,1" in scaled["cases"] else "0,0"]
+                    parity16[k] = check_parity(f"{k} fp16", {"out_sample": ref}, run_onnx(
+                        tmp / f"{k}_fp16.onnx", {**sf, "lora_scale": scale}), 5e-2, 2e-2)
+                    continue
                 parity16[k] = check_parity(f"{k} fp16", {"out_sample": ref_unet[k]},
                                            run_onnx(tmp / f"{k}_fp16.onnx", ufeeds), 5e-2, 2e-2)
             parity16["vae_decoder"] = check_parity("vae_decoder fp16", {"sample": ref_vae}, run_onnx(
@@ -426,6 +478,10 @@ def export_sd(parts: dict, out_dir: Path, model_id: str, weights: str, unet_lora
           "vae_decoder": {"inputs": ["latent_sample"], "outputs": ["sample"]}}
     if "unet_lora" in graphs:
         io["unet_lora"] = unet_io
+    if "unet_scaled" in graphs:
+        io["unet_scaled"] = {"inputs": scaled["names"], "outputs": ["out_sample"]}
+    if "unet" not in graphs:
+        del io["unet"]
     config = {
         **{k: info[k] for k in ("latent_channels", "latent_size", "vae_scale_factor", "image_size", "scaling_factor",
                                 "context_length", "hidden_size", "time_cond_proj_dim")},
@@ -435,6 +491,8 @@ def export_sd(parts: dict, out_dir: Path, model_id: str, weights: str, unet_lora
         "num_inference_steps": 4,
         "guidance_scale": 1.0,
         "timestep_dtype": "float32",
+        # which UNet graphs this folder has: two-graph (unet + unet_lora), scaled (unet_scaled + lora_scale), both
+        "unet_layout": unet_layout,
         "pad_token_id": int(tok.padding["pad_id"]),
         "bos_token_id": int(tok.token_to_id("<|startoftext|>")),
         "eos_token_id": int(tok.token_to_id("<|endoftext|>")),
@@ -455,7 +513,8 @@ def export_sd(parts: dict, out_dir: Path, model_id: str, weights: str, unet_lora
         "io": io,
         "config": config,
         "card": {"summary": "4-step LCM text-to-image: text_encoder -> unet (x4, LCMScheduler) -> vae_decoder; "
-                            "unet_lora adds the domain LoRA."
+                            + ("unet_lora adds the domain LoRA." if unet_layout == "two-graph" else
+                               "unet_scaled holds both sides: lora_scale 0 = base, 1 = domain LoRA.")
                  + (" Random weights: a test fixture, its images mean nothing." if weights == "random-fixture" else ""),
                  "limitations": "Synthetic images are not for clinical use or for training diagnostic models "
                                 "without review."},
@@ -463,6 +522,72 @@ def export_sd(parts: dict, out_dir: Path, model_id: str, weights: str, unet_lora
     if write_manifest:
         mf.upsert_entry(out_dir, entry)
     return entry
+
+
+UNET_LAYOUTS = ("two-graph", "scaled", "both")
+
+
+def scaled_lora_unet(unet, lora: Path):
+    """A copy of `unet` with the domain LoRA loaded UNFUSED and a runtime scale: returns (unet_copy, set_scale) where
+    set_scale(t) (t float32 [batch]) makes every LoRA layer output base(x) + t[i] * scaling * B(A(x)) for sample i.
+    Works on the peft LoraLayer modules that both adapter formats load into (peft folder, diffusers safetensors)."""
+    import copy
+
+    import torch
+
+    p = Path(lora)
+    u = copy.deepcopy(unet)
+    if (p / "adapter_config.json").exists():
+        from peft import PeftModel
+
+        try:
+            u = PeftModel.from_pretrained(u, str(p)).base_model.model
+        except Exception as exc:
+            raise ExportError(f"--lora {p}: adapter does not fit this UNet: {exc}") from exc
+    elif p.exists():
+        _load_diffusers_lora(u, p, "domain", "--lora")
+    else:
+        raise ExportError(f"--lora {p}: no such folder")
+    from peft.tuners.lora import LoraLayer
+
+    layers = [m for m in u.modules() if isinstance(m, LoraLayer)]
+    if not layers:
+        raise ExportError(f"--lora {p}: no LoRA layer was created in the UNet")
+    base_scaling = [dict(m.scaling) for m in layers]
+    state: dict[str, Any] = {"scale": None}
+
+    def pre_hook(i):
+        def hook(module, args):
+            x = args[0]
+            t = state["scale"].reshape([-1] + [1] * (x.dim() - 1))  # per sample, broadcast over the layer's output
+            for k, v in base_scaling[i].items():
+                module.scaling[k] = t * v
+        return hook
+
+    for i, m in enumerate(layers):
+        m.register_forward_pre_hook(pre_hook(i))
+
+    def set_scale(t):
+        state["scale"] = t.to(torch.float32)
+
+    u.eval()
+    u.requires_grad_(False)
+    return u, set_scale
+
+
+def scaled_unet_wrapper(unet, set_scale):
+    import torch
+
+    class ScaledUNet(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.m = unet
+
+        def forward(self, sample, timestep, encoder_hidden_states, lora_scale, timestep_cond=None):
+            set_scale(lora_scale)
+            return self.m(sample, timestep, encoder_hidden_states, timestep_cond=timestep_cond, return_dict=False)[0]
+
+    return ScaledUNet().eval()
 
 
 def prepare(size: str, seed: int, pretrained: Path | None, lcm_lora: Path | None, lora: Path | None,
@@ -497,8 +622,13 @@ def run(args: argparse.Namespace) -> dict:
     parts, unet_lora, lora_info, lcm_source = prepare(args.size, args.seed, args.pretrained, args.lcm_lora, args.lora,
                                                       args.random_init)
     weights = "random-fixture" if args.random_init else "pretrained"
+    layout = getattr(args, "unet_layout", "two-graph")
+    if layout != "two-graph" and args.lora is None:
+        raise ExportError(f"--unet-layout {layout} needs --lora DIR (the domain LoRA the runtime scale applies)")
+    unet_scaled = scaled_lora_unet(parts["unet"], args.lora) if layout != "two-graph" else None
     entry = export_sd(parts, args.out_dir, args.model_id, weights, unet_lora=unet_lora, atol=args.atol,
-                      seed=args.seed, fp16=args.fp16, lora_info=lora_info, lcm_source=lcm_source)
+                      seed=args.seed, fp16=args.fp16, lora_info=lora_info, lcm_source=lcm_source,
+                      unet_scaled=unet_scaled, unet_layout=layout)
     print(json.dumps({"id": entry["id"], "parity": entry["config"]["parity"]}))
     return entry
 
@@ -511,4 +641,7 @@ def register(subparsers) -> None:
     p.add_argument("--lcm-lora", type=Path, default=None, help="LCM-LoRA folder (lcm-lora-sdv1-5)")
     p.add_argument("--lora", type=Path, default=None, help="domain LoRA folder from `cxr-export lora`")
     p.add_argument("--fp16", action="store_true", help="also write an fp16 variant (*_fp16.onnx, fp32 inputs/outputs)")
+    p.add_argument("--unet-layout", choices=UNET_LAYOUTS, default="two-graph",
+                   help="two-graph: unet.onnx + unet_lora.onnx; scaled: one unet_scaled.onnx with a lora_scale input "
+                        "(0 = base exactly, 1 = LoRA; needs --lora); both: all three")
     p.set_defaults(func=run)

@@ -177,3 +177,40 @@ def test_wrong_pretrained_fails_cleanly(tmp_path, capsys):
                  "--out-dir", str(out)]) == 1
     assert "no such folder" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_scaled_unet_layout(tmp_path):
+    """--unet-layout scaled: one unet_scaled.onnx with lora_scale [b]; 0 gives the base UNet exactly, 1 the
+    LoRA-merged UNet, per sample in one batch; scaled without a LoRA is refused."""
+    import onnxruntime as ort
+
+    from cxr_export.fixtures import random_domain_lora
+    from cxr_export.sd import apply_domain_lora, build_sd, prepare, scaled_lora_unet, unet_sample_inputs
+
+    lora_dir = random_domain_lora(build_sd("tiny", seed=0)["unet"], tmp_path / "lora", seed=0)
+    out = tmp_path / "models"
+    assert main(["sd", "--random-init", "--size", "tiny", "--lora", str(lora_dir), "--out-dir", str(out),
+                 "--id", "sds", "--unet-layout", "scaled"]) == 0
+    e = json.loads((out / "manifest.json").read_text())["models"][0]
+    roles = {f["role"] for f in e["variants"]["fp32"]["files"]}
+    assert "unet_scaled" in roles and "unet" not in roles and "unet_lora" not in roles
+    assert e["config"]["unet_layout"] == "scaled" and "unet" not in e["io"]
+    assert e["io"]["unet_scaled"]["inputs"] == ["sample", "timestep", "encoder_hidden_states", "lora_scale"]
+    parts, unet_lora, _, _ = prepare("tiny", 0, None, None, lora_dir, True)
+    info = parts["info"]
+    feeds = unet_sample_inputs(info, 3, batch=2)
+    t = {k: torch.from_numpy(v) for k, v in feeds.items()}
+    base = _out(parts["unet"], t).numpy()
+    lora = _out(unet_lora, t).numpy()
+    s = ort.InferenceSession(str(out / "sds" / "unet_scaled.onnx"))
+    got0 = s.run(None, {**feeds, "lora_scale": np.zeros(2, np.float32)})[0]
+    got01 = s.run(None, {**feeds, "lora_scale": np.array([0, 1], np.float32)})[0]
+    assert np.abs(got0 - base).max() <= 2e-6
+    assert np.abs(got01[1] - lora[1]).max() <= 2e-6 and np.abs(got01[0] - base[0]).max() <= 2e-6
+    assert np.abs(lora - base).max() > 1e-3  # the LoRA does something
+    # the torch module itself: scale 0 is the base bit for bit
+    u, set_scale = scaled_lora_unet(parts["unet"], lora_dir)
+    set_scale(torch.zeros(2))
+    assert (_out(u, t).numpy() == base).all()
+    assert main(["sd", "--random-init", "--size", "tiny", "--out-dir", str(out), "--id", "x",
+                 "--unet-layout", "scaled"]) == 1

@@ -16,6 +16,8 @@ import { zeroShot } from '../../app/lib/clip/zero-shot';
 import { decodeImageFileNode } from '../../app/platform/node/decode';
 import { prepareClassifierBatch, interpretClassifierOutputs, classifierThreshold } from '../../app/lib/classify/pipeline';
 import { REPO_ROOT, SHARED_PRESENT, hasShared, lacks, sharedPath, readBytes } from './helpers/shared';
+import { runSd } from './helpers/sd';
+import { LCMScheduler } from '../../app/lib/generate/lcm-scheduler';
 
 ort.env.wasm.numThreads = 1;
 ort.env.logLevel = 'error';
@@ -71,12 +73,8 @@ function graphFor(entry: ModelEntry, inputs: string[], metaGraph?: unknown): str
  * have yet (the LCM scheduler step and the 4-step SD generation: text encoder -> UNet x4 with the LCM step -> VAE
  * decoder). Listed here as `todo`, not skipped silently; remove an entry when its pipeline test is written.
  */
-const PENDING: Record<string, string> = {
-  'tiny-sd/lcm_timesteps.json': "the LCMScheduler's 4-step timesteps in TypeScript (no app code yet)",
-  'tiny-sd/lcm_step.json': 'one LCMScheduler step in TypeScript (no app code yet)',
-  'tiny-sd/generation_base.json': '4-step LCM generation with the base UNet in TypeScript (no app code yet)',
-  'tiny-sd/generation_lora.json': '4-step LCM generation with the LoRA-merged UNet in TypeScript (no app code yet)',
-};
+/** Goldens whose check the app does not implement yet (none: the SD ones run through app/lib/generate). */
+const PENDING: Record<string, string> = {};
 
 const goldenDirs = fs.existsSync(GOLDENS) ? fs.readdirSync(GOLDENS).filter((d) => fs.statSync(path.join(GOLDENS, d)).isDirectory()) : [];
 
@@ -89,6 +87,21 @@ describe('goldens', () => {
     for (const f of files) {
       const golden = JSON.parse(fs.readFileSync(path.join(GOLDENS, id, f), 'utf8')) as Golden;
       if (!golden.inputs || !golden.outputs) continue;
+      const kind = golden.meta?.kind ?? (f === 'lcm_timesteps.json' ? 'lcm-timesteps' : undefined);
+      if (kind === 'lcm-timesteps') {
+        const sched = entry && fileByRole(entry.variants.fp32!, 'scheduler_config');
+        if (lacks(!!sched && fs.existsSync(path.join(MODELS, sched.path)), `the scheduler_config.json of ${id}`)) continue;
+        it(`${id}/${f}: the TypeScript LCMScheduler.setTimesteps gives diffusers' timesteps`, () => {
+          const s = new LCMScheduler(JSON.parse(fs.readFileSync(path.join(MODELS, sched!.path), 'utf8')));
+          expect(s.setTimesteps(golden.meta!.num_inference_steps as number)).toEqual(golden.outputs.timesteps.data);
+        });
+        continue;
+      }
+      if (kind === 'lcm-step' || kind === 'sd-generation' || kind === 'sd-pipeline') {
+        // multi-graph goldens: run through the app's TypeScript scheduler / LCM pipeline (app/lib/generate)
+        pipelineGolden(id, f, entry, golden);
+        continue;
+      }
       const graph = entry ? graphFor(entry, Object.keys(golden.inputs), golden.meta?.graph) : null;
       const pending = PENDING[`${id}/${f}`];
       if (pending) {
@@ -132,6 +145,55 @@ function lacksSharedNow(rel: string): boolean {
   if (hasShared(rel)) return false;
   if (SHARED_PRESENT) throw new Error(`../shared/${rel} is missing`);
   return true;
+}
+
+function f32(t: TensorJson): Float32Array {
+  return Float32Array.from(t.data);
+}
+
+function pipelineGolden(id: string, f: string, entry: ModelEntry | undefined, golden: Golden): void {
+  const meta = golden.meta ?? {};
+  const sched = entry && fileByRole(entry.variants.fp32!, 'scheduler_config');
+  const ready = !!entry && !!sched && fs.existsSync(path.join(MODELS, sched.path));
+  if (meta.kind === 'lcm-step') {
+    if (lacks(ready, `the scheduler_config.json of ${id}`)) return;
+    it(`${id}/${f}: the TypeScript LCMScheduler.step reproduces it`, () => {
+      const s = new LCMScheduler(JSON.parse(fs.readFileSync(path.join(MODELS, sched!.path), 'utf8')));
+      s.setTimesteps(4);
+      expect(s.timesteps.slice(0, 2)).toEqual([meta.timestep, meta.prev_timestep]);
+      const out = s.step(f32(golden.inputs.model_output), meta.timestep as number, f32(golden.inputs.sample), f32(golden.inputs.noise));
+      expect(maxAbsDiff(out.prevSample, golden.outputs.prev_sample.data)).toBeLessThan(1e-5);
+      expect(maxAbsDiff(out.denoised, golden.outputs.denoised.data)).toBeLessThan(1e-5 * Math.max(1, ...golden.outputs.denoised.data.map(Math.abs)));
+    });
+    return;
+  }
+  const unetRole = String(meta.unet ?? 'unet.onnx').replace(/\.onnx$/, '');
+  const runs: { label: string; role: string; loraScale: number | null }[] = [{ label: unetRole, role: unetRole, loraScale: null }];
+  // the same reference through the one-UNet layout: lora_scale 0 is the base UNet, 1 the LoRA-merged one
+  if (entry?.io?.unet_scaled) runs.push({ label: 'unet_scaled', role: 'unet_scaled', loraScale: unetRole === 'unet_lora' ? 1 : 0 });
+  if (lacks(ready, `the model ${id} in public/models`)) return;
+  for (const r of runs) {
+    it(`${id}/${f}: the TypeScript LCM pipeline through ${r.label}${r.loraScale === null ? '' : ` (lora_scale ${r.loraScale})`} reproduces the image within 1e-3`, async () => {
+      const res = await runSd(MODELS, entry!, {
+        prompt: meta.prompt as string,
+        seed: (meta.seed as number | undefined) ?? 0,
+        steps: meta.num_inference_steps as number,
+        guidance: meta.guidance_scale as number,
+        unetRole: r.role,
+        loraScale: r.loraScale,
+        // sd-generation goldens recorded their latents and noise; sd-pipeline goldens draw both from the seed
+        ...(meta.kind === 'sd-generation'
+          ? { latents: f32(golden.inputs.latents), noises: Object.keys(golden.inputs).filter((k) => k.startsWith('noise_')).sort().map((k) => f32(golden.inputs[k])) }
+          : {}),
+      });
+      expect(res.inputIds).toEqual(golden.inputs.input_ids.data);
+      if (meta.kind === 'sd-pipeline') expect(maxAbsDiff(res.latents, golden.inputs.latents.data)).toBeLessThan(1e-5);
+      expect([1, 3, res.height, res.width]).toEqual(golden.outputs.image.dims);
+      const d = maxAbsDiff(res.image, golden.outputs.image.data);
+      console.log(`${id}/${f} via ${r.label}: max |image - reference| = ${d.toExponential(2)}`);
+      expect(d).toBeLessThan(1e-3);
+    });
+  }
 }
 
 const clipEntries = manifest?.models.filter((m) => m.family === 'clip') ?? [];

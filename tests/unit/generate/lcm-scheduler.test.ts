@@ -53,7 +53,7 @@ describe('LCMScheduler vs diffusers', () => {
         const s = new LCMScheduler(c.config);
         expect(s.setTimesteps(run.num_inference_steps)).toEqual(run.timesteps);
         const g = new TorchGenerator(run.noise_seed);
-        let sample = Float32Array.from(run.steps[0].sample);
+        let sample: Float32Array = Float32Array.from(run.steps[0].sample);
         for (const st of run.steps) {
           // the chained sample: float32 rounding grows by ≤ 1/√ᾱ_t per step (15x at t = 999)
           expect(maxAbs(sample, st.sample)).toBeLessThan(1e-4);
