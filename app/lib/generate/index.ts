@@ -3,3 +3,7 @@ export * from './lcm-scheduler';
 export * from './guidance';
 export * from './step-graph';
 export * from './pipeline';
+export * from './fit';
+export * from './types';
+export * from './engine';
+export * from './record';

@@ -133,7 +133,10 @@ export interface PromptEmbeds {
   key: string;
 }
 
-const now = () => (typeof performance !== 'undefined' ? performance.now() : Date.now());
+const now = (): number => {
+  const p = (globalThis as { performance?: { now(): number } }).performance;
+  return p ? p.now() : Date.now();
+};
 
 /** Tokenize and encode the prompt ([negative; prompt] when `cfg`); the returned tensor stays where the session puts it. */
 export async function encodePrompt(ort: OrtLike, tokenizer: ClipTokenizer, textEncoder: Session, prompt: string, cfg: boolean, negativePrompt = ''): Promise<PromptEmbeds> {

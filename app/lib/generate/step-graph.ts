@@ -47,7 +47,8 @@ class Pb {
     return this;
   }
   str(field: number, s: string): this {
-    return this.bytes(field, new TextEncoder().encode(s));
+    // names here are ASCII identifiers
+    return this.bytes(field, Uint8Array.from(s, (ch) => ch.charCodeAt(0) & 0x7f));
   }
   msg(field: number, m: Pb): this {
     return this.bytes(field, m.done());

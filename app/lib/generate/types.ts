@@ -1,0 +1,48 @@
+/** Types the generate engine (worker) takes and returns. */
+import type { ModelEntry } from '../models/manifest-types';
+import type { ModelSource } from '../models/sources';
+import type { BackendOverride, RuntimeReport } from '../runtime';
+import type { Side, UnetLayout } from './pipeline';
+import type { FitReport } from './fit';
+
+export type Outcome<T> = { ok: true; value: T } | { ok: false; message: string };
+
+export interface GenerateModelRequest {
+  entry: ModelEntry;
+  override: BackendOverride;
+  source: ModelSource;
+}
+
+export interface GenerateParams {
+  prompt: string;
+  negativePrompt?: string;
+  steps: number;
+  guidanceScale: number;
+  seed: number;
+  sides: Side[];
+}
+
+export interface GeneratedImage {
+  side: Side;
+  seed: number;
+  width: number;
+  height: number;
+  /** RGBA, width·height·4. */
+  rgba: Uint8ClampedArray;
+  timesteps: number[];
+  stepMs: number[];
+  vaeMs: number;
+  totalMs: number;
+}
+
+export interface GenerateReport extends RuntimeReport {
+  layout: UnetLayout;
+  hasLora: boolean;
+  fit: FitReport;
+  /** the UNet step stays on the GPU (gpu-buffer outputs fed back) */
+  gpuResident: boolean;
+}
+
+export type GenerateEvent =
+  | { kind: 'stage'; message: string }
+  | { kind: 'step'; side: Side; seed: number; step: number; total: number; ms: number };
