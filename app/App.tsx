@@ -5,6 +5,7 @@ import { BatchView } from './components/BatchView';
 import { ClassificationPanel } from './components/ClassificationPanel';
 import { DicomInfo } from './components/DicomInfo';
 import { DropZone } from './components/DropZone';
+import { GalleryView } from './components/GalleryView';
 import { ImageStrip } from './components/ImageStrip';
 import { DownloadProgressBar, ModelManager } from './components/ModelManager';
 import { RuntimeStatus } from './components/RuntimeStatus';
@@ -12,7 +13,7 @@ import { Viewer } from './components/Viewer';
 import { ZeroShotPanel } from './components/ZeroShotPanel';
 import { SegmentView } from './components/SegmentView';
 
-type Tab = 'viewer' | 'segment' | 'batch' | 'models';
+type Tab = 'viewer' | 'segment' | 'batch' | 'generate' | 'models';
 
 export function App() {
   const init = useAppStore((s) => s.init);
@@ -29,9 +30,9 @@ export function App() {
           CXR Studio <span className="muted small">on-device chest X-ray research · not for clinical use</span>
         </h1>
         <nav className="tabs" aria-label="Sections">
-          {(['viewer', 'segment', 'batch', 'models'] as Tab[]).map((t) => (
+          {(['viewer', 'segment', 'batch', 'generate', 'models'] as Tab[]).map((t) => (
             <button key={t} type="button" className={tab === t ? 'active' : ''} aria-pressed={tab === t} onClick={() => setTab(t)}>
-              {t === 'viewer' ? 'Viewer' : t === 'segment' ? 'Segment' : t === 'batch' ? 'Batch' : 'Models'}
+              {t === 'viewer' ? 'Viewer' : t === 'segment' ? 'Segment' : t === 'batch' ? 'Batch' : t === 'generate' ? 'Generate' : 'Models'}
             </button>
           ))}
         </nav>
@@ -57,6 +58,7 @@ export function App() {
         )}
         {tab === 'segment' && <SegmentView />}
         {tab === 'batch' && <BatchView />}
+        {tab === 'generate' && <GalleryView />}
         {tab === 'models' && <ModelManager />}
       </main>
     </div>

@@ -160,7 +160,7 @@ export function createGenerateEngine(host: GenerateHost) {
       dtype: plan.dtype,
       numThreads: plan.numThreads,
       gpu,
-      reasons: [...plan.reasons, parts.fit.message, ...(parts.layout === 'scaled' ? ['one UNet for both sides (lora_scale input)'] : [])],
+      reasons: [...plan.reasons, ...(parts.layout === 'scaled' ? ['one UNet for both sides (lora_scale input)'] : [])],
       fellBack,
       sessionCreateMs: Math.round(nowMs() - t0),
       crossOriginIsolated: host.crossOriginIsolated,
@@ -233,7 +233,7 @@ export function createGenerateEngine(host: GenerateHost) {
           },
     });
     l.report.lastInferenceMs = Math.round(r.timings.totalMs);
-    return { side, seed: p.seed, width: r.width, height: r.height, rgba: imageToRgba(r.image, r.width, r.height), timesteps: r.timesteps, stepMs: r.timings.stepMs, vaeMs: r.timings.vaeMs, totalMs: r.timings.totalMs };
+    return { side, seed: p.seed, width: r.width, height: r.height, rgba: imageToRgba(r.image, r.width, r.height), ...(p.returnImage ? { image: r.image } : {}), backend: l.plan.backend, timesteps: r.timesteps, stepMs: r.timings.stepMs, vaeMs: r.timings.vaeMs, totalMs: r.timings.totalMs };
   }
 
   return {

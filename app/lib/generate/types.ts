@@ -20,6 +20,8 @@ export interface GenerateParams {
   guidanceScale: number;
   seed: number;
   sides: Side[];
+  /** Also return the float32 image [1, 3, H, W] in [0, 1] (parity tests). */
+  returnImage?: boolean;
 }
 
 export interface GeneratedImage {
@@ -29,6 +31,9 @@ export interface GeneratedImage {
   height: number;
   /** RGBA, width·height·4. */
   rgba: Uint8ClampedArray;
+  /** float32 [1, 3, H, W] in [0, 1], when asked for (GenerateParams.returnImage) */
+  image?: Float32Array;
+  backend?: string;
   timesteps: number[];
   stepMs: number[];
   vaeMs: number;

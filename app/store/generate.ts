@@ -1,0 +1,357 @@
+/**
+ * Generate slice: the side-by-side base vs LoRA gallery. Each run = one prompt, N seeds, base and LoRA images from
+ * the same initial latents (same seed), each scored by the loaded classifier; history kept in IndexedDB across
+ * reloads (idb-keyval), deletable; export as a grid PNG + JSON record (app/lib/generate/record.ts).
+ * The size check runs here BEFORE any download (and again in the worker before any session).
+ */
+import type { StoreApi } from 'zustand';
+import { get as idbGet, set as idbSet } from 'idb-keyval';
+import type { GenerateEvent, GenerateReport, ImageScore, Side, UnetLayout } from '../lib/generate';
+import { checkSdFit, chooseLayout, composeGrid, defaultGeneratorId, generationRecord, type RgbaImage } from '../lib/generate';
+import { sha256Hex } from '../lib/models/hashing';
+import { Comlink, classifierWorker, generateWorker } from './workers';
+import { downloadedVariants, pageGpu, planFor, workerSource } from './model-service';
+import { classifierEntry, type AppState } from './app-store';
+
+export const DEFAULT_PROMPTS = [
+  'a chest X-ray showing pneumonia',
+  'a normal chest X-ray',
+  'a chest X-ray showing bilateral patchy opacities',
+  'a frontal chest radiograph of a child with pneumonia',
+];
+
+export interface GalleryImage {
+  side: Side;
+  seed: number;
+  width: number;
+  height: number;
+  /** PNG as a data: URL (kept in IndexedDB with the run). */
+  url: string;
+  sha256: string;
+  totalMs: number;
+  stepMs: number[];
+  score?: ImageScore;
+}
+
+export interface GalleryRun {
+  id: string;
+  created: string;
+  prompt: string;
+  negativePrompt: string;
+  steps: number;
+  guidance: number;
+  seeds: number[];
+  sides: Side[];
+  model: { id: string; name: string; weights: string; dtype: string; layout: UnetLayout; backend: string };
+  images: GalleryImage[];
+  status: 'running' | 'done' | 'cancelled' | 'error';
+  message?: string;
+}
+
+export interface GenerateForm {
+  prompt: string;
+  negativePrompt: string;
+  steps: number;
+  guidance: number;
+  seed: number;
+  numSeeds: number;
+}
+
+export interface GenerateState {
+  modelId?: string;
+  form: GenerateForm;
+  running: boolean;
+  progress: { done: number; total: number; text: string } | null;
+  report: GenerateReport | null;
+  error?: string;
+  runs: GalleryRun[];
+  historyLoaded: boolean;
+}
+
+export interface GenerateSlice {
+  gen: GenerateState;
+  setGenForm(p: Partial<GenerateForm>): void;
+  setGenModel(id: string): void;
+  loadGalleryHistory(): Promise<void>;
+  generateRun(): Promise<void>;
+  cancelGenerate(): Promise<void>;
+  deleteGalleryRun(id: string): Promise<void>;
+  clearGallery(): Promise<void>;
+  exportGalleryRun(id: string): Promise<void>;
+}
+
+const HISTORY_KEY = 'cxr-gallery-runs';
+let runSeq = 0;
+
+async function rgbaToPngDataUrl(w: number, h: number, rgba: Uint8ClampedArray): Promise<{ url: string; blob: Blob }> {
+  const canvas = new OffscreenCanvas(w, h);
+  const ctx = canvas.getContext('2d')!;
+  ctx.putImageData(new ImageData(new Uint8ClampedArray(rgba), w, h), 0, 0);
+  const blob = await canvas.convertToBlob({ type: 'image/png' });
+  const url = await new Promise<string>((res, rej) => {
+    const r = new FileReader();
+    r.onload = () => res(String(r.result));
+    r.onerror = () => rej(r.error);
+    r.readAsDataURL(blob);
+  });
+  return { url, blob };
+}
+
+async function dataUrlToRgba(url: string): Promise<RgbaImage> {
+  const bmp = await createImageBitmap(await (await fetch(url)).blob());
+  const c = new OffscreenCanvas(bmp.width, bmp.height);
+  const ctx = c.getContext('2d')!;
+  ctx.drawImage(bmp, 0, 0);
+  return { width: bmp.width, height: bmp.height, data: ctx.getImageData(0, 0, bmp.width, bmp.height).data };
+}
+
+function saveBlob(blob: Blob, name: string): void {
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(blob);
+  a.download = name;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+}
+
+export function generatorEntry(s: Pick<AppState, 'manifest' | 'gen'>) {
+  const id = s.gen.modelId ?? (s.manifest ? defaultGeneratorId(s.manifest) : undefined);
+  return s.manifest?.models.find((m) => m.id === id && m.family === 'sd');
+}
+
+export function createGenerateSlice(set: StoreApi<AppState>['setState'], get: () => AppState): GenerateSlice {
+  const patch = (p: Partial<GenerateState>) => set((st) => ({ gen: { ...st.gen, ...p } }));
+  const persist = async () => {
+    try {
+      await idbSet(HISTORY_KEY, get().gen.runs.filter((r) => r.status !== 'running'));
+    } catch (e) {
+      get().alert(`The gallery history could not be saved: ${(e as Error).message}`);
+    }
+  };
+  const updateRun = (id: string, f: (r: GalleryRun) => GalleryRun) =>
+    set((st) => ({ gen: { ...st.gen, runs: st.gen.runs.map((r) => (r.id === id ? f(r) : r)) } }));
+
+  async function score(images: { rgba: Uint8ClampedArray; width: number; height: number }[]): Promise<(ImageScore | undefined)[]> {
+    const cls = classifierEntry(get());
+    if (!cls || !images.length) return images.map(() => undefined);
+    const report = await get().ensureClassifierLoaded();
+    if (!report) return images.map(() => undefined);
+    const out = await classifierWorker().classify(
+      { entry: cls, override: get().settings.backend, source: workerSource(get().source) },
+      images.map((i) => ({ width: i.width, height: i.height, data: i.rgba })),
+      false,
+    );
+    if (!out.ok) {
+      get().alert(`Scoring the generated images failed: ${out.message}`);
+      return images.map(() => undefined);
+    }
+    const labels = cls.labels ?? ['NORMAL', 'PNEUMONIA'];
+    return out.value.results.map((r) => ({
+      classifierId: cls.id,
+      classifierWeights: cls.weights,
+      label: r.predicted,
+      positiveProbability: r.positiveProbability ?? r.probabilities[labels.length - 1],
+    }));
+  }
+
+  return {
+    gen: {
+      form: { prompt: DEFAULT_PROMPTS[0], negativePrompt: '', steps: 4, guidance: 1, seed: 0, numSeeds: 2 },
+      running: false,
+      progress: null,
+      report: null,
+      runs: [],
+      historyLoaded: false,
+    },
+
+    setGenForm(p) {
+      const f = { ...get().gen.form, ...p };
+      f.steps = Math.min(8, Math.max(2, Math.round(f.steps)));
+      f.numSeeds = Math.min(8, Math.max(1, Math.round(f.numSeeds)));
+      f.seed = Math.max(0, Math.floor(f.seed) || 0);
+      f.guidance = Number.isFinite(f.guidance) ? Math.min(15, Math.max(0, f.guidance)) : 1;
+      patch({ form: f });
+    },
+
+    setGenModel(id) {
+      patch({ modelId: id, report: null, error: undefined });
+    },
+
+    async loadGalleryHistory() {
+      try {
+        const runs = (await idbGet<GalleryRun[]>(HISTORY_KEY)) ?? [];
+        runSeq = Math.max(runSeq, ...runs.map((r) => Number(r.id.split('-')[1]) || 0));
+        patch({ runs, historyLoaded: true });
+      } catch (e) {
+        patch({ historyLoaded: true });
+        get().alert(`The gallery history could not be read: ${(e as Error).message}`);
+      }
+    },
+
+    async generateRun() {
+      const s = get();
+      if (s.gen.running) return;
+      const entry = generatorEntry(s);
+      if (!entry) {
+        patch({ error: 'No text-to-image (sd) model in the model list' });
+        return;
+      }
+      patch({ running: true, error: undefined, progress: { done: 0, total: 1, text: 'checking the model fits' } });
+      const fail = (message: string) => {
+        patch({ running: false, progress: null, error: message });
+        get().alert(message);
+      };
+      // 1. size check, before any byte is downloaded
+      let plan;
+      try {
+        plan = await planFor(entry, s.settings.backend);
+      } catch (e) {
+        fail(`${entry.name} cannot run here: ${(e as Error).message}`);
+        return;
+      }
+      let layout: UnetLayout;
+      let hasLora: boolean;
+      try {
+        ({ layout, hasLora } = chooseLayout(entry, plan.variant));
+      } catch (e) {
+        fail((e as Error).message);
+        return;
+      }
+      const cfgGuidance = !(entry.config as { time_cond_proj_dim?: number | null })?.time_cond_proj_dim && s.gen.form.guidance > 1;
+      const fit = checkSdFit({
+        entry,
+        variant: plan.variant,
+        layout,
+        backend: plan.plan.backend,
+        gpu: await pageGpu(),
+        deviceMemoryGiB: (navigator as { deviceMemory?: number }).deviceMemory,
+        unetBatch: cfgGuidance ? 2 : 1,
+      });
+      if (!fit.ok) {
+        fail(`Refused before downloading: ${fit.message}`);
+        return;
+      }
+      // 2. files into the model cache
+      if (!downloadedVariants(entry, s.source, get().stored).includes(plan.plan.dtype)) {
+        patch({ progress: { done: 0, total: 1, text: `downloading ${entry.name}` } });
+        if (!(await get().downloadModel(entry.id))) {
+          fail(get().download?.error ?? `Download of ${entry.name} failed`);
+          return;
+        }
+      }
+      const form = { ...get().gen.form };
+      const sides: Side[] = hasLora ? ['base', 'lora'] : ['base'];
+      const seeds = Array.from({ length: form.numSeeds }, (_, i) => form.seed + i);
+      const req = { entry, override: get().settings.backend, source: workerSource(get().source) };
+      const worker = generateWorker();
+      const total = seeds.length * sides.length * form.steps;
+      let done = 0;
+      const onEvent = Comlink.proxy((e: GenerateEvent) => {
+        if (e.kind === 'step') {
+          done++;
+          patch({ progress: { done, total, text: `seed ${e.seed} · ${e.side} · step ${e.step}/${e.total} (${Math.round(e.ms)} ms)` } });
+        } else patch({ progress: { done, total, text: e.message } });
+      });
+      const loaded = await worker.load(req, onEvent);
+      if (!loaded.ok) {
+        fail(loaded.message);
+        return;
+      }
+      const id = `run-${++runSeq}`;
+      const run: GalleryRun = {
+        id,
+        created: new Date().toISOString(),
+        prompt: form.prompt,
+        negativePrompt: form.negativePrompt,
+        steps: form.steps,
+        guidance: form.guidance,
+        seeds: [],
+        sides,
+        model: { id: entry.id, name: entry.name, weights: entry.weights, dtype: loaded.value.dtype, layout: loaded.value.layout, backend: loaded.value.backend },
+        images: [],
+        status: 'running',
+      };
+      patch({ report: loaded.value, runs: [run, ...get().gen.runs] });
+      let status: GalleryRun['status'] = 'done';
+      let message: string | undefined;
+      for (const seed of seeds) {
+        const out = await worker.generate(req, { prompt: form.prompt, negativePrompt: form.negativePrompt, steps: form.steps, guidanceScale: form.guidance, seed, sides }, onEvent);
+        if (!out.ok) {
+          status = out.message.startsWith('Cancelled') ? 'cancelled' : 'error';
+          message = out.message;
+          break;
+        }
+        patch({ report: out.value.report });
+        const scores = await score(out.value.images);
+        const imgs: GalleryImage[] = [];
+        for (const [k, im] of out.value.images.entries()) {
+          const { url, blob } = await rgbaToPngDataUrl(im.width, im.height, im.rgba);
+          imgs.push({ side: im.side, seed, width: im.width, height: im.height, url, sha256: await sha256Hex(new Uint8Array(await blob.arrayBuffer())), totalMs: im.totalMs, stepMs: im.stepMs, score: scores[k] });
+        }
+        updateRun(id, (r) => ({ ...r, seeds: [...r.seeds, seed], images: [...r.images, ...imgs] }));
+      }
+      updateRun(id, (r) => ({ ...r, status, message }));
+      patch({ running: false, progress: null, error: status === 'error' ? message : undefined });
+      if (status === 'error' && message) get().alert(message);
+      await persist();
+    },
+
+    async cancelGenerate() {
+      if (!get().gen.running) return;
+      patch({ progress: { ...(get().gen.progress ?? { done: 0, total: 1 }), text: 'cancelling after the current step…' } });
+      await generateWorker().cancel();
+    },
+
+    async deleteGalleryRun(id) {
+      set((st) => ({ gen: { ...st.gen, runs: st.gen.runs.filter((r) => r.id !== id) } }));
+      await persist();
+    },
+
+    async clearGallery() {
+      set((st) => ({ gen: { ...st.gen, runs: st.gen.runs.filter((r) => r.status === 'running') } }));
+      await persist();
+    },
+
+    async exportGalleryRun(id) {
+      const run = get().gen.runs.find((r) => r.id === id);
+      if (!run) return;
+      try {
+        const entry = get().manifest?.models.find((m) => m.id === run.model.id);
+        const rows: (RgbaImage | null)[][] = [];
+        for (const seed of run.seeds) {
+          const row: (RgbaImage | null)[] = [];
+          for (const side of run.sides) {
+            const im = run.images.find((i) => i.seed === seed && i.side === side);
+            row.push(im ? await dataUrlToRgba(im.url) : null);
+          }
+          rows.push(row);
+        }
+        const maxW = Math.max(1, ...run.images.map((i) => i.width));
+        const g = composeGrid(rows, 4, Math.max(1, Math.floor(256 / maxW)));
+        const { blob } = await rgbaToPngDataUrl(g.width, g.height, g.data);
+        const base = `cxr-gallery-${run.model.id}-${run.created.replace(/[:.]/g, '-')}`;
+        const record = entry
+          ? generationRecord({
+              entry,
+              dtype: run.model.dtype,
+              layout: run.model.layout,
+              backend: run.model.backend,
+              prompt: run.prompt,
+              negativePrompt: run.negativePrompt,
+              seeds: run.seeds,
+              steps: run.steps,
+              guidanceScale: run.guidance,
+              sides: run.sides,
+              created: new Date(run.created),
+              images: run.images.map((i) => ({ side: i.side, seed: i.seed, width: i.width, height: i.height, sha256: i.sha256, timesteps: [], stepMs: i.stepMs, totalMs: Math.round(i.totalMs), score: i.score })),
+            })
+          : { ...run, images: run.images.map(({ url: _u, ...rest }) => rest) };
+        saveBlob(blob, `${base}.png`);
+        saveBlob(new Blob([JSON.stringify({ ...record, grid: `${base}.png` }, null, 1)], { type: 'application/json' }), `${base}.json`);
+      } catch (e) {
+        get().alert(`Export failed: ${(e as Error).message}`);
+      }
+    },
+  };
+}
