@@ -15,6 +15,7 @@ const engine = createGenerateEngine({
   crossOriginIsolated: self.crossOriginIsolated === true,
   hardwareConcurrency: self.navigator.hardwareConcurrency || 1,
   deviceMemoryGiB: (self.navigator as { deviceMemory?: number }).deviceMemory,
+  yieldToEventLoop: () => new Promise((resolve) => setTimeout(resolve, 0)),
 });
 
 export type GenerateApi = typeof engine;

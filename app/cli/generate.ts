@@ -103,6 +103,7 @@ export function nodeGenerateHost(modelsDir: string, threads: number): GenerateHo
     crossOriginIsolated: true,
     hardwareConcurrency: threads,
     deviceMemoryGiB: Math.floor(os.totalmem() / 1024 ** 3),
+    yieldToEventLoop: () => new Promise((resolve) => setTimeout(resolve, 0)),
   };
 }
 

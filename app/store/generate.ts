@@ -66,6 +66,10 @@ export interface GenerateState {
   error?: string;
   runs: GalleryRun[];
   historyLoaded: boolean;
+  /** Counter for run ids. */
+  seq: number;
+  /** Set by cancelGenerate: the seed loop stops before its next seed (the worker stops its current step loop). */
+  cancelRequested: boolean;
 }
 
 export interface GenerateSlice {
@@ -81,7 +85,7 @@ export interface GenerateSlice {
 }
 
 const HISTORY_KEY = 'cxr-gallery-runs';
-let runSeq = 0;
+
 
 async function rgbaToPngDataUrl(w: number, h: number, rgba: Uint8ClampedArray): Promise<{ url: string; blob: Blob }> {
   const canvas = new OffscreenCanvas(w, h);
@@ -163,6 +167,8 @@ export function createGenerateSlice(set: StoreApi<AppState>['setState'], get: ()
       report: null,
       runs: [],
       historyLoaded: false,
+      seq: 0,
+      cancelRequested: false,
     },
 
     setGenForm(p) {
@@ -181,8 +187,8 @@ export function createGenerateSlice(set: StoreApi<AppState>['setState'], get: ()
     async loadGalleryHistory() {
       try {
         const runs = (await idbGet<GalleryRun[]>(HISTORY_KEY)) ?? [];
-        runSeq = Math.max(runSeq, ...runs.map((r) => Number(r.id.split('-')[1]) || 0));
-        patch({ runs, historyLoaded: true });
+        const seq = Math.max(get().gen.seq, ...runs.map((r) => Number(r.id.split('-')[1]) || 0));
+        patch({ runs, historyLoaded: true, seq });
       } catch (e) {
         patch({ historyLoaded: true });
         get().alert(`The gallery history could not be read: ${(e as Error).message}`);
@@ -258,7 +264,8 @@ export function createGenerateSlice(set: StoreApi<AppState>['setState'], get: ()
         fail(loaded.message);
         return;
       }
-      const id = `run-${++runSeq}`;
+      const id = `run-${get().gen.seq + 1}`;
+      patch({ seq: get().gen.seq + 1 });
       const run: GalleryRun = {
         id,
         created: new Date().toISOString(),
@@ -275,7 +282,13 @@ export function createGenerateSlice(set: StoreApi<AppState>['setState'], get: ()
       patch({ report: loaded.value, runs: [run, ...get().gen.runs] });
       let status: GalleryRun['status'] = 'done';
       let message: string | undefined;
+      patch({ cancelRequested: false });
       for (const seed of seeds) {
+        if (get().gen.cancelRequested) {
+          status = 'cancelled';
+          message = `Cancelled: before seed ${seed}`;
+          break;
+        }
         const out = await worker.generate(req, { prompt: form.prompt, negativePrompt: form.negativePrompt, steps: form.steps, guidanceScale: form.guidance, seed, sides }, onEvent);
         if (!out.ok) {
           status = out.message.startsWith('Cancelled') ? 'cancelled' : 'error';
@@ -299,7 +312,7 @@ export function createGenerateSlice(set: StoreApi<AppState>['setState'], get: ()
 
     async cancelGenerate() {
       if (!get().gen.running) return;
-      patch({ progress: { ...(get().gen.progress ?? { done: 0, total: 1 }), text: 'cancelling after the current step…' } });
+      patch({ cancelRequested: true, progress: { ...(get().gen.progress ?? { done: 0, total: 1 }), text: 'cancelling after the current step…' } });
       await generateWorker().cancel();
     },
 

@@ -125,11 +125,13 @@ test.describe('generate gallery', () => {
     await openGenerate(page, 'wasm');
     await setForm(page, { steps: 8, seed: 1, seeds: 4 });
     await page.getByTestId('gen-run').click();
-    await expect(page.getByTestId('gen-progress')).toContainText(/seed 1 · lora · step \d\/8/, { timeout: 120_000 });
+    await expect(page.getByTestId('gen-progress')).toContainText(/seed 1 · base · step \d\/8/, { timeout: 120_000 });
     await page.getByTestId('gen-cancel').click();
     const run = page.getByTestId('gallery-run').first();
     await expect(run).toHaveAttribute('data-status', 'cancelled', { timeout: 60_000 });
-    await expect(run.getByTestId('gallery-run-status')).toContainText(/Cancelled: generation cancelled before step \d of 8/);
+    // tiny-sd steps take ~0.1 s: the cancel lands between two UNet steps or, if that seed just finished, before the next seed
+    await expect(run.getByTestId('gallery-run-status')).toContainText(/Cancelled: (generation cancelled before step \d of 8|before seed \d)/);
+    console.log(`[cancel] ${await run.getByTestId('gallery-run-status').innerText()}`);
     const n = await run.getByTestId('gallery-image').count();
     expect(n).toBeLessThan(8);
     // the app keeps working: a new run completes

@@ -29,6 +29,8 @@ export interface GenerateHost {
   crossOriginIsolated: boolean;
   hardwareConcurrency: number;
   deviceMemoryGiB?: number;
+  /** Resolve on the next macrotask (setTimeout 0): lets a cancel message in between UNet steps. */
+  yieldToEventLoop(): Promise<void>;
 }
 
 interface Loaded {
@@ -223,6 +225,7 @@ export function createGenerateEngine(host: GenerateHost) {
       guidanceScale: p.guidanceScale,
       seed: p.seed,
     }, {
+      beforeStep: host.yieldToEventLoop,
       isCancelled: () => cancelled,
       onStep: (s) => onEvent?.({ kind: 'step', side, seed: p.seed, step: s.step, total: s.total, ms: s.ms }),
       checkFirstStep: l.nanChecked

@@ -101,6 +101,11 @@ export interface StepProgress {
 
 export interface GenerateHooks {
   onStep?: (p: StepProgress) => void;
+  /**
+   * Awaited before each UNet step: a host yields to its event loop here (a macrotask), so that a cancel message
+   * sent while the loop runs is delivered before isCancelled() is read.
+   */
+  beforeStep?: () => Promise<void>;
   /** Checked before each UNet step; when it returns true the generation stops with GenerationCancelled. */
   isCancelled?: () => boolean;
   /** After the first step: the denoised latents, when the caller asked to check them (fp16 NaN check). */
@@ -237,6 +242,7 @@ export async function generateLatentConsistency(
   };
   try {
     for (let i = 0; i < timesteps.length; i++) {
+      await hooks.beforeStep?.();
       if (hooks.isCancelled?.()) throw new GenerationCancelled(i, timesteps.length);
       const ts = now();
       const t = timesteps[i];
