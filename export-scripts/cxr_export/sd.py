@@ -575,6 +575,26 @@ def scaled_lora_unet(unet, lora: Path):
     return u, set_scale
 
 
+def random_lora_folder(unet, path: Path, seed: int, rank: int = 4, std: float = 0.05) -> Path:
+    """A random peft adapter folder (the format `cxr-export lora` writes; targets = lora.LORA_TARGETS, written out here
+    because lora.py imports this module) for `--random-init --random-lora`: benchmarks of the scaled layout at full size
+    without training a LoRA first."""
+    import copy
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    pm = get_peft_model(copy.deepcopy(unet), LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian",
+                                                        target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    gen = torch.Generator().manual_seed(seed + 4242)
+    with torch.no_grad():
+        for name, p in pm.named_parameters():
+            if "lora_" in name:
+                p.copy_(torch.randn(p.shape, generator=gen) * std)
+    pm.save_pretrained(str(path))
+    return Path(path)
+
+
 def scaled_unet_wrapper(unet, set_scale):
     import torch
 
@@ -619,6 +639,15 @@ def prepare(size: str, seed: int, pretrained: Path | None, lcm_lora: Path | None
 def run(args: argparse.Namespace) -> dict:
     if not args.random_init and not args.pretrained:
         raise ExportError("give --pretrained DIR (diffusers SD 1.5 folder) or --random-init")
+    if getattr(args, "random_lora", False):
+        if not args.random_init or args.lora is not None:
+            raise ExportError("--random-lora goes with --random-init and without --lora")
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="cxr-random-lora-") as td:
+            args.lora = random_lora_folder(build_sd(args.size, args.seed)["unet"], Path(td) / "lora", args.seed)
+            args.random_lora = False
+            return run(args)
     parts, unet_lora, lora_info, lcm_source = prepare(args.size, args.seed, args.pretrained, args.lcm_lora, args.lora,
                                                       args.random_init)
     weights = "random-fixture" if args.random_init else "pretrained"
@@ -641,6 +670,8 @@ def register(subparsers) -> None:
     p.add_argument("--lcm-lora", type=Path, default=None, help="LCM-LoRA folder (lcm-lora-sdv1-5)")
     p.add_argument("--lora", type=Path, default=None, help="domain LoRA folder from `cxr-export lora`")
     p.add_argument("--fp16", action="store_true", help="also write an fp16 variant (*_fp16.onnx, fp32 inputs/outputs)")
+    p.add_argument("--random-lora", action="store_true",
+                   help="with --random-init: a random rank-4 domain LoRA (to_q/k/v/out), e.g. to benchmark the layouts")
     p.add_argument("--unet-layout", choices=UNET_LAYOUTS, default="two-graph",
                    help="two-graph: unet.onnx + unet_lora.onnx; scaled: one unet_scaled.onnx with a lora_scale input "
                         "(0 = base exactly, 1 = LoRA; needs --lora); both: all three")
