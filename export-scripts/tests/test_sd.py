@@ -214,3 +214,47 @@ def test_scaled_unet_layout(tmp_path):
     assert (_out(u, t).numpy() == base).all()
     assert main(["sd", "--random-init", "--size", "tiny", "--out-dir", str(out), "--id", "x",
                  "--unet-layout", "scaled"]) == 1
+
+
+def test_guidance_embedding_unet_through_the_app_cli_matches_diffusers(tmp_path, repo_root):
+    """A UNet with time_cond_proj_dim (LCM-distilled, guidance as an input): the exported graphs through the app's
+    TypeScript pipeline (`npm run generate`, onnxruntime-web wasm) give diffusers' LatentConsistencyModelPipeline
+    image for the same seed (PNG, ±1 grey level)."""
+    import shutil
+    import subprocess
+
+    from diffusers import LatentConsistencyModelPipeline, LCMScheduler, UNet2DConditionModel
+    from PIL import Image
+
+    from cxr_export.clip import encode_ids
+    from cxr_export.sd import SD_SIZES, build_sd, export_sd, lcm_scheduler_config
+
+    tsx = repo_root / "node_modules" / ".bin" / "tsx"
+    assert tsx.exists() and shutil.which("node"), "node_modules (npm ci) is needed: the test drives the app's CLI"
+    parts = build_sd("tiny", 0)
+    torch.manual_seed(1)
+    parts["unet"] = UNet2DConditionModel(**SD_SIZES["tiny"]["unet"], time_cond_proj_dim=32).eval().requires_grad_(False)
+    parts["info"]["time_cond_proj_dim"] = 32
+    e = export_sd(parts, tmp_path / "models", "tc", "random-fixture")
+    assert e["io"]["unet"]["inputs"] == ["sample", "timestep", "encoder_hidden_states", "timestep_cond"]
+    assert e["config"]["time_cond_proj_dim"] == 32
+    pipe = LatentConsistencyModelPipeline(vae=parts["vae"], text_encoder=parts["text_encoder"], tokenizer=None,
+                                          unet=parts["unet"], image_encoder=None, safety_checker=None,
+                                          scheduler=LCMScheduler.from_config(lcm_scheduler_config(parts["scheduler_config"])),
+                                          feature_extractor=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    prompt = "a chest X-ray showing pneumonia"
+    with torch.no_grad():
+        pe = parts["text_encoder"](torch.from_numpy(encode_ids(parts["tokenizer"], [prompt])))[0]
+        ref = pipe(prompt_embeds=pe, num_inference_steps=4, guidance_scale=3.0, output_type="np",
+                   generator=torch.Generator().manual_seed(5)).images[0]
+    out = tmp_path / "out"
+    r = subprocess.run([str(tsx), "app/cli/generate.ts", "--models-dir", str(tmp_path / "models"), "--model", "tc",
+                        "--prompt", prompt, "--seed", "5", "--steps", "4", "--guidance", "3", "--side", "base",
+                        "--threads", "1", "--out", str(out)], cwd=repo_root, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    got = np.asarray(Image.open(out / "tc_s5_base.png").convert("RGB")).astype(int)
+    want = np.round(ref * 255).astype(int)
+    assert np.abs(got - want).max() <= 1
+    rec = json.loads((out / "generation.json").read_text())
+    assert rec["guidance_scale"] == 3 and rec["seeds"] == [5]
