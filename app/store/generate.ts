@@ -159,6 +159,120 @@ export function createGenerateSlice(set: StoreApi<AppState>['setState'], get: ()
     }));
   }
 
+  async function runGallery(): Promise<void> {
+    const s = get();
+    const entry = generatorEntry(s);
+    if (!entry) {
+      patch({ error: 'No text-to-image (sd) model in the model list' });
+      return;
+    }
+    patch({ running: true, error: undefined, progress: { done: 0, total: 1, text: 'checking the model fits' } });
+    const fail = (message: string) => {
+      patch({ running: false, progress: null, error: message });
+      get().alert(message);
+    };
+    // 1. size check, before any byte is downloaded
+    let plan;
+    try {
+      plan = await planFor(entry, s.settings.backend);
+    } catch (e) {
+      fail(`${entry.name} cannot run here: ${(e as Error).message}`);
+      return;
+    }
+    let layout: UnetLayout;
+    let hasLora: boolean;
+    try {
+      ({ layout, hasLora } = chooseLayout(entry, plan.variant));
+    } catch (e) {
+      fail((e as Error).message);
+      return;
+    }
+    const cfgGuidance = !(entry.config as { time_cond_proj_dim?: number | null })?.time_cond_proj_dim && s.gen.form.guidance > 1;
+    const fit = checkSdFit({
+      entry,
+      variant: plan.variant,
+      layout,
+      backend: plan.plan.backend,
+      gpu: await pageGpu(),
+      deviceMemoryGiB: (navigator as { deviceMemory?: number }).deviceMemory,
+      unetBatch: cfgGuidance ? 2 : 1,
+    });
+    if (!fit.ok) {
+      fail(`Refused before downloading: ${fit.message}`);
+      return;
+    }
+    // 2. files into the model cache
+    if (!downloadedVariants(entry, s.source, get().stored).includes(plan.plan.dtype)) {
+      patch({ progress: { done: 0, total: 1, text: `downloading ${entry.name}` } });
+      if (!(await get().downloadModel(entry.id))) {
+        fail(get().download?.error ?? `Download of ${entry.name} failed`);
+        return;
+      }
+    }
+    const form = { ...get().gen.form };
+    const sides: Side[] = hasLora ? ['base', 'lora'] : ['base'];
+    const seeds = Array.from({ length: form.numSeeds }, (_, i) => form.seed + i);
+    const req = { entry, override: get().settings.backend, source: workerSource(get().source) };
+    const worker = generateWorker();
+    const total = seeds.length * sides.length * form.steps;
+    let done = 0;
+    const onEvent = Comlink.proxy((e: GenerateEvent) => {
+      if (e.kind === 'step') {
+        done++;
+        patch({ progress: { done, total, text: `seed ${e.seed} · ${e.side} · step ${e.step}/${e.total} (${Math.round(e.ms)} ms)` } });
+      } else patch({ progress: { done, total, text: e.message } });
+    });
+    const loaded = await worker.load(req, onEvent);
+    if (!loaded.ok) {
+      fail(loaded.message);
+      return;
+    }
+    const id = `run-${get().gen.seq + 1}`;
+    patch({ seq: get().gen.seq + 1 });
+    const run: GalleryRun = {
+      id,
+      created: new Date().toISOString(),
+      prompt: form.prompt,
+      negativePrompt: form.negativePrompt,
+      steps: form.steps,
+      guidance: form.guidance,
+      seeds: [],
+      sides,
+      model: { id: entry.id, name: entry.name, weights: entry.weights, dtype: loaded.value.dtype, layout: loaded.value.layout, backend: loaded.value.backend },
+      images: [],
+      status: 'running',
+    };
+    patch({ report: loaded.value, runs: [run, ...get().gen.runs] });
+    let status: GalleryRun['status'] = 'done';
+    let message: string | undefined;
+    patch({ cancelRequested: false });
+    for (const seed of seeds) {
+      if (get().gen.cancelRequested) {
+        status = 'cancelled';
+        message = `Cancelled: before seed ${seed}`;
+        break;
+      }
+      const out = await worker.generate(req, { prompt: form.prompt, negativePrompt: form.negativePrompt, steps: form.steps, guidanceScale: form.guidance, seed, sides }, onEvent);
+      if (!out.ok) {
+        status = out.message.startsWith('Cancelled') ? 'cancelled' : 'error';
+        message = out.message;
+        break;
+      }
+      patch({ report: out.value.report });
+      const scores = await score(out.value.images);
+      const imgs: GalleryImage[] = [];
+      for (const [k, im] of out.value.images.entries()) {
+        const { url, blob } = await rgbaToPngDataUrl(im.width, im.height, im.rgba);
+        imgs.push({ side: im.side, seed, width: im.width, height: im.height, url, sha256: await sha256Hex(new Uint8Array(await blob.arrayBuffer())), totalMs: im.totalMs, stepMs: im.stepMs, score: scores[k] });
+      }
+      updateRun(id, (r) => ({ ...r, seeds: [...r.seeds, seed], images: [...r.images, ...imgs] }));
+    }
+    updateRun(id, (r) => ({ ...r, status, message }));
+    patch({ running: false, progress: null, error: status === 'error' ? message : undefined });
+    if (status === 'error' && message) get().alert(message);
+    await persist();
+  }
+
   return {
     gen: {
       form: { prompt: DEFAULT_PROMPTS[0], negativePrompt: '', steps: 4, guidance: 1, seed: 0, numSeeds: 2 },
@@ -196,118 +310,16 @@ export function createGenerateSlice(set: StoreApi<AppState>['setState'], get: ()
     },
 
     async generateRun() {
-      const s = get();
-      if (s.gen.running) return;
-      const entry = generatorEntry(s);
-      if (!entry) {
-        patch({ error: 'No text-to-image (sd) model in the model list' });
-        return;
-      }
-      patch({ running: true, error: undefined, progress: { done: 0, total: 1, text: 'checking the model fits' } });
-      const fail = (message: string) => {
-        patch({ running: false, progress: null, error: message });
+      if (get().gen.running) return;
+      try {
+        await runGallery();
+      } catch (e) {
+        // a worker that died, a PNG that could not be encoded…: say so, keep the earlier runs, unlock the form
+        const message = `Generation failed: ${(e as Error)?.message ?? String(e)}`;
+        set((st) => ({ gen: { ...st.gen, running: false, progress: null, error: message, runs: st.gen.runs.map((r) => (r.status === 'running' ? { ...r, status: 'error' as const, message } : r)) } }));
         get().alert(message);
-      };
-      // 1. size check, before any byte is downloaded
-      let plan;
-      try {
-        plan = await planFor(entry, s.settings.backend);
-      } catch (e) {
-        fail(`${entry.name} cannot run here: ${(e as Error).message}`);
-        return;
+        await persist();
       }
-      let layout: UnetLayout;
-      let hasLora: boolean;
-      try {
-        ({ layout, hasLora } = chooseLayout(entry, plan.variant));
-      } catch (e) {
-        fail((e as Error).message);
-        return;
-      }
-      const cfgGuidance = !(entry.config as { time_cond_proj_dim?: number | null })?.time_cond_proj_dim && s.gen.form.guidance > 1;
-      const fit = checkSdFit({
-        entry,
-        variant: plan.variant,
-        layout,
-        backend: plan.plan.backend,
-        gpu: await pageGpu(),
-        deviceMemoryGiB: (navigator as { deviceMemory?: number }).deviceMemory,
-        unetBatch: cfgGuidance ? 2 : 1,
-      });
-      if (!fit.ok) {
-        fail(`Refused before downloading: ${fit.message}`);
-        return;
-      }
-      // 2. files into the model cache
-      if (!downloadedVariants(entry, s.source, get().stored).includes(plan.plan.dtype)) {
-        patch({ progress: { done: 0, total: 1, text: `downloading ${entry.name}` } });
-        if (!(await get().downloadModel(entry.id))) {
-          fail(get().download?.error ?? `Download of ${entry.name} failed`);
-          return;
-        }
-      }
-      const form = { ...get().gen.form };
-      const sides: Side[] = hasLora ? ['base', 'lora'] : ['base'];
-      const seeds = Array.from({ length: form.numSeeds }, (_, i) => form.seed + i);
-      const req = { entry, override: get().settings.backend, source: workerSource(get().source) };
-      const worker = generateWorker();
-      const total = seeds.length * sides.length * form.steps;
-      let done = 0;
-      const onEvent = Comlink.proxy((e: GenerateEvent) => {
-        if (e.kind === 'step') {
-          done++;
-          patch({ progress: { done, total, text: `seed ${e.seed} · ${e.side} · step ${e.step}/${e.total} (${Math.round(e.ms)} ms)` } });
-        } else patch({ progress: { done, total, text: e.message } });
-      });
-      const loaded = await worker.load(req, onEvent);
-      if (!loaded.ok) {
-        fail(loaded.message);
-        return;
-      }
-      const id = `run-${get().gen.seq + 1}`;
-      patch({ seq: get().gen.seq + 1 });
-      const run: GalleryRun = {
-        id,
-        created: new Date().toISOString(),
-        prompt: form.prompt,
-        negativePrompt: form.negativePrompt,
-        steps: form.steps,
-        guidance: form.guidance,
-        seeds: [],
-        sides,
-        model: { id: entry.id, name: entry.name, weights: entry.weights, dtype: loaded.value.dtype, layout: loaded.value.layout, backend: loaded.value.backend },
-        images: [],
-        status: 'running',
-      };
-      patch({ report: loaded.value, runs: [run, ...get().gen.runs] });
-      let status: GalleryRun['status'] = 'done';
-      let message: string | undefined;
-      patch({ cancelRequested: false });
-      for (const seed of seeds) {
-        if (get().gen.cancelRequested) {
-          status = 'cancelled';
-          message = `Cancelled: before seed ${seed}`;
-          break;
-        }
-        const out = await worker.generate(req, { prompt: form.prompt, negativePrompt: form.negativePrompt, steps: form.steps, guidanceScale: form.guidance, seed, sides }, onEvent);
-        if (!out.ok) {
-          status = out.message.startsWith('Cancelled') ? 'cancelled' : 'error';
-          message = out.message;
-          break;
-        }
-        patch({ report: out.value.report });
-        const scores = await score(out.value.images);
-        const imgs: GalleryImage[] = [];
-        for (const [k, im] of out.value.images.entries()) {
-          const { url, blob } = await rgbaToPngDataUrl(im.width, im.height, im.rgba);
-          imgs.push({ side: im.side, seed, width: im.width, height: im.height, url, sha256: await sha256Hex(new Uint8Array(await blob.arrayBuffer())), totalMs: im.totalMs, stepMs: im.stepMs, score: scores[k] });
-        }
-        updateRun(id, (r) => ({ ...r, seeds: [...r.seeds, seed], images: [...r.images, ...imgs] }));
-      }
-      updateRun(id, (r) => ({ ...r, status, message }));
-      patch({ running: false, progress: null, error: status === 'error' ? message : undefined });
-      if (status === 'error' && message) get().alert(message);
-      await persist();
     },
 
     async cancelGenerate() {
