@@ -35,7 +35,7 @@ const extra = all('--entry');
 for (const f of extra.length ? extra : wanted.length ? [] : [path.join(repo, 'tests/fixtures/sd15-sizes.json')]) entries.push(JSON.parse(fs.readFileSync(f, 'utf8')));
 
 const host = nodeGenerateHost(modelsDir, threads);
-const noGpu = await host.gpu();
+const noGpu = (await host.planInputs(entries[0] ?? ({ variants: {} } as ModelEntry), 'wasm')).gpu;
 console.log(`# bench:generate — Node ${process.version}, onnxruntime-web wasm, ${threads} thread(s), ${os.cpus().length} CPUs (${os.cpus()[0]?.model}), load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 for (const entry of entries) {
   const variant = entry.variants.fp32;

@@ -14,8 +14,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as ort from 'onnxruntime-web';
 import { PNG } from 'pngjs';
+import { nodeOrtHost } from '../platform/node/ort';
 import { findModel, parseManifest } from '../lib/models/manifest';
 import type { ModelEntry } from '../lib/models/manifest-types';
 import { sha256Hex } from '../lib/models/hashing';
@@ -86,22 +86,10 @@ export function parseGenerateArgs(argv: string[]): GenerateArgs {
   return a;
 }
 
-/** A GenerateHost over a models folder on disk (no GPU in Node: wasm). */
+/** A GenerateHost over a models folder on disk (Node: wasm, no GPU; files read from modelsDir). */
 export function nodeGenerateHost(modelsDir: string, threads: number): GenerateHost {
-  ort.env.wasm.numThreads = threads;
-  ort.env.logLevel = 'error';
   return {
-    ort: async () => ort,
-    gpu: async () => ({ available: false, shaderF16: false, maxBufferSize: 0, maxStorageBufferBindingSize: 0, unavailableReason: 'Node.js (wasm backend)' }),
-    readFile: async (_req, f) => {
-      const p = path.join(modelsDir, f.path);
-      if (!fs.existsSync(p)) throw new Error(`${p} does not exist (the manifest lists it)`);
-      const b = fs.readFileSync(p);
-      if (b.byteLength !== f.bytes) throw new Error(`${p} has ${b.byteLength} bytes, the manifest says ${f.bytes}`);
-      return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
-    },
-    crossOriginIsolated: true,
-    hardwareConcurrency: threads,
+    ...nodeOrtHost({ modelsDir, threads }),
     deviceMemoryGiB: Math.floor(os.totalmem() / 1024 ** 3),
     yieldToEventLoop: () => new Promise((resolve) => setTimeout(resolve, 0)),
   };
@@ -121,7 +109,7 @@ export async function runGenerate(a: GenerateArgs, log: (s: string) => void = (s
   if (entry.family !== 'sd') throw new Error(`${entry.id} is a ${entry.family} model, not a text-to-image (sd) model`);
   const engine = createGenerateEngine(nodeGenerateHost(a.modelsDir, a.threads));
   const req = { entry, override: 'wasm' as const, source: { kind: 'app' as const } };
-  const loaded = await engine.load(req, (e) => e.kind === 'stage' && log(e.message));
+  const loaded = await engine.load(req, log);
   if (!loaded.ok) throw new Error(loaded.message);
   const rep = loaded.value;
   const sides: Side[] = a.side === 'both' ? (rep.hasLora ? ['base', 'lora'] : ['base']) : [a.side];

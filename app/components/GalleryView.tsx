@@ -1,3 +1,4 @@
+import { useEffect } from 'react';
 import { useAppStore } from '../store';
 import { DEFAULT_PROMPTS, generatorEntry, type GalleryImage, type GalleryRun } from '../store/generate';
 import { WeightsBadge } from './WeightsBadge';
@@ -13,6 +14,10 @@ export function GalleryView() {
   const run = useAppStore((s) => s.generateRun);
   const cancel = useAppStore((s) => s.cancelGenerate);
   const clear = useAppStore((s) => s.clearGallery);
+  const loadHistory = useAppStore((s) => s.loadGalleryHistory);
+  useEffect(() => {
+    if (!gen.historyLoaded) void loadHistory();
+  }, [gen.historyLoaded, loadHistory]);
   const sdModels = manifest?.models.filter((m) => m.family === 'sd') ?? [];
   const f = gen.form;
   const pct = gen.progress ? Math.round((100 * gen.progress.done) / Math.max(1, gen.progress.total)) : 0;

@@ -9,6 +9,7 @@ import { createClassifySlice } from './classify';
 import { createImagesSlice } from './images';
 import { createModelsSlice } from './models';
 import { createSegmentSlice } from './segment';
+import { createGenerateSlice } from './generate';
 import { createSettingsSlice } from './settings';
 import type { AppState } from './state';
 import { createZeroShotSlice } from './zero-shot';
@@ -22,4 +23,5 @@ export const useAppStore = create<AppState>()((...a) => ({
   ...createZeroShotSlice(...a),
   ...createBatchSlice(...a),
   ...createSegmentSlice(...a),
+  ...createGenerateSlice(...a),
 }));

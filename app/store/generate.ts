@@ -4,14 +4,16 @@
  * reloads (idb-keyval), deletable; export as a grid PNG + JSON record (app/lib/generate/record.ts).
  * The size check runs here BEFORE any download (and again in the worker before any session).
  */
-import type { StoreApi } from 'zustand';
-import { get as idbGet, set as idbSet } from 'idb-keyval';
 import type { GenerateEvent, GenerateReport, ImageScore, Side, UnetLayout } from '../lib/generate';
 import { checkSdFit, chooseLayout, composeGrid, defaultGeneratorId, generationRecord, type RgbaImage } from '../lib/generate';
+import type { ClassifierEngine } from '../lib/classify/engine';
 import { sha256Hex } from '../lib/models/hashing';
-import { Comlink, classifierWorker, generateWorker } from './workers';
-import { downloadedVariants, pageGpu, planFor, workerSource } from './model-service';
-import { classifierEntry, type AppState } from './app-store';
+import { errorMessage } from '../lib/runtime/outcome';
+import { browserDevice } from '../platform/browser/ort';
+import { loadGalleryRuns, pngToRgba, rgbaToPng, saveBlob, saveGalleryRuns } from '../platform/browser/gallery';
+import { guarded } from './alerts';
+import { classifierEntry } from './selectors';
+import type { AppState, SliceCreator } from './state';
 
 export const DEFAULT_PROMPTS = [
   'a chest X-ray showing pneumonia',
@@ -84,51 +86,17 @@ export interface GenerateSlice {
   exportGalleryRun(id: string): Promise<void>;
 }
 
-const HISTORY_KEY = 'cxr-gallery-runs';
-
-
-async function rgbaToPngDataUrl(w: number, h: number, rgba: Uint8ClampedArray): Promise<{ url: string; blob: Blob }> {
-  const canvas = new OffscreenCanvas(w, h);
-  const ctx = canvas.getContext('2d')!;
-  ctx.putImageData(new ImageData(new Uint8ClampedArray(rgba), w, h), 0, 0);
-  const blob = await canvas.convertToBlob({ type: 'image/png' });
-  const url = await new Promise<string>((res, rej) => {
-    const r = new FileReader();
-    r.onload = () => res(String(r.result));
-    r.onerror = () => rej(r.error);
-    r.readAsDataURL(blob);
-  });
-  return { url, blob };
-}
-
-async function dataUrlToRgba(url: string): Promise<RgbaImage> {
-  const bmp = await createImageBitmap(await (await fetch(url)).blob());
-  const c = new OffscreenCanvas(bmp.width, bmp.height);
-  const ctx = c.getContext('2d')!;
-  ctx.drawImage(bmp, 0, 0);
-  return { width: bmp.width, height: bmp.height, data: ctx.getImageData(0, 0, bmp.width, bmp.height).data };
-}
-
-function saveBlob(blob: Blob, name: string): void {
-  const a = document.createElement('a');
-  a.href = URL.createObjectURL(blob);
-  a.download = name;
-  document.body.appendChild(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
-}
-
 export function generatorEntry(s: Pick<AppState, 'manifest' | 'gen'>) {
   const id = s.gen.modelId ?? (s.manifest ? defaultGeneratorId(s.manifest) : undefined);
   return s.manifest?.models.find((m) => m.id === id && m.family === 'sd');
 }
 
-export function createGenerateSlice(set: StoreApi<AppState>['setState'], get: () => AppState): GenerateSlice {
+export const createGenerateSlice: SliceCreator<GenerateSlice> = (set, get) => {
+  const device = browserDevice();
   const patch = (p: Partial<GenerateState>) => set((st) => ({ gen: { ...st.gen, ...p } }));
   const persist = async () => {
     try {
-      await idbSet(HISTORY_KEY, get().gen.runs.filter((r) => r.status !== 'running'));
+      await saveGalleryRuns(get().gen.runs.filter((r) => r.status !== 'running'));
     } catch (e) {
       get().alert(`The gallery history could not be saved: ${(e as Error).message}`);
     }
@@ -141,17 +109,16 @@ export function createGenerateSlice(set: StoreApi<AppState>['setState'], get: ()
     if (!cls || !images.length) return images.map(() => undefined);
     const report = await get().ensureClassifierLoaded();
     if (!report) return images.map(() => undefined);
-    const out = await classifierWorker().classify(
-      { entry: cls, override: get().settings.backend, source: workerSource(get().source) },
-      images.map((i) => ({ width: i.width, height: i.height, data: i.rgba })),
-      false,
-    );
-    if (!out.ok) {
-      get().alert(`Scoring the generated images failed: ${out.message}`);
+    const req = get().modelRequest(cls);
+    let out;
+    try {
+      out = await get().inference.run(req, (e: ClassifierEngine) => e.classify(req, images.map((i) => ({ width: i.width, height: i.height, data: i.rgba })), { heatmap: false }));
+    } catch (e) {
+      get().alert(`Scoring the generated images failed: ${errorMessage(e)}`);
       return images.map(() => undefined);
     }
     const labels = cls.labels ?? ['NORMAL', 'PNEUMONIA'];
-    return out.value.results.map((r) => ({
+    return out.results.map((r) => ({
       classifierId: cls.id,
       classifierWeights: cls.weights,
       label: r.predicted,
@@ -174,15 +141,16 @@ export function createGenerateSlice(set: StoreApi<AppState>['setState'], get: ()
     // 1. size check, before any byte is downloaded
     let plan;
     try {
-      plan = await planFor(entry, s.settings.backend);
+      plan = await get().inference.plan({ entry, override: s.settings.backend });
     } catch (e) {
-      fail(`${entry.name} cannot run here: ${(e as Error).message}`);
+      fail(`${entry.name} cannot run here: ${errorMessage(e)}`);
       return;
     }
+    const variant = entry.variants[plan.dtype]!;
     let layout: UnetLayout;
     let hasLora: boolean;
     try {
-      ({ layout, hasLora } = chooseLayout(entry, plan.variant));
+      ({ layout, hasLora } = chooseLayout(entry, variant));
     } catch (e) {
       fail((e as Error).message);
       return;
@@ -190,10 +158,10 @@ export function createGenerateSlice(set: StoreApi<AppState>['setState'], get: ()
     const cfgGuidance = !(entry.config as { time_cond_proj_dim?: number | null })?.time_cond_proj_dim && s.gen.form.guidance > 1;
     const fit = checkSdFit({
       entry,
-      variant: plan.variant,
+      variant,
       layout,
-      backend: plan.plan.backend,
-      gpu: await pageGpu(),
+      backend: plan.backend,
+      gpu: await device.gpu(),
       deviceMemoryGiB: (navigator as { deviceMemory?: number }).deviceMemory,
       unetBatch: cfgGuidance ? 2 : 1,
     });
@@ -201,32 +169,29 @@ export function createGenerateSlice(set: StoreApi<AppState>['setState'], get: ()
       fail(`Refused before downloading: ${fit.message}`);
       return;
     }
-    // 2. files into the model cache
-    if (!downloadedVariants(entry, s.source, get().stored).includes(plan.plan.dtype)) {
-      patch({ progress: { done: 0, total: 1, text: `downloading ${entry.name}` } });
-      if (!(await get().downloadModel(entry.id))) {
-        fail(get().download?.error ?? `Download of ${entry.name} failed`);
-        return;
-      }
-    }
+    // 2. files into the model cache, 3. sessions (the inference service: one model per family)
     const form = { ...get().gen.form };
     const sides: Side[] = hasLora ? ['base', 'lora'] : ['base'];
     const seeds = Array.from({ length: form.numSeeds }, (_, i) => form.seed + i);
-    const req = { entry, override: get().settings.backend, source: workerSource(get().source) };
-    const worker = generateWorker();
+    const req = get().modelRequest(entry);
+    patch({ progress: { done: 0, total: 1, text: `preparing ${entry.name}` } });
+    let loadedReport: GenerateReport;
+    try {
+      loadedReport = (await get().inference.ensureSession(req, (message) => patch({ progress: { done: 0, total: 1, text: message } }))) as GenerateReport;
+    } catch (e) {
+      fail(errorMessage(e));
+      return;
+    }
+    const worker = get().workers.generate();
     const total = seeds.length * sides.length * form.steps;
     let done = 0;
-    const onEvent = Comlink.proxy((e: GenerateEvent) => {
+    const onEvent = (e: GenerateEvent) => {
       if (e.kind === 'step') {
         done++;
         patch({ progress: { done, total, text: `seed ${e.seed} · ${e.side} · step ${e.step}/${e.total} (${Math.round(e.ms)} ms)` } });
       } else patch({ progress: { done, total, text: e.message } });
-    });
-    const loaded = await worker.load(req, onEvent);
-    if (!loaded.ok) {
-      fail(loaded.message);
-      return;
-    }
+    };
+    const loaded = { value: loadedReport };
     const id = `run-${get().gen.seq + 1}`;
     patch({ seq: get().gen.seq + 1 });
     const run: GalleryRun = {
@@ -259,10 +224,11 @@ export function createGenerateSlice(set: StoreApi<AppState>['setState'], get: ()
         break;
       }
       patch({ report: out.value.report });
+      get().modelRan(entry.id, out.value.report);
       const scores = await score(out.value.images);
       const imgs: GalleryImage[] = [];
       for (const [k, im] of out.value.images.entries()) {
-        const { url, blob } = await rgbaToPngDataUrl(im.width, im.height, im.rgba);
+        const { url, blob } = await rgbaToPng(im.width, im.height, im.rgba);
         imgs.push({ side: im.side, seed, width: im.width, height: im.height, url, sha256: await sha256Hex(new Uint8Array(await blob.arrayBuffer())), totalMs: im.totalMs, stepMs: im.stepMs, score: scores[k] });
       }
       updateRun(id, (r) => ({ ...r, seeds: [...r.seeds, seed], images: [...r.images, ...imgs] }));
@@ -300,7 +266,7 @@ export function createGenerateSlice(set: StoreApi<AppState>['setState'], get: ()
 
     async loadGalleryHistory() {
       try {
-        const runs = (await idbGet<GalleryRun[]>(HISTORY_KEY)) ?? [];
+        const runs = await loadGalleryRuns<GalleryRun>();
         const seq = Math.max(get().gen.seq, ...runs.map((r) => Number(r.id.split('-')[1]) || 0));
         patch({ runs, historyLoaded: true, seq });
       } catch (e) {
@@ -315,7 +281,7 @@ export function createGenerateSlice(set: StoreApi<AppState>['setState'], get: ()
         await runGallery();
       } catch (e) {
         // a worker that died, a PNG that could not be encoded…: say so, keep the earlier runs, unlock the form
-        const message = `Generation failed: ${(e as Error)?.message ?? String(e)}`;
+        const message = `Generation failed: ${errorMessage(e)}`;
         set((st) => ({ gen: { ...st.gen, running: false, progress: null, error: message, runs: st.gen.runs.map((r) => (r.status === 'running' ? { ...r, status: 'error' as const, message } : r)) } }));
         get().alert(message);
         await persist();
@@ -325,7 +291,7 @@ export function createGenerateSlice(set: StoreApi<AppState>['setState'], get: ()
     async cancelGenerate() {
       if (!get().gen.running) return;
       patch({ cancelRequested: true, progress: { ...(get().gen.progress ?? { done: 0, total: 1 }), text: 'cancelling after the current step…' } });
-      await generateWorker().cancel();
+      await get().workers.generate().cancel();
     },
 
     async deleteGalleryRun(id) {
@@ -338,23 +304,23 @@ export function createGenerateSlice(set: StoreApi<AppState>['setState'], get: ()
       await persist();
     },
 
-    async exportGalleryRun(id) {
+    exportGalleryRun: guarded(get, 'Export failed', async (id: string) => {
       const run = get().gen.runs.find((r) => r.id === id);
       if (!run) return;
-      try {
+      {
         const entry = get().manifest?.models.find((m) => m.id === run.model.id);
         const rows: (RgbaImage | null)[][] = [];
         for (const seed of run.seeds) {
           const row: (RgbaImage | null)[] = [];
           for (const side of run.sides) {
             const im = run.images.find((i) => i.seed === seed && i.side === side);
-            row.push(im ? await dataUrlToRgba(im.url) : null);
+            row.push(im ? await pngToRgba(im.url) : null);
           }
           rows.push(row);
         }
         const maxW = Math.max(1, ...run.images.map((i) => i.width));
         const g = composeGrid(rows, 4, Math.max(1, Math.floor(256 / maxW)));
-        const { blob } = await rgbaToPngDataUrl(g.width, g.height, g.data);
+        const { blob } = await rgbaToPng(g.width, g.height, g.data);
         const base = `cxr-gallery-${run.model.id}-${run.created.replace(/[:.]/g, '-')}`;
         const record = entry
           ? generationRecord({
@@ -374,9 +340,7 @@ export function createGenerateSlice(set: StoreApi<AppState>['setState'], get: ()
           : { ...run, images: run.images.map(({ url: _u, ...rest }) => rest) };
         saveBlob(blob, `${base}.png`);
         saveBlob(new Blob([JSON.stringify({ ...record, grid: `${base}.png` }, null, 1)], { type: 'application/json' }), `${base}.json`);
-      } catch (e) {
-        get().alert(`Export failed: ${(e as Error).message}`);
       }
-    },
+    }),
   };
-}
+};

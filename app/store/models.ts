@@ -102,7 +102,7 @@ export const createModelsSlice: SliceCreator<ModelsSlice> = (set, get) => {
 
   const inference = new InferenceService({
     planInputs: (entry, override) => device.planInputs(entry, override),
-    engines: { classifier: workers.classifier(), clip: workers.clip(), sam: workers.segment() },
+    engines: { classifier: workers.classifier(), clip: workers.clip(), sam: workers.segment(), sd: workers.generate() },
     files: {
       async ensure(entry, dtype) {
         if (downloadedVariants(entry, get().source, get().stored).includes(dtype)) return;

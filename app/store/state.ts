@@ -9,10 +9,11 @@ import type { ClassifySlice } from './classify';
 import type { ImagesSlice } from './images';
 import type { ModelsSlice } from './models';
 import type { SegmentSlice } from './segment';
+import type { GenerateSlice } from './generate';
 import type { SettingsSlice } from './settings';
 import type { ZeroShotSlice } from './zero-shot';
 
-export type AppState = AlertsSlice & SettingsSlice & ModelsSlice & ImagesSlice & ClassifySlice & ZeroShotSlice & BatchSlice & SegmentSlice;
+export type AppState = AlertsSlice & SettingsSlice & ModelsSlice & ImagesSlice & ClassifySlice & ZeroShotSlice & BatchSlice & SegmentSlice & GenerateSlice;
 
 /** A slice: (set, get, api) of the whole store, returning its own part. */
 export type SliceCreator<T> = StateCreator<AppState, [], [], T>;

@@ -30,10 +30,11 @@ async function setForm(page: Page, f: { steps?: number; seed?: number; seeds?: n
 /** The worker's float image for a golden's prompt/seed/steps/guidance (the gallery keeps 8-bit PNGs). */
 async function workerImage(page: Page, g: { prompt: string; seed: number; steps: number; guidance: number; side: 'base' | 'lora' }) {
   return page.evaluate(async ({ g, MODEL }) => {
-    const app = (window as unknown as { cxrStudio: { store: { getState(): { manifest: { models: { id: string }[] }; settings: { backend: string } } }; generateWorker(): { generate(...a: unknown[]): Promise<{ ok: boolean; message?: string; value?: { images: { image: Float32Array; backend: string }[] } }> } } }).cxrStudio;
-    const st = app.store.getState();
-    const entry = st.manifest.models.find((m) => m.id === MODEL);
-    const r = await app.generateWorker().generate({ entry, override: st.settings.backend, source: { kind: 'app' } }, { prompt: g.prompt, steps: g.steps, guidanceScale: g.guidance, seed: g.seed, sides: [g.side], returnImage: true });
+    type Engine = { generate(...a: unknown[]): Promise<{ ok: boolean; message?: string; value?: { images: { image: Float32Array; backend: string }[] } }> };
+    const store = (window as unknown as { cxrStudio: { store: { getState(): { manifest: { models: { id: string }[] }; modelRequest(e: unknown): unknown; workers: { generate(): Engine } } } } }).cxrStudio.store;
+    const st = store.getState();
+    const req = st.modelRequest(st.manifest.models.find((m) => m.id === MODEL));
+    const r = await st.workers.generate().generate(req, { prompt: g.prompt, steps: g.steps, guidanceScale: g.guidance, seed: g.seed, sides: [g.side], returnImage: true });
     if (!r.ok) throw new Error(r.message);
     return { image: Array.from(r.value!.images[0].image), backend: r.value!.images[0].backend };
   }, { g, MODEL });

@@ -9,28 +9,24 @@
  * reloaded in fp32 and the message says why.
  */
 import type * as Ort from 'onnxruntime-web';
-import type { ModelEntry, ModelFile, ModelVariant } from '../models/manifest-types';
-import { planExecution, modelPlanFacts, fallbackToWasm, type ExecutionInputs, type ExecutionPlan, type GpuFacts, type BackendOverride } from '../runtime';
+import type { ModelEntry, ModelVariant } from '../models/manifest-types';
+import { planExecution, fallbackToWasm, type ExecutionInputs, type ExecutionPlan } from '../runtime';
+import type { OrtHost } from '../runtime/sessions';
+import { errorMessage, type FamilyEngine, type Outcome, type Progress } from '../runtime/outcome';
 import { loadClipTokenizer, type ClipTokenizer } from '../clip/tokenize';
 import { LCMScheduler } from './lcm-scheduler';
 import { guidanceMode } from './guidance';
 import { lcmStepGraph } from './step-graph';
 import { checkSdFit, chooseLayout, type FitReport } from './fit';
 import { encodePrompt, generateLatentConsistency, imageToRgba, parseSdConfig, GenerationCancelled, type PromptEmbeds, type SdConfig, type Side, type UnetLayout } from './pipeline';
-import type { GenerateEvent, GenerateModelRequest, GenerateParams, GenerateReport, GeneratedImage, Outcome } from './types';
+import type { GenerateEvent, GenerateModelRequest, GenerateParams, GenerateReport, GeneratedImage } from './types';
 
-export type OrtRuntime = Pick<typeof Ort, 'Tensor' | 'InferenceSession' | 'env'>;
-
-export interface GenerateHost {
-  ort(): Promise<OrtRuntime>;
-  gpu(): Promise<GpuFacts>;
-  /** The bytes of a model file (browser: the model cache; Node: the models folder). */
-  readFile(req: GenerateModelRequest, file: ModelFile | { path: string; bytes: number; sha256: string; role: string }): Promise<Uint8Array>;
-  crossOriginIsolated: boolean;
-  hardwareConcurrency: number;
+/** The platform's OrtHost (ORT, plan inputs, file reader) plus what generation needs on top. */
+export interface GenerateHost extends OrtHost {
+  /** navigator.deviceMemory (GiB) or the machine's memory, for the size check. */
   deviceMemoryGiB?: number;
   /** Resolve on the next macrotask (setTimeout 0): lets a cancel message in between UNet steps. */
-  yieldToEventLoop(): Promise<void>;
+  yieldToEventLoop?(): Promise<void>;
 }
 
 interface Loaded {
@@ -82,17 +78,15 @@ export function createGenerateEngine(host: GenerateHost) {
 
   async function create(req: GenerateModelRequest, forceFp32: boolean, onEvent?: (e: GenerateEvent) => void): Promise<Loaded> {
     const ort = await host.ort();
-    const gpu = await host.gpu();
-    const facts = modelPlanFacts(req.entry);
+    const planned = await host.planInputs(req.entry, req.override);
     const inputs: ExecutionInputs = {
-      gpu,
-      crossOriginIsolated: host.crossOriginIsolated,
-      hardwareConcurrency: host.hardwareConcurrency,
-      override: req.override,
-      ...facts,
-      availableDtypes: forceFp32 ? facts.availableDtypes.filter((d) => d !== 'fp16') : facts.availableDtypes,
+      ...planned,
+      availableDtypes: forceFp32 ? planned.availableDtypes.filter((d) => d !== 'fp16') : planned.availableDtypes,
     };
+    const gpu = inputs.gpu;
+    const readFile = host.reader(req.source);
     let plan = planExecution(inputs);
+    if (host.numThreads) plan = { ...plan, numThreads: host.numThreads };
     if (!threadsSet) {
       ort.env.wasm.numThreads = plan.numThreads;
       threadsSet = true;
@@ -109,9 +103,9 @@ export function createGenerateEngine(host: GenerateHost) {
         const file = variant.files.find((f) => f.role === role);
         if (!file) throw new Error(`${req.entry.name} (${p.dtype}): the manifest lists no '${role}' file`);
         onEvent?.({ kind: 'stage', message: `reading ${file.path}` });
-        const bytes = await host.readFile(req, file);
+        const bytes = await readFile(file);
         const externalData = [];
-        for (const ext of file.external_data ?? []) externalData.push({ path: ext.path.split('/').pop()!, data: await host.readFile(req, { ...ext, role: `${role}-data` }) });
+        for (const ext of file.external_data ?? []) externalData.push({ path: ext.path.split('/').pop()!, data: await readFile({ ...ext, role: `${role}-data` }) });
         onEvent?.({ kind: 'stage', message: `creating ${role} session on ${p.backend}` });
         return ort.InferenceSession.create(bytes, {
           executionProviders: [p.backend],
@@ -135,8 +129,8 @@ export function createGenerateEngine(host: GenerateHost) {
         const schedFile = variant.files.find((f) => f.role === 'scheduler_config');
         if (!tokFile || !schedFile) throw new Error(`${req.entry.name}: the manifest lists no tokenizer / scheduler_config file`);
         const td = new TextDecoderLite();
-        const tokenizer = loadClipTokenizer(td.decode(await host.readFile(req, tokFile)), config);
-        const schedulerConfig = JSON.parse(td.decode(await host.readFile(req, schedFile)));
+        const tokenizer = loadClipTokenizer(td.decode(await readFile(tokFile)), config);
+        const schedulerConfig = JSON.parse(td.decode(await readFile(schedFile)));
         new LCMScheduler(schedulerConfig); // validate now, not at the first generation
         return { variant, layout, hasLora, fit, textEncoder, unets, vaeDecoder, tokenizer, schedulerConfig };
       } catch (e) {
@@ -165,7 +159,7 @@ export function createGenerateEngine(host: GenerateHost) {
       reasons: [...plan.reasons, ...(parts.layout === 'scaled' ? ['one UNet for both sides (lora_scale input)'] : [])],
       fellBack,
       sessionCreateMs: Math.round(nowMs() - t0),
-      crossOriginIsolated: host.crossOriginIsolated,
+      crossOriginIsolated: inputs.crossOriginIsolated,
       layout: parts.layout,
       hasLora: parts.hasLora,
       fit: parts.fit,
@@ -241,9 +235,9 @@ export function createGenerateEngine(host: GenerateHost) {
 
   return {
     /** Create (or reuse) the sessions; returns what runs where, the layout and the memory budget. */
-    async load(req: GenerateModelRequest, onEvent?: (e: GenerateEvent) => void): Promise<Outcome<GenerateReport>> {
+    async load(req: GenerateModelRequest, onProgress?: Progress): Promise<Outcome<GenerateReport>> {
       try {
-        const l = await get(req, false, onEvent);
+        const l = await get(req, false, onProgress && ((e) => e.kind === 'stage' && onProgress(e.message)));
         return { ok: true, value: { ...l.report } };
       } catch (e) {
         return { ok: false, message: `Could not load ${req.entry.name}: ${errorMessage(e)}` };
@@ -290,7 +284,7 @@ export function createGenerateEngine(host: GenerateHost) {
   };
 }
 
-export type GenerateEngine = ReturnType<typeof createGenerateEngine>;
+export type GenerateEngine = ReturnType<typeof createGenerateEngine> & FamilyEngine;
 
 export class ModelTooLarge extends Error {
   readonly fit: FitReport;
@@ -301,23 +295,13 @@ export class ModelTooLarge extends Error {
   }
 }
 
-export function errorMessage(e: unknown): string {
-  if (e instanceof Error) return e.message;
-  if (typeof e === 'number') return `ONNX Runtime error code ${e}`;
-  return String(e);
-}
-
 function nowMs(): number {
-  const p = (globalThis as { performance?: { now(): number } }).performance;
-  return p ? p.now() : Date.now();
+  return globalThis.performance?.now() ?? Date.now();
 }
 
-/** UTF-8 decoding without depending on the DOM's TextDecoder typing (lib stays ES2022-only). */
+/** tokenizer.json / scheduler_config.json bytes -> text. */
 class TextDecoderLite {
   decode(b: Uint8Array): string {
-    const TD = (globalThis as unknown as { TextDecoder: new () => { decode(b: Uint8Array): string } }).TextDecoder;
-    return new TD().decode(b);
+    return new TextDecoder().decode(b);
   }
 }
-
-export type { BackendOverride };

@@ -1,17 +1,11 @@
 /** Types the generate engine (worker) takes and returns. */
-import type { ModelEntry } from '../models/manifest-types';
-import type { ModelSource } from '../models/sources';
-import type { BackendOverride, RuntimeReport } from '../runtime';
+import type { RuntimeReport } from '../runtime';
+import type { ModelRequest } from '../runtime/outcome';
 import type { Side, UnetLayout } from './pipeline';
 import type { FitReport } from './fit';
 
-export type Outcome<T> = { ok: true; value: T } | { ok: false; message: string };
-
-export interface GenerateModelRequest {
-  entry: ModelEntry;
-  override: BackendOverride;
-  source: ModelSource;
-}
+/** The model to generate with (the request every engine takes). */
+export type GenerateModelRequest = ModelRequest;
 
 export interface GenerateParams {
   prompt: string;

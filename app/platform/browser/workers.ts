@@ -12,6 +12,7 @@ import type { ClassifierEngine } from '../../lib/classify/engine';
 import type { ClipEngine } from '../../lib/clip/engine';
 import type { ImagingApi } from '../../lib/imaging/decode-outcome';
 import type { SegmentEngine } from '../../lib/segment/engine';
+import type { GenerateEngine } from '../../lib/generate/engine';
 import type { Progress } from '../../lib/runtime/outcome';
 
 export interface WorkerRegistry {
@@ -19,6 +20,7 @@ export interface WorkerRegistry {
   classifier(): ClassifierEngine;
   clip(): ClipEngine;
   segment(): SegmentEngine;
+  generate(): GenerateEngine;
   /** Release every model session (backend setting changed, model deleted); workers stay alive. */
   resetModels(): Promise<void>;
   /**
@@ -73,11 +75,12 @@ function lazyRemote<T extends object>(name: string, start: () => Worker, methods
   };
 }
 
-function spawn(file: 'imaging' | 'classifier' | 'clip' | 'segment'): Worker {
+function spawn(file: 'imaging' | 'classifier' | 'clip' | 'segment' | 'generate'): Worker {
   // Literal URLs: Vite bundles each worker from its `new URL(..., import.meta.url)`.
   if (file === 'imaging') return new Worker(new URL('../../../workers/imaging.worker.ts', import.meta.url), { type: 'module', name: 'imaging' });
   if (file === 'classifier') return new Worker(new URL('../../../workers/classifier.worker.ts', import.meta.url), { type: 'module', name: 'classifier' });
   if (file === 'segment') return new Worker(new URL('../../../workers/segment.worker.ts', import.meta.url), { type: 'module', name: 'segment' });
+  if (file === 'generate') return new Worker(new URL('../../../workers/generate.worker.ts', import.meta.url), { type: 'module', name: 'generate' });
   return new Worker(new URL('../../../workers/clip.worker.ts', import.meta.url), { type: 'module', name: 'clip' });
 }
 
@@ -87,13 +90,15 @@ export function browserWorkers(): WorkerRegistry {
   const classifier = lazyRemote<ClassifierEngine>('classifier', () => spawn('classifier'), ['load', 'classify', 'occlusion', 'release', 'reset']).api;
   const clip = lazyRemote<ClipEngine>('clip', () => spawn('clip'), ['load', 'zeroShot', 'release', 'reset']).api;
   const segment = lazyRemote<SegmentEngine>('segment', () => spawn('segment'), ['load', 'info', 'encode', 'decode', 'stats', 'release', 'reset']).api;
+  const generate = lazyRemote<GenerateEngine>('generate', () => spawn('generate'), ['load', 'generate', 'cancel', 'release', 'reset']).api;
   return {
     imaging: () => imaging.api,
     classifier: () => classifier,
     clip: () => clip,
     segment: () => segment,
+    generate: () => generate,
     async resetModels() {
-      await Promise.all([classifier.reset(), clip.reset(), segment.reset()]);
+      await Promise.all([classifier.reset(), clip.reset(), segment.reset(), generate.reset()]);
     },
     cancelImaging() {
       imaging.terminate('cancelled by the user');

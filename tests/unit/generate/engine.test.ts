@@ -84,7 +84,7 @@ describe('generate engine', () => {
 
   it('refuses SD 1.5 (real sizes) on WASM with the numbers, before reading any file', async () => {
     let reads = 0;
-    const host = { ...nodeGenerateHost(MODELS, 1), readFile: async () => { reads++; throw new Error('must not read'); } };
+    const host = { ...nodeGenerateHost(MODELS, 1), reader: () => async () => { reads++; throw new Error('must not read'); } };
     const engine = createGenerateEngine(host);
     const r = await engine.load({ entry: sd15, override: 'wasm', source: { kind: 'app' } });
     expect(r.ok).toBe(false);
