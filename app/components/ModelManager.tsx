@@ -3,12 +3,10 @@ import { useAppStore } from '../store';
 import { describeSource } from '../lib/models/sources';
 import { downloadedVariants } from '../lib/models/model-cache';
 import { formatBytes } from '../lib/runtime';
-import { totalBytes } from '../lib/models/manifest';
+import { headlineMetrics, totalBytes } from '../lib/models/manifest';
 import type { Dtype, ModelEntry } from '../lib/models/manifest-types';
 import { quantizedVerdict } from '../lib/models/quantized';
 import { WeightsBadge } from './WeightsBadge';
-
-const HEADLINE_METRICS = ['accuracy', 'precision', 'recall', 'specificity', 'f1', 'auc', 'threshold'];
 
 function eta(s: number | null | undefined): string {
   if (s == null) return 'estimating…';
@@ -129,7 +127,7 @@ function ModelRow({ entry }: { entry: ModelEntry }) {
         {entry.weights === 'trained' && Object.keys(metrics).length > 0 && (
           <div className="small card-metrics" data-testid={`card-metrics-${entry.id}`}>
             {metrics.dataset != null && <div className="muted">measured on {String(metrics.dataset)}</div>}
-            {HEADLINE_METRICS.filter((k) => typeof metrics[k] === 'number').map((k) => (
+            {headlineMetrics(entry).map((k) => (
               <span key={k} className="metric">
                 {k} <strong>{(metrics[k] as number).toFixed(3)}</strong>
               </span>

@@ -245,3 +245,20 @@ export function variantFiles(variant: ModelVariant): { path: string; bytes: numb
 export function fileByRole(variant: ModelVariant, role: string): ModelFile | undefined {
   return variant.files.find((f) => f.role === role);
 }
+
+/**
+ * The card metrics worth showing at a glance for a model, by family: a classifier's clinical metrics, a segmenter's
+ * Dice per lung with box prompts and a single centre click, a generator's fraction of images the project's classifier
+ * calls PNEUMONIA (base vs LoRA, 4 LCM steps). Only numeric keys the card actually has are returned, in this order;
+ * every other card metric is still listed in full by the Models view.
+ */
+export function headlineMetrics(entry: ModelEntry): string[] {
+  const byFamily: Record<string, string[]> = {
+    classifier: ['accuracy', 'precision', 'recall', 'specificity', 'f1', 'auc', 'threshold'],
+    clip: ['accuracy', 'auc'],
+    sam: ['box_right_lung_dice_mean', 'box_left_lung_dice_mean', 'centre-click_right_lung_dice_mean', 'centre-click_left_lung_dice_mean'],
+    sd: ['lcm4_lora_frac_pneumonia', 'lcm4_base_frac_pneumonia', 'lcm2_lora_frac_pneumonia', 'lcm8_lora_frac_pneumonia'],
+  };
+  const metrics = entry.card.metrics ?? {};
+  return (byFamily[entry.family] ?? []).filter((k) => typeof metrics[k] === 'number');
+}
