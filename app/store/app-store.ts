@@ -5,11 +5,16 @@
 import { create } from 'zustand';
 import { createAlertsSlice } from './alerts';
 import { createBatchSlice } from './batch';
+import { createBatchExportSlice } from './batch-export';
 import { createClassifySlice } from './classify';
+import { createDownloadsSlice } from './downloads';
+import { createGenerateSlice } from './generate';
 import { createImagesSlice } from './images';
 import { createModelsSlice } from './models';
 import { createSegmentSlice } from './segment';
-import { createGenerateSlice } from './generate';
+import { createSegmentEvalSlice } from './segment-eval';
+import { createSegmentExportSlice } from './segment-export';
+import { createSegmentLayersSlice } from './segment-layers';
 import { createSettingsSlice } from './settings';
 import type { AppState } from './state';
 import { createZeroShotSlice } from './zero-shot';
@@ -18,10 +23,15 @@ export const useAppStore = create<AppState>()((...a) => ({
   ...createAlertsSlice(...a),
   ...createSettingsSlice(...a),
   ...createModelsSlice(...a),
+  ...createDownloadsSlice(...a),
   ...createImagesSlice(...a),
   ...createClassifySlice(...a),
   ...createZeroShotSlice(...a),
   ...createBatchSlice(...a),
+  ...createBatchExportSlice(...a),
   ...createSegmentSlice(...a),
+  ...createSegmentLayersSlice(...a),
+  ...createSegmentExportSlice(...a),
+  ...createSegmentEvalSlice(...a),
   ...createGenerateSlice(...a),
 }));

@@ -2,24 +2,23 @@
  * Batch mode: many files (folder, multi-select or zip) → one row per image, filled as the workers finish chunks.
  * Full rasters are decoded chunk by chunk and dropped after inference (only thumbnails and embeddings stay), so a
  * folder of hundreds of images does not hold hundreds of RGBA copies. Metrics, similar cases and the PCA map are
- * derived here (app/lib/batch/analysis.ts) when rows, threshold or selection change, not while rendering.
+ * derived here (app/lib/batch/analysis.ts) when rows, threshold or selection change, not while rendering. The CSV
+ * export is batch-export.ts.
  */
 import {
   batchImagesPerSecond,
-  batchLabeledRows,
+  batchInputSizes,
+  batchRowOutcome,
   batchMetrics,
   batchPrecisionAt5,
   batchLabels,
-  labeledDatasetMetadata,
   labelFromPath,
   looksLikeImagePath,
   pcaMap,
   similarCases,
-  toLabeledDatasetCsv,
   type BatchLabels,
   type BatchMetrics,
   type BatchRow,
-  type LabeledDatasetMetadata,
   type ZipEntryInfo,
   type MapPoint,
   type SimilarList,
@@ -27,8 +26,6 @@ import {
 import type { ClassifierEngine } from '../lib/classify/engine';
 import type { ClipEngine } from '../lib/clip/engine';
 import type { Raster } from '../lib/imaging/raster';
-import type { ModelInputSize } from '../lib/imaging/decode-outcome';
-import type { ModelEntry } from '../lib/models/manifest-types';
 import { errorMessage } from '../lib/runtime/outcome';
 import { guarded } from './alerts';
 import { currentPromptSets } from './selectors';
@@ -90,32 +87,12 @@ export interface BatchSlice {
   batchClear(): void;
   batchSetThreshold(t: number): void;
   batchSelect(index: number | undefined): void;
-  /** labeled_dataset.csv of the finished rows, every classifier column at the one current threshold. */
-  batchCsv(): string;
-  /** The CSV's sidecar (labeled_dataset.meta.json): that threshold, its source, the models and labels. */
-  batchCsvMetadata(): LabeledDatasetMetadata;
 }
 
 const CHUNK = 8;
 /** Batch thumbnails (table 28 px, similar cases 72 px): 64 px keeps 3,000 rows at ~50 MB. */
 const BATCH_THUMB = 64;
 
-/** The distinct model input sizes of the batch's models (the imaging worker resizes once to each). */
-function inputSizes(entries: (ModelEntry | undefined)[]): { sizes: ModelInputSize[]; index: (e: ModelEntry | undefined) => number } {
-  const key = (e: ModelEntry | undefined) => {
-    const p = e?.preprocessing;
-    return p ? `${p.size[1]}x${p.size[0]}:${p.resize}` : '224x224:bilinear';
-  };
-  const sizes: ModelInputSize[] = [];
-  const keys: string[] = [];
-  for (const e of entries) {
-    if (!e || keys.includes(key(e))) continue;
-    keys.push(key(e));
-    const p = e.preprocessing;
-    sizes.push(p ? { width: p.size[1], height: p.size[0], resize: p.resize } : { width: 224, height: 224, resize: 'bilinear' });
-  }
-  return { sizes, index: (e) => keys.indexOf(key(e)) };
-}
 const NOTHING: BatchDerived = { metrics: null, similar: [], pca: { classifierEmbedding: null, clipEmbedding: null } };
 const EMPTY = { rows: [], running: false, cancelRequested: false, threshold: 0.5, activeMs: 0, labels: batchLabels(undefined), thresholdSource: 'default 0.5' as const, derived: NOTHING };
 
@@ -155,7 +132,7 @@ export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
     const st0 = get();
     const clsEntry = cls && st0.manifest?.models.find((m) => m.id === cls.id);
     const clipEntry = clip && st0.manifest?.models.find((m) => m.id === clip.id);
-    const { sizes, index } = inputSizes([clsEntry, clipEntry]);
+    const { sizes, index } = batchInputSizes([clsEntry, clipEntry]);
     const decoded: { row: BatchRow; inputs: Raster[] }[] = [];
     for (const row of pending) {
       try {
@@ -189,22 +166,7 @@ export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
         const u = updates.get(row.index) ?? {};
         const cr = c?.ok ? c.value.results[i] : undefined;
         const zr = z?.ok ? z.value.results[i] : undefined;
-        updates.set(row.index, {
-          ...u,
-          status: cr || zr ? 'done' : 'error',
-          error: cr || zr ? undefined : c && !c.ok ? c.message : z && !z.ok ? z.message : 'no model output',
-          classifierPrediction: cr?.predicted,
-          classifierProbability: cr?.positiveProbability,
-          classifierProbabilities: cr?.probabilities,
-          classifierEmbedding: cr?.embedding,
-          oodScore: cr?.ood?.score,
-          ood: cr?.ood?.ood,
-          oodBadge: cr?.ood?.badge,
-          autoLabel: zr?.autoLabel,
-          autoConfidence: zr?.confidence,
-          zeroShotProbabilities: zr?.probabilities,
-          clipEmbedding: zr?.imageEmbedding,
-        });
+        updates.set(row.index, { ...u, ...batchRowOutcome(cr, zr, c && !c.ok ? c.message : z && !z.ok ? z.message : undefined) });
       });
       if (c?.ok && cls) get().modelRan(cls.id, c.value.report);
       if (z?.ok && clip) get().modelRan(clip.id, z.value.report);
@@ -319,28 +281,6 @@ export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
     batchSelect(selected) {
       set((s) => ({ batch: { ...s.batch, selected } }));
       derive({ selection: true });
-    },
-
-    batchCsv() {
-      const b = get().batch;
-      return toLabeledDatasetCsv(batchLabeledRows(b.rows, b.threshold, b.labels));
-    },
-
-    batchCsvMetadata() {
-      const b = get().batch;
-      const cls = get().manifest?.models.find((m) => m.id === b.classifierId);
-      const clip = get().manifest?.models.find((m) => m.id === b.clipId);
-      const binary = b.labels.positive != null;
-      return labeledDatasetMetadata({
-        file: 'labeled_dataset.csv',
-        threshold: binary ? b.threshold : null,
-        threshold_source: binary ? b.thresholdSource : 'argmax (multi-class)',
-        positive_label: b.labels.positive ?? null,
-        labels: b.labels.labels,
-        classifier: cls ? { id: cls.id, weights: cls.weights, dtype: get().models[cls.id]?.report?.dtype } : null,
-        auto_label_source: clip && b.rows.some((r) => r.autoLabel != null) ? `zero-shot ${clip.id}` : cls ? `classifier ${cls.id} at the threshold` : 'none',
-        n_rows: b.rows.filter((r) => r.status === 'done').length,
-      });
     },
   };
 };

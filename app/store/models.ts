@@ -1,38 +1,32 @@
 /**
- * Models and downloads: the model source and its manifest, the model cache's listing and quota, the one download at
- * a time, and each model's load state. Owns the app's InferenceService (app/services/inference.ts), wired to the
+ * Models: the model source and its manifest, and each model's load state (downloads and the model cache are in
+ * downloads.ts). Owns the app's InferenceService (app/services/inference.ts), wired to the
  * browser: engines in comlink workers, files downloaded into Cache Storage, plans from the page's GPU facts.
  */
 import type { Manifest, ModelEntry } from '../lib/models/manifest-types';
-import { ModelDownloader, type DownloadProgress } from '../lib/models/downloader';
-import { downloadedVariants, type ModelStore, type QuotaEstimate, type StoredModelFile } from '../lib/models/model-cache';
-import { variantFiles } from '../lib/models/manifest';
+import { downloadedVariants } from '../lib/models/model-cache';
+import { withDtypeChoice } from '../lib/models/dtype-choice';
 import { fetchManifest, localSourceFromFiles, sourceFromSetting, workerSource, type ModelSource, type ModelSourceSetting } from '../lib/models/sources';
 import type { ModelRequest } from '../lib/runtime/outcome';
 import type { RuntimeReport } from '../lib/runtime/report';
 import { errorMessage } from '../lib/runtime/outcome';
 import { appModelsBaseUrl } from '../platform/browser/env';
-import { browserModelStore } from '../platform/browser/model-cache';
 import { browserDevice } from '../platform/browser/ort';
 import { loadLastManifest, loadLocalManifest, saveLastManifest, saveLocalManifest } from '../platform/browser/saved-manifests';
 import { browserWorkers, type WorkerRegistry } from '../platform/browser/workers';
 import { InferenceService } from '../services/inference';
 import { guarded } from './alerts';
 import { defaultClassifier, defaultClip } from './selectors';
-import { loadSettings, saveSettings, type DtypeChoice } from './settings';
+import { loadSettings, saveSettings } from './settings';
 import type { SliceCreator } from './state';
+
+export type { DownloadState } from './downloads';
+export { withDtypeChoice };
 
 export interface ModelLoadState {
   status: 'idle' | 'loading' | 'ready' | 'error';
   message?: string;
   report?: RuntimeReport;
-}
-
-export interface DownloadState {
-  modelId: string;
-  progress?: DownloadProgress;
-  error?: string;
-  done?: boolean;
 }
 
 export interface ModelsSlice {
@@ -41,9 +35,6 @@ export interface ModelsSlice {
   manifestError?: string;
   /** Load state per model id; a model whose sessions were released has none. */
   models: Record<string, ModelLoadState>;
-  stored: StoredModelFile[];
-  quota: QuotaEstimate | null;
-  download: DownloadState | null;
   /** The app's comlink workers (image decoding and one per model family). */
   workers: WorkerRegistry;
   /** Runs every model: ensure downloaded -> ensure session -> run. */
@@ -58,16 +49,6 @@ export interface ModelsSlice {
   loadManifest(): Promise<void>;
   setModelSource(s: ModelSourceSetting): Promise<void>;
   chooseLocalFolder(files: File[]): Promise<void>;
-  refreshStored(): Promise<void>;
-  /** Download (or verify from the cache) the variant this device will run; false (with an alert) on failure. */
-  downloadModel(id: string): Promise<boolean>;
-  /**
-   * The Models view's "Verify": re-hash (SHA-256) every cached file of each downloaded variant against the manifest;
-   * damaged files are deleted, downloaded again and the model's sessions released. The outcome is an alert.
-   */
-  verifyModel(id: string): Promise<void>;
-  cancelDownload(): void;
-  deleteModel(id: string): Promise<void>;
   /** The request the engines need for a model of the manifest, with the current backend setting and source. */
   modelRequest(entry: ModelEntry): ModelRequest;
   /** Download if needed and create the model's session; null (state 'error', with an alert) on failure. */
@@ -78,25 +59,9 @@ export interface ModelsSlice {
   releaseSessions(): Promise<void>;
 }
 
-/**
- * The entry a request carries: with a dtype chosen in the Models view, only that variant (so the plan, the download
- * and the session all use it); 'auto' or a dtype the model lacks: the manifest's entry as is.
- */
-export function withDtypeChoice(entry: ModelEntry, choice: DtypeChoice | undefined): ModelEntry {
-  if (!choice || choice === 'auto' || !entry.variants[choice]) return entry;
-  return { ...entry, variants: { [choice]: entry.variants[choice] } };
-}
-
 export const createModelsSlice: SliceCreator<ModelsSlice> = (set, get) => {
-  // Browser adapters, created on first use: Cache Storage needs a secure context, and its absence must be an alert.
-  let store: ModelStore | null = null;
-  let downloader: ModelDownloader | null = null;
-  const modelStore = () => (store ??= browserModelStore());
-  const modelDownloader = () => (downloader ??= new ModelDownloader({ store: modelStore() }));
   const device = browserDevice();
   const workers = browserWorkers();
-  let downloadAbort: AbortController | null = null;
-  let downloadQueue: Promise<unknown> = Promise.resolve();
 
   const setLoad = (id: string, m: ModelLoadState) => set((st) => ({ models: { ...st.models, [id]: m } }));
 
@@ -118,42 +83,6 @@ export const createModelsSlice: SliceCreator<ModelsSlice> = (set, get) => {
       }),
   });
 
-  async function downloadNow(id: string): Promise<boolean> {
-    const s = get();
-    const listed = s.manifest?.models.find((m) => m.id === id);
-    if (!listed) return false;
-    const entry = withDtypeChoice(listed, s.settings.dtypes[id]);
-    let plan;
-    try {
-      plan = await inference.plan({ entry, override: s.settings.backend });
-    } catch (e) {
-      get().alert(`${entry.name} cannot run here: ${errorMessage(e)}`);
-      return false;
-    }
-    downloadAbort = new AbortController();
-    set({ download: { modelId: id } });
-    try {
-      await modelDownloader().download({
-        source: s.source,
-        files: variantFiles(entry.variants[plan.dtype]!),
-        modelId: entry.id,
-        dtype: plan.dtype,
-        signal: downloadAbort.signal,
-        onProgress: (progress) => set({ download: { modelId: id, progress } }),
-      });
-      set((st) => ({ download: { ...st.download!, done: true } }));
-      return true;
-    } catch (e) {
-      const msg = `Download of ${entry.name} failed: ${errorMessage(e)}`;
-      set((st) => ({ download: { ...(st.download ?? { modelId: id }), error: msg } }));
-      get().alert(msg);
-      return false;
-    } finally {
-      downloadAbort = null;
-      await get().refreshStored();
-    }
-  }
-
   /** Switch to another source: sessions of the old one are released, its manifest replaced. */
   async function useSource(modelSource: ModelSourceSetting, source: ModelSource) {
     const settings = { ...get().settings, modelSource };
@@ -168,9 +97,6 @@ export const createModelsSlice: SliceCreator<ModelsSlice> = (set, get) => {
     source: sourceFromSetting(loadSettings().modelSource, appModelsBaseUrl()),
     manifest: null,
     models: {},
-    stored: [],
-    quota: null,
-    download: null,
     workers,
     inference,
 
@@ -244,85 +170,6 @@ export const createModelsSlice: SliceCreator<ModelsSlice> = (set, get) => {
         get().alert(`That folder cannot be used as a model source: ${errorMessage(e)}`);
       }
     },
-
-    async refreshStored() {
-      try {
-        const [stored, quota] = await Promise.all([modelStore().list(), modelStore().estimateQuota()]);
-        set({ stored, quota });
-      } catch (e) {
-        set({ stored: [], quota: null });
-        get().alert(`The model cache is not available here: ${errorMessage(e)}`);
-      }
-    },
-
-    downloadModel(id) {
-      // One download at a time (one progress bar, bandwidth not split): later requests queue behind it.
-      const run = downloadQueue.then(() => downloadNow(id));
-      downloadQueue = run.catch(() => false);
-      return run.catch((e) => {
-        get().alert(`Download failed: ${errorMessage(e)}`);
-        return false;
-      });
-    },
-
-    verifyModel: guarded(get, 'Verifying the model files failed', async (id: string) => {
-      const entry = get().manifest?.models.find((m) => m.id === id);
-      if (!entry) return;
-      const dtypes = downloadedVariants(entry, get().source, get().stored);
-      if (!dtypes.length) {
-        await get().downloadModel(id);
-        return;
-      }
-      const run = downloadQueue.then(async () => {
-        const ok: string[] = [];
-        const repaired: string[] = [];
-        downloadAbort = new AbortController();
-        set({ download: { modelId: id } });
-        try {
-          for (const dtype of dtypes) {
-            await modelDownloader().download({
-              source: get().source,
-              files: variantFiles(entry.variants[dtype]!),
-              modelId: entry.id,
-              dtype,
-              signal: downloadAbort.signal,
-              rehash: true,
-              onVerified: (path, r) => (r === 'ok' ? ok : repaired).push(path),
-              onProgress: (progress) => set({ download: { modelId: id, progress } }),
-            });
-          }
-          set((st) => ({ download: { ...st.download!, done: true } }));
-        } finally {
-          downloadAbort = null;
-          await get().refreshStored();
-        }
-        if (repaired.length) await get().inference.release(id);
-        const n = ok.length + repaired.length;
-        get().alert(
-          repaired.length
-            ? `${entry.name}: ${repaired.length} of ${n} cached files did not match their sha256 and were downloaded again (${repaired.join(', ')})`
-            : `${entry.name}: all ${n} cached files (${dtypes.join(', ')}) re-hashed, sha256 matches the manifest`,
-          repaired.length ? 'error' : 'info',
-        );
-      });
-      downloadQueue = run.catch(() => undefined);
-      await run;
-    }),
-
-    cancelDownload() {
-      downloadAbort?.abort(new DOMException('cancelled by the user', 'AbortError'));
-    },
-
-    deleteModel: guarded(get, 'Deleting the model failed', async (id: string) => {
-      await modelStore().delete(id);
-      await get().releaseSessions();
-      set((st) => {
-        const models = { ...st.models };
-        delete models[id];
-        return { models, download: st.download?.modelId === id ? null : st.download };
-      });
-      await get().refreshStored();
-    }),
 
     modelRequest(entry) {
       const s = get();

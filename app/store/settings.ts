@@ -3,15 +3,15 @@
  * chosen backend (idb-keyval would make the first render wait).
  */
 import type { BackendOverride } from '../lib/runtime';
-import type { Dtype } from '../lib/models/manifest-types';
 import type { ModelSourceSetting } from '../lib/models/sources';
+import type { DtypeChoice } from '../lib/models/dtype-choice';
 import { guarded } from './alerts';
 import type { SliceCreator } from './state';
 
 export type { ModelSourceSetting };
 
 /** Per model: let the plan choose the variant ('auto', e.g. int8 on WASM when its card matches fp32) or force one. */
-export type DtypeChoice = 'auto' | Dtype;
+export type { DtypeChoice };
 
 export interface Settings {
   backend: BackendOverride;

@@ -5,15 +5,33 @@
 import type { StateCreator } from 'zustand';
 import type { AlertsSlice } from './alerts';
 import type { BatchSlice } from './batch';
+import type { BatchExportSlice } from './batch-export';
 import type { ClassifySlice } from './classify';
+import type { DownloadsSlice } from './downloads';
+import type { GenerateSlice } from './generate';
 import type { ImagesSlice } from './images';
 import type { ModelsSlice } from './models';
 import type { SegmentSlice } from './segment';
-import type { GenerateSlice } from './generate';
+import type { SegmentEvalSlice } from './segment-eval';
+import type { SegmentExportSlice } from './segment-export';
+import type { SegmentLayersSlice } from './segment-layers';
 import type { SettingsSlice } from './settings';
 import type { ZeroShotSlice } from './zero-shot';
 
-export type AppState = AlertsSlice & SettingsSlice & ModelsSlice & ImagesSlice & ClassifySlice & ZeroShotSlice & BatchSlice & SegmentSlice & GenerateSlice;
+export type AppState = AlertsSlice &
+  SettingsSlice &
+  ModelsSlice &
+  DownloadsSlice &
+  ImagesSlice &
+  ClassifySlice &
+  ZeroShotSlice &
+  BatchSlice &
+  BatchExportSlice &
+  SegmentSlice &
+  SegmentLayersSlice &
+  SegmentExportSlice &
+  SegmentEvalSlice &
+  GenerateSlice;
 
 /** A slice: (set, get, api) of the whole store, returning its own part. */
 export type SliceCreator<T> = StateCreator<AppState, [], [], T>;

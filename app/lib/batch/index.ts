@@ -4,3 +4,4 @@ export * from './zip';
 export * from './summary';
 export * from './rows';
 export * from './analysis';
+export * from './chunk';

@@ -1,0 +1,68 @@
+/**
+ * What the segment slices (segment.ts, segment-layers.ts, segment-export.ts, segment-eval.ts) share: the chosen
+ * model and its request, the current image's segment state and the layer helpers. Stateless accessors over the
+ * store's (set, get); the slices keep their own state in their creators' closures.
+ */
+import type { ModelEntry } from '../lib/models/manifest-types';
+import { historyInit } from '../lib/segment';
+import { defaultSegmentModelId } from '../lib/segment/models';
+import type { ImageItem } from './images';
+import type { SegImageState, SegLayer, SegmentState } from './segment';
+import type { AppState } from './state';
+
+type Set = (partial: (s: AppState) => Partial<AppState>) => void;
+
+const COLORS: [number, number, number][] = [
+  [255, 80, 80],
+  [80, 160, 255],
+  [80, 220, 120],
+  [255, 200, 60],
+  [200, 100, 255],
+  [0, 220, 220],
+];
+const DEFAULT_LABELS = ['right lung', 'left lung'];
+
+/** The chosen segment model, else the default one (the project's trained model when the manifest has it). */
+export function segmentEntry(s: Pick<AppState, 'manifest' | 'segment'>): ModelEntry | undefined {
+  const models = s.manifest?.models ?? [];
+  const id = models.some((m) => m.id === s.segment.modelId && m.family === 'sam') ? s.segment.modelId : defaultSegmentModelId(models);
+  return models.find((m) => m.id === id);
+}
+
+/** The selected mask of a layer, if it has one (candidates not upscaled yet are empty). */
+export function layerMask(l: SegLayer): Uint8Array | undefined {
+  const m = l.masks?.[l.selected];
+  return m && m.length ? m : undefined;
+}
+
+/** A new empty layer: the index-th default label (right lung, left lung, then "mask n") and colour. */
+export function newLayer(id: number, index: number, label?: string): SegLayer {
+  return { id, label: label ?? DEFAULT_LABELS[index] ?? `mask ${index + 1}`, color: COLORS[index % COLORS.length], points: [], selected: 0 };
+}
+
+/** The segment slices' view of the store: request, engine, current image and its per-image state. */
+export function segmentAccess(set: Set, get: () => AppState) {
+  const req = () => {
+    const entry = segmentEntry(get());
+    return entry ? get().modelRequest(entry) : null;
+  };
+  const tagOf = (r: NonNullable<ReturnType<typeof req>>) => `${r.entry.id}|${r.override}|${JSON.stringify(r.source.kind === 'local' ? { kind: 'local', name: r.source.name } : r.source)}`;
+  const engine = () => get().workers.segment();
+  const current = (): ImageItem | undefined => get().images.find((i) => i.id === get().currentId);
+  const patchSeg = (p: Partial<SegmentState>) => set((s) => ({ segment: { ...s.segment, ...p } }));
+  const patchImage = (id: string, p: Partial<SegImageState>) =>
+    set((s) => {
+      const cur = s.segment.byImage[id];
+      return cur ? { segment: { ...s.segment, byImage: { ...s.segment.byImage, [id]: { ...cur, ...p } } } } : {};
+    });
+  const imageState = (item: ImageItem): SegImageState => {
+    const have = get().segment.byImage[item.id];
+    if (have) return have;
+    const id = get().segment.layerSeq + 1;
+    const st: SegImageState = { encoding: false, width: item.raster.width, height: item.raster.height, history: historyInit([newLayer(id, 0)]), activeLayer: id, decoding: false };
+    set((s) => ({ segment: { ...s.segment, layerSeq: id, byImage: { ...s.segment.byImage, [item.id]: st } } }));
+    return st;
+  };
+  const activeOf = (st: SegImageState) => st.history.present.find((l) => l.id === st.activeLayer) ?? st.history.present[0];
+  return { req, tagOf, engine, current, patchSeg, patchImage, imageState, activeOf };
+}
