@@ -8,6 +8,7 @@ import { createBatchSlice } from './batch';
 import { createBatchExportSlice } from './batch-export';
 import { createClassifySlice } from './classify';
 import { createDownloadsSlice } from './downloads';
+import { createGallerySlice } from './gallery';
 import { createGenerateSlice } from './generate';
 import { createImagesSlice } from './images';
 import { createModelsSlice } from './models';
@@ -34,4 +35,5 @@ export const useAppStore = create<AppState>()((...a) => ({
   ...createSegmentExportSlice(...a),
   ...createSegmentEvalSlice(...a),
   ...createGenerateSlice(...a),
+  ...createGallerySlice(...a),
 }));

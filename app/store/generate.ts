@@ -1,17 +1,18 @@
 /**
  * Generate slice: the side-by-side base vs LoRA gallery. Each run = one prompt, N seeds, base and LoRA images from
  * the same initial latents (same seed), each scored by the loaded classifier; history kept in IndexedDB across
- * reloads (idb-keyval), deletable; export as a grid PNG + JSON record (app/lib/generate/record.ts).
+ * reloads (idb-keyval), deletable; export as a grid PNG + JSON record (app/lib/generate/record.ts): the history
+ * and export actions are in gallery.ts.
  * The size check runs here BEFORE any download (and again in the worker before any session).
  */
 import type { GenerateEvent, GenerateReport, ImageScore, Side, UnetLayout } from '../lib/generate';
-import { checkSdFit, chooseLayout, composeGrid, defaultGeneratorId, generationRecord, type RgbaImage } from '../lib/generate';
+import { checkSdFit, chooseLayout, defaultGeneratorId } from '../lib/generate';
 import type { ClassifierEngine } from '../lib/classify/engine';
 import { sha256Hex } from '../lib/models/hashing';
 import { errorMessage } from '../lib/runtime/outcome';
 import { browserDevice } from '../platform/browser/ort';
-import { loadGalleryRuns, pngToRgba, rgbaToPng, saveBlob, saveGalleryRuns } from '../platform/browser/gallery';
-import { guarded } from './alerts';
+import { rgbaToPng } from '../platform/browser/gallery';
+import { persistGallery } from './gallery';
 import { classifierEntry } from './selectors';
 import type { AppState, SliceCreator } from './state';
 
@@ -78,12 +79,8 @@ export interface GenerateSlice {
   gen: GenerateState;
   setGenForm(p: Partial<GenerateForm>): void;
   setGenModel(id: string): void;
-  loadGalleryHistory(): Promise<void>;
   generateRun(): Promise<void>;
   cancelGenerate(): Promise<void>;
-  deleteGalleryRun(id: string): Promise<void>;
-  clearGallery(): Promise<void>;
-  exportGalleryRun(id: string): Promise<void>;
 }
 
 export function generatorEntry(s: Pick<AppState, 'manifest' | 'gen'>) {
@@ -94,13 +91,7 @@ export function generatorEntry(s: Pick<AppState, 'manifest' | 'gen'>) {
 export const createGenerateSlice: SliceCreator<GenerateSlice> = (set, get) => {
   const device = browserDevice();
   const patch = (p: Partial<GenerateState>) => set((st) => ({ gen: { ...st.gen, ...p } }));
-  const persist = async () => {
-    try {
-      await saveGalleryRuns(get().gen.runs.filter((r) => r.status !== 'running'));
-    } catch (e) {
-      get().alert(`The gallery history could not be saved: ${(e as Error).message}`);
-    }
-  };
+  const persist = () => persistGallery(get);
   const updateRun = (id: string, f: (r: GalleryRun) => GalleryRun) =>
     set((st) => ({ gen: { ...st.gen, runs: st.gen.runs.map((r) => (r.id === id ? f(r) : r)) } }));
 
@@ -264,17 +255,6 @@ export const createGenerateSlice: SliceCreator<GenerateSlice> = (set, get) => {
       patch({ modelId: id, report: null, error: undefined });
     },
 
-    async loadGalleryHistory() {
-      try {
-        const runs = await loadGalleryRuns<GalleryRun>();
-        const seq = Math.max(get().gen.seq, ...runs.map((r) => Number(r.id.split('-')[1]) || 0));
-        patch({ runs, historyLoaded: true, seq });
-      } catch (e) {
-        patch({ historyLoaded: true });
-        get().alert(`The gallery history could not be read: ${(e as Error).message}`);
-      }
-    },
-
     async generateRun() {
       if (get().gen.running) return;
       try {
@@ -293,54 +273,5 @@ export const createGenerateSlice: SliceCreator<GenerateSlice> = (set, get) => {
       patch({ cancelRequested: true, progress: { ...(get().gen.progress ?? { done: 0, total: 1 }), text: 'cancelling after the current step…' } });
       await get().workers.generate().cancel();
     },
-
-    async deleteGalleryRun(id) {
-      set((st) => ({ gen: { ...st.gen, runs: st.gen.runs.filter((r) => r.id !== id) } }));
-      await persist();
-    },
-
-    async clearGallery() {
-      set((st) => ({ gen: { ...st.gen, runs: st.gen.runs.filter((r) => r.status === 'running') } }));
-      await persist();
-    },
-
-    exportGalleryRun: guarded(get, 'Export failed', async (id: string) => {
-      const run = get().gen.runs.find((r) => r.id === id);
-      if (!run) return;
-      {
-        const entry = get().manifest?.models.find((m) => m.id === run.model.id);
-        const rows: (RgbaImage | null)[][] = [];
-        for (const seed of run.seeds) {
-          const row: (RgbaImage | null)[] = [];
-          for (const side of run.sides) {
-            const im = run.images.find((i) => i.seed === seed && i.side === side);
-            row.push(im ? await pngToRgba(im.url) : null);
-          }
-          rows.push(row);
-        }
-        const maxW = Math.max(1, ...run.images.map((i) => i.width));
-        const g = composeGrid(rows, 4, Math.max(1, Math.floor(256 / maxW)));
-        const { blob } = await rgbaToPng(g.width, g.height, g.data);
-        const base = `cxr-gallery-${run.model.id}-${run.created.replace(/[:.]/g, '-')}`;
-        const record = entry
-          ? generationRecord({
-              entry,
-              dtype: run.model.dtype,
-              layout: run.model.layout,
-              backend: run.model.backend,
-              prompt: run.prompt,
-              negativePrompt: run.negativePrompt,
-              seeds: run.seeds,
-              steps: run.steps,
-              guidanceScale: run.guidance,
-              sides: run.sides,
-              created: new Date(run.created),
-              images: run.images.map((i) => ({ side: i.side, seed: i.seed, width: i.width, height: i.height, sha256: i.sha256, timesteps: [], stepMs: i.stepMs, totalMs: Math.round(i.totalMs), score: i.score })),
-            })
-          : { ...run, images: run.images.map(({ url: _u, ...rest }) => rest) };
-        saveBlob(blob, `${base}.png`);
-        saveBlob(new Blob([JSON.stringify({ ...record, grid: `${base}.png` }, null, 1)], { type: 'application/json' }), `${base}.json`);
-      }
-    }),
   };
 };

@@ -8,6 +8,7 @@ import type { BatchSlice } from './batch';
 import type { BatchExportSlice } from './batch-export';
 import type { ClassifySlice } from './classify';
 import type { DownloadsSlice } from './downloads';
+import type { GallerySlice } from './gallery';
 import type { GenerateSlice } from './generate';
 import type { ImagesSlice } from './images';
 import type { ModelsSlice } from './models';
@@ -31,7 +32,8 @@ export type AppState = AlertsSlice &
   SegmentLayersSlice &
   SegmentExportSlice &
   SegmentEvalSlice &
-  GenerateSlice;
+  GenerateSlice &
+  GallerySlice;
 
 /** A slice: (set, get, api) of the whole store, returning its own part. */
 export type SliceCreator<T> = StateCreator<AppState, [], [], T>;
