@@ -52,7 +52,7 @@ test.describe('model manager', () => {
     requests.n = 0;
     await page.reload();
     await page.getByRole('button', { name: 'Models' }).click();
-    await expect(page.getByTestId(`model-state-${FIXTURE_CLASSIFIER_ID}`)).toContainText('downloaded');
+    await expect(page.getByTestId(`model-state-${FIXTURE_CLASSIFIER_ID}`)).toHaveText(/^downloaded \(/);
     await page.getByRole('button', { name: 'Viewer' }).click();
     await page.getByTestId('classifier-select').selectOption(FIXTURE_CLASSIFIER_ID);
     await addFiles(page, [kermanyImage('NORMAL', 2)]);

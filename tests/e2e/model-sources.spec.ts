@@ -30,7 +30,7 @@ test.describe('model sources', () => {
     await expect(page.getByTestId('model-source')).toContainText('https://hf.example.test/cxr/models (revision main)');
     await expect(page.getByTestId(`model-row-${ID}`)).toBeVisible();
     await page.getByTestId(`download-${ID}`).click();
-    await expect(page.getByTestId(`model-state-${ID}`)).toContainText('downloaded');
+    await expect(page.getByTestId(`model-state-${ID}`)).toHaveText(/^downloaded \(/);
     expect(served).toContain('manifest.json');
     expect(served.some((f) => f.startsWith(`${ID}/`))).toBe(true);
     await page.getByRole('button', { name: 'Viewer' }).click();
@@ -47,7 +47,7 @@ test.describe('model sources', () => {
     await page.getByTestId('model-folder-input').setInputFiles(MODELS);
     await expect(page.getByTestId('model-source')).toContainText('local folder');
     await page.getByTestId(`download-${ID}`).click();
-    await expect(page.getByTestId(`model-state-${ID}`)).toContainText('downloaded');
+    await expect(page.getByTestId(`model-state-${ID}`)).toHaveText(/^downloaded \(/);
     await expect(page.getByTestId('cached-files')).toContainText(`${ID}/`);
     await page.getByRole('button', { name: 'Viewer' }).click();
     await page.getByTestId('classifier-select').selectOption(ID);
