@@ -16,7 +16,7 @@ from .onnx_utils import atomic_dir  # noqa: F401  (re-exported: families import 
 from .parity import max_abs_diff
 
 __all__ = ["add_common_args", "atomic_dir", "check_parity", "export_onnx", "models_dir_default", "run_onnx",
-           "seed_all", "torch_threads", "write_json"]
+           "load_ckpt", "save_ckpt", "seed_all", "torch_threads", "write_json"]
 # ----------------------------------------------------------------------------------------------------------------
 
 
@@ -99,3 +99,23 @@ def seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
+
+
+def save_ckpt(path: Path, obj: dict) -> None:
+    """torch.save to a temporary sibling, then os.replace: a killed run never leaves a torn checkpoint (the resume
+    state of train-classifier, train-generator and train-segmenter)."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_ckpt(path: Path) -> dict | None:
+    """What save_ckpt wrote, on the CPU, or None when there is no such file."""
+    import torch
+
+    path = Path(path)
+    return torch.load(path, map_location="cpu", weights_only=False) if path.exists() else None

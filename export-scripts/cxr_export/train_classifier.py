@@ -76,6 +76,107 @@ def to_tensor(u8: np.ndarray):
     return (x - mean) / std
 
 
+def resnet_config(widths: list[int], depths: list[int], labels=LABELS):
+    """A from-scratch ResNet (transformers ResNetConfig, basic blocks; ResNet-18 is widths 64,128,256,512 and depths
+    2,2,2,2): the CNN teacher and the CNN reference row of the model card (He et al., CVPR 2016)."""
+    from transformers import ResNetConfig
+
+    return ResNetConfig(num_channels=3, embedding_size=widths[0], hidden_sizes=list(widths), depths=list(depths),
+                        layer_type="basic", hidden_act="relu", downsample_in_first_stage=False,
+                        id2label={i: lab for i, lab in enumerate(labels)},
+                        label2id={lab: i for i, lab in enumerate(labels)})
+
+
+def build_model(args: argparse.Namespace):
+    """(model, arch dict) for --model vit|resnet with the CLI's architecture flags."""
+    from transformers import ResNetForImageClassification, ViTForImageClassification
+
+    if args.model == "resnet":
+        widths = [int(v) for v in args.resnet_widths.split(",")]
+        depths = [int(v) for v in args.resnet_depths.split(",")]
+        if len(widths) != len(depths):
+            raise ExportError("--resnet-widths and --resnet-depths need the same number of stages")
+        arch = dict(model="resnet", image_size=args.image_size, widths=widths, depths=depths)
+        return ResNetForImageClassification(resnet_config(widths, depths)), arch
+    arch = dict(image_size=args.image_size, patch_size=args.patch_size, hidden_size=args.hidden,
+                num_hidden_layers=args.layers, num_attention_heads=args.heads, intermediate_size=args.mlp)
+    if args.image_size % args.patch_size or args.hidden % args.heads:
+        raise ExportError("--image-size must be a multiple of --patch-size and --hidden of --heads")
+    return ViTForImageClassification(vit_config(**arch)), arch
+
+
+def load_teacher(path: Path):
+    """(teacher, input size in px): a train-classifier checkpoint folder (save_pretrained: any transformers image
+    classifier with our LABELS, its size from preprocessor_config.json) in eval mode with frozen weights."""
+    from transformers import AutoModelForImageClassification
+
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise ExportError(f"--teacher {path}: no config.json (expected a train-classifier run's checkpoint/ folder)")
+    teacher = AutoModelForImageClassification.from_pretrained(path).eval()
+    got = [teacher.config.id2label[i] for i in range(teacher.config.num_labels)]
+    if got != list(LABELS):
+        raise ExportError(f"--teacher {path}: labels {got}, expected {LABELS}")
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    pre = path / "preprocessor_config.json"
+    size = int(json.loads(pre.read_text())["size"]["height"]) if pre.is_file() else None
+    return teacher, size
+
+
+def distillation_loss(student_logits, teacher_logits, labels, ce, alpha: float, tau: float, kind: str):
+    """(1 - alpha) * CE(student, labels) + alpha * distillation term.
+
+    soft: tau^2 * KL(softmax(t / tau) || softmax(s / tau)) (Hinton et al. 2015, "Distilling the knowledge in a neural
+    network"); hard: CE(student, argmax teacher), which DeiT found better with a convnet teacher (Touvron et al.,
+    ICML 2021, section 5.1). Logits [B, C], labels [B] int64."""
+    import torch.nn.functional as F
+
+    base = ce(student_logits, labels)
+    if kind == "hard":
+        kd = F.cross_entropy(student_logits, teacher_logits.argmax(-1))
+    else:
+        kd = F.kl_div(F.log_softmax(student_logits / tau, -1), F.log_softmax(teacher_logits / tau, -1),
+                      reduction="batchmean", log_target=True) * tau * tau
+    return (1 - alpha) * base + alpha * kd
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """Temperature T > 0 minimising the NLL of softmax(logits / T) on held-out logits [N, C] (Guo et al., ICML 2017,
+    "On calibration of modern neural networks"). A 1-D search over log T (golden section on [-3, 3]) is exact
+    enough and has no optimiser state."""
+    import torch
+    import torch.nn.functional as F
+
+    lt, yt = torch.from_numpy(logits).double(), torch.from_numpy(y)
+
+    def nll(log_t: float) -> float:
+        return float(F.cross_entropy(lt / math.exp(log_t), yt))
+
+    lo, hi, g = -3.0, 3.0, (math.sqrt(5) - 1) / 2
+    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
+    for _ in range(80):
+        if nll(a) < nll(b):
+            hi, b = b, a
+            a = hi - g * (hi - lo)
+        else:
+            lo, a = a, b
+            b = lo + g * (hi - lo)
+    return math.exp((lo + hi) / 2)
+
+
+def bake_temperature(model, t: float) -> None:
+    """Divide the final classification layer's weight and bias by T, so that the exported graph's logits are the
+    calibrated logits / T and nothing downstream (ONNX, app, OOD, heatmaps) changes shape or code."""
+    import torch
+
+    last = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == len(LABELS)][-1]
+    with torch.no_grad():
+        last.weight.div_(t)
+        if last.bias is not None:
+            last.bias.div_(t)
+
+
 def augment(x, gen):
     """Batched light augmentation on normalized [B,3,H,W]: random zoom/crop (scale 0.8-1.1 of the view, aspect
     +-10%), rotation +-10 deg, shift +-8%, brightness/contrast +-10%. One affine grid_sample per batch."""
@@ -103,7 +204,7 @@ def augment(x, gen):
 
 
 def predict(model, u8: np.ndarray, batch: int = 128):
-    """softmax probabilities [N,C] and mean CE loss-free logits, eval mode, no grad."""
+    """(softmax probabilities [N,C], logits [N,C]) of uint8 images [N,S,S,3], eval mode, no grad."""
     import torch
 
     model.eval()
@@ -121,14 +222,28 @@ def predict(model, u8: np.ndarray, batch: int = 128):
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def _fingerprint(args: argparse.Namespace) -> dict:
+    """The arguments a resumed run must share with the run that wrote the resume state."""
+    keys = ("model", "image_size", "patch_size", "hidden", "layers", "heads", "mlp", "resnet_widths", "resnet_depths",
+            "batch_size", "lr", "weight_decay", "label_smoothing", "ema", "val_frac", "seed", "epochs",
+            "time_budget_min", "limit_per_class", "teacher", "distill", "distill_alpha", "distill_tau")
+    return {k: str(getattr(args, k, None)) for k in keys}
+
+
+def resume_path(out: Path) -> Path:
+    """Where an unfinished run keeps its per-epoch state (beside --out, so the atomic output folder stays whole)."""
+    out = Path(out)
+    return out.with_name(out.name + ".resume.pt")
+
+
 def train(args: argparse.Namespace) -> dict:
     import copy
 
     import torch
-    from transformers import ViTForImageClassification
 
     from . import data as D
     from .onnx_utils import atomic_dir, device
+    from .common import load_ckpt, save_ckpt
 
     t0 = time.time()
     torch.manual_seed(args.seed)
@@ -138,18 +253,17 @@ def train(args: argparse.Namespace) -> dict:
     root = Path(args.data)
     if not (root / "train").is_dir():
         raise ExportError(f"--data {root}: expected a train/<label>/ folder (e.g. ../shared/data/kermany-cxr-224)")
-    arch = dict(image_size=args.image_size, patch_size=args.patch_size, hidden_size=args.hidden,
-                num_hidden_layers=args.layers, num_attention_heads=args.heads, intermediate_size=args.mlp)
-    if args.image_size % args.patch_size or args.hidden % args.heads:
-        raise ExportError("--image-size must be a multiple of --patch-size and --hidden of --heads")
+    model, arch = build_model(args)
+    model = model.to(dev)
+    teacher, teacher_size = load_teacher(args.teacher) if args.teacher else (None, None)
+    if teacher is not None:
+        teacher = teacher.to(dev)
     images, y, paths = load_split(root, "train", args.image_size, args.limit_per_class)
     tr_idx, va_idx = D.stratified_split(y, args.val_frac, args.seed)
     x_tr, y_tr, x_va, y_va = images[tr_idx], y[tr_idx], images[va_idx], y[va_idx]
     print(f"loaded {len(y)} train images in {time.time() - t0:.1f}s: {len(y_tr)} train / {len(y_va)} val "
           f"(val pneumonia {int(y_va.sum())}, normal {int((y_va == 0).sum())})", flush=True)
 
-    config = vit_config(**arch)
-    model = ViTForImageClassification(config).to(dev)
     n_params = sum(p.numel() for p in model.parameters())
     ema = copy.deepcopy(model).eval()
     for p in ema.parameters():
@@ -157,6 +271,7 @@ def train(args: argparse.Namespace) -> dict:
     counts = np.bincount(y_tr, minlength=len(LABELS)).astype(np.float64)
     weights = torch.tensor(counts.sum() / (len(LABELS) * np.maximum(counts, 1)), dtype=torch.float32, device=dev)
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=args.label_smoothing)
+    # No weight decay on biases, norms and embeddings (positions, CLS): the usual ViT/ResNet recipe.
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embeddings" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embeddings" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
@@ -166,7 +281,30 @@ def train(args: argparse.Namespace) -> dict:
     warm = min(args.warmup_steps if args.warmup_steps is not None else steps_per_epoch, max(1, total // 5))
 
     budget_s = args.time_budget_min * 60.0 if args.time_budget_min else None
-    t_train = time.time()
+    gen = torch.Generator().manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    log, step, best, stopped_early, budget_done = [], 0, None, None, False
+    first_losses, last_losses, start_epoch, elapsed_before = [], [], 1, 0.0
+    out = Path(args.out)
+    state_file = resume_path(out)
+    state = load_ckpt(state_file) if not args.no_resume else None
+    if state is not None:
+        if state["fingerprint"] != _fingerprint(args):
+            diff = sorted(k for k in state["fingerprint"] if state["fingerprint"][k] != _fingerprint(args).get(k))
+            raise ExportError(f"{state_file} was written by a run with other arguments ({', '.join(diff)}); "
+                              "delete it, pass --no-resume, or use another --out")
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["opt"])
+        gen.set_state(state["gen"])
+        rng.bit_generator.state = state["rng"]
+        log, step, best = state["log"], state["step"], state["best"]
+        first_losses, last_losses = state["first_losses"], state["last_losses"]
+        start_epoch, elapsed_before = state["epoch"] + 1, state["train_elapsed_s"]
+        budget_done = state.get("budget_done", False)
+        print(f"resuming from {state_file}: epoch {state['epoch']} done, step {step}, "
+              f"{elapsed_before / 60:.1f} min of training so far", flush=True)
+    t_train = time.time() - elapsed_before
 
     def progress(step):
         """fraction of the schedule done: by steps, or by wall time under --time-budget-min (whichever is ahead)."""
@@ -180,14 +318,13 @@ def train(args: argparse.Namespace) -> dict:
             return args.lr * (step + 1) / warm
         return args.lr * 0.5 * (1 + math.cos(math.pi * progress(step)))
 
-    gen = torch.Generator().manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
-    log, step, best, stopped_early, budget_done = [], 0, None, None, False
-    first_losses, last_losses = [], []
-    out = Path(args.out)
     with atomic_dir(out) as tmp:
         logf = open(tmp / "log.jsonl", "w")
-        for epoch in range(1, args.epochs + 1):
+        for rec in log:
+            logf.write(json.dumps(rec) + "\n")
+        for epoch in range(start_epoch, args.epochs + 1):
+            if budget_done or (args.max_steps and step >= args.max_steps):
+                break
             model.train()
             te = time.time()
             perm = rng.permutation(len(y_tr))
@@ -203,7 +340,18 @@ def train(args: argparse.Namespace) -> dict:
                 yb = torch.from_numpy(y_tr[idx]).to(dev)
                 for g in opt.param_groups:
                     g["lr"] = lr_at(step)
-                loss = loss_fn(model(pixel_values=xb).logits, yb)
+                logits = model(pixel_values=xb).logits
+                if teacher is not None:
+                    # The teacher sees the same augmented batch as the student (DeiT's online distillation).
+                    with torch.no_grad():
+                        xt = xb if teacher_size in (None, args.image_size) else torch.nn.functional.interpolate(
+                            xb, size=(teacher_size, teacher_size), mode="bilinear", antialias=True,
+                            align_corners=False)
+                        t_logits = teacher(pixel_values=xt).logits
+                    loss = distillation_loss(logits, t_logits, yb, loss_fn, args.distill_alpha, args.distill_tau,
+                                             args.distill)
+                else:
+                    loss = loss_fn(logits, yb)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -212,6 +360,9 @@ def train(args: argparse.Namespace) -> dict:
                 with torch.no_grad():
                     for pe, pm in zip(ema.parameters(), model.parameters()):
                         pe.mul_(d).add_(pm.detach(), alpha=1 - d)
+                    # BatchNorm running statistics are buffers, not parameters: the EMA model takes the live ones.
+                    for be, bm in zip(ema.buffers(), model.buffers()):
+                        be.copy_(bm)
                 step += 1
                 losses.append(loss.item())
                 if len(first_losses) < 5:
@@ -234,26 +385,46 @@ def train(args: argparse.Namespace) -> dict:
                 key = (met["auc"], -vl)
                 if best is None or key > best["key"]:
                     best = {"key": key, "epoch": epoch, "which": tag, "state": copy.deepcopy(m.state_dict()),
-                            "probs": probs}
+                            "probs": probs, "logits": logits}
             rec["epoch_s"] = round(time.time() - te, 1)
             log.append(rec)
             logf.write(json.dumps(rec) + "\n")
             logf.flush()
             print(json.dumps(rec), flush=True)
+            save_ckpt(state_file, {"fingerprint": _fingerprint(args), "model": model.state_dict(),
+                                   "ema": ema.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
+                                   "rng": rng.bit_generator.state, "log": log, "step": step, "best": best,
+                                   "first_losses": first_losses, "last_losses": last_losses, "epoch": epoch,
+                                   "train_elapsed_s": time.time() - t_train, "budget_done": budget_done})
             if args.max_steps and step >= args.max_steps:
                 break
             if budget_done:
                 print(f"time budget of {args.time_budget_min} min (cosine schedule over wall time) used up in epoch "
                       f"{epoch} at step {step}", flush=True)
                 break
-            if args.max_minutes and (time.time() - t0) / 60.0 > args.max_minutes and epoch < args.epochs:
-                print(f"time budget of {args.max_minutes} min reached after epoch {epoch}; keeping the best val "
-                      "checkpoint so far", flush=True)
+            if args.max_minutes is not None and (time.time() - t0) / 60.0 > args.max_minutes and epoch < args.epochs:
+                print(f"this call's budget of {args.max_minutes} min reached after epoch {epoch}; the same command "
+                      "resumes from here", flush=True)
                 stopped_early = epoch
                 break
         logf.close()
+        if stopped_early:
+            raise SystemExit(3)  # atomic_dir keeps nothing; the resume state is kept
         model.load_state_dict(best["state"])
         model.eval()
+        calibration = None
+        if args.temperature_scaling:
+            # Guo et al. 2017: one scalar fitted on val logits; it changes no ranking (AUC) but the probabilities
+            # and so the Youden threshold, which is chosen after it on the calibrated val probabilities.
+            t_fit = fit_temperature(best["logits"], y_va)
+            ece_before = ece(y_va, best["probs"][:, 1])
+            bake_temperature(model, t_fit)
+            best["probs"], _ = predict(model, x_va)
+            calibration = {"temperature": t_fit, "val_ece_before": ece_before,
+                           "val_ece_after": ece(y_va, best["probs"][:, 1]),
+                           "how": "final layer's weight and bias divided by T (Guo et al. 2017), fitted on val NLL"}
+            print(f"temperature scaling on val: T = {t_fit:.3f}, ECE {ece_before:.4f} -> "
+                  f"{calibration['val_ece_after']:.4f}", flush=True)
         thr = youden_threshold(y_va, best["probs"][:, 1])
         val = binary_metrics(y_va, best["probs"][:, 1], thr)
         ckpt = tmp / "checkpoint"
@@ -262,22 +433,35 @@ def train(args: argparse.Namespace) -> dict:
         summary = {
             "arch": {**arch, "params": n_params}, "seed": args.seed, "epochs": len(log),
             "steps": step, "batch_size": args.batch_size, "lr": args.lr, "weight_decay": args.weight_decay,
-            "label_smoothing": args.label_smoothing, "ema": args.ema, "loss": "class-weighted cross-entropy",
+            "label_smoothing": args.label_smoothing, "ema": args.ema, "loss": "class-weighted cross-entropy"
+            + (f" + {args.distill} distillation from {args.teacher} (alpha {args.distill_alpha}, tau "
+               f"{args.distill_tau})" if teacher is not None else ""),
             "val_frac": args.val_frac, "n_train": int(len(y_tr)), "n_val": int(len(y_va)),
-            "planned_epochs": args.epochs, "time_budget_min": args.time_budget_min, "stopped_early_after_epoch": stopped_early,
+            "planned_epochs": args.epochs, "time_budget_min": args.time_budget_min, "stopped_early_after_epoch": None,
             "best_epoch": best["epoch"], "best_weights": best["which"], "threshold": thr,
-            "threshold_rule": "max Youden J on val", "val_metrics": val,
+            "threshold_rule": "max Youden J on val", "val_metrics": val, "calibration": calibration,
             "seconds_per_epoch": round(float(np.mean([r["epoch_s"] for r in log])), 1),
-            "wall_time_s": round(time.time() - t0, 1), "device": str(dev),
+            "training_time_s": round(time.time() - t_train, 1), "wall_time_s": round(time.time() - t0, 1),
+            "resumed": state is not None, "device": str(dev),
             "first_losses": first_losses, "last_losses": last_losses,
             "command": "cxr-export " + " ".join(sys.argv[1:]) if sys.argv and "pytest" not in sys.argv[0] else "",
             "data": str(root),
         }
+        if args.report_test:
+            # Only for reference rows (the CNN teacher): the final numbers of a model that is not exported. The test
+            # split is read here and nowhere in training or selection.
+            x_te, y_te, _ = load_split(root, "test", args.image_size)
+            p_te, _ = predict(model, x_te)
+            summary["test_metrics"] = {**binary_metrics(y_te, p_te[:, 1], thr),
+                                       "evaluated_with": "PyTorch, val threshold"}
+            print(json.dumps({"test_metrics": summary["test_metrics"]}), flush=True)
         with open(tmp / "summary.json", "w") as fh:
             json.dump(summary, fh, indent=2)
             fh.write("\n")
+    if state_file.exists():
+        state_file.unlink()
     print(json.dumps({k: summary[k] for k in ("best_epoch", "best_weights", "threshold", "val_metrics",
-                                              "wall_time_s")}), flush=True)
+                                              "calibration", "training_time_s")}), flush=True)
     return summary
 
 
@@ -307,6 +491,20 @@ def register(subparsers) -> None:
     p.add_argument("--ema", type=float, default=0.998, help="EMA decay of the weights evaluated beside the raw ones")
     p.add_argument("--val-frac", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model", choices=["vit", "resnet"], default="vit",
+                   help="vit: the app's classifier; resnet: a CNN (teacher / reference row; not exported by publish)")
+    p.add_argument("--resnet-widths", default="32,64,128,256", help="channels per stage (--model resnet)")
+    p.add_argument("--resnet-depths", default="2,2,2,2", help="basic blocks per stage (--model resnet)")
+    p.add_argument("--teacher", type=Path, default=None,
+                   help="checkpoint/ folder of an earlier train-classifier run to distil from")
+    p.add_argument("--distill", choices=["soft", "hard"], default="soft")
+    p.add_argument("--distill-alpha", type=float, default=0.5, help="weight of the distillation term")
+    p.add_argument("--distill-tau", type=float, default=2.0, help="softmax temperature of soft distillation")
+    p.add_argument("--temperature-scaling", action="store_true",
+                   help="fit a temperature on val (NLL) and bake it into the final layer before the threshold")
+    p.add_argument("--report-test", action="store_true",
+                   help="also evaluate the chosen checkpoint on test (PyTorch) into summary.json: for reference rows")
+    p.add_argument("--no-resume", action="store_true", help="ignore an unfinished run's <out>.resume.pt")
     p.add_argument("--image-size", type=int, default=DEFAULT_ARCH["image_size"])
     p.add_argument("--patch-size", type=int, default=DEFAULT_ARCH["patch_size"])
     p.add_argument("--hidden", type=int, default=DEFAULT_ARCH["hidden_size"])
@@ -317,7 +515,7 @@ def register(subparsers) -> None:
                    help="run the cosine LR schedule over this much training wall time (or --epochs, whichever ends "
                         "first) and stop when it is done; the schedule then depends on the machine's speed")
     p.add_argument("--max-minutes", type=float, default=None,
-                   help="wall-time budget: stop after the epoch that passes it (best val checkpoint kept)")
+                   help="this call's wall-time budget: stop after the epoch that passes it; the same command resumes")
     p.add_argument("--threads", type=int, default=int(os.environ.get("CXR_TORCH_THREADS", "2")))
     p.add_argument("--limit-per-class", type=int, default=None, help="use only the first N train images per class")
     p.add_argument("--max-steps", type=int, default=None, help="stop after N optimizer steps (smoke tests)")

@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from .common import load_ckpt, save_ckpt
 from .errors import ExportError
 
 MODEL_ID = "cxr-ldm-lcm"
@@ -114,22 +115,6 @@ def _seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
-
-
-def save_ckpt(path: Path, obj: dict) -> None:
-    """torch.save to a temporary sibling, then os.replace: a killed run never leaves a torn checkpoint."""
-    import torch
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def load_ckpt(path: Path) -> dict | None:
-    import torch
-
-    return torch.load(path, map_location="cpu", weights_only=False) if path.exists() else None
 
 
 def _append_log(path: Path, rows: list[dict]) -> None:
