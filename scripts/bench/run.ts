@@ -29,6 +29,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseManifest } from '../../app/lib/models/manifest';
 import type { ModelEntry } from '../../app/lib/models/manifest-types';
+import { f1, ratio } from './stats';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const PYTHON = process.env.CXR_PYTHON ?? path.join(ROOT, '.venv', 'bin', 'python');
@@ -82,6 +83,26 @@ export function discoverGraphs(modelsDir: string, filter: { families?: string[];
     }
   }
   return out;
+}
+
+/** One input of a graph at one batch: a raw little-endian file written by `cxr_export bench feeds`. */
+export interface FeedFile { file: string; dims: number[]; dtype: string }
+/** Feeds of every graph: key -> batch ('1', app batch) -> input name -> file. */
+export type FeedsIndex = Record<string, Record<string, Record<string, FeedFile>>>;
+
+/**
+ * Seeded inputs (seed 0; quantize.sample_feeds) for every graph at batch 1 and at its app batch, written once by
+ * export-scripts (`cxr_export bench feeds`) into <work>/feeds, so every backend and both benches see the same bytes.
+ * Also writes <work>/graphs.json, the spec the Python children read.
+ */
+export function writeFeeds(graphs: BenchGraph[], work: string): { specPath: string; feedsPath: string; feeds: FeedsIndex } {
+  const spec = { graphs: graphs.map(({ entry, ...g }) => ({ ...g, entry: { weights: entry.weights, source: entry.source, labels: entry.labels, config: entry.config, card: { training: entry.card.training }, preprocessing: entry.preprocessing } })) };
+  const specPath = path.join(work, 'graphs.json');
+  fs.writeFileSync(specPath, JSON.stringify(spec));
+  const fr = python(['bench', 'feeds', '--spec', specPath, '--out', path.join(work, 'feeds')]);
+  if (fr.status !== 0) throw new Error(`feeds: ${fr.stderr.slice(-800)}`);
+  const feedsPath = path.join(work, 'feeds', 'feeds.json');
+  return { specPath, feedsPath, feeds: JSON.parse(fs.readFileSync(feedsPath, 'utf8')) as FeedsIndex };
 }
 
 interface Args {
@@ -154,7 +175,8 @@ function webgpuChild(spec: Record<string, unknown>): Result {
   return parseBench(r.stdout ?? '', r.stderr ?? '', 'onnxruntime-web webgpu (Node)');
 }
 
-function machine(): Record<string, unknown> {
+/** The machine's facts printed above every table (shared machine: the load average is part of the result). */
+export function machine(): Record<string, unknown> {
   const cpus = os.cpus();
   return {
     cpu: cpus[0]?.model ?? 'unknown',
@@ -166,9 +188,6 @@ function machine(): Record<string, unknown> {
     date: new Date().toISOString(),
   };
 }
-
-const f1 = (x: unknown, d = 1) => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(d) : '—');
-const ratio = (a: unknown, b: unknown) => (typeof a === 'number' && typeof b === 'number' && b > 0 ? `${(a / b).toFixed(2)}x` : '—');
 
 interface Row { graph: Omit<BenchGraph, 'entry'>; wasm: Result; ort: Result; torch?: Result; webgpu?: Result; torchCuda?: Result }
 
@@ -282,12 +301,7 @@ async function main(): Promise<void> {
     else graphs = graphs.concat(discoverGraphs(fullDir, { families: a.families }));
   }
   if (!graphs.length) throw new Error(`no graphs found in ${a.modelsDir}/manifest.json`);
-  const spec = { graphs: graphs.map(({ entry, ...g }) => ({ ...g, entry: { weights: entry.weights, source: entry.source, labels: entry.labels, config: entry.config, card: { training: entry.card.training }, preprocessing: entry.preprocessing } })) };
-  fs.writeFileSync(path.join(work, 'graphs.json'), JSON.stringify(spec));
-  const fr = python(['bench', 'feeds', '--spec', path.join(work, 'graphs.json'), '--out', path.join(work, 'feeds')]);
-  if (fr.status !== 0) throw new Error(`feeds: ${fr.stderr.slice(-800)}`);
-  const feedsPath = path.join(work, 'feeds', 'feeds.json');
-  const feeds = JSON.parse(fs.readFileSync(feedsPath, 'utf8')) as Record<string, Record<string, unknown>>;
+  const { feedsPath, feeds } = writeFeeds(graphs, work);
   const rows: Row[] = [];
   for (const g of graphs) {
     console.error(`bench ${g.key} (${(g.bytes / 2 ** 20).toFixed(1)} MiB)`);

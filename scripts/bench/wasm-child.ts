@@ -8,6 +8,7 @@
  */
 import fs from 'node:fs';
 import * as ort from 'onnxruntime-web';
+import { median, percentile } from './stats';
 
 interface FeedFile { file: string; dims: number[]; dtype: string }
 interface ChildSpec {
@@ -42,18 +43,6 @@ function tensorOf(f: FeedFile): ort.Tensor {
     case 'bool': return new ort.Tensor('bool', new Uint8Array(buf), f.dims);
     default: throw new Error(`unsupported feed dtype ${f.dtype}`);
   }
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-function percentile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const k = (s.length - 1) * q;
-  const lo = Math.floor(k), hi = Math.ceil(k);
-  return s[lo] + (s[hi] - s[lo]) * (k - lo);
 }
 
 async function main(): Promise<void> {

@@ -12,21 +12,10 @@
  */
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
+import { median, percentile } from './stats';
 
 interface FeedFile { file: string; dims: number[]; dtype: string }
 interface ChildSpec { path: string; feeds: Record<string, Record<string, FeedFile>>; warm: number; batchIters: number; dtype?: string }
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-function percentile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const k = (s.length - 1) * q;
-  const lo = Math.floor(k), hi = Math.ceil(k);
-  return s[lo] + (s[hi] - s[lo]) * (k - lo);
-}
 
 /** navigator.gpu from dawn.node, with the SharedArrayBuffer quirk worked around. */
 async function installDawn(): Promise<GPUAdapter> {
