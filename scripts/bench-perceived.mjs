@@ -12,6 +12,8 @@
  *   3. warm profile after the idle prewarm finished (store.prewarm: sessions created while the page is idle) →
  *      drop → result: what a returning user sees.
  * Prints one JSON line with every time in ms, plus the machine's load average (shared machine).
+ * Needs the test build's store hook (`npm run build:test`). startPreview and measurePerceived are exported for
+ * scripts/bench/browser-graphs.ts (`npm run bench:browser-graphs`), which adds these numbers to its table.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -80,41 +82,74 @@ async function visit(context, base, image, { waitPrewarm }) {
   return { app_load_ms: Math.round(appLoad), prewarm_ms: prewarm == null ? null : Math.round(prewarm), drop_to_result_ms: Math.round(dropToResult), ...st };
 }
 
-async function main() {
-  const a = parseArgs(process.argv.slice(2));
-  if (!fs.existsSync(path.join(REPO, 'dist', 'index.html'))) throw new Error('dist/ is missing: run `npx vite build` first');
-  if (!fs.existsSync(a.image)) throw new Error(`no such image ${a.image}`);
-  const server = spawn('npx', ['vite', 'preview', '--host', '127.0.0.1', '--port', String(a.port), '--strictPort'], { cwd: REPO, detached: true, stdio: 'ignore' });
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-perceived-'));
-  const base = `http://127.0.0.1:${a.port}`;
+/**
+ * `vite preview` of dist/ on 127.0.0.1:port (COOP/COEP from vite.config.ts), up and answering.
+ * Returns its base URL and a stop() that ends the server's process group.
+ */
+export async function startPreview(port) {
+  if (!fs.existsSync(path.join(REPO, 'dist', 'index.html'))) throw new Error('dist/ is missing: run `npm run build:test` first');
+  const server = spawn('npx', ['vite', 'preview', '--host', '127.0.0.1', '--port', String(port), '--strictPort'], { cwd: REPO, detached: true, stdio: 'ignore' });
+  const stop = () => {
+    try {
+      process.kill(-server.pid, 'SIGTERM');
+    } catch {
+      /* gone */
+    }
+  };
+  const base = `http://127.0.0.1:${port}`;
   try {
     await waitForHttp(base, 60_000);
+  } catch (e) {
+    stop();
+    throw e;
+  }
+  return { base, stop };
+}
+
+/**
+ * The three visits on one fresh persistent profile (a temp folder, removed after): fresh profile, warm profile
+ * dropped at once, warm profile after the idle prewarm. Times in ms; load averages at start and end.
+ */
+export async function measurePerceived(base, image) {
+  if (!fs.existsSync(image)) throw new Error(`no such image ${image}`);
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-perceived-'));
+  try {
     const context = await chromium.launchPersistentContext(profile, {
       executablePath: '/usr/bin/chromium',
       headless: true,
       viewport: { width: 1400, height: 900 },
       args: ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
     });
-    const load0 = os.loadavg();
-    const fresh = await visit(context, base, a.image, { waitPrewarm: false });
-    log(`fresh profile: ${JSON.stringify(fresh)}`);
-    const warmNoWait = await visit(context, base, a.image, { waitPrewarm: false });
-    log(`warm, dropped at once: ${JSON.stringify(warmNoWait)}`);
-    const warm = await visit(context, base, a.image, { waitPrewarm: true });
-    log(`warm, after idle prewarm: ${JSON.stringify(warm)}`);
-    await context.close();
-    process.stdout.write(JSON.stringify({ image: path.basename(a.image), fresh_profile: fresh, warm_dropped_at_once: warmNoWait, warm_after_prewarm: warm, load_average: [load0, os.loadavg()].map((l) => l.map((x) => Math.round(x * 100) / 100)), cores: os.cpus().length }) + '\n');
-  } finally {
     try {
-      process.kill(-server.pid, 'SIGTERM');
-    } catch {
-      /* gone */
+      const load0 = os.loadavg();
+      const fresh = await visit(context, base, image, { waitPrewarm: false });
+      log(`fresh profile: ${JSON.stringify(fresh)}`);
+      const warmNoWait = await visit(context, base, image, { waitPrewarm: false });
+      log(`warm, dropped at once: ${JSON.stringify(warmNoWait)}`);
+      const warm = await visit(context, base, image, { waitPrewarm: true });
+      log(`warm, after idle prewarm: ${JSON.stringify(warm)}`);
+      return { image: path.basename(image), fresh_profile: fresh, warm_dropped_at_once: warmNoWait, warm_after_prewarm: warm, load_average: [load0, os.loadavg()].map((l) => l.map((x) => Math.round(x * 100) / 100)), cores: os.cpus().length };
+    } finally {
+      await context.close();
     }
+  } finally {
     fs.rmSync(profile, { recursive: true, force: true });
   }
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+async function main() {
+  const a = parseArgs(process.argv.slice(2));
+  const { base, stop } = await startPreview(a.port);
+  try {
+    process.stdout.write(JSON.stringify(await measurePerceived(base, a.image)) + '\n');
+  } finally {
+    stop();
+  }
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+}
