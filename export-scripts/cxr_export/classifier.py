@@ -292,6 +292,30 @@ def write_goldens(checkpoint, data_root, goldens_dir, prep: dict | None = None, 
     return out
 
 
+def reference_cnn(summary: dict) -> dict:
+    """{'reference_cnn': ...} when the run was distilled from a train-classifier CNN run that reported its test
+    metrics (--report-test): the CNN reference row of the model card (its arch, val threshold, test metrics)."""
+    import re
+
+    m = re.search(r"distillation from (\S+) \(", summary.get("loss", ""))
+    if not m:
+        return {}
+    teacher_run = Path(m.group(1)).parent
+    ts = teacher_run / "summary.json"
+    if not ts.is_file():
+        return {}
+    t = json.loads(ts.read_text())
+    if "test_metrics" not in t:
+        return {}
+    keep = ("accuracy", "precision", "recall", "specificity", "f1", "auc", "ece_15", "tp", "tn", "fp", "fn")
+    return {"reference_cnn": {"arch": t.get("arch"), "threshold": t.get("threshold"),
+                              "val_metrics": {k: t["val_metrics"].get(k) for k in keep},
+                              "test_metrics": {k: t["test_metrics"].get(k) for k in keep},
+                              "training_time_s": t.get("training_time_s"), "command": t.get("command"),
+                              "role": "teacher of the distillation and the CNN reference row (PyTorch, test "
+                                      "metrics at its own val threshold)"}}
+
+
 def publish(run_dir: Path, models_dir: Path, model_id: str, data_root: Path, goldens_dir: Path | None = None,
             atol: float = 1e-4) -> dict:
     """A train-classifier run -> models_dir/model_id (fp32 + int8) with test metrics (ONNX Runtime) on the card,
@@ -307,19 +331,23 @@ def publish(run_dir: Path, models_dir: Path, model_id: str, data_root: Path, gol
                                             "label_smoothing", "ema", "loss", "val_frac", "n_train", "n_val",
                                             "planned_epochs", "time_budget_min", "stopped_early_after_epoch",
                                             "best_epoch", "best_weights", "threshold_rule", "val_metrics",
-                                            "seconds_per_epoch", "wall_time_s", "device", "command")}
+                                            "seconds_per_epoch", "wall_time_s", "training_time_s", "calibration", "init_from",
+                                            "device", "command")}
     training["data"] = "kermany-cxr-224 train split only (val carved out of train, stratified, seeded)"
     training["selection"] = ("checkpoint: best val AUC over epochs (raw or EMA weights); threshold: max Youden J on "
                              "val; runs compared on val AUC only")
     if summary.get("time_budget_min"):
         training["schedule"] = ("cosine LR over a wall-time budget (--time-budget-min): the number of steps depends "
                                 "on the machine's speed; seeds, data order and augmentation are deterministic")
+    arch = summary.get("arch", {})
     card = {
-        "summary": "Small Vision Transformer (ViT, patch 32, 224 px) trained from scratch in this project to tell "
+        "summary": f"Small Vision Transformer (ViT, patch {arch.get('patch_size', 32)}, {arch.get('image_size', 224)} "
+                   "px) trained from scratch in this project to tell "
                    "PNEUMONIA from NORMAL on pediatric chest X-rays (Kermany). Threshold chosen on the validation "
                    "split (max Youden J); the test split was used only for the metrics below.",
         "threshold": thr,
         "training": training,
+        **reference_cnn(summary),
         "intended_use": "Research and teaching demo of in-browser inference; not a medical device.",
         "limitations": "Not for clinical use. Trained on pediatric (1-5 years) AP chest X-rays from one hospital "
                        "(Guangzhou); adult or other-site images are out of distribution. Images were squashed to "

@@ -72,7 +72,7 @@ def vit_from_onnx(onnx_path, arch: dict | None = None, labels=("NORMAL", "PNEUMO
     from onnx import numpy_helper
     from transformers import ViTForImageClassification
 
-    from .train_classifier import vit_config
+    from .vit import vit_config
 
     proto = onnx.load(str(onnx_path))
     named = {k[len(prefix):]: numpy_helper.to_array(v) for k, v in initializers_with_aliases(proto).items()

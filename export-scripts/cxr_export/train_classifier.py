@@ -105,6 +105,34 @@ def build_model(args: argparse.Namespace):
     return ViTForImageClassification(vit_config(**arch)), arch
 
 
+def init_weights(model, path: Path) -> str:
+    """Load the starting weights of --init-from into model (same architecture): a save_pretrained checkpoint folder,
+    or an exported ViT classifier .onnx whose PyTorch module is rebuilt from the graph and checked against ONNX
+    Runtime first (cxr_export.recover). Returns a description for summary.json."""
+    from transformers import AutoModelForImageClassification
+
+    path = Path(path)
+    if path.suffix == ".onnx":
+        from .recover import checked_vit_from_onnx
+
+        cfg = model.config
+        arch = dict(image_size=cfg.image_size, patch_size=cfg.patch_size, hidden_size=cfg.hidden_size,
+                    num_hidden_layers=cfg.num_hidden_layers, num_attention_heads=cfg.num_attention_heads,
+                    intermediate_size=cfg.intermediate_size)
+        src, diff = checked_vit_from_onnx(path, arch, LABELS)
+        how = f"{path} (rebuilt from the graph, max |ONNX Runtime - PyTorch| {diff:.1e})"
+    elif (path / "config.json").is_file():
+        src = AutoModelForImageClassification.from_pretrained(path)
+        how = str(path)
+    else:
+        raise ExportError(f"--init-from {path}: neither an .onnx file nor a checkpoint folder with config.json")
+    missing, unexpected = model.load_state_dict(src.state_dict(), strict=False)
+    if missing or unexpected:
+        raise ExportError(f"--init-from {path}: architecture differs (missing {list(missing)[:3]}, unexpected "
+                          f"{list(unexpected)[:3]})")
+    return how
+
+
 def load_teacher(path: Path):
     """(teacher, input size in px): a train-classifier checkpoint folder (save_pretrained: any transformers image
     classifier with our LABELS, its size from preprocessor_config.json) in eval mode with frozen weights."""
@@ -226,7 +254,7 @@ def _fingerprint(args: argparse.Namespace) -> dict:
     """The arguments a resumed run must share with the run that wrote the resume state."""
     keys = ("model", "image_size", "patch_size", "hidden", "layers", "heads", "mlp", "resnet_widths", "resnet_depths",
             "batch_size", "lr", "weight_decay", "label_smoothing", "ema", "val_frac", "seed", "epochs",
-            "time_budget_min", "limit_per_class", "teacher", "distill", "distill_alpha", "distill_tau")
+            "time_budget_min", "limit_per_class", "teacher", "init_from", "distill", "distill_alpha", "distill_tau")
     return {k: str(getattr(args, k, None)) for k in keys}
 
 
@@ -254,6 +282,7 @@ def train(args: argparse.Namespace) -> dict:
     if not (root / "train").is_dir():
         raise ExportError(f"--data {root}: expected a train/<label>/ folder (e.g. ../shared/data/kermany-cxr-224)")
     model, arch = build_model(args)
+    init_from = init_weights(model, args.init_from) if args.init_from else None
     model = model.to(dev)
     teacher, teacher_size = load_teacher(args.teacher) if args.teacher else (None, None)
     if teacher is not None:
@@ -442,7 +471,7 @@ def train(args: argparse.Namespace) -> dict:
             "threshold_rule": "max Youden J on val", "val_metrics": val, "calibration": calibration,
             "seconds_per_epoch": round(float(np.mean([r["epoch_s"] for r in log])), 1),
             "training_time_s": round(time.time() - t_train, 1), "wall_time_s": round(time.time() - t0, 1),
-            "resumed": state is not None, "device": str(dev),
+            "resumed": state is not None, "init_from": init_from, "device": str(dev),
             "first_losses": first_losses, "last_losses": last_losses,
             "command": "cxr-export " + " ".join(sys.argv[1:]) if sys.argv and "pytest" not in sys.argv[0] else "",
             "data": str(root),
@@ -497,6 +526,8 @@ def register(subparsers) -> None:
     p.add_argument("--resnet-depths", default="2,2,2,2", help="basic blocks per stage (--model resnet)")
     p.add_argument("--teacher", type=Path, default=None,
                    help="checkpoint/ folder of an earlier train-classifier run to distil from")
+    p.add_argument("--init-from", type=Path, default=None,
+                   help="start from these weights (same architecture): a checkpoint folder or an exported ViT .onnx")
     p.add_argument("--distill", choices=["soft", "hard"], default="soft")
     p.add_argument("--distill-alpha", type=float, default=0.5, help="weight of the distillation term")
     p.add_argument("--distill-tau", type=float, default=2.0, help="softmax temperature of soft distillation")

@@ -123,3 +123,25 @@ def test_an_interrupted_run_resumes_to_the_same_model(data_root, tmp_path):
     with pytest.raises(SystemExit):
         main([*args, "--out", str(tmp_path / "x"), "--max-minutes", "0"])
     assert main([*args, "--out", str(tmp_path / "x"), "--lr", "1e-3"]) != 0
+
+
+def test_init_from_an_exported_onnx_starts_from_its_weights(data_root, tmp_path):
+    """--init-from model.onnx: the ViT is rebuilt from the graph (recover, parity-checked) and training starts from
+    it, so a run with lr 0 leaves those weights in place: its export equals the graph it started from."""
+    first = tmp_path / "first"
+    assert main(["train-classifier", "--data", str(data_root), "--out", str(first), "--epochs", "1", *COMMON,
+                 *TINY_VIT]) == 0
+    models = tmp_path / "models"
+    assert main(["classifier", "--checkpoint", str(first / "checkpoint"), "--out-dir", str(models), "--id", "t"]) == 0
+    onnx_path = models / "t" / "model.onnx"
+    again = tmp_path / "again"
+    assert main(["train-classifier", "--data", str(data_root), "--out", str(again), "--epochs", "1", *COMMON,
+                 *TINY_VIT, "--lr", "0", "--ema", "0", "--init-from", str(onnx_path)]) == 0
+    assert "rebuilt from the graph" in json.loads((again / "summary.json").read_text())["init_from"]
+    from safetensors.torch import load_file
+
+    wa, wb = load_file(first / "checkpoint" / "model.safetensors"), load_file(again / "checkpoint" / "model.safetensors")
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
+    # an architecture that does not match is refused with the reason
+    assert main(["train-classifier", "--data", str(data_root), "--out", str(tmp_path / "x"), "--epochs", "1",
+                 *COMMON, *TINY_VIT, "--hidden", "64", "--init-from", str(onnx_path)]) != 0
