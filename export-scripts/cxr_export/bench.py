@@ -50,8 +50,20 @@ def write_feeds(spec: dict, out_dir: Path) -> dict:
     index = {}
     for g in spec["graphs"]:
         entry = {}
+        cfg = (g.get("entry") or {}).get("config") or {}
+        # Symbolic spatial dims at the model's own size: a UNet's skip Concats need latents divisible by its
+        # down-sampling (the default of 2 is not), a VAE decoder its latent_size.
+        spatial = int(cfg.get("latent_size") or 8)
         for b in sorted({1, int(g.get("app_batch", 1))}):
-            feeds = sample_feeds(Path(g["path"]), seed=0, dims={"batch": b, "batch_size": b, "N": b})
+            feeds = sample_feeds(Path(g["path"]), seed=0, dims={"batch": b, "batch_size": b, "N": b,
+                                                                "height": spatial, "width": spatial})
+            if "orig_im_size" in feeds:
+                # segment-anything's ONNX decoder resizes its masks to orig_im_size (H, W): a random value would be
+                # a size of 0 or less (scripts/export_onnx_model.py); give it the encoder's input size.
+                side = float(cfg.get("image_size") or 1024)
+                feeds["orig_im_size"] = np.array([side, side], dtype=feeds["orig_im_size"].dtype)
+            if "has_mask_input" in feeds:
+                feeds["has_mask_input"] = np.ones_like(feeds["has_mask_input"])
             dyn = _dynamic_batch(Path(g["path"]))
             if b > 1 and not dyn:
                 continue
