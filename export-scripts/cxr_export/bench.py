@@ -294,30 +294,13 @@ def child(g: dict, feeds_index: dict, backend: str, threads: int, warm: int, bat
 # ---------------------------------------------------------------------------------------------------------------
 
 
-class _Calibration:
-    """onnxruntime.quantization CalibrationDataReader over real Kermany train images (the app's preprocessing)."""
-
-    def __init__(self, prep: dict, n: int = 64, batch: int = 8):
-        from .classifier import preprocess_file
-        from .data import kermany_split, shared_dir
-
-        root = shared_dir() / "data" / "kermany-cxr-224"
-        items = kermany_split(root, "train")
-        rng = np.random.default_rng(0)
-        pick = [items[i][0] for i in sorted(rng.choice(len(items), size=min(n, len(items)), replace=False))]
-        xs = np.stack([preprocess_file(p, prep) for p in pick])
-        self.batches = iter([{"pixel_values": xs[i:i + batch]} for i in range(0, len(xs), batch)])
-
-    def get_next(self):
-        return next(self.batches, None)
-
-
 def prepare_levers(spec: dict, key: str, out: Path, threads: int) -> dict:
     """The classifier graph and its lever variants: an offline-optimised saved model (ORT_ENABLE_EXTENDED, what
     onnxruntime writes with optimized_model_filepath), the shipped dynamic int8 model and a static QDQ int8 model
     (per-channel S8S8, calibrated on 64 real Kermany train images); feeds at batch 1, 8, 16, 32."""
     import onnxruntime as ort
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    from .quantize import KermanyCalibration, quantize_qdq
 
     out.mkdir(parents=True, exist_ok=True)
     g = next(x for x in spec["graphs"] if x["key"] == key)
@@ -334,9 +317,7 @@ def prepare_levers(spec: dict, key: str, out: Path, threads: int) -> dict:
     ort.InferenceSession(g["path"], so, providers=["CPUExecutionProvider"])
     graphs["fp32-optimized"] = str(opt)
     qdq = out / "model.int8-qdq.onnx"
-    quantize_static(g["path"], str(qdq), _Calibration(g["entry"]["preprocessing"]), quant_format=QuantFormat.QDQ,
-                    per_channel=True, weight_type=QuantType.QInt8, activation_type=QuantType.QInt8,
-                    op_types_to_quantize=["MatMul"], calibrate_method=CalibrationMethod.MinMax)
+    quantize_qdq(Path(g["path"]), qdq, KermanyCalibration(g["entry"]["preprocessing"]))
     graphs["int8-qdq"] = str(qdq)
     lspec = {"graphs": [{**g, "key": name, "path": p, "dtype": "fp32" if name.startswith("fp32") else "int8",
                          "app_batch": 8} for name, p in graphs.items()]}

@@ -167,3 +167,17 @@ def downsampled_rgb(path, f: int) -> np.ndarray:
 def read_rgb_array(path) -> np.ndarray:
     """open_rgb as uint8 [H,W,3]."""
     return np.asarray(open_rgb(path), dtype=np.uint8).copy()
+
+
+def preprocess_file(path, prep: dict) -> np.ndarray:
+    """The app's preprocessing in numpy: PIL decode RGB, resize (PIL bilinear/bicubic) only if the size differs,
+    /255, (x - mean) / std, NCHW float32 [3,H,W]."""
+    from PIL import Image
+
+    with open_rgb(path) as im:
+        h, w = prep["size"]
+        if (im.height, im.width) != (h, w):
+            im = im.resize((w, h), Image.BICUBIC if prep["resize"] == "bicubic" else Image.BILINEAR)
+        a = np.asarray(im, dtype=np.float32) / 255.0
+    a = (a - np.asarray(prep["mean"], np.float32)) / np.asarray(prep["std"], np.float32)
+    return np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32)

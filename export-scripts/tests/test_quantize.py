@@ -34,3 +34,31 @@ def test_quantize_unknown_id(exported):
     with pytest.raises(ExportError, match="no model"):
         quantize(exported, "nope", "int8")
     assert sorted(p.name for p in (exported / "q").iterdir()) == ["model.onnx"]
+
+
+def test_int8_qdq_static_is_calibrated_on_real_images(exported, kermany_dir):
+    """--int8-method qdq: QuantizeLinear/DequantizeLinear pairs around the MatMuls (static QDQ, no on-the-fly
+    DynamicQuantizeLinear), activation scales from real Kermany train images, output close to fp32 on a real image."""
+    import numpy as np
+    import onnx
+
+    from cxr_export.images import preprocess_file
+
+    assert main(["quantize", "--id", "q", "--dtype", "int8", "--int8-method", "qdq", "--out-dir", str(exported)]) == 0
+    path = exported / "q" / "model.int8.onnx"
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops and "DynamicQuantizeLinear" not in ops
+    entry = mf.load(exported)["models"][0]
+    assert "quantize_static int8 QDQ" in entry["variants"]["int8"]["parity"]["reference"]
+    img = sorted((kermany_dir / "test" / "NORMAL").iterdir())[0]
+    x = preprocess_file(img, entry["preprocessing"])[None]
+    ref = run_onnx(exported / "q" / "model.onnx", {"pixel_values": x})["probabilities"]
+    got = run_onnx(path, {"pixel_values": x})["probabilities"]
+    assert np.abs(ref - got).max() < 0.05
+
+
+def test_int8_qdq_is_for_classifiers_only(tmp_path):
+    models = tmp_path / "m"
+    assert main(["clip", "--random-init", "--size", "tiny", "--out-dir", str(models), "--id", "c"]) == 0
+    with pytest.raises(ExportError, match="classifiers only"):
+        quantize(models, "c", "int8", int8_method="qdq")
