@@ -205,8 +205,12 @@ def test_items(data_root, labels: list[str]) -> list[tuple[str, int]]:
 
 
 def onnx_probabilities(onnx_path, data_root, items, prep, batch: int = 64) -> np.ndarray:
-    from .parity import run_onnx
+    """P [N, C] of ONNX Runtime on the listed images through the app's preprocessing; one image per run for a graph
+    whose activation scales span the batch (parity.batch_coupled), as the app runs it."""
+    from .parity import batch_coupled, run_onnx
 
+    if batch_coupled(onnx_path):
+        batch = 1
     probs = []
     for i in range(0, len(items), batch):
         x = np.stack([preprocess_file(Path(data_root) / p, prep) for p, _ in items[i:i + batch]])

@@ -160,9 +160,11 @@ def attention_features(att: np.ndarray) -> np.ndarray:
 
 def embed(onnx_path, inputs, batch: int = 32, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """(attention features [N, 2*L*T] float64, probabilities [N,C]) of a list of model inputs [3,H,W] (or a
-    callable per item)."""
-    from .parity import run_onnx
+    callable per item); one image per run for a dynamically quantized graph."""
+    from .parity import batch_coupled, run_onnx
 
+    if batch_coupled(onnx_path):
+        batch = 1  # the app runs such a graph one image at a time (its features depend on the batch otherwise)
     feats, probs = [], []
     for i in range(0, len(inputs), batch):
         x = np.stack([f() if callable(f) else f for f in inputs[i:i + batch]])

@@ -45,6 +45,16 @@ def session(path, threads: int = 2):
     return sess
 
 
+def batch_coupled(path) -> bool:
+    """True when the graph quantizes activations dynamically (DynamicQuantizeLinear / DynamicQuantizeMatMul: one
+    scale over the whole input, batch included), so an image's output depends on its batch mates. References for
+    such graphs run one image per call, as the app does (app/lib/models/manifest.ts batchCoupled)."""
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node}
+    return bool(ops & {"DynamicQuantizeLinear", "DynamicQuantizeMatMul"})
+
+
 def run_onnx(path, feeds: Mapping[str, np.ndarray], outputs: list[str] | None = None,
              threads: int = 2) -> dict[str, np.ndarray]:
     """Runs an ONNX graph with onnxruntime (CPU); returns {output name: array}."""

@@ -286,6 +286,10 @@ def quantize(models_dir, model_id: str, dtype: str, seed: int = 0, max_diff: flo
            else "float16 weights/compute, float32 I/O")
     variant = {"dtype": dtype, "files": files, "parity": mf.parity_record(
         worst, f"ONNX Runtime fp32 graph, same seeded input ({how}); per graph {json.dumps(per_graph)}")}
+    if dtype == "int8":
+        # app/lib/models/manifest.ts batchCoupled: dynamic activation scales span the batch, so engines run such a
+        # graph one image at a time; static QDQ scales are fixed.
+        variant["activation_quantization"] = "static" if qdq else "dynamic"
     mf.add_variant(models_dir, model_id, dtype, variant)
     return variant
 

@@ -24,6 +24,7 @@ def test_quantize_writes_variant(exported, dtype):
     v = entry["variants"][dtype]
     assert v["files"][0]["path"] == f"q/model.{dtype}.onnx" and v["files"][0]["role"] == "model"
     assert 0.0 < v["parity"]["max_abs_diff"] < 0.25
+    assert v.get("activation_quantization") == ("dynamic" if dtype == "int8" else None)
     feeds = sample_feeds(path)
     out = run_onnx(path, feeds)
     assert out["probabilities"].dtype.name == "float32"  # float32 I/O kept
@@ -50,11 +51,23 @@ def test_int8_qdq_static_is_calibrated_on_real_images(exported, kermany_dir):
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops and "DynamicQuantizeLinear" not in ops
     entry = mf.load(exported)["models"][0]
     assert "quantize_static int8 QDQ" in entry["variants"]["int8"]["parity"]["reference"]
+    assert entry["variants"]["int8"]["activation_quantization"] == "static"
+    from cxr_export.parity import batch_coupled
+
+    assert not batch_coupled(path) and batch_coupled_dynamic(exported)
     img = sorted((kermany_dir / "test" / "NORMAL").iterdir())[0]
     x = preprocess_file(img, entry["preprocessing"])[None]
     ref = run_onnx(exported / "q" / "model.onnx", {"pixel_values": x})["probabilities"]
     got = run_onnx(path, {"pixel_values": x})["probabilities"]
     assert np.abs(ref - got).max() < 0.05
+
+
+def batch_coupled_dynamic(models) -> bool:
+    """The dynamic int8 graph of the same model is batch-coupled (parity.batch_coupled sees DynamicQuantizeLinear)."""
+    from cxr_export.parity import batch_coupled
+
+    assert main(["quantize", "--id", "q", "--dtype", "int8", "--out-dir", str(models)]) == 0
+    return batch_coupled(models / "q" / "model.int8.onnx")
 
 
 def test_int8_qdq_is_for_classifiers_only(tmp_path):

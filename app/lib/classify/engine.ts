@@ -4,6 +4,7 @@
  * CLI (through app/services/inference.ts) calls it in-process with the Node host.
  */
 import type { Raster } from '../imaging/raster';
+import { batchCoupled } from '../models/manifest';
 import type { RuntimeReport } from '../runtime/report';
 import { outcome, type Batch, type FamilyEngine, type ModelRequest, type Outcome, type Progress } from '../runtime/outcome';
 import { createSessionFactory, nowMs, requestKey, SessionPool, type OrtHost, type Session } from '../runtime/sessions';
@@ -109,7 +110,13 @@ export function createClassifierEngine(host: OrtHost): ClassifierEngine {
     classify: (req, rasters, opts = {}) =>
       outcome('Classification failed', async () => {
         const l = await getLoaded(req);
-        const results = await runBatch(req, l, rasters, opts);
+        // A dynamically quantized int8 graph scales activations over the whole batch: run it one image at a time so
+        // that an image gets the same probability in the Viewer, in a batch and in the CLI, whatever its batch mates.
+        let results: ClassifierResult[];
+        if (batchCoupled(req.entry.variants[l.report.dtype])) {
+          results = [];
+          for (const r of rasters) results.push(...(await runBatch(req, l, [r], opts)));
+        } else results = await runBatch(req, l, rasters, opts);
         return { results, report: { ...l.report } };
       }),
     occlusion: (req, raster, opts = {}, onProgress) =>

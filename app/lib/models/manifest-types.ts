@@ -24,7 +24,15 @@ export interface ModelVariant {
   files: ModelFile[];
   /** ONNX Runtime vs PyTorch on the same input, measured by export-scripts when this variant was written. */
   parity?: { max_abs_diff: number; reference: string; checked_at: string };
+  /**
+   * int8 only: how activations are quantized. 'dynamic' (onnxruntime quantize_dynamic: DynamicQuantizeLinear takes
+   * one scale over the whole input tensor, batch included) makes an image's output depend on its batch mates, so
+   * engines run such a graph one image at a time; 'static' (QDQ with calibrated scales) is batch-independent.
+   * Absent on an int8 variant = 'dynamic' (what published *_quantized.onnx files are).
+   */
+  activation_quantization?: 'dynamic' | 'static';
 }
+
 
 export interface Preprocessing {
   /** [height, width] the image is resized to. */

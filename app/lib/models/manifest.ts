@@ -95,6 +95,7 @@ function parseVariant(v: unknown, at: string, key: string): ModelVariant {
     const p = obj(o.parity, `${at}.parity`);
     out.parity = { max_abs_diff: num(p.max_abs_diff, `${at}.parity.max_abs_diff`), reference: str(p.reference, `${at}.parity.reference`, { nonEmpty: false }), checked_at: str(p.checked_at, `${at}.parity.checked_at`, { nonEmpty: false }) };
   }
+  if (o.activation_quantization !== undefined) out.activation_quantization = oneOf(o.activation_quantization, ['dynamic', 'static'] as const, `${at}.activation_quantization`);
   return out;
 }
 
@@ -261,4 +262,9 @@ export function headlineMetrics(entry: ModelEntry): string[] {
   };
   const metrics = entry.card.metrics ?? {};
   return (byFamily[entry.family] ?? []).filter((k) => typeof metrics[k] === 'number');
+}
+
+/** True when a variant's outputs for one image depend on the other images of its batch (see activation_quantization). */
+export function batchCoupled(v: ModelVariant | undefined): boolean {
+  return v?.dtype === 'int8' && v.activation_quantization !== 'static';
 }
