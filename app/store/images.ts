@@ -195,10 +195,13 @@ export const createImagesSlice: SliceCreator<ImagesSlice> = (set, get) => {
     const s = get();
     const item = s.images.find((i) => i.id === s.currentId);
     if (!item) return;
-    // Two workers: the classifier and CLIP run side by side; results already there (for these models) are kept.
+    // The classification first, then the zero-shot labels (results already there for these models are kept). Run
+    // side by side, the two workers' downloads, session creations and WASM threads share the same cores and the
+    // headline result came later (issue 12.4: the drop -> classification time is what a researcher waits for).
     const needClassifier = s.classifierId && !item.classifying && item.classification?.modelId !== s.classifierId;
     const needZeroShot = s.clipId && !item.zeroShotRunning && item.zeroShot?.modelId !== s.clipId;
-    await Promise.all([needClassifier ? get().classifyCurrent() : null, needZeroShot ? get().zeroShotCurrent() : null]);
+    if (needClassifier) await get().classifyCurrent();
+    if (needZeroShot) await get().zeroShotCurrent();
   }),
 
   patchImage(id, p) {

@@ -250,6 +250,24 @@ def predict(model, u8: np.ndarray, batch: int = 128):
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def check_same_split(args: argparse.Namespace) -> None:
+    """A teacher or starting checkpoint trained with another validation split has seen this run's validation images,
+    which would then judge nothing: refuse it. The split is a function of (--seed, --val-frac, --data, --limit-per-
+    class) (data.stratified_split); a checkpoint's run folder records them in summary.json."""
+    for flag, ck in (("--teacher", args.teacher), ("--init-from", args.init_from)):
+        if not ck or Path(ck).suffix == ".onnx":
+            continue
+        summary = Path(ck).parent / "summary.json"
+        if not summary.is_file():
+            continue
+        s = json.loads(summary.read_text())
+        theirs = (s.get("seed"), s.get("val_frac"))
+        if theirs != (args.seed, args.val_frac):
+            raise ExportError(f"{flag} {ck} was trained with --seed {theirs[0]} --val-frac {theirs[1]}, this run uses "
+                              f"--seed {args.seed} --val-frac {args.val_frac}: another validation split, so it has "
+                              "seen this run's validation images; use the same --seed and --val-frac")
+
+
 def _fingerprint(args: argparse.Namespace) -> dict:
     """The arguments a resumed run must share with the run that wrote the resume state."""
     keys = ("model", "image_size", "patch_size", "hidden", "layers", "heads", "mlp", "resnet_widths", "resnet_depths",
@@ -281,6 +299,7 @@ def train(args: argparse.Namespace) -> dict:
     root = Path(args.data)
     if not (root / "train").is_dir():
         raise ExportError(f"--data {root}: expected a train/<label>/ folder (e.g. ../shared/data/kermany-cxr-224)")
+    check_same_split(args)
     model, arch = build_model(args)
     init_from = init_weights(model, args.init_from) if args.init_from else None
     model = model.to(dev)

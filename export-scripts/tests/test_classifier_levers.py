@@ -61,7 +61,7 @@ def test_distillation_loss_terms():
         0.5 * float(ce(s, y)) + 0.5 * float(hard), rel=1e-6)
 
 
-def test_cnn_teacher_then_distilled_calibrated_vit(data_root, tmp_path):
+def test_cnn_teacher_then_distilled_calibrated_vit(data_root, tmp_path, capsys):
     teacher = tmp_path / "teacher"
     assert main(["train-classifier", "--data", str(data_root), "--out", str(teacher), "--epochs", "3",
                  *COMMON, *TINY_CNN, "--report-test"]) == 0
@@ -81,6 +81,10 @@ def test_cnn_teacher_then_distilled_calibrated_vit(data_root, tmp_path):
     assert cal["temperature"] > 0 and math.isfinite(cal["val_ece_after"])
     assert ss["val_metrics"]["ece_15"] == pytest.approx(cal["val_ece_after"])
     assert not resume_path(student).exists()
+    # a teacher trained on another validation split has seen this run's validation images: refused
+    assert main(["train-classifier", "--data", str(data_root), "--out", str(tmp_path / "s2"), "--epochs", "1",
+                 *COMMON, *TINY_VIT, "--teacher", str(teacher / "checkpoint"), "--seed", "1"]) != 0
+    assert "another validation split" in capsys.readouterr().err
 
 
 def test_teacher_with_other_labels_is_refused(data_root, tmp_path, capsys):
