@@ -69,7 +69,9 @@ async function visit(context, base, image, { waitPrewarm }) {
     const t = performance.now();
     await page.waitForFunction(() => {
       const s = window.cxrStudio.store.getState();
-      return s.classifierId && s.models[s.classifierId]?.status === 'ready';
+      // Every model the prewarm creates a session for (the classifier, then CLIP): a session still being created
+      // when the X-ray is dropped shares the cores with the classification.
+      return s.classifierId && s.models[s.classifierId]?.status === 'ready' && (!s.clipId || s.models[s.clipId]?.status === 'ready');
     }, null, { timeout: 120_000 });
     prewarm = performance.now() - t;
   }
