@@ -291,6 +291,24 @@ def write_goldens(checkpoint, data_root, goldens_dir, prep: dict | None = None, 
     return out
 
 
+def card_summary(summary: dict) -> str:
+    """The card's one-paragraph summary of a train-classifier run: architecture, how it was trained (from scratch,
+    or from earlier weights with distillation / temperature scaling), threshold rule and test-split rule."""
+    arch = summary.get("arch", {})
+    how = []
+    if summary.get("init_from"):
+        how.append("started from the weights of an earlier run")
+    if "distillation" in summary.get("loss", ""):
+        how.append("distilled from a CNN trained here")
+    if summary.get("calibration"):
+        how.append(f"temperature-scaled on validation (T {summary['calibration']['temperature']:.3f})")
+    trained = ("trained in this project (" + ", ".join(how) + ")") if how else "trained from scratch in this project"
+    return (f"Small Vision Transformer (ViT, patch {arch.get('patch_size', 32)}, {arch.get('image_size', 224)} px) "
+            f"{trained} on the Kermany train split to tell PNEUMONIA from NORMAL on pediatric chest X-rays. "
+            "Threshold chosen on the validation split (max Youden J); the test split was used only for the metrics "
+            "below.")
+
+
 def reference_cnn(summary: dict) -> dict:
     """{'reference_cnn': ...} when the run was distilled from a train-classifier CNN run that reported its test
     metrics (--report-test): the CNN reference row of the model card (its arch, val threshold, test metrics)."""
@@ -340,10 +358,7 @@ def publish(run_dir: Path, models_dir: Path, model_id: str, data_root: Path, gol
                                 "on the machine's speed; seeds, data order and augmentation are deterministic")
     arch = summary.get("arch", {})
     card = {
-        "summary": f"Small Vision Transformer (ViT, patch {arch.get('patch_size', 32)}, {arch.get('image_size', 224)} "
-                   "px) trained from scratch in this project to tell "
-                   "PNEUMONIA from NORMAL on pediatric chest X-rays (Kermany). Threshold chosen on the validation "
-                   "split (max Youden J); the test split was used only for the metrics below.",
+        "summary": card_summary(summary),
         "threshold": thr,
         "training": training,
         **reference_cnn(summary),

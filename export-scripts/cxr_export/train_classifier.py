@@ -1,12 +1,19 @@
-"""`cxr-export train-classifier`: trains a small Vision Transformer (transformers ViTForImageClassification) on the
-Kermany TRAIN split only. A stratified validation set (--val-frac, seeded) is carved out of train; the epoch
-(checkpoint), the EMA-or-raw choice and the decision threshold (max Youden J) are all chosen on val. The test split is
-never read by training.
+"""`cxr-export train-classifier`: trains the project's pneumonia classifier on the Kermany TRAIN split only: the app's
+small Vision Transformer (transformers ViTForImageClassification, --model vit) or a from-scratch CNN (ResNet, --model
+resnet: the distillation teacher and the model card's reference row). A stratified validation set (--val-frac,
+seeded) is carved out of train; the epoch (checkpoint), the EMA-or-raw choice, the temperature (--temperature-scaling)
+and the decision threshold (max Youden J) are all chosen on val. The test split is never read by training
+(--report-test reads it once, after training, for a reference row).
+
+Levers: --teacher DIR (knowledge distillation, soft or hard, the teacher seeing the same augmented batch), --init-from
+(a checkpoint folder or an exported ViT .onnx), --temperature-scaling (fitted on val, baked into the last layer).
+A teacher or starting run with another validation split is refused (it has seen this run's validation images).
 
 Writes (atomically) into --out (default export-scripts/runs/pneumonia-vit):
   checkpoint/        save_pretrained model + preprocessor_config.json (the best val epoch)
   log.jsonl          one line per epoch: train loss, val loss/AUC/accuracy/F1, seconds
-  summary.json       config, seed, chosen epoch, val metrics, threshold, wall time, command
+  summary.json       config, seed, chosen epoch, val metrics, threshold, calibration, wall time, command
+and, while a run is unfinished, <out>.resume.pt beside it (per epoch; the same command resumes from it).
 
 --export-id ID additionally exports the checkpoint to <--models-dir>/ID (fp32 + int8), evaluates both on the test
 split with ONNX Runtime into the card, and regenerates tests/goldens/ID/test-images.json
