@@ -348,15 +348,14 @@ def publish(run_dir: Path, models_dir: Path, model_id: str, data_root: Path, gol
                                             "label_smoothing", "ema", "loss", "val_frac", "n_train", "n_val",
                                             "planned_epochs", "time_budget_min", "stopped_early_after_epoch",
                                             "best_epoch", "best_weights", "threshold_rule", "val_metrics",
-                                            "seconds_per_epoch", "wall_time_s", "training_time_s", "calibration", "init_from",
-                                            "device", "command")}
+                                            "seconds_per_epoch", "wall_time_s", "training_time_s", "calibration",
+                                            "init_from", "device", "command")}
     training["data"] = "kermany-cxr-224 train split only (val carved out of train, stratified, seeded)"
     training["selection"] = ("checkpoint: best val AUC over epochs (raw or EMA weights); threshold: max Youden J on "
                              "val; runs compared on val AUC only")
     if summary.get("time_budget_min"):
         training["schedule"] = ("cosine LR over a wall-time budget (--time-budget-min): the number of steps depends "
                                 "on the machine's speed; seeds, data order and augmentation are deterministic")
-    arch = summary.get("arch", {})
     card = {
         "summary": card_summary(summary),
         "threshold": thr,
