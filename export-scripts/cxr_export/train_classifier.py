@@ -532,7 +532,8 @@ def run(args: argparse.Namespace) -> dict:
 def register(subparsers) -> None:
     from .data import shared_dir
 
-    p = subparsers.add_parser("train-classifier", help="train the small pneumonia ViT on Kermany train (val carved out)",
+    p = subparsers.add_parser("train-classifier",
+                              help="train the pneumonia ViT (or a CNN teacher) on Kermany train (val carved out)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=shared_dir() / "data" / "kermany-cxr-224",
                    help="folder with train/<label>/ (default ../shared/data/kermany-cxr-224)")
