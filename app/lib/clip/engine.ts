@@ -3,6 +3,7 @@
  * and the tokenizer per model request; text embeddings cached by prompt (prompts change rarely, images often).
  * Runtime-agnostic like classify/engine.ts: workers/clip.worker.ts exposes it, the CLI runs it in-process.
  */
+import { batchCoupled } from '../models/manifest';
 import type { ModelEntry } from '../models/manifest-types';
 import type { Raster } from '../imaging/raster';
 import { toModelInputBatch } from '../imaging/preprocess';
@@ -25,6 +26,12 @@ interface Loaded {
   tokenizer: ClipTokenizer;
   report: RuntimeReport;
   textCache: Map<string, Float32Array>;
+  /**
+   * The variant scales activations over the whole batch (dynamic int8, models/manifest.ts batchCoupled): images and
+   * prompts then go one per call, so an embedding does not depend on what else was in the batch (or, for prompts,
+   * on which prompts happened to miss the cache together).
+   */
+  coupled: boolean;
   release(): Promise<unknown>;
 }
 
@@ -55,7 +62,7 @@ export function createClipEngine(host: OrtHost): ClipEngine {
           context_length: cfgNumber(req.entry, 'context_length'),
           pad_token_id: cfgNumber(req.entry, 'pad_token_id', 0),
         });
-        return { image: sessions.image_encoder, text: sessions.text_encoder, tokenizer, report, textCache: new Map(), release };
+        return { image: sessions.image_encoder, text: sessions.text_encoder, tokenizer, report, textCache: new Map(), coupled: batchCoupled(variant), release };
       } catch (e) {
         await release().catch(() => undefined);
         throw e;
@@ -63,6 +70,11 @@ export function createClipEngine(host: OrtHost): ClipEngine {
     });
 
   async function embedImages(entry: ModelEntry, l: Loaded, rasters: Raster[]): Promise<Float32Array[]> {
+    if (l.coupled && rasters.length > 1) {
+      const out: Float32Array[] = [];
+      for (const r of rasters) out.push(...(await embedImages(entry, l, [r])));
+      return out;
+    }
     const ort = await host.ort();
     const pre = entry.preprocessing;
     if (!pre) throw new Error(`${entry.name}: the manifest has no preprocessing`);
@@ -79,7 +91,9 @@ export function createClipEngine(host: OrtHost): ClipEngine {
 
   async function embedTexts(l: Loaded, prompts: string[]): Promise<Float32Array[]> {
     const missing = [...new Set(prompts.filter((p) => !l.textCache.has(p)))];
-    if (missing.length) {
+    if (l.coupled && missing.length > 1) {
+      for (const p of missing) await embedTexts(l, [p]);
+    } else if (missing.length) {
       const ort = await host.ort();
       const batch = l.tokenizer.encodeBatch(missing);
       const feeds: Record<string, OrtTensor> = {

@@ -64,3 +64,31 @@ describe.skipIf(lacks(ready, 'pneumonia-vit int8 in public/models and ../shared 
     await s.release();
   });
 });
+
+const clip = findModel(manifest, 'tiny-biomedclip');
+describe.skipIf(lacks(!!clip?.variants.int8, 'tiny-biomedclip int8 in public/models'))('CLIP engine on a dynamic int8 graph', () => {
+  it('image embeddings and zero-shot scores do not depend on the batch or on which prompts were cached', async () => {
+    const { createClipEngine } = await import('../../../app/lib/clip/engine');
+    const gray = (v: number): Raster => ({ width: 40, height: 40, data: new Uint8ClampedArray(40 * 40 * 4).map((_, i) => (i % 4 === 3 ? 255 : (v * 7 + i) % 256)) });
+    const sets = [
+      { label: 'A', prompts: ['a chest x-ray', 'an x-ray of the chest'] },
+      { label: 'B', prompts: ['a normal chest x-ray', 'pneumonia'] },
+    ];
+    const run = async (rasters: Raster[]) => {
+      // a fresh engine each time: an empty prompt cache, so all four prompts miss it together
+      const engine = createClipEngine(nodeOrtHost({ modelsDir: MODELS, threads: 1, preferDtype: 'int8' }));
+      const req = { entry: clip!, override: 'wasm' as const, source: { kind: 'app' as const } };
+      const out = await engine.zeroShot(req, rasters, sets);
+      if (!out.ok) throw new Error(out.message);
+      expect(out.value.report.dtype).toBe('int8');
+      return out.value.results;
+    };
+    const imgs = [gray(10), gray(90), gray(170)];
+    const together = await run(imgs);
+    for (let i = 0; i < imgs.length; i++) {
+      const [alone] = await run([imgs[i]!]);
+      expect(Array.from(alone!.imageEmbedding)).toEqual(Array.from(together[i]!.imageEmbedding));
+      expect(alone!.probabilities).toEqual(together[i]!.probabilities);
+    }
+  });
+});
