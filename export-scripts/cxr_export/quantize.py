@@ -234,6 +234,10 @@ def quantize(models_dir, model_id: str, dtype: str, seed: int = 0, max_diff: flo
     if int8_method not in ("dynamic", "qdq"):
         raise ExportError(f"unknown --int8-method {int8_method}; use dynamic or qdq")
     qdq = dtype == "int8" and int8_method == "qdq"
+    # symbolic spatial dims at the model's own latent size (a UNet's skip Concats need it divisible by its
+    # down-sampling; sample_feeds' default of 2 is not)
+    ls = (entry.get("config") or {}).get("latent_size")
+    dims = {"height": int(ls), "width": int(ls)} if ls else None
     if qdq and entry.get("family") != "classifier":
         raise ExportError(f"{model_id}: --int8-method qdq calibrates on X-ray images and is for classifiers only")
     files = []
@@ -252,7 +256,7 @@ def quantize(models_dir, model_id: str, dtype: str, seed: int = 0, max_diff: flo
             tmp = src.with_name(f".{src.stem}.{dtype}.tmp-{os.getpid()}.onnx")
             quantize_file(src, tmp, dtype, KermanyCalibration(entry["preprocessing"], seed=seed) if qdq else None)
             written.append((tmp, final))
-            feeds = feeds_fn(src) if feeds_fn else sample_feeds(src, seed)
+            feeds = feeds_fn(src) if feeds_fn else sample_feeds(src, seed, dims)
             ref = run_onnx(src, feeds)
             got = run_onnx(tmp, feeds)
             diff = 0.0

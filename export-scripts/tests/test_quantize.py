@@ -75,3 +75,26 @@ def test_int8_qdq_is_for_classifiers_only(tmp_path):
     assert main(["clip", "--random-init", "--size", "tiny", "--out-dir", str(models), "--id", "c"]) == 0
     with pytest.raises(ExportError, match="classifiers only"):
         quantize(models, "c", "int8", int8_method="qdq")
+
+
+def test_a_unet_is_quantized_at_its_own_latent_size(tmp_path):
+    """The UNet's skip Concats need latents divisible by its down-sampling: the parity feeds take the entry's
+    config.latent_size (sample_feeds' default 2x2 failed in up_blocks.1/Concat). The shipped cxr-ldm-lcm, fp16."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[2] / "public" / "models"
+    entry = next((e for e in json.loads((src / "manifest.json").read_text())["models"] if e["id"] == "cxr-ldm-lcm"),
+                 None)
+    if entry is None:
+        pytest.fail("public/models has no cxr-ldm-lcm")
+    entry["variants"] = {"fp32": entry["variants"]["fp32"]}
+    models = tmp_path / "m"
+    for f in entry["variants"]["fp32"]["files"]:
+        (models / f["path"]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src / f["path"], models / f["path"])
+    mf.save(models, {"models": [entry]})
+    v = quantize(models, "cxr-ldm-lcm", "fp16")
+    assert {f["path"] for f in v["files"]} >= {"cxr-ldm-lcm/unet.fp16.onnx", "cxr-ldm-lcm/vae_decoder.fp16.onnx"}
+    assert v["parity"]["max_abs_diff"] < 0.05
