@@ -124,9 +124,10 @@ test.describe('generate gallery', () => {
     test.setTimeout(240_000);
     const errors = watchErrors(page);
     await openGenerate(page, 'wasm');
-    await setForm(page, { steps: 8, seed: 1, seeds: 4 });
+    await setForm(page, { steps: 8, seed: 1, seeds: 8 });
     await page.getByTestId('gen-run').click();
-    await expect(page.getByTestId('gen-progress')).toContainText(/seed 1 · base · step \d\/8/, { timeout: 120_000 });
+    // any seed and side: on a fast machine seed 1's base side (~0.8 s) can be over before the first poll
+    await expect(page.getByTestId('gen-progress')).toContainText(/seed \d+ · [^·]+ · step \d\/8/, { timeout: 120_000 });
     await page.getByTestId('gen-cancel').click();
     const run = page.getByTestId('gallery-run').first();
     await expect(run).toHaveAttribute('data-status', 'cancelled', { timeout: 60_000 });
@@ -134,7 +135,7 @@ test.describe('generate gallery', () => {
     await expect(run.getByTestId('gallery-run-status')).toContainText(/Cancelled: (generation cancelled before step \d of 8|before seed \d)/);
     console.log(`[cancel] ${await run.getByTestId('gallery-run-status').innerText()}`);
     const n = await run.getByTestId('gallery-image').count();
-    expect(n).toBeLessThan(8);
+    expect(n).toBeLessThan(16); // 8 seeds x (base + LoRA) when not cancelled
     // the app keeps working: a new run completes
     await setForm(page, { steps: 2, seeds: 1 });
     await page.getByTestId('gen-run').click();
