@@ -6,6 +6,8 @@ import { defineConfig } from '@playwright/test';
  */
 // CXR_E2E_PORT lets a second checkout run its browser tests beside another's preview server.
 const PORT = Number(process.env.CXR_E2E_PORT ?? 4173);
+// CXR_E2E_DIST lets parallel work in one checkout test its own build (`vite build --mode test --outDir DIR`).
+const DIST = process.env.CXR_E2E_DIST ?? 'dist';
 
 export default defineConfig({
   testDir: 'tests/e2e',
@@ -41,7 +43,7 @@ export default defineConfig({
     },
   },
   webServer: {
-    command: `npx vite preview --host 127.0.0.1 --port ${PORT} --strictPort`,
+    command: `npx vite preview --host 127.0.0.1 --port ${PORT} --strictPort --outDir ${DIST}`,
     url: `http://127.0.0.1:${PORT}`,
     reuseExistingServer: !process.env.CI,
     timeout: 60_000,

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 export default function globalSetup(): void {
-  const assets = path.resolve(import.meta.dirname, '../../dist/assets');
+  const assets = path.resolve(import.meta.dirname, '../..', process.env.CXR_E2E_DIST ?? 'dist', 'assets');
   if (!fs.existsSync(assets)) return; // the specs skip or fail with "build first" themselves
   const hasHook = fs.readdirSync(assets).some((f) => f.endsWith('.js') && fs.readFileSync(path.join(assets, f), 'utf8').includes('cxrStudio'));
   if (!hasHook) throw new Error('dist/ is a production build without the test hook: run `npm run build:test` (vite build --mode test) before the browser tests');
