@@ -15,7 +15,7 @@ import path from 'node:path';
 import { parseManifest } from '../app/lib/models/manifest';
 import type { ModelEntry } from '../app/lib/models/manifest-types';
 import { checkSdFit, chooseLayout, createGenerateEngine } from '../app/lib/generate';
-import { nodeGenerateHost } from '../app/cli/generate';
+import { nodeGenerateHost } from '../app/platform/node/engines';
 
 const argv = process.argv.slice(2);
 const opt = (k: string, d: string) => {

@@ -13,7 +13,7 @@ import * as ort from 'onnxruntime-web';
 import { decodeImageFileNode } from '../app/platform/node/decode';
 import { parseManifest } from '../app/lib/models/manifest';
 import type { SamPrompt } from '../app/lib/segment/layouts';
-import { openSamPipeline } from '../app/cli/segment-eval';
+import { openSamPipeline } from '../app/platform/node/engines';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const args = process.argv.slice(2);

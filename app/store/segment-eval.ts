@@ -1,18 +1,24 @@
 /**
  * Segment folder evaluation: a folder in the cxr-lung-masks layout (images/, masks/<name>_mask.png, boxes.json) is
- * segmented lung by lung from box or point prompts and scored against the true masks (app/lib/segment/eval.ts);
- * a worst case can be opened with its predicted and true masks.
+ * segmented lung by lung from box or point prompts and scored against the true masks by the same operation as
+ * `npm run segment-eval` (app/services/segment.ts: evaluateImage); a worst case can be opened with its predicted and
+ * true masks. An image that cannot be read or scored is a failed row (named, with its cause) and the run goes on;
+ * a second folder dropped while one runs is refused with a message.
  */
-import { rasterToGray, type Raster } from '../lib/imaging/raster';
-import { imageName, lungPrompt, LUNGS, parseBoxes, scoreLung, splitLungs, summarizeEval, type Box, type EvalPrompt, type EvalRow, type EvalSummary } from '../lib/segment';
+import type { Raster } from '../lib/imaging/raster';
+import { errorMessage } from '../lib/runtime/outcome';
+import { imageName, LUNGS, parseBoxes, summarizeEval, type Box, type EvalFailure, type EvalPrompt, type EvalRow, type EvalSummary } from '../lib/segment';
 import { transfer } from '../platform/browser/workers';
-import { segmentAccess, segmentEntry } from './segment-shared';
+import { evalFolderPlan, evaluateImage } from '../services/segment';
+import { segmentAccess, segmentEntry } from './segment-access';
 import type { SliceCreator } from './state';
 
 export interface SegEvalState {
   running: boolean;
   prompt: EvalPrompt;
   rows: EvalRow[];
+  /** Images that could not be evaluated, with the cause (left out of the summary's statistics). */
+  failed: EvalFailure[];
   total: number;
   summary?: EvalSummary;
   error?: string;
@@ -25,11 +31,15 @@ export interface SegmentEvalSlice {
   segmentEvalShow(name: string, lung: (typeof LUNGS)[number]): Promise<void>;
 }
 
+/** The message shown when a folder is dropped while another one is being evaluated. */
+export const EVAL_BUSY_MESSAGE = 'An evaluation is running: wait for it to finish before evaluating another folder';
+
 export const createSegmentEvalSlice: SliceCreator<SegmentEvalSlice> = (set, get) => {
   const { req, engine } = segmentAccess(set, get);
   // Folder-evaluation inputs of the current run (blobs, not decoded: decoded again when a worst case is opened).
   let evalFiles = new Map<string, { image: { blob: Blob }; mask: { blob: Blob } }>();
   let evalBoxes: Record<string, Record<(typeof LUNGS)[number], Box>> = {};
+  const ev = (p: Partial<SegEvalState>) => set((s) => ({ segment: { ...s.segment, eval: { ...s.segment.eval, ...p } } }));
 
   async function decodeBlob(blob: Blob): Promise<Raster> {
     const buf = await blob.arrayBuffer();
@@ -40,72 +50,79 @@ export const createSegmentEvalSlice: SliceCreator<SegmentEvalSlice> = (set, get)
 
   async function evalOne(name: string, prompt: EvalPrompt) {
     const f = evalFiles.get(name);
-    const b = evalBoxes[name];
-    if (!f || !b) throw new Error('not in the evaluated folder');
-    const raster = await decodeBlob(f.image.blob);
-    const maskR = await decodeBlob(f.mask.blob);
-    if (maskR.width !== raster.width || maskR.height !== raster.height) throw new Error(`mask is ${maskR.width}×${maskR.height}, image ${raster.width}×${raster.height}`);
-    const truth = splitLungs(rasterToGray(maskR), raster.width, raster.height, b);
-    const r = req()!;
-    const enc = await engine().encode(r, raster);
-    if (!enc.ok) throw new Error(enc.message);
-    const row: EvalRow = { image: name, width: raster.width, height: raster.height, lungs: {} as EvalRow['lungs'] };
-    const pred = {} as Record<(typeof LUNGS)[number], Uint8Array>;
-    for (const lung of LUNGS) {
-      const d = await engine().decode(r, enc.value.key, lungPrompt(prompt, b[lung]), { masks: 'best' });
-      if (!d.ok) throw new Error(d.message);
-      pred[lung] = d.value.masks[d.value.best];
-      row.lungs[lung] = { ...scoreLung(pred[lung], truth[lung], truth.ignore), predictedIou: d.value.iou[d.value.best] };
+    const boxes = evalBoxes[name];
+    if (!f || !boxes) throw new Error('not in the evaluated folder');
+    const r = req();
+    if (!r) throw new Error('no segment model in the model list');
+    const image = await decodeBlob(f.image.blob);
+    const mask = await decodeBlob(f.mask.blob);
+    return { ...(await evaluateImage(engine(), r, { name, image, mask, boxes, prompt })), raster: image };
+  }
+
+  async function runFolder(files: { name: string; path: string; blob: Blob }[], prompt: EvalPrompt) {
+    const boxesFile = files.find((f) => f.path.split('/').pop() === 'boxes.json');
+    const images = files.filter((f) => /(^|\/)images\/[^/]+\.(png|jpe?g)$/i.test(f.path));
+    const masks = new Map(files.filter((f) => /(^|\/)masks\/[^/]+_mask\.png$/i.test(f.path)).map((f) => [f.name.replace(/_mask\.png$/i, ''), f]));
+    if (!boxesFile || !images.length || !masks.size) {
+      ev({ running: false, error: 'Not an evaluation folder: it needs images/, masks/<name>_mask.png and boxes.json (the cxr-lung-masks layout)', rows: [], failed: [], summary: undefined });
+      get().alert('Not an evaluation folder: it needs images/, masks/<name>_mask.png and boxes.json');
+      return;
     }
-    return { row, raster, pred, truth };
+    let boxes;
+    try {
+      boxes = parseBoxes(JSON.parse(await boxesFile.blob.text()));
+    } catch (e) {
+      ev({ running: false, error: `boxes.json: ${errorMessage(e)}` });
+      return;
+    }
+    if (!(await get().segmentEnsureLoaded())) {
+      ev({ running: false });
+      return;
+    }
+    const { todo, skipped } = evalFolderPlan(images, boxes.boxes, new Set(masks.keys()), boxes.skipped);
+    ev({ prompt, rows: [], failed: [], total: todo.length, summary: undefined, error: undefined, detail: undefined });
+    evalFiles = new Map(todo.map((f) => [imageName(f.path), { image: f, mask: masks.get(imageName(f.path))! }]));
+    evalBoxes = boxes.boxes;
+    const rows: EvalRow[] = [];
+    const failed: EvalFailure[] = [];
+    for (const f of todo) {
+      const name = imageName(f.path);
+      try {
+        rows.push((await evalOne(name, prompt)).row);
+      } catch (e) {
+        failed.push({ image: name, message: errorMessage(e) });
+      }
+      ev({ rows: [...rows], failed: [...failed] });
+    }
+    const entry = segmentEntry(get());
+    if (failed.length) get().alert(`${failed.length} of ${todo.length} images could not be evaluated (first: ${failed[0].image}: ${failed[0].message})`);
+    ev({ summary: summarizeEval(entry?.id ?? '?', prompt, rows, skipped, failed) });
   }
 
   return {
     async segmentEvalFolder(files, prompt = 'box') {
-      const ev = (p: Partial<SegEvalState>) => set((s) => ({ segment: { ...s.segment, eval: { ...s.segment.eval, ...p } } }));
-      const boxesFile = files.find((f) => f.path.split('/').pop() === 'boxes.json');
-      const images = files.filter((f) => /(^|\/)images\/[^/]+\.(png|jpe?g)$/i.test(f.path));
-      const masks = new Map(files.filter((f) => /(^|\/)masks\/[^/]+_mask\.png$/i.test(f.path)).map((f) => [f.name.replace(/_mask\.png$/i, ''), f]));
-      if (!boxesFile || !images.length || !masks.size) {
-        ev({ error: 'Not an evaluation folder: it needs images/, masks/<name>_mask.png and boxes.json (the cxr-lung-masks layout)', rows: [], summary: undefined });
-        get().alert('Not an evaluation folder: it needs images/, masks/<name>_mask.png and boxes.json');
+      if (get().segment.eval.running) {
+        get().alert(EVAL_BUSY_MESSAGE, 'info');
         return;
       }
-      let boxes;
+      ev({ running: true });
       try {
-        boxes = parseBoxes(JSON.parse(await boxesFile.blob.text()));
+        await runFolder(files, prompt);
       } catch (e) {
-        ev({ error: `boxes.json: ${(e as Error).message}` });
-        return;
+        const message = `Evaluation failed: ${errorMessage(e)}`;
+        ev({ error: message });
+        get().alert(message);
+      } finally {
+        ev({ running: false });
       }
-      if (!(await get().segmentEnsureLoaded())) return;
-      const todo = images.filter((f) => boxes.boxes[imageName(f.path)] && masks.has(imageName(f.path)));
-      const skipped = [...boxes.skipped, ...images.filter((f) => !todo.includes(f)).map((f) => imageName(f.path))];
-      ev({ running: true, prompt, rows: [], total: todo.length, summary: undefined, error: undefined, detail: undefined });
-      evalFiles = new Map(todo.map((f) => [imageName(f.path), { image: f, mask: masks.get(imageName(f.path))! }]));
-      evalBoxes = boxes.boxes;
-      const rows: EvalRow[] = [];
-      for (const f of todo) {
-        const name = imageName(f.path);
-        try {
-          const r = await evalOne(name, prompt);
-          rows.push(r.row);
-          ev({ rows: [...rows] });
-        } catch (e) {
-          skipped.push(name);
-          get().alert(`${name}: ${(e as Error).message}`);
-        }
-      }
-      const entry = segmentEntry(get());
-      ev({ running: false, summary: summarizeEval(entry?.id ?? '?', prompt, rows, skipped) });
     },
 
     async segmentEvalShow(name, lung) {
       try {
         const r = await evalOne(name, get().segment.eval.prompt);
-        set((s) => ({ segment: { ...s.segment, eval: { ...s.segment.eval, detail: { name, lung, raster: r.raster, pred: r.pred[lung], truth: r.truth[lung], dice: r.row.lungs[lung].dice } } } }));
+        ev({ detail: { name, lung, raster: r.raster, pred: r.pred[lung], truth: r.truth[lung], dice: r.row.lungs[lung].dice } });
       } catch (e) {
-        get().alert(`${name}: ${(e as Error).message}`);
+        get().alert(`${name}: ${errorMessage(e)}`);
       }
     },
   };

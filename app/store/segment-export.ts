@@ -4,7 +4,7 @@
  */
 import { maskToPng, maskToPolygons, type Ring } from '../lib/segment';
 import { buildDicomSeg, type SegSourceAttributes } from '../lib/segment/dicom-seg';
-import { layerMask, segmentAccess, segmentEntry } from './segment-shared';
+import { layerMask, segmentAccess, segmentEntry } from './segment-access';
 import type { SliceCreator } from './state';
 
 export interface SegmentExportSlice {

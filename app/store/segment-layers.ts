@@ -3,7 +3,7 @@
  * and undo/redo over the layers (app/lib/segment/history.ts). The decodes themselves are in segment.ts.
  */
 import { historyPush, historyRedo, historyUndo, longestSideShape, thresholdLogits, upscaleMaskLogits } from '../lib/segment';
-import { newLayer, segmentAccess } from './segment-shared';
+import { newLayer, segmentAccess } from './segment-access';
 import type { SliceCreator } from './state';
 
 export interface SegmentLayersSlice {

@@ -19,11 +19,11 @@ import type { Decoded } from '../lib/segment/pipeline';
 import { errorMessage } from '../lib/runtime/outcome';
 import type { ImageItem } from './images';
 import type { SegEvalState } from './segment-eval';
-import { segmentAccess } from './segment-shared';
+import { segmentAccess } from './segment-access';
 import type { SliceCreator } from './state';
 
 export type { SegEvalState };
-export { layerMask, segmentEntry } from './segment-shared';
+export { layerMask, segmentEntry } from './segment-access';
 
 export interface SegLayer {
   id: number;
@@ -200,7 +200,7 @@ export const createSegmentSlice: SliceCreator<SegmentSlice> = (set, get) => {
       hoverPreview: true,
       opacity: 0.45,
       hoverDecodes: 0,
-      eval: { running: false, prompt: 'box', rows: [], total: 0 },
+      eval: { running: false, prompt: 'box', rows: [], failed: [], total: 0 },
       layerSeq: 0,
     },
 

@@ -66,11 +66,19 @@ export interface EvalRow {
   lungs: Record<Lung, { dice: number; iou: number; predictedIou: number }>;
 }
 
+/** An image of the folder that could not be evaluated (unreadable file, mask of another size, failed decode). */
+export interface EvalFailure {
+  image: string;
+  message: string;
+}
+
 export interface EvalSummary {
   model: string;
   prompt: EvalPrompt;
   images: number;
   skipped: string[];
+  /** Images that could not be read or segmented: named with the cause, left out of the statistics. */
+  failed: EvalFailure[];
   per_lung: Record<Lung, { dice: Omit<Summary, 'min'>; iou: Omit<Summary, 'min'> }>;
 }
 
@@ -80,13 +88,14 @@ export function scoreLung(pred: Uint8Array, truth: Uint8Array, ignore: Uint8Arra
   return { dice: o.dice, iou: o.iou };
 }
 
-export function summarizeEval(model: string, prompt: EvalPrompt, rows: EvalRow[], skipped: string[] = []): EvalSummary {
+/** Mean / median / 10th percentile of Dice and IoU per lung over the scored rows; skipped and failed images named. */
+export function summarizeEval(model: string, prompt: EvalPrompt, rows: EvalRow[], skipped: string[] = [], failed: EvalFailure[] = []): EvalSummary {
   const per = {} as EvalSummary['per_lung'];
   const strip = (s: Summary) => ({ n: s.n, mean: s.mean, median: s.median, p10: s.p10 });
   for (const l of LUNGS) {
     per[l] = { dice: strip(summarize(rows.map((r) => r.lungs[l].dice))), iou: strip(summarize(rows.map((r) => r.lungs[l].iou))) };
   }
-  return { model, prompt, images: rows.length, skipped, per_lung: per };
+  return { model, prompt, images: rows.length, skipped, failed, per_lung: per };
 }
 
 /** Histogram of values in [0,1] with `bins` equal bins (the last closed). */

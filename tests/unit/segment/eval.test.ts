@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { histogram01, lungPrompt, parseBoxes, splitLungs, summarizeEval, worstCases, type EvalRow } from '../../../app/lib/segment/eval';
-import { segmentEval } from '../../../app/cli/segment-eval';
+import { parseSegmentEvalArgs, segmentEval } from '../../../app/cli/segment-eval';
 import { REPO_ROOT, hasShared, sharedPath } from '../helpers/shared';
 
 describe('cxr-lung-masks evaluation logic', () => {
@@ -35,18 +35,64 @@ describe('cxr-lung-masks evaluation logic', () => {
   });
 });
 
+/** A folder in the cxr-lung-masks layout with the first `n` real images, plus `extra` files written as given. */
+function evalFolder(n: number, extra: Record<string, Buffer | string> = {}, extraBoxes: Record<string, unknown> = {}) {
+  const src = sharedPath('data/cxr-lung-masks');
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-segeval-'));
+  for (const sub of ['images', 'masks']) fs.mkdirSync(path.join(d, sub));
+  const boxes = JSON.parse(fs.readFileSync(path.join(src, 'boxes.json'), 'utf8'));
+  const names = fs.readdirSync(path.join(src, 'images')).sort().filter((f) => boxes[f.replace(/\.[^.]+$/, '')]).slice(0, n);
+  const kept: Record<string, unknown> = { ...extraBoxes };
+  for (const f of names) {
+    const name = f.replace(/\.[^.]+$/, '');
+    fs.copyFileSync(path.join(src, 'images', f), path.join(d, 'images', f));
+    fs.copyFileSync(path.join(src, 'masks', `${name}_mask.png`), path.join(d, 'masks', `${name}_mask.png`));
+    kept[name] = boxes[name];
+  }
+  for (const [rel, body] of Object.entries(extra)) fs.writeFileSync(path.join(d, rel), body);
+  fs.writeFileSync(path.join(d, 'boxes.json'), JSON.stringify(kept));
+  return { dir: d, names: names.map((f) => f.replace(/\.[^.]+$/, '')), boxes: kept };
+}
+
 describe('npm run segment-eval', () => {
+  const modelsDir = path.join(REPO_ROOT, 'public/models');
   it('refuses a folder that is not in the layout, naming what is missing', async () => {
     const d = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-segeval-'));
-    await expect(segmentEval({ dir: d, prompt: 'box', modelsDir: path.join(REPO_ROOT, 'public/models'), model: 'tiny-sam', log: () => {} })).rejects.toThrow(/needs images\/, masks\/<name>_mask.png and boxes.json/);
+    await expect(segmentEval({ dir: d, prompt: 'box', modelsDir, model: 'tiny-sam', log: () => {} })).rejects.toThrow(/needs images\/, masks\/<name>_mask.png and boxes.json/);
   });
-  it.skipIf(!hasShared('data/cxr-lung-masks'))('scores real images per lung (tiny-sam fixture: numbers mean nothing, the plumbing does)', async () => {
+  it.skipIf(!hasShared('data/cxr-lung-masks'))('scores real images per lung through the engine; an unreadable image is a failed row and the run goes on', async () => {
+    const first = evalFolder(1);
+    const box = (first.boxes as Record<string, unknown>)[first.names[0]];
+    // a truncated PNG with a valid mask and boxes: it must fail alone
+    const mask = fs.readFileSync(path.join(first.dir, 'masks', `${first.names[0]}_mask.png`));
+    const f = evalFolder(2, { 'images/000-broken.png': mask.subarray(0, 60), 'masks/000-broken_mask.png': mask }, { '000-broken': box });
     const lines: string[] = [];
-    const { summary, rows } = await segmentEval({ dir: sharedPath('data/cxr-lung-masks'), prompt: 'center-click', modelsDir: path.join(REPO_ROOT, 'public/models'), model: 'tiny-sam', limit: 2, log: (l) => lines.push(l) });
-    expect(rows.length).toBe(2);
-    expect(lines.length).toBe(2);
+    const { summary, rows } = await segmentEval({ dir: f.dir, prompt: 'center-click', modelsDir, model: 'tiny-sam', log: (l) => lines.push(l) });
+    expect(rows.map((r) => r.image)).toEqual(f.names);
+    expect(lines[0]).toMatch(/^000-broken\tFAILED: /);
+    expect(summary.failed).toHaveLength(1);
+    expect(summary.failed[0].image).toBe('000-broken');
+    expect(summary.failed[0].message.length).toBeGreaterThan(5);
     expect(summary.per_lung.right_lung.dice.n).toBe(2);
     for (const r of rows) for (const l of Object.values(r.lungs)) expect(l.dice).toBeGreaterThanOrEqual(0);
-    expect(summary).toMatchObject({ model: 'tiny-sam', prompt: 'center-click', images: 2 });
+    expect(summary).toMatchObject({ model: 'tiny-sam', prompt: 'center-click', images: 2, variant: 'fp32', backend: 'wasm' });
+  });
+  it.skipIf(!hasShared('data/cxr-lung-masks'))('refuses a model file whose sha256 does not match the manifest, before any session', async () => {
+    const f = evalFolder(1);
+    const md = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-segeval-models-'));
+    fs.copyFileSync(path.join(modelsDir, 'manifest.json'), path.join(md, 'manifest.json'));
+    fs.mkdirSync(path.join(md, 'tiny-sam'));
+    for (const n of fs.readdirSync(path.join(modelsDir, 'tiny-sam'))) fs.copyFileSync(path.join(modelsDir, 'tiny-sam', n), path.join(md, 'tiny-sam', n));
+    const enc = path.join(md, 'tiny-sam/image_encoder.onnx');
+    const b = fs.readFileSync(enc);
+    b[b.length - 1] ^= 0xff; // same size, other bytes
+    fs.writeFileSync(enc, b);
+    await expect(segmentEval({ dir: f.dir, prompt: 'box', modelsDir: md, model: 'tiny-sam', log: () => {} })).rejects.toThrow(/tiny-sam\/image_encoder\.onnx: sha256 [0-9a-f]{64} does not match the manifest/);
+  });
+  it('parses its arguments, refusing bad values with the cause', () => {
+    expect(parseSegmentEvalArgs(['d', '--dtype', 'int8', '--limit', '3'])).toMatchObject({ dtype: 'int8', limit: 3, prompt: 'box' });
+    expect(() => parseSegmentEvalArgs(['d', '--dtype', 'q4'])).toThrow(/--dtype must be fp32, int8 or fp16/);
+    expect(() => parseSegmentEvalArgs(['d', '--limit', '0'])).toThrow(/--limit must be a positive integer/);
+    expect(() => parseSegmentEvalArgs([])).toThrow(/give the folder/);
   });
 });

@@ -11,7 +11,7 @@ import { parseManifest, findModel } from '../../../app/lib/models/manifest';
 import { decodeImageFileNode } from '../../../app/platform/node/decode';
 import { rasterToGray } from '../../../app/lib/imaging/raster';
 import { longestSideShape, samPointArrays, lungPrompt, splitLungs, scoreLung, parseBoxes, LUNGS } from '../../../app/lib/segment';
-import { openSamPipeline } from '../../../app/cli/segment-eval';
+import { openSamPipeline } from '../../../app/platform/node/engines';
 import { REPO_ROOT, hasShared, sharedPath } from '../helpers/shared';
 
 const MODELS = process.env.CXR_MODELS_DIR ?? path.join(REPO_ROOT, 'public/models');
