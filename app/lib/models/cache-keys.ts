@@ -5,6 +5,7 @@
  * (Nothing is ever served at that path; it is only a key.) Used on the main thread and in the model workers.
  */
 import type { ModelStore, QuotaEstimate, StoredModelFile } from './model-cache';
+import { checkStableKey } from './safe-path';
 
 const LOCAL_PREFIX = 'local://';
 
@@ -12,8 +13,12 @@ function origin(): string {
   return (globalThis as { location?: { origin?: string } }).location?.origin ?? 'http://localhost';
 }
 
+/**
+ * The Cache Storage key of a model file URL. Throws UnsafeModelPathError when URL parsing would change the key's
+ * segments (dot segments, `%2e`, backslashes: see safe-path.ts), so no file can be stored under another's key.
+ */
 export function cacheKeyForUrl(url: string): string {
-  return url.startsWith(LOCAL_PREFIX) ? `${origin()}/__local-models__/${url.slice(LOCAL_PREFIX.length)}` : url;
+  return checkStableKey(url.startsWith(LOCAL_PREFIX) ? `${origin()}/__local-models__/${url.slice(LOCAL_PREFIX.length)}` : url);
 }
 
 export function urlForCacheKey(key: string): string {

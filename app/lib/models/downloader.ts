@@ -7,7 +7,7 @@ import type { ModelStore } from './model-cache';
 import { openFile, resolveFileUrl, type FetchLike, type ModelSource } from './sources';
 import type { Dtype } from './manifest-types';
 
-export type ModelFileErrorCode = 'hash-mismatch' | 'size-mismatch' | 'missing' | 'too-large' | 'http' | 'network' | 'aborted';
+export type ModelFileErrorCode = 'hash-mismatch' | 'size-mismatch' | 'missing' | 'too-large' | 'no-space' | 'http' | 'network' | 'aborted';
 
 export class ModelFileError extends Error {
   readonly code: ModelFileErrorCode;
@@ -123,6 +123,7 @@ export class ModelDownloader {
       const biggest = [...req.files].sort((a, b) => b.bytes - a.bytes)[0];
       throw new ModelFileError('too-large', biggest?.path ?? req.modelId, `${req.modelId} needs ${mb(total)}, more than this device allows (${mb(req.maxBytes)})`);
     }
+    await this.checkSpace(req);
     const loadedByFile = new Map<string, number>();
     let cachedBytes = 0;
     let filesDone = 0;
@@ -181,6 +182,29 @@ export class ModelDownloader {
       emit();
     }
     return out;
+  }
+
+  /**
+   * Refuse before any byte is fetched when the files still missing from the store do not fit the free storage
+   * (quota − usage from the store's estimate: navigator.storage.estimate() in the browser). ModelFileError 'no-space'
+   * naming both numbers. No estimate (API missing): nothing to compare, the browser's own QuotaExceededError remains.
+   */
+  private async checkSpace(req: DownloadRequest): Promise<void> {
+    const missing: DownloadFileSpec[] = [];
+    for (const f of req.files) if (!(await this.store.has(resolveFileUrl(req.source, f.path), f.sha256))) missing.push(f);
+    const needed = missing.reduce((s, f) => s + f.bytes, 0);
+    if (needed === 0) return;
+    const q = await this.store.estimateQuota();
+    if (!q || !Number.isFinite(q.quota)) return;
+    const free = Math.max(0, q.quota - q.usage);
+    if (needed > free) {
+      const biggest = [...missing].sort((a, b) => b.bytes - a.bytes)[0];
+      throw new ModelFileError(
+        'no-space',
+        biggest.path,
+        `${req.modelId} needs ${mb(needed)} of browser storage but only ${mb(free)} is free (${mb(q.usage)} used of a ${mb(q.quota)} quota); nothing was downloaded. Delete other models or clear the segmentation embedding cache in the Models view.`,
+      );
+    }
   }
 
   /** Download one file (shared with any concurrent request for the same URL), verify it, store it. */

@@ -2,6 +2,7 @@
  * Parsing and validation of public/models/manifest.json (shape: manifest-types.ts), and variant choice.
  */
 import type { Dtype, Manifest, ModelEntry, ModelFamily, ModelFile, ModelVariant, Preprocessing, WeightsKind } from './manifest-types';
+import { unsafePathReason } from './safe-path';
 
 export type * from './manifest-types';
 
@@ -59,7 +60,9 @@ function sha(v: unknown, at: string): string {
 }
 function relPath(v: unknown, at: string): string {
   const s = str(v, at);
-  if (s.startsWith('/') || /^[a-z]+:/i.test(s) || s.split('/').includes('..')) throw new ManifestError(at, `must be a relative path inside the model source (got '${s}')`);
+  // The path becomes the model cache's key: see safe-path.ts for what a hostile pack could otherwise overwrite.
+  const why = unsafePathReason(s);
+  if (why) throw new ManifestError(at, `must be a relative path inside the model source (got '${s}': ${why})`);
   return s;
 }
 

@@ -5,6 +5,7 @@
  */
 import { parseManifest } from './manifest';
 import type { Manifest } from './manifest-types';
+import { checkModelFilePath } from './safe-path';
 
 export type ModelSource =
   | { kind: 'app'; baseUrl?: string }
@@ -60,19 +61,26 @@ export function normalizeHfRepoUrl(repo: string): string {
   throw new Error(`Not a Hugging Face repository: '${repo}' (expected 'org/name' or a https URL)`);
 }
 
+/** A local folder's name as one URL path segment: encoded, and never a dot segment ('.', '..') the URL parser drops. */
+function localNameSegment(name: string | undefined): string {
+  const n = encodeURIComponent(name || 'folder');
+  return /^\.+$/.test(n) ? `_${n}` : n;
+}
+
 /**
  * The URL of a file of the source; also the cache key. Local folders get a synthetic 'local://<name>/<path>' URL
  * (never fetched; see openFile).
  */
 export function resolveFileUrl(source: ModelSource, path: string): string {
-  const clean = path.replace(/^\/+/, '');
+  // Leading slashes are dropped (the source is the root); anything else unsafe is refused (UnsafeModelPathError).
+  const clean = checkModelFilePath(path.replace(/^\/+/, ''));
   switch (source.kind) {
     case 'app':
       return joinUrl(source.baseUrl ?? DEFAULT_APP_MODELS_URL, clean);
     case 'hf':
       return `${normalizeHfRepoUrl(source.repoUrl)}/resolve/${encodeURIComponent(source.revision ?? 'main')}/${clean}`;
     case 'local':
-      return `local://${encodeURIComponent(source.name ?? 'folder')}/${clean}`;
+      return `local://${localNameSegment(source.name)}/${clean}`;
   }
 }
 

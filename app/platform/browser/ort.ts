@@ -4,6 +4,7 @@
  */
 import type { Dtype, ModelEntry } from '../../lib/models/manifest-types';
 import { resolveFileUrl, type ModelSource } from '../../lib/models/sources';
+import { readVerified } from '../../lib/models/verified-read';
 import { modelPlanFacts, probeGpu, type BackendOverride, type ExecutionInputs, type GpuFacts } from '../../lib/runtime';
 import type { FileReader, Ort, OrtHost } from '../../lib/runtime/sessions';
 import { appBasePath } from './env';
@@ -39,18 +40,13 @@ export function browserDevice(): BrowserDevice {
 
 /**
  * Model files come only from the model cache, which the main thread fills through ModelDownloader (sha256 and size
- * verified). Reading the cache in the worker instead of receiving the bytes: Cache Storage is reachable from workers,
+ * verified), and are verified again on every read. Reading the cache in the worker instead of receiving the bytes: Cache Storage is reachable from workers,
  * so a large graph is never copied through the UI thread, and a session can be re-created (backend switch) on its own.
  */
 export function modelCacheReader(source: ModelSource): FileReader {
   const store = browserModelStore();
-  return async (file) => {
-    const url = resolveFileUrl(source, file.path);
-    const bytes = await store.get(url);
-    if (!bytes) throw new Error(`${file.path} is not in the model cache (download the model first)`);
-    if (bytes.byteLength !== file.bytes) throw new Error(`${file.path} in the model cache has ${bytes.byteLength} bytes, expected ${file.bytes}: delete and download it again`);
-    return bytes;
-  };
+  // Every read is re-hashed against the manifest (verified-read.ts): a damaged or substituted entry never reaches ORT.
+  return (file) => readVerified(store, resolveFileUrl(source, file.path), file);
 }
 
 /** Dtypes of a model whose files are all in the model cache with their manifest sha256. */
