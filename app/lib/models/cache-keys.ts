@@ -4,7 +4,7 @@
  * and back for callers, so the downloader, the model manager and the workers all keep using the source's own URLs.
  * (Nothing is ever served at that path; it is only a key.) Used on the main thread and in the model workers.
  */
-import type { ModelStore, QuotaEstimate, StoredModelFile } from './model-cache';
+import type { ModelStore, OrphanSweep, QuotaEstimate, StoredModelFile } from './model-cache';
 import { checkStableKey } from './safe-path';
 
 const LOCAL_PREFIX = 'local://';
@@ -48,5 +48,9 @@ export class LocalKeyModelStore implements ModelStore {
   }
   estimateQuota(): Promise<QuotaEstimate | null> {
     return this.inner.estimateQuota();
+  }
+  async sweepOrphans(): Promise<OrphanSweep> {
+    const r = (await this.inner.sweepOrphans?.()) ?? { bytesWithoutMetadata: [], metadataWithoutBytes: [] };
+    return { bytesWithoutMetadata: r.bytesWithoutMetadata.map((o) => ({ ...o, url: urlForCacheKey(o.url) })), metadataWithoutBytes: r.metadataWithoutBytes.map(urlForCacheKey) };
   }
 }

@@ -31,6 +31,19 @@ export interface ModelStore {
   delete(modelId: string): Promise<number>;
   deleteUrl(url: string): Promise<void>;
   estimateQuota(): Promise<QuotaEstimate | null>;
+  /**
+   * Find and remove half-written entries: bytes with no metadata (the tab closed between the two writes of `put`)
+   * and metadata whose bytes are gone. Stores that write atomically have none and may leave this out.
+   */
+  sweepOrphans?(): Promise<OrphanSweep>;
+}
+
+/** What sweepOrphans removed. */
+export interface OrphanSweep {
+  /** Cached bytes that had no metadata: their URLs (cache keys) and total size. */
+  bytesWithoutMetadata: { url: string; bytes: number }[];
+  /** Metadata entries whose bytes were missing (the file is listed no more). */
+  metadataWithoutBytes: string[];
 }
 
 /** Total bytes per model id. */

@@ -4,7 +4,7 @@
  * (app/lib/models/cache-keys.ts) so local-folder URLs can be cache keys.
  */
 import { createStore, del, entries, get, set, type UseStore } from 'idb-keyval';
-import type { ModelStore, StoredModelFile } from '../../lib/models/model-cache';
+import type { ModelStore, OrphanSweep, StoredModelFile } from '../../lib/models/model-cache';
 import { LocalKeyModelStore } from '../../lib/models/cache-keys';
 
 export const MODEL_CACHE_NAME = 'cxr-models-v1';
@@ -52,6 +52,10 @@ export class CacheStorageModelStore implements ModelStore {
   }
 
   async put(bytes: Uint8Array, meta: StoredModelFile) {
+    await withCacheLock(() => this.putNow(bytes, meta));
+  }
+
+  private async putNow(bytes: Uint8Array, meta: StoredModelFile) {
     const cache = await this.open();
     const body = new Blob([bytes as Uint8Array<ArrayBuffer>]);
     await cache.put(meta.url, new Response(body, { headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(bytes.byteLength), 'X-Sha256': meta.sha256 } }));
@@ -81,10 +85,60 @@ export class CacheStorageModelStore implements ModelStore {
     await del(url, this.idb);
   }
 
+  /**
+   * `put` writes the bytes (Cache Storage) and then the metadata (IndexedDB): the two stores have no shared
+   * transaction, so a tab closed in between leaves bytes no listing shows, holding quota forever. Matching is on the
+   * parsed URL (Cache Storage normalises keys, IndexedDB keeps the string as given).
+   */
+  sweepOrphans(): Promise<OrphanSweep> {
+    return withCacheLock(() => this.sweepNow());
+  }
+
+  private async sweepNow(): Promise<OrphanSweep> {
+    const cache = await this.open();
+    const metaKeys = (await entries<string, StoredModelFile>(this.idb)).map(([k]) => k);
+    const metaByHref = new Map(metaKeys.map((k) => [hrefOf(k), k]));
+    const cachedHrefs = new Set<string>();
+    const bytesWithoutMetadata: OrphanSweep['bytesWithoutMetadata'] = [];
+    for (const req of await cache.keys()) {
+      const href = hrefOf(req.url);
+      cachedHrefs.add(href);
+      if (metaByHref.has(href)) continue;
+      const res = await cache.match(req);
+      const bytes = Number(res?.headers.get('Content-Length') ?? 0) || 0;
+      await cache.delete(req);
+      bytesWithoutMetadata.push({ url: req.url, bytes });
+    }
+    const metadataWithoutBytes: string[] = [];
+    for (const [href, key] of metaByHref) {
+      if (cachedHrefs.has(href)) continue;
+      await del(key, this.idb);
+      metadataWithoutBytes.push(key);
+    }
+    return { bytesWithoutMetadata, metadataWithoutBytes };
+  }
+
   async estimateQuota() {
     if (!this.storage?.estimate) return null;
     const e = await this.storage.estimate();
     return { usage: e.usage ?? 0, quota: e.quota ?? 0 };
+  }
+}
+
+/**
+ * `put` and `sweepOrphans` hold one Web Lock across the page and its tabs, so a sweep in one tab never takes a
+ * write in flight in another for a half-written entry. Without the Web Locks API (Node tests) it runs unlocked.
+ */
+function withCacheLock<T>(fn: () => Promise<T>): Promise<T> {
+  const locks = (globalThis as { navigator?: { locks?: { request(name: string, cb: () => Promise<T>): Promise<T> } } }).navigator?.locks;
+  return locks ? locks.request('cxr-model-cache-write', fn) : fn();
+}
+
+function hrefOf(url: string): string {
+  try {
+    return new URL(url).href;
+  } catch {
+    return url;
   }
 }
 
