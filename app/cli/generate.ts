@@ -7,7 +7,10 @@
  *                       [--guidance G] [--negative "..."] [--out DIR] [--models-dir public/models] [--threads T]
  *
  * Writes DIR/<model>_s<seed>_<side>.png for seeds S..S+K-1, DIR/grid.png (rows = seeds, columns = sides) and
- * DIR/generation.json (prompt, seeds, steps, guidance, model id and file sha256s, per-image sha256 and timings).
+ * DIR/generation.json (prompt, seeds, steps, guidance, model id and file sha256s, per-image sha256, timesteps, timings
+ * and, with --classifier, each image's score): the gallery's export writes the same record for the same request.
+ * Argument parsing and file I/O around app/services/generate.ts (the gallery run), through the inference service
+ * (model files size- and sha256-verified, the plan's variant) and the app's generate engine.
  * Default model: cxr-ldm-lcm when public/models has it, else the first SD model (see defaultGeneratorId).
  */
 import fs from 'node:fs';
@@ -15,16 +18,20 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PNG } from 'pngjs';
-import { nodeOrtHost } from '../platform/node/ort';
 import { findModel, parseManifest } from '../lib/models/manifest';
 import type { ModelEntry } from '../lib/models/manifest-types';
-import { sha256Hex } from '../lib/models/hashing';
-import { createGenerateEngine, type GenerateHost } from '../lib/generate/engine';
-import { composeGrid, defaultGeneratorId, generationRecord, type RecordImage } from '../lib/generate/record';
-import type { Side } from '../lib/generate/pipeline';
+import { composeGrid, defaultGeneratorId } from '../lib/generate/record';
+import type { GenerateReport } from '../lib/generate/types';
+import type { ClassifierEngine } from '../lib/classify/engine';
+import type { ModelRequest } from '../lib/runtime/outcome';
+import { nodeGenerateEngines } from '../platform/node/engines';
+import { nodeModelFiles } from '../platform/node/model-files';
+import { nodePlanInputs } from '../platform/node/ort';
+import { InferenceService } from '../services/inference';
+import { galleryRecord, planGallery, runGallery, scoresFrom, type SideChoice } from '../services/generate';
 
 const HELP = `usage: npm run generate -- --model ID --prompt "..." --seed S --steps N [--n K] [--side base|lora|both]
-       [--guidance G] [--negative "..."] [--out DIR] [--models-dir public/models] [--threads T]`;
+       [--guidance G] [--negative "..."] [--classifier ID] [--out DIR] [--models-dir public/models] [--threads T]`;
 
 export interface GenerateArgs {
   model?: string;
@@ -33,8 +40,10 @@ export interface GenerateArgs {
   seed: number;
   steps: number;
   n: number;
-  side: 'base' | 'lora' | 'both';
+  side: SideChoice;
   guidance?: number;
+  /** Score each image with this classifier (the gallery scores with the app's chosen one). */
+  classifier?: string;
   out: string;
   modelsDir: string;
   threads: number;
@@ -76,6 +85,7 @@ export function parseGenerateArgs(argv: string[]): GenerateArgs {
         a.side = s;
         break;
       }
+      case '--classifier': a.classifier = v(); break;
       case '--out': a.out = v(); break;
       case '--models-dir': a.modelsDir = path.resolve(v()); break;
       case '--threads': a.threads = int('--threads', 1, 64); break;
@@ -84,15 +94,6 @@ export function parseGenerateArgs(argv: string[]): GenerateArgs {
     }
   }
   return a;
-}
-
-/** A GenerateHost over a models folder on disk (Node: wasm, no GPU; files read from modelsDir). */
-export function nodeGenerateHost(modelsDir: string, threads: number): GenerateHost {
-  return {
-    ...nodeOrtHost({ modelsDir, threads }),
-    deviceMemoryGiB: Math.floor(os.totalmem() / 1024 ** 3),
-    yieldToEventLoop: () => new Promise((resolve) => setTimeout(resolve, 0)),
-  };
 }
 
 function encodePng(width: number, height: number, rgba: Uint8ClampedArray): Buffer {
@@ -107,49 +108,56 @@ export async function runGenerate(a: GenerateArgs, log: (s: string) => void = (s
   const entry: ModelEntry | undefined = id ? findModel(manifest, id) : undefined;
   if (!entry) throw new Error(`no model '${id}' in ${a.modelsDir}/manifest.json (SD models: ${manifest.models.filter((m) => m.family === 'sd').map((m) => m.id).join(', ') || 'none'})`);
   if (entry.family !== 'sd') throw new Error(`${entry.id} is a ${entry.family} model, not a text-to-image (sd) model`);
-  const engine = createGenerateEngine(nodeGenerateHost(a.modelsDir, a.threads));
-  const req = { entry, override: 'wasm' as const, source: { kind: 'app' as const } };
-  const loaded = await engine.load(req, log);
-  if (!loaded.ok) throw new Error(loaded.message);
-  const rep = loaded.value;
-  const sides: Side[] = a.side === 'both' ? (rep.hasLora ? ['base', 'lora'] : ['base']) : [a.side];
-  if (a.side === 'lora' && !rep.hasLora) throw new Error(`${entry.id} has no LoRA UNet`);
-  if (a.side === 'both' && !rep.hasLora) log(`${entry.id} has no LoRA UNet: base only`);
-  const guidance = a.guidance ?? Number((entry.config as { guidance_scale?: number })?.guidance_scale ?? 1);
-  fs.mkdirSync(a.out, { recursive: true });
-  const images: RecordImage[] = [];
-  const grid: { width: number; height: number; data: Uint8ClampedArray }[][] = [];
-  const seeds = Array.from({ length: a.n }, (_, i) => a.seed + i);
-  const random = entry.weights === 'random-fixture';
-  if (random) log(`${entry.id}: RANDOM WEIGHTS (test fixture) — these images mean nothing`);
-  for (const seed of seeds) {
-    const r = await engine.generate(req, { prompt: a.prompt, negativePrompt: a.negative, steps: a.steps, guidanceScale: guidance, seed, sides }, (e) => {
-      if (e.kind === 'step') log(`seed ${seed} ${e.side}: step ${e.step}/${e.total} ${e.ms.toFixed(0)} ms`);
-    });
-    if (!r.ok) throw new Error(r.message);
-    const row = [];
-    for (const im of r.value.images) {
-      const file = `${entry.id}_s${seed}_${im.side}.png`;
-      const png = encodePng(im.width, im.height, im.rgba);
-      fs.writeFileSync(path.join(a.out, file), png);
-      images.push({ side: im.side, seed, file, width: im.width, height: im.height, sha256: await sha256Hex(new Uint8Array(png)), timesteps: im.timesteps, stepMs: im.stepMs.map((x) => Math.round(x * 10) / 10), totalMs: Math.round(im.totalMs) });
-      row.push({ width: im.width, height: im.height, data: im.rgba });
-    }
-    grid.push(row);
+  const cls = a.classifier ? findModel(manifest, a.classifier) : undefined;
+  if (a.classifier && cls?.family !== 'classifier') throw new Error(`no classifier '${a.classifier}' in ${a.modelsDir}/manifest.json`);
+  // The app's service and engines with Node's adapters: files size- and sha256-verified, the plan's variant.
+  const nodeOpts = { modelsDir: a.modelsDir, threads: a.threads };
+  const inference = new InferenceService({ files: nodeModelFiles(a.modelsDir), planInputs: nodePlanInputs(nodeOpts), engines: nodeGenerateEngines(nodeOpts) });
+  const source = { kind: 'local' as const, files: new Map<string, Blob>(), name: a.modelsDir };
+  const req: ModelRequest = { entry, override: 'wasm', source };
+  try {
+    const rep = (await inference.ensureSession(req, log)) as GenerateReport;
+    const plan = planGallery(entry, rep.hasLora, { prompt: a.prompt, negativePrompt: a.negative, seed: a.seed, numSeeds: a.n, steps: a.steps, guidance: a.guidance, side: a.side });
+    if (plan.note) log(plan.note);
+    if (entry.weights === 'random-fixture') log(`${entry.id}: RANDOM WEIGHTS (test fixture) — these images mean nothing`);
+    const clsReq: ModelRequest | undefined = cls && { entry: cls, override: 'wasm', source };
+    fs.mkdirSync(a.out, { recursive: true });
+    const engine = inference.engine<ReturnType<typeof nodeGenerateEngines>['sd']>('sd');
+    const out = await runGallery(
+      {
+        generate: (r, p, on) => engine.generate(r, p, on),
+        encodePng: async (w, h, rgba) => new Uint8Array(encodePng(w, h, rgba)),
+        score: clsReq && (async (images) => scoresFrom(cls!, (await inference.run(clsReq, (e: ClassifierEngine) => e.classify(clsReq, images, { heatmap: false }))).results)),
+      },
+      req,
+      plan,
+      {
+        onEvent: (e) => {
+          if (e.kind === 'step') log(`seed ${e.seed} ${e.side}: step ${e.step}/${e.total} ${e.ms.toFixed(0)} ms`);
+        },
+        onSeed: (_seed, images) => {
+          for (const im of images) fs.writeFileSync(path.join(a.out, im.file), im.png);
+        },
+      },
+    );
+    if (out.status !== 'done') throw new Error(out.message ?? out.status);
+    const rows = plan.seeds.map((seed) => plan.sides.map((side) => out.images.find((i) => i.seed === seed && i.side === side)).map((i) => (i ? { width: i.width, height: i.height, data: i.rgba } : null)));
+    const g = composeGrid(rows, 4, Math.max(1, Math.floor(256 / Math.max(...out.images.map((i) => i.width)))));
+    fs.writeFileSync(path.join(a.out, 'grid.png'), encodePng(g.width, g.height, g.data));
+    const record = { ...galleryRecord({ entry, model: { dtype: rep.dtype, layout: rep.layout, backend: rep.backend }, plan, seeds: out.seeds, images: out.images }), grid: 'grid.png' };
+    fs.writeFileSync(path.join(a.out, 'generation.json'), JSON.stringify(record, null, 1) + '\n');
+    return record;
+  } finally {
+    await inference.release();
   }
-  const g = composeGrid(grid, 4, Math.max(1, Math.floor(256 / Math.max(...images.map((i) => i.width)))));
-  fs.writeFileSync(path.join(a.out, 'grid.png'), encodePng(g.width, g.height, g.data));
-  const record = generationRecord({ entry, dtype: rep.dtype, layout: rep.layout, backend: rep.backend, prompt: a.prompt, negativePrompt: a.negative, seeds, steps: a.steps, guidanceScale: guidance, sides, images });
-  fs.writeFileSync(path.join(a.out, 'generation.json'), JSON.stringify(record, null, 1) + '\n');
-  await engine.reset();
-  return record;
 }
 
 const isMain = process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url);
 if (isMain) {
   try {
-    const rec = await runGenerate(parseGenerateArgs(process.argv.slice(2)));
-    process.stdout.write(JSON.stringify({ out: path.resolve(parseGenerateArgs(process.argv.slice(2)).out), images: rec.images.map((i) => i.file), model: rec.model.id, random_weights: rec.random_weights }) + '\n');
+    const args = parseGenerateArgs(process.argv.slice(2));
+    const rec = await runGenerate(args);
+    process.stdout.write(JSON.stringify({ out: path.resolve(args.out), images: rec.images.map((i) => i.file), model: rec.model.id, random_weights: rec.random_weights }) + '\n');
   } catch (e) {
     process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
     process.exit(1);

@@ -1,6 +1,6 @@
 import { useEffect } from 'react';
 import { useAppStore } from '../store';
-import { DEFAULT_PROMPTS, generatorEntry, type GalleryImage, type GalleryRun } from '../store/generate';
+import { DEFAULT_PROMPTS, defaultGuidance, generatorEntry, type GalleryImage, type GalleryRun } from '../store/generate';
 import { WeightsBadge } from './WeightsBadge';
 import type { WeightsKind } from '../lib/models/manifest-types';
 
@@ -58,7 +58,17 @@ export function GalleryView() {
           </label>
           <label>
             Guidance
-            <input data-testid="gen-guidance" type="number" min={0} max={15} step={0.5} value={f.guidance} onChange={(e) => setForm({ guidance: Number(e.target.value) })} disabled={gen.running} />
+            <input
+              data-testid="gen-guidance"
+              type="number"
+              min={0}
+              max={15}
+              step={0.5}
+              value={f.guidance ?? ''}
+              placeholder={entry ? `${defaultGuidance(entry)} (model default)` : ''}
+              onChange={(e) => setForm({ guidance: e.target.value === '' ? undefined : Number(e.target.value) })}
+              disabled={gen.running}
+            />
           </label>
         </div>
         <div className="gallery-row">
@@ -76,7 +86,7 @@ export function GalleryView() {
           (and as diffusers with torch.Generator().manual_seed).
         </p>
         <div className="gallery-row">
-          <button type="button" data-testid="gen-run" onClick={() => void run()} disabled={gen.running || !entry}>
+          <button type="button" data-testid="gen-run" onClick={() => void run()} disabled={gen.running || !entry || !gen.historyLoaded} title={gen.historyLoaded ? undefined : 'reading the gallery history…'}>
             Generate
           </button>
           <button type="button" data-testid="gen-cancel" onClick={() => void cancel()} disabled={!gen.running}>

@@ -1,20 +1,22 @@
 /**
  * Generate slice: the side-by-side base vs LoRA gallery. Each run = one prompt, N seeds, base and LoRA images from
- * the same initial latents (same seed), each scored by the loaded classifier; history kept in IndexedDB across
- * reloads (idb-keyval), deletable; export as a grid PNG + JSON record (app/lib/generate/record.ts): the history
- * and export actions are in gallery.ts.
- * The size check runs here BEFORE any download (and again in the worker before any session).
+ * the same initial latents (same seed), each scored by the chosen classifier. The run itself (seeds, sides, guidance
+ * default, scoring, record) is app/services/generate.ts, the same code `npm run generate` runs; this slice adds the
+ * state, the size check BEFORE any download (and again in the worker before any session), and saves the run to
+ * IndexedDB after every seed (one key per run, gallery.ts). History and export actions are in gallery.ts.
  */
 import type { GenerateEvent, GenerateReport, ImageScore, Side, UnetLayout } from '../lib/generate';
 import { checkSdFit, chooseLayout, defaultGeneratorId } from '../lib/generate';
 import type { ClassifierEngine } from '../lib/classify/engine';
-import { sha256Hex } from '../lib/models/hashing';
 import { errorMessage } from '../lib/runtime/outcome';
 import { browserDevice } from '../platform/browser/ort';
 import { rgbaToPng } from '../platform/browser/gallery';
-import { persistGallery } from './gallery';
+import { defaultGuidance, planGallery, runGallery, scoresFrom } from '../services/generate';
+import { saveRun } from './gallery';
 import { classifierEntry } from './selectors';
 import type { AppState, SliceCreator } from './state';
+
+export { defaultGuidance };
 
 export const DEFAULT_PROMPTS = [
   'a chest X-ray showing pneumonia',
@@ -33,6 +35,10 @@ export interface GalleryImage {
   sha256: string;
   totalMs: number;
   stepMs: number[];
+  /** The LCM timesteps the image was made with (absent in runs saved before they were kept). */
+  timesteps?: number[];
+  /** The file name `npm run generate` gives this image. */
+  file?: string;
   score?: ImageScore;
 }
 
@@ -55,7 +61,8 @@ export interface GenerateForm {
   prompt: string;
   negativePrompt: string;
   steps: number;
-  guidance: number;
+  /** diffusers' guidance_scale; undefined: the model's default (its config's guidance_scale). */
+  guidance?: number;
   seed: number;
   numSeeds: number;
 }
@@ -68,7 +75,9 @@ export interface GenerateState {
   report: GenerateReport | null;
   error?: string;
   runs: GalleryRun[];
+  /** The history was read (or its read failed, said in historyError): Generate is enabled only after. */
   historyLoaded: boolean;
+  historyError?: string;
   /** Counter for run ids. */
   seq: number;
   /** Set by cancelGenerate: the seed loop stops before its next seed (the worker stops its current step loop). */
@@ -91,40 +100,32 @@ export function generatorEntry(s: Pick<AppState, 'manifest' | 'gen'>) {
 export const createGenerateSlice: SliceCreator<GenerateSlice> = (set, get) => {
   const device = browserDevice();
   const patch = (p: Partial<GenerateState>) => set((st) => ({ gen: { ...st.gen, ...p } }));
-  const persist = () => persistGallery(get);
   const updateRun = (id: string, f: (r: GalleryRun) => GalleryRun) =>
     set((st) => ({ gen: { ...st.gen, runs: st.gen.runs.map((r) => (r.id === id ? f(r) : r)) } }));
 
-  async function score(images: { rgba: Uint8ClampedArray; width: number; height: number }[]): Promise<(ImageScore | undefined)[]> {
+  async function score(images: { width: number; height: number; data: Uint8ClampedArray }[]): Promise<(ImageScore | undefined)[]> {
     const cls = classifierEntry(get());
     if (!cls || !images.length) return images.map(() => undefined);
     const report = await get().ensureClassifierLoaded();
     if (!report) return images.map(() => undefined);
     const req = get().modelRequest(cls);
-    let out;
     try {
-      out = await get().inference.run(req, (e: ClassifierEngine) => e.classify(req, images.map((i) => ({ width: i.width, height: i.height, data: i.rgba })), { heatmap: false }));
+      const out = await get().inference.run(req, (e: ClassifierEngine) => e.classify(req, images, { heatmap: false }));
+      return scoresFrom(cls, out.results);
     } catch (e) {
       get().alert(`Scoring the generated images failed: ${errorMessage(e)}`);
       return images.map(() => undefined);
     }
-    const labels = cls.labels ?? ['NORMAL', 'PNEUMONIA'];
-    return out.results.map((r) => ({
-      classifierId: cls.id,
-      classifierWeights: cls.weights,
-      label: r.predicted,
-      positiveProbability: r.positiveProbability ?? r.probabilities[labels.length - 1],
-    }));
   }
 
-  async function runGallery(): Promise<void> {
+  async function galleryRun(): Promise<void> {
     const s = get();
     const entry = generatorEntry(s);
     if (!entry) {
       patch({ error: 'No text-to-image (sd) model in the model list' });
       return;
     }
-    patch({ running: true, error: undefined, progress: { done: 0, total: 1, text: 'checking the model fits' } });
+    patch({ running: true, cancelRequested: false, error: undefined, progress: { done: 0, total: 1, text: 'checking the model fits' } });
     const fail = (message: string) => {
       patch({ running: false, progress: null, error: message });
       get().alert(message);
@@ -139,42 +140,36 @@ export const createGenerateSlice: SliceCreator<GenerateSlice> = (set, get) => {
     }
     const variant = entry.variants[plan.dtype]!;
     let layout: UnetLayout;
-    let hasLora: boolean;
     try {
-      ({ layout, hasLora } = chooseLayout(entry, variant));
+      ({ layout } = chooseLayout(entry, variant));
     } catch (e) {
-      fail((e as Error).message);
+      fail(errorMessage(e));
       return;
     }
-    const cfgGuidance = !(entry.config as { time_cond_proj_dim?: number | null })?.time_cond_proj_dim && s.gen.form.guidance > 1;
-    const fit = checkSdFit({
-      entry,
-      variant,
-      layout,
-      backend: plan.backend,
-      gpu: await device.gpu(),
-      deviceMemoryGiB: (navigator as { deviceMemory?: number }).deviceMemory,
-      unetBatch: cfgGuidance ? 2 : 1,
-    });
+    const form = { ...get().gen.form };
+    const guidance = form.guidance ?? defaultGuidance(entry);
+    const cfgGuidance = !(entry.config as { time_cond_proj_dim?: number | null })?.time_cond_proj_dim && guidance > 1;
+    const fit = checkSdFit({ entry, variant, layout, backend: plan.backend, gpu: await device.gpu(), deviceMemoryGiB: (navigator as { deviceMemory?: number }).deviceMemory, unetBatch: cfgGuidance ? 2 : 1 });
     if (!fit.ok) {
       fail(`Refused before downloading: ${fit.message}`);
       return;
     }
     // 2. files into the model cache, 3. sessions (the inference service: one model per family)
-    const form = { ...get().gen.form };
-    const sides: Side[] = hasLora ? ['base', 'lora'] : ['base'];
-    const seeds = Array.from({ length: form.numSeeds }, (_, i) => form.seed + i);
     const req = get().modelRequest(entry);
     patch({ progress: { done: 0, total: 1, text: `preparing ${entry.name}` } });
-    let loadedReport: GenerateReport;
+    let loaded: GenerateReport;
     try {
-      loadedReport = (await get().inference.ensureSession(req, (message) => patch({ progress: { done: 0, total: 1, text: message } }))) as GenerateReport;
+      loaded = (await get().inference.ensureSession(req, (message) => patch({ progress: { done: 0, total: 1, text: message } }))) as GenerateReport;
     } catch (e) {
-      fail(errorMessage(e));
+      fail(get().gen.cancelRequested ? 'Cancelled while preparing the model' : errorMessage(e));
       return;
     }
-    const worker = get().workers.generate();
-    const total = seeds.length * sides.length * form.steps;
+    if (get().gen.cancelRequested) {
+      fail('Cancelled while preparing the model');
+      return;
+    }
+    const gp = planGallery(entry, loaded.hasLora, { prompt: form.prompt, negativePrompt: form.negativePrompt, seed: form.seed, numSeeds: form.numSeeds, steps: form.steps, guidance, side: 'both' });
+    const total = gp.seeds.length * gp.sides.length * gp.steps;
     let done = 0;
     const onEvent = (e: GenerateEvent) => {
       if (e.kind === 'step') {
@@ -182,57 +177,58 @@ export const createGenerateSlice: SliceCreator<GenerateSlice> = (set, get) => {
         patch({ progress: { done, total, text: `seed ${e.seed} · ${e.side} · step ${e.step}/${e.total} (${Math.round(e.ms)} ms)` } });
       } else patch({ progress: { done, total, text: e.message } });
     };
-    const loaded = { value: loadedReport };
-    const id = `run-${get().gen.seq + 1}`;
+    const id = `run-${Date.now().toString(36)}-${get().gen.seq + 1}`;
     patch({ seq: get().gen.seq + 1 });
     const run: GalleryRun = {
       id,
       created: new Date().toISOString(),
-      prompt: form.prompt,
-      negativePrompt: form.negativePrompt,
-      steps: form.steps,
-      guidance: form.guidance,
+      prompt: gp.prompt,
+      negativePrompt: gp.negativePrompt,
+      steps: gp.steps,
+      guidance: gp.guidance,
       seeds: [],
-      sides,
-      model: { id: entry.id, name: entry.name, weights: entry.weights, dtype: loaded.value.dtype, layout: loaded.value.layout, backend: loaded.value.backend },
+      sides: gp.sides,
+      model: { id: entry.id, name: entry.name, weights: entry.weights, dtype: loaded.dtype, layout: loaded.layout, backend: loaded.backend },
       images: [],
       status: 'running',
     };
-    patch({ report: loaded.value, runs: [run, ...get().gen.runs] });
-    let status: GalleryRun['status'] = 'done';
-    let message: string | undefined;
-    patch({ cancelRequested: false });
-    for (const seed of seeds) {
-      if (get().gen.cancelRequested) {
-        status = 'cancelled';
-        message = `Cancelled: before seed ${seed}`;
-        break;
-      }
-      const out = await worker.generate(req, { prompt: form.prompt, negativePrompt: form.negativePrompt, steps: form.steps, guidanceScale: form.guidance, seed, sides }, onEvent);
-      if (!out.ok) {
-        status = out.message.startsWith('Cancelled') ? 'cancelled' : 'error';
-        message = out.message;
-        break;
-      }
-      patch({ report: out.value.report });
-      get().modelRan(entry.id, out.value.report);
-      const scores = await score(out.value.images);
-      const imgs: GalleryImage[] = [];
-      for (const [k, im] of out.value.images.entries()) {
-        const { url, blob } = await rgbaToPng(im.width, im.height, im.rgba);
-        imgs.push({ side: im.side, seed, width: im.width, height: im.height, url, sha256: await sha256Hex(new Uint8Array(await blob.arrayBuffer())), totalMs: im.totalMs, stepMs: im.stepMs, score: scores[k] });
-      }
-      updateRun(id, (r) => ({ ...r, seeds: [...r.seeds, seed], images: [...r.images, ...imgs] }));
-    }
-    updateRun(id, (r) => ({ ...r, status, message }));
-    patch({ running: false, progress: null, error: status === 'error' ? message : undefined });
-    if (status === 'error' && message) get().alert(message);
-    await persist();
+    patch({ report: loaded, runs: [run, ...get().gen.runs] });
+    const urls = new WeakMap<Uint8Array, string>();
+    const worker = get().workers.generate();
+    const out = await runGallery(
+      {
+        generate: (r, p, on) => worker.generate(r, p, on),
+        encodePng: async (w, h, rgba) => {
+          const { url, blob } = await rgbaToPng(w, h, rgba);
+          const png = new Uint8Array(await blob.arrayBuffer());
+          urls.set(png, url);
+          return png;
+        },
+        score,
+        cancelRequested: () => get().gen.cancelRequested,
+      },
+      req,
+      gp,
+      {
+        onEvent,
+        onSeed: async (seed, images, report) => {
+          patch({ report });
+          get().modelRan(entry.id, report);
+          const imgs: GalleryImage[] = images.map((im) => ({ side: im.side, seed, width: im.width, height: im.height, url: urls.get(im.png) ?? '', sha256: im.sha256, totalMs: im.totalMs, stepMs: im.stepMs, timesteps: im.timesteps, file: im.file, score: im.score }));
+          updateRun(id, (r) => ({ ...r, seeds: [...r.seeds, seed], images: [...r.images, ...imgs] }));
+          await saveRun(get, id);
+        },
+      },
+    );
+    updateRun(id, (r) => ({ ...r, status: out.status, message: out.message }));
+    patch({ running: false, progress: null, error: out.status === 'error' ? out.message : undefined });
+    if (out.status === 'error' && out.message) get().alert(out.message);
+    await saveRun(get, id);
   }
 
   return {
     gen: {
-      form: { prompt: DEFAULT_PROMPTS[0], negativePrompt: '', steps: 4, guidance: 1, seed: 0, numSeeds: 2 },
+      form: { prompt: DEFAULT_PROMPTS[0], negativePrompt: '', steps: 4, seed: 0, numSeeds: 2 },
       running: false,
       progress: null,
       report: null,
@@ -247,7 +243,7 @@ export const createGenerateSlice: SliceCreator<GenerateSlice> = (set, get) => {
       f.steps = Math.min(8, Math.max(2, Math.round(f.steps)));
       f.numSeeds = Math.min(8, Math.max(1, Math.round(f.numSeeds)));
       f.seed = Math.max(0, Math.floor(f.seed) || 0);
-      f.guidance = Number.isFinite(f.guidance) ? Math.min(15, Math.max(0, f.guidance)) : 1;
+      f.guidance = f.guidance !== undefined && Number.isFinite(f.guidance) ? Math.min(15, Math.max(0, f.guidance)) : undefined;
       patch({ form: f });
     },
 
@@ -256,22 +252,30 @@ export const createGenerateSlice: SliceCreator<GenerateSlice> = (set, get) => {
     },
 
     async generateRun() {
-      if (get().gen.running) return;
+      if (get().gen.running || !get().gen.historyLoaded) return;
       try {
-        await runGallery();
+        await galleryRun();
       } catch (e) {
         // a worker that died, a PNG that could not be encoded…: say so, keep the earlier runs, unlock the form
         const message = `Generation failed: ${errorMessage(e)}`;
+        const running = get().gen.runs.filter((r) => r.status === 'running').map((r) => r.id);
         set((st) => ({ gen: { ...st.gen, running: false, progress: null, error: message, runs: st.gen.runs.map((r) => (r.status === 'running' ? { ...r, status: 'error' as const, message } : r)) } }));
         get().alert(message);
-        await persist();
+        for (const id of running) await saveRun(get, id);
       }
     },
 
     async cancelGenerate() {
       if (!get().gen.running) return;
-      patch({ cancelRequested: true, progress: { ...(get().gen.progress ?? { done: 0, total: 1 }), text: 'cancelling after the current step…' } });
-      await get().workers.generate().cancel();
+      patch({ cancelRequested: true, progress: { ...(get().gen.progress ?? { done: 0, total: 1 }), text: 'cancelling…' } });
+      // a download in flight stops too (the run then ends with "Cancelled while preparing the model")
+      const d = get().download;
+      if (d && !d.done && !d.error && d.modelId === generatorEntry(get())?.id) get().cancelDownload();
+      try {
+        await get().workers.generate().cancel();
+      } catch (e) {
+        get().alert(`Cancelling failed: ${errorMessage(e)}`);
+      }
     },
   };
 };

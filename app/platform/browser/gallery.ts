@@ -2,16 +2,35 @@
  * Browser adapters of the generate gallery: its history in IndexedDB (idb-keyval), PNG encoding/decoding with
  * OffscreenCanvas, and saving a file through a download link.
  */
-import { get as idbGet, set as idbSet } from 'idb-keyval';
+import { del as idbDel, get as idbGet, getMany, keys as idbKeys, set as idbSet } from 'idb-keyval';
 
-const HISTORY_KEY = 'cxr-gallery-runs';
+/** The history as it was stored before one key per run (read once, moved to per-run keys, then deleted). */
+const LEGACY_HISTORY_KEY = 'cxr-gallery-runs';
+const RUN_PREFIX = 'cxr-gallery-run:';
 
-export async function loadGalleryRuns<T>(): Promise<T[]> {
-  return (await idbGet<T[]>(HISTORY_KEY)) ?? [];
+/**
+ * Every stored gallery run (one IndexedDB key per run; a legacy whole-history array is moved to per-run keys first,
+ * and deleted only after every run of it was written). Throws when IndexedDB cannot be read: the caller must then
+ * not treat the history as empty.
+ */
+export async function loadGalleryRuns<T extends { id: string }>(): Promise<T[]> {
+  const legacy = await idbGet<T[]>(LEGACY_HISTORY_KEY);
+  if (legacy?.length) {
+    for (const r of legacy) await idbSet(RUN_PREFIX + r.id, r);
+    await idbDel(LEGACY_HISTORY_KEY);
+  }
+  const ks = (await idbKeys()).filter((k): k is string => typeof k === 'string' && k.startsWith(RUN_PREFIX));
+  return (await getMany<T>(ks)).filter((r): r is T => !!r);
 }
 
-export async function saveGalleryRuns<T>(runs: T[]): Promise<void> {
-  await idbSet(HISTORY_KEY, runs);
+/** Write one run under its own key (never the whole history: a failed read elsewhere cannot erase other runs). */
+export async function saveGalleryRun<T extends { id: string }>(run: T): Promise<void> {
+  await idbSet(RUN_PREFIX + run.id, run);
+}
+
+/** Delete one run's key. */
+export async function deleteGalleryRun(id: string): Promise<void> {
+  await idbDel(RUN_PREFIX + id);
 }
 
 /** RGBA -> PNG (Blob and data: URL). */

@@ -8,11 +8,15 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PNG } from 'pngjs';
+import { createHash } from 'node:crypto';
 import { REPO_ROOT } from '../helpers/shared';
 import { parseManifest, findModel } from '../../../app/lib/models/manifest';
 import { checkSdFit, chooseLayout, createGenerateEngine, filesForLayout, composeGrid, defaultGeneratorId } from '../../../app/lib/generate';
 import type { ModelEntry } from '../../../app/lib/models/manifest-types';
-import { nodeGenerateHost, parseGenerateArgs, runGenerate } from '../../../app/cli/generate';
+import { parseGenerateArgs, runGenerate } from '../../../app/cli/generate';
+import { nodeGenerateHost } from '../../../app/platform/node/engines';
+import { nodeOrtHost } from '../../../app/platform/node/ort';
+import { createClassifierEngine } from '../../../app/lib/classify/engine';
 
 const MODELS = path.join(REPO_ROOT, 'public/models');
 const manifest = parseManifest(JSON.parse(fs.readFileSync(path.join(MODELS, 'manifest.json'), 'utf8')));
@@ -40,9 +44,32 @@ describe('npm run generate (app/cli/generate.ts)', () => {
       expect(worst).toBeLessThanOrEqual(1);
     }
     const rj = JSON.parse(fs.readFileSync(path.join(out, 'generation.json'), 'utf8'));
-    expect(rj).toMatchObject({ prompt: 'a chest X-ray showing pneumonia', seeds: [42, 43], steps: 4, guidance_scale: 1 });
-    expect(rj.images[0].sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(rj).toMatchObject({ prompt: 'a chest X-ray showing pneumonia', seeds: [42, 43], steps: 4, guidance_scale: 1, grid: 'grid.png' });
+    // sha256 of the PNG file written, and the LCM timesteps of diffusers' scheduler (the golden's)
+    const png42 = fs.readFileSync(path.join(out, 'tiny-sd_s42_base.png'));
+    expect(rj.images[0]).toMatchObject({ file: 'tiny-sd_s42_base.png', sha256: createHash('sha256').update(png42).digest('hex') });
+    expect(rj.images[0].timesteps).toEqual(golden('generation_base.json').meta.timesteps);
+    expect(rj.images[0].score).toBeUndefined();
     expect(fs.existsSync(path.join(out, 'grid.png'))).toBe(true);
+  });
+
+  it.skipIf(!findModel(manifest, 'tiny-vit-classifier'))('--classifier scores each image: P(PNEUMONIA) of the classifier on the PNG it wrote', async () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-gen-'));
+    const rec = await runGenerate(parseGenerateArgs(['--model', 'tiny-sd', '--seed', '5', '--steps', '2', '--side', 'base', '--classifier', 'tiny-vit-classifier', '--out', out, '--threads', '1']), () => {});
+    expect(rec.images).toHaveLength(1);
+    const s = rec.images[0].score!;
+    expect(s).toMatchObject({ classifierId: 'tiny-vit-classifier', classifierWeights: 'random-fixture' });
+    // independent path: the written PNG decoded by pngjs, classified by the engine directly
+    const png = PNG.sync.read(fs.readFileSync(path.join(out, rec.images[0].file!)));
+    const cls = findModel(manifest, 'tiny-vit-classifier')!;
+    const engine = createClassifierEngine(nodeOrtHost({ modelsDir: MODELS, threads: 1 }));
+    const req = { entry: cls, override: 'wasm' as const, source: { kind: 'app' as const } };
+    const r = await engine.classify(req, [{ width: png.width, height: png.height, data: new Uint8ClampedArray(png.data) }], { heatmap: false });
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(s.label).toBe(r.value.results[0].predicted);
+    expect(s.positiveProbability).toBeCloseTo(r.value.results[0].probabilities[cls.labels!.indexOf('PNEUMONIA')], 5);
+    await engine.reset();
   });
 
   it('rejects bad arguments with the cause', () => {

@@ -1,0 +1,191 @@
+/**
+ * The gallery run, written once for the app's generate slice (app/store/generate.ts) and `npm run generate`
+ * (app/cli/generate.ts): the seeds (S..S+N-1), the sides (base / LoRA from the same initial latents), the guidance
+ * default (the model's config.guidance_scale, else 1), one engine call per seed, each image PNG-encoded, hashed
+ * (sha256 of the PNG bytes) and scored by a classifier when one is given, and the JSON record that reproduces the
+ * run (app/lib/generate/record.ts). Free of React and the DOM: the engine call, the PNG encoder and the scorer are
+ * injected (comlink worker + OffscreenCanvas in the app; in-process engine + pngjs in Node).
+ *
+ * Errors: a failed engine Outcome ends the run with status 'error' (or 'cancelled' when the engine says so) and its
+ * message; images of the seeds already done are kept. A scorer that throws is the caller's to report: here it only
+ * leaves the images unscored.
+ */
+import type { ClassifierResult } from '../lib/classify/types';
+import type { ModelEntry } from '../lib/models/manifest-types';
+import { positiveIndex } from '../lib/classify/postprocess';
+import { sha256Hex } from '../lib/models/hashing';
+import type { ModelRequest, Outcome } from '../lib/runtime/outcome';
+import { generationRecord, type GenerationRecord, type ImageScore, type RecordImage } from '../lib/generate/record';
+import type { Side, UnetLayout } from '../lib/generate/pipeline';
+import type { GenerateEvent, GenerateParams, GenerateReport, GeneratedImage } from '../lib/generate/types';
+
+export type SideChoice = 'base' | 'lora' | 'both';
+
+/** What the user asks for: one prompt, numSeeds consecutive seeds, the sides. */
+export interface GalleryRequest {
+  prompt: string;
+  negativePrompt?: string;
+  /** First seed (torch.Generator('cpu').manual_seed(seed)). */
+  seed: number;
+  numSeeds: number;
+  steps: number;
+  /** diffusers' guidance_scale; undefined: the model's default (galleryGuidance). */
+  guidance?: number;
+  side?: SideChoice;
+}
+
+/** The request with every default resolved for one model: what runs and what the record says. */
+export interface GalleryPlan {
+  prompt: string;
+  negativePrompt: string;
+  seeds: number[];
+  steps: number;
+  guidance: number;
+  sides: Side[];
+  /** Said to the user when the sides differ from the request (a model without LoRA runs base only). */
+  note?: string;
+}
+
+/** The model's default guidance: its config's guidance_scale (1 = no guidance when absent). */
+export function defaultGuidance(entry: ModelEntry): number {
+  const g = (entry.config as { guidance_scale?: unknown } | undefined)?.guidance_scale;
+  return typeof g === 'number' && Number.isFinite(g) ? g : 1;
+}
+
+/**
+ * Resolve a request for a loaded model (hasLora from its report). Throws when 'lora' is asked of a model without a
+ * LoRA UNet; 'both' on such a model runs base only, with a note.
+ */
+export function planGallery(entry: ModelEntry, hasLora: boolean, r: GalleryRequest): GalleryPlan {
+  const side = r.side ?? 'both';
+  if (side === 'lora' && !hasLora) throw new Error(`${entry.id} has no LoRA UNet`);
+  const sides: Side[] = side === 'both' ? (hasLora ? ['base', 'lora'] : ['base']) : [side];
+  return {
+    prompt: r.prompt,
+    negativePrompt: r.negativePrompt ?? '',
+    seeds: Array.from({ length: r.numSeeds }, (_, i) => r.seed + i),
+    steps: r.steps,
+    guidance: r.guidance ?? defaultGuidance(entry),
+    sides,
+    note: side === 'both' && !hasLora ? `${entry.id} has no LoRA UNet: base only` : undefined,
+  };
+}
+
+/** The file name of one generated image (the CLI writes it; the gallery's record names it the same way). */
+export function generatedFileName(modelId: string, seed: number, side: Side): string {
+  return `${modelId}_s${seed}_${side}.png`;
+}
+
+/** Classifier results of generated images → their scores (P of the positive label, PNEUMONIA when present). */
+export function scoresFrom(classifier: ModelEntry, results: ClassifierResult[]): ImageScore[] {
+  return results.map((r) => ({
+    classifierId: classifier.id,
+    classifierWeights: classifier.weights,
+    label: r.predicted,
+    positiveProbability: r.positiveProbability ?? r.probabilities[positiveIndex(r.labels)],
+  }));
+}
+
+export interface GalleryImageResult extends RecordImage {
+  file: string;
+  sha256: string;
+  png: Uint8Array;
+  rgba: Uint8ClampedArray;
+}
+
+export interface GalleryDeps {
+  /** The generate engine's generate (worker proxy or in-process). */
+  generate(req: ModelRequest, p: GenerateParams, onEvent?: (e: GenerateEvent) => void): Promise<Outcome<{ images: GeneratedImage[]; report: GenerateReport }>>;
+  encodePng(width: number, height: number, rgba: Uint8ClampedArray): Promise<Uint8Array>;
+  /** Scores of one seed's images, in order (undefined: not scored). */
+  score?(images: { width: number; height: number; data: Uint8ClampedArray }[]): Promise<(ImageScore | undefined)[]>;
+  /** Checked before each seed: true stops the run ('cancelled'). */
+  cancelRequested?(): boolean;
+}
+
+export interface GalleryOutcome {
+  status: 'done' | 'cancelled' | 'error';
+  message?: string;
+  seeds: number[];
+  images: GalleryImageResult[];
+  report?: GenerateReport;
+}
+
+/**
+ * Run a planned gallery: one engine call per seed (all sides from the same initial latents), each image encoded,
+ * hashed and scored. `onSeed` gets each finished seed's images (the app saves the run as it progresses).
+ */
+export async function runGallery(
+  deps: GalleryDeps,
+  req: ModelRequest,
+  plan: GalleryPlan,
+  hooks: { onEvent?(e: GenerateEvent): void; onSeed?(seed: number, images: GalleryImageResult[], report: GenerateReport): void | Promise<void> } = {},
+): Promise<GalleryOutcome> {
+  const out: GalleryOutcome = { status: 'done', seeds: [], images: [] };
+  for (const seed of plan.seeds) {
+    if (deps.cancelRequested?.()) return { ...out, status: 'cancelled', message: `Cancelled: before seed ${seed}` };
+    const r = await deps.generate(req, { prompt: plan.prompt, negativePrompt: plan.negativePrompt, steps: plan.steps, guidanceScale: plan.guidance, seed, sides: plan.sides }, hooks.onEvent);
+    if (!r.ok) return { ...out, status: r.message.startsWith('Cancelled') ? 'cancelled' : 'error', message: r.message };
+    out.report = r.value.report;
+    const scores = deps.score ? await deps.score(r.value.images.map((i) => ({ width: i.width, height: i.height, data: i.rgba }))) : [];
+    const imgs: GalleryImageResult[] = [];
+    for (const [k, im] of r.value.images.entries()) {
+      const png = await deps.encodePng(im.width, im.height, im.rgba);
+      imgs.push({
+        side: im.side,
+        seed,
+        file: generatedFileName(req.entry.id, seed, im.side),
+        width: im.width,
+        height: im.height,
+        sha256: await sha256Hex(png),
+        timesteps: im.timesteps,
+        stepMs: im.stepMs.map((x) => Math.round(x * 10) / 10),
+        totalMs: Math.round(im.totalMs),
+        ...(scores[k] ? { score: scores[k] } : {}),
+        png,
+        rgba: im.rgba,
+      });
+    }
+    out.seeds.push(seed);
+    out.images.push(...imgs);
+    await hooks.onSeed?.(seed, imgs, r.value.report);
+  }
+  return out;
+}
+
+/** The JSON record of a gallery run (the same for the gallery's export and `npm run generate`). */
+export function galleryRecord(a: {
+  entry: ModelEntry;
+  model: { dtype: string; layout: UnetLayout; backend: string };
+  plan: Pick<GalleryPlan, 'prompt' | 'negativePrompt' | 'steps' | 'guidance' | 'sides'>;
+  seeds: number[];
+  images: RecordImage[];
+  created?: Date;
+}): GenerationRecord {
+  return generationRecord({
+    entry: a.entry,
+    dtype: a.model.dtype,
+    layout: a.model.layout,
+    backend: a.model.backend,
+    prompt: a.plan.prompt,
+    negativePrompt: a.plan.negativePrompt,
+    seeds: a.seeds,
+    steps: a.plan.steps,
+    guidanceScale: a.plan.guidance,
+    sides: a.plan.sides,
+    created: a.created,
+    // the record keeps what reproduces and identifies an image, not its pixels
+    images: a.images.map((i) => ({
+      side: i.side,
+      seed: i.seed,
+      ...(i.file ? { file: i.file } : {}),
+      width: i.width,
+      height: i.height,
+      ...(i.sha256 ? { sha256: i.sha256 } : {}),
+      timesteps: i.timesteps,
+      stepMs: i.stepMs,
+      totalMs: i.totalMs,
+      ...(i.score ? { score: i.score } : {}),
+    })),
+  });
+}
