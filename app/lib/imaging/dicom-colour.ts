@@ -80,6 +80,10 @@ export function colourToRgb(p: Prepared, stored: Int32Array | Float64Array, phot
   throw new ImageDecodeError('unsupported-dicom', `Colour conversion from ${photometric} is not supported here`);
 }
 
+function tagText(tag: string): string {
+  return `(${tag.slice(1, 5).toUpperCase()},${tag.slice(5, 9).toUpperCase()})`;
+}
+
 function applyLutOne(lut: Lut, x: number): number {
   let i = x - lut.firstMapped;
   if (i < 0) i = 0;
@@ -88,13 +92,15 @@ function applyLutOne(lut: Lut, x: number): number {
 }
 
 /** One channel's Palette Color Lookup Table: descriptor, then segmented or plain data (PS3.3 C.7.6.3.1.5-6). */
-function paletteChannel(ds: DataSet, signed: boolean, descTag: string, dataTag: string, segTag: string): Lut {
+function paletteChannel(ds: DataSet, signed: boolean, colour: string, descTag: string, dataTag: string, segTag: string): Lut {
   const d = ds.elements[descTag];
   if (!d) throw new ImageDecodeError('corrupt', 'PALETTE COLOR image without its Palette Color Lookup Table Descriptors');
   const desc: [number, number, number] = [us(ds, descTag, 0)!, us(ds, descTag, 1)!, us(ds, descTag, 2)!];
   const seg = ds.elements[segTag];
   const plain = ds.elements[dataTag];
-  if (seg) return makeLut(desc, expandSegmentedLut(words(ds, seg), desc[2]), signed);
+  // Expanded into at most the descriptor's count (0 means 65,536), never more (PS3.3 C.7.6.3.1.5).
+  const name = `Segmented ${colour} Palette Color Lookup Table Data ${tagText(segTag)}`;
+  if (seg) return makeLut(desc, expandSegmentedLut(words(ds, seg), desc[2], desc[0] === 0 ? 65536 : desc[0], name), signed);
   if (plain) return makeLut(desc, words(ds, plain), signed);
   throw new ImageDecodeError('corrupt', 'PALETTE COLOR image without Palette Color Lookup Table Data');
 }
@@ -109,9 +115,9 @@ export function paletteToRgb(p: Prepared, stored: Int32Array | Float64Array): { 
   const npix = p.rows * p.cols;
   const signed = p.pixelRep === 1;
   const luts = [
-    paletteChannel(ds, signed, 'x00281101', 'x00281201', 'x00281221'),
-    paletteChannel(ds, signed, 'x00281102', 'x00281202', 'x00281222'),
-    paletteChannel(ds, signed, 'x00281103', 'x00281203', 'x00281223'),
+    paletteChannel(ds, signed, 'Red', 'x00281101', 'x00281201', 'x00281221'),
+    paletteChannel(ds, signed, 'Green', 'x00281102', 'x00281202', 'x00281222'),
+    paletteChannel(ds, signed, 'Blue', 'x00281103', 'x00281203', 'x00281223'),
   ];
   const paletteRgb16 = new Uint16Array(npix * 3);
   const rgb = new Uint8Array(npix * 3);

@@ -59,7 +59,7 @@ export function collectMetadata(p: Prepared, voiRaw: string, shape: string | und
     BitsStored: p.bitsStored,
     HighBit: p.highBit,
     PixelRepresentation: p.pixelRep,
-    NumberOfFrames: p.frames,
+    NumberOfFrames: p.declaredFrames,
     RescaleSlope: num(ds, 'x00281053') ?? 1,
     RescaleIntercept: num(ds, 'x00281052') ?? 0,
   };

@@ -23,8 +23,15 @@ export function modalityValues(p: Prepared, stored: Int32Array | Float64Array): 
     if (ds.elements.x00281053 || ds.elements.x00281052) notes.push('The file has both a Modality LUT Sequence and Rescale Slope/Intercept; the LUT is used (PS3.3 C.11.1)');
     return { pixels, modalityTransform };
   }
-  const slope = num(ds, 'x00281053') ?? 1;
-  const intercept = num(ds, 'x00281052') ?? 0;
+  let slope = num(ds, 'x00281053') ?? 1;
+  let intercept = num(ds, 'x00281052') ?? 0;
+  if (slope === 0 || !Number.isFinite(slope) || !Number.isFinite(intercept)) {
+    // A zero slope maps every pixel to the intercept: a blank image that looks decoded. pydicom applies it as it is;
+    // dcmtk (DiMonoModality) warns and ignores the rescale, which keeps the image: done here, with a note.
+    notes.push(`Rescale Slope (0028,1053) ${slope}${Number.isFinite(intercept) ? '' : ` and Rescale Intercept (0028,1052) ${intercept}`} would ${slope === 0 ? `map every pixel to ${intercept}` : 'give no finite values'}; the rescale is ignored (stored values shown), as dcmtk does`);
+    slope = 1;
+    intercept = 0;
+  }
   const pixels = new Float32Array(npix);
   for (let i = 0; i < npix; i++) pixels[i] = stored[i] * slope + intercept;
   const modalityTransform = `Rescale ${slope}·x + ${intercept}${str(ds, 'x00281054') ? ` (${str(ds, 'x00281054')})` : ''}`;
@@ -68,6 +75,9 @@ export function valueRange(p: Prepared, stored: Int32Array | Float64Array, pixel
       }
     }
     p.notes.push(`${padded} pixels are padding (Pixel Padding Value ${padding[0] === padding[1] ? padding[0] : `${padding[0]}..${padding[1]}`}); the full range leaves them out`);
+  }
+  if (grey && npix > 1 && min === max) {
+    p.notes.push(`Every pixel${padded ? ' outside the padding' : ''} has the same modality value (${min}): the image is blank as stored, not a decoding fault`);
   }
   return { min, max };
 }

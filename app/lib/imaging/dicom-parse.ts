@@ -1,21 +1,17 @@
 /**
- * Reading a DICOM Part 10 file into a dicom-parser DataSet, as leniently as pydicom reads (parseDicomLenient), and
- * the small typed readers of data-set values and encapsulated frames the pixel pipeline (./dicom.ts) uses.
+ * Reading a DICOM Part 10 file into a dicom-parser DataSet, as leniently as pydicom reads (parseDicomLenient).
+ * Data-set value readers are in ./dicom-values.
  */
-import * as dicomParserNs from 'dicom-parser';
+import type * as dicomParserNs from 'dicom-parser';
 import type { DataSet, Element } from 'dicom-parser';
-import { inflateSync } from 'fflate';
 import { CODEC_SYNTAXES } from './codecs/syntaxes';
 import { ImageDecodeError } from './errors';
-import { makeLut, type Lut } from './lut';
-import { TRANSFER_SYNTAXES, TS_ENCAPSULATED_UNCOMPRESSED, TS_EXPLICIT_BE, TS_EXPLICIT_LE, TS_IMPLICIT_LE, TS_RLE } from './transfer-syntaxes';
+import { TRANSFER_SYNTAXES, TS_ENCAPSULATED_UNCOMPRESSED, TS_EXPLICIT_BE, TS_EXPLICIT_LE, TS_IMPLICIT_LE, TS_RLE, TS_DEFLATED_LE } from './transfer-syntaxes';
+import { dicomParser } from './dicom-values';
+import { inflateDataSet, MAX_INFLATED_DATASET_BYTES } from './dicom-inflate';
+import { checkSequenceDepth } from './dicom-nesting';
 
-// dicom-parser is a UMD bundle: under Node's ESM loader its API sits on `default`, under Vite on the namespace.
-type DicomParserApi = typeof import('dicom-parser');
-const dicomParser: DicomParserApi =
-  ((dicomParserNs as unknown as { default?: DicomParserApi }).default?.parseDicom
-    ? (dicomParserNs as unknown as { default: DicomParserApi }).default
-    : (dicomParserNs as unknown as DicomParserApi));
+export { ds2, encapsulatedFrame, lutFrom, num, nums, str, strAt, transferSyntaxOf, us, words } from './dicom-values';
 
 function isUpper(c: number): boolean {
   return c >= 0x41 && c <= 0x5a;
@@ -223,19 +219,35 @@ export interface ParsedDicom {
   notes: string[];
 }
 
-function inflaterOption(): dicomParserNs.ParseDicomOptions['inflater'] {
+/** Options of parseDicomLenient. */
+export interface ParseDicomOptions {
+  /** Cap on a Deflated Explicit VR Little Endian data set once inflated (default MAX_INFLATED_DATASET_BYTES). */
+  maxInflatedBytes?: number;
+  /** Deepest sequence nesting accepted (default MAX_SEQUENCE_DEPTH). */
+  maxSequenceDepth?: number;
+}
+
+/** The inflater, capped, with the nesting check on the inflated data set (explicit VR little endian). */
+function inflaterOption(opts: ParseDicomOptions): dicomParserNs.ParseDicomOptions['inflater'] {
   return ((arr: Uint8Array, position: number) => {
-    let inflated: Uint8Array;
-    try {
-      inflated = inflateSync(arr.subarray(position));
-    } catch (e) {
-      throw new ImageDecodeError('corrupt', `The Deflated Explicit VR Little Endian data set does not inflate: ${errorText(e)}`, undefined, { cause: e });
-    }
-    const full = new Uint8Array(position + inflated.length);
-    full.set(arr.subarray(0, position), 0);
-    full.set(inflated, position);
+    const full = inflateDataSet(arr, position, opts.maxInflatedBytes ?? MAX_INFLATED_DATASET_BYTES);
+    checkSequenceDepth(full, position, true, true, opts.maxSequenceDepth);
     return full;
   }) as unknown as dicomParserNs.ParseDicomOptions['inflater'];
+}
+
+/** The nesting check on a data set that is not deflated: from the end of the meta header, in its encoding. */
+function checkNesting(input: Uint8Array, bareTransferSyntax: string | undefined, opts: ParseDicomOptions): void {
+  let start = 0;
+  let ts = bareTransferSyntax;
+  if (!bareTransferSyntax) {
+    const meta = scanMeta(input);
+    if (!meta) return; // dicom-parser will say what is wrong with the meta header
+    start = meta.end;
+    ts = meta.ts;
+  }
+  if (ts === TS_DEFLATED_LE) return; // checked once inflated
+  checkSequenceDepth(input, start, ts !== TS_EXPLICIT_BE, ts !== TS_IMPLICIT_LE, opts.maxSequenceDepth);
 }
 
 /** A Pixel Data element that lies wholly within the bytes (so a failure after it loses nothing). */
@@ -258,7 +270,7 @@ function completePixelData(ds: DataSet | undefined): Element | undefined {
  * form an element. Anything else throws ImageDecodeError naming the fault: 'truncated' only when an element's
  * value runs past the end of the file (naming the element, its length and the bytes left), 'corrupt' otherwise.
  */
-export function parseDicomLenient(bytes: Uint8Array): ParsedDicom {
+export function parseDicomLenient(bytes: Uint8Array, parseOpts: ParseDicomOptions = {}): ParsedDicom {
   const notes: string[] = [];
   const pre = withPreamble(bytes);
   if (pre.note) notes.push(pre.note);
@@ -272,7 +284,8 @@ export function parseDicomLenient(bytes: Uint8Array): ParsedDicom {
     // Not a fault of the file: the parser predates these VRs. No note.
     input = relabelNewVrs(input) ?? input;
   }
-  const options: dicomParserNs.ParseDicomOptions = { inflater: inflaterOption() };
+  checkNesting(input, pre.bareTransferSyntax, parseOpts);
+  const options: dicomParserNs.ParseDicomOptions = { inflater: inflaterOption(parseOpts) };
   if (pre.bareTransferSyntax) options.TransferSyntaxUID = pre.bareTransferSyntax;
   let lastError: unknown;
   for (let attempt = 0; attempt < 8; attempt++) {
@@ -280,6 +293,10 @@ export function parseDicomLenient(bytes: Uint8Array): ParsedDicom {
       return { ds: dicomParser.parseDicom(input, options), notes };
     } catch (e) {
       if (e instanceof ImageDecodeError) throw e;
+      if (e instanceof RangeError && /call stack/i.test(e.message)) {
+        // The walk above follows dicom-parser's reading; should they ever disagree, the overflow is still named.
+        throw new ImageDecodeError('unsupported-dicom', `The DICOM data set nests sequences too deep for the parser (its call stack ran out); refused`, { parserMessage: e.message }, { cause: e });
+      }
       lastError = e;
       const partial = (e as { dataSet?: DataSet })?.dataSet;
       const els = partial ? Object.values(partial.elements) : [];
@@ -348,138 +365,3 @@ function diagnose(e: unknown, partial: DataSet | undefined, last: Element | unde
   }
   return new ImageDecodeError('corrupt', `The DICOM file could not be parsed: ${msg}`, { parserMessage: msg }, { cause: e });
 }
-
-export function str(ds: DataSet, tag: string): string | undefined {
-  const el = ds.elements[tag];
-  if (!el || el.length === 0) return undefined;
-  try {
-    const v = ds.string(tag);
-    return v === undefined || v === '' ? undefined : v;
-  } catch {
-    return undefined;
-  }
-}
-
-export function strAt(ds: DataSet, tag: string, i: number): string | undefined {
-  const el = ds.elements[tag];
-  if (!el || el.length === 0) return undefined;
-  try {
-    const v = ds.string(tag, i);
-    return v === undefined || v === '' ? undefined : v.trim();
-  } catch {
-    return undefined;
-  }
-}
-
-export function ds2(ds: DataSet, tag: string): [number, number] | undefined {
-  const el = ds.elements[tag];
-  if (!el || el.length === 0) return undefined;
-  const a = ds.floatString(tag, 0);
-  const b = ds.floatString(tag, 1);
-  if (a === undefined || Number.isNaN(a)) return undefined;
-  return [a, b === undefined || Number.isNaN(b) ? a : b];
-}
-
-export function num(ds: DataSet, tag: string, i = 0): number | undefined {
-  const el = ds.elements[tag];
-  if (!el || el.length === 0) return undefined;
-  const v = ds.floatString(tag, i);
-  return v === undefined || Number.isNaN(v) ? undefined : v;
-}
-
-export function nums(ds: DataSet, tag: string): number[] {
-  const el = ds.elements[tag];
-  if (!el || el.length === 0) return [];
-  const out: number[] = [];
-  const n = ds.numStringValues(tag) ?? 1;
-  for (let i = 0; i < n; i++) {
-    const v = ds.floatString(tag, i);
-    if (v !== undefined && !Number.isNaN(v)) out.push(v);
-  }
-  return out;
-}
-
-export function us(ds: DataSet, tag: string, i = 0): number | undefined {
-  const el = ds.elements[tag];
-  if (!el || el.length < 2 * (i + 1)) return undefined;
-  return ds.uint16(tag, i);
-}
-
-/** The raw 16-bit words of an element (US/SS/OW LUT data), in the data set's byte order. */
-export function words(ds: DataSet, el: Element): Uint16Array {
-  const b = ds.byteArray as Uint8Array;
-  const n = el.length >> 1;
-  const out = new Uint16Array(n);
-  const little = ds.byteArrayParser === dicomParser.littleEndianByteArrayParser;
-  for (let i = 0, j = el.dataOffset; i < n; i++, j += 2) out[i] = little ? b[j] | (b[j + 1] << 8) : (b[j] << 8) | b[j + 1];
-  return out;
-}
-
-export function lutFrom(ds: DataSet, descTag: string, dataTag: string, signedInput: boolean, explanationTag?: string): Lut | undefined {
-  const d = ds.elements[descTag];
-  const data = ds.elements[dataTag];
-  if (!d || !data || d.length < 6) return undefined;
-  const descriptor: [number, number, number] = [us(ds, descTag, 0)!, us(ds, descTag, 1)!, us(ds, descTag, 2)!];
-  return makeLut(descriptor, words(ds, data), signedInput, explanationTag ? str(ds, explanationTag) : undefined);
-}
-
-/** The 0-based frames' compressed bytes, found by Extended Offset Table, Basic Offset Table or fragment markers. */
-export function encapsulatedFrame(ds: DataSet, el: Element, index: number, frames: number, notes: string[]): Uint8Array {
-  const frags = el.fragments ?? [];
-  if (frags.length === 0) throw new ImageDecodeError('corrupt', 'The encapsulated Pixel Data has no fragments');
-  const b = ds.byteArray as Uint8Array;
-  const fragBytes = (i: number) => b.subarray(frags[i].position, frags[i].position + frags[i].length);
-  const join = (first: number, count: number): Uint8Array => {
-    if (count === 1) return fragBytes(first);
-    const total = frags.slice(first, first + count).reduce((s, f) => s + f.length, 0);
-    const out = new Uint8Array(total);
-    let o = 0;
-    for (let i = first; i < first + count; i++) {
-      out.set(fragBytes(i), o);
-      o += frags[i].length;
-    }
-    return out;
-  };
-  // Extended Offset Table (7FE0,0001), 64-bit offsets into the first fragment's item (PS3.5 A.4, PS3.3 C.7.6.3.1.8)
-  const eot = ds.elements.x7fe00001;
-  const eotLengths = ds.elements.x7fe00002;
-  if (eot && eotLengths && eot.length >= 8 * frames) {
-    const dv = new DataView(b.buffer, b.byteOffset + eot.dataOffset, eot.length);
-    const dl = new DataView(b.buffer, b.byteOffset + eotLengths.dataOffset, eotLengths.length);
-    const off = Number(dv.getBigUint64(8 * index, true));
-    const len = Number(dl.getBigUint64(8 * index, true));
-    const base = frags[0].position - 8; // offsets count from the first byte of the first fragment's item tag
-    return b.subarray(base + off + 8, base + off + 8 + len);
-  }
-  const bot = el.basicOffsetTable ?? [];
-  if (frames === 1) return join(0, frags.length);
-  if (bot.length === frames) {
-    // Fragments whose offset lies in [bot[index], bot[index+1])
-    const startOff = bot[index];
-    const endOff = index + 1 < frames ? bot[index + 1] : Infinity;
-    const sel = frags.map((f, i) => ({ f, i })).filter(({ f }) => f.offset >= startOff && f.offset < endOff);
-    if (sel.length === 0) throw new ImageDecodeError('corrupt', `The Basic Offset Table points frame ${index + 1} at offset ${startOff}, where no fragment starts`);
-    return join(sel[0].i, sel.length);
-  }
-  if (frags.length === frames) return fragBytes(index);
-  // Empty Basic Offset Table and more fragments than frames: a frame starts where a fragment starts with a codestream
-  // marker (JPEG SOI FFD8, JPEG 2000 SOC FF4F); PS3.5 A.4 puts each frame in its own fragments.
-  const starts: number[] = [];
-  for (let i = 0; i < frags.length; i++) {
-    const f = fragBytes(i);
-    if (f.length >= 2 && f[0] === 0xff && (f[1] === 0xd8 || f[1] === 0x4f)) starts.push(i);
-  }
-  if (starts.length !== frames) {
-    throw new ImageDecodeError('corrupt', `The Pixel Data has ${frags.length} fragments, an empty Basic Offset Table and ${starts.length} codestream starts for ${frames} frames: the frame boundaries cannot be found`);
-  }
-  if (index === 0) notes.push('Frame boundaries found from codestream markers (empty Basic Offset Table)');
-  const first = starts[index];
-  const end = index + 1 < starts.length ? starts[index + 1] : frags.length;
-  return join(first, end - first);
-}
-
-export function transferSyntaxOf(ds: DataSet): string {
-  const tsRaw = str(ds, 'x00020010') ?? TS_IMPLICIT_LE;
-  return tsRaw.replace(/\0/g, '').trim();
-}
-

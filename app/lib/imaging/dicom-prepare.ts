@@ -26,7 +26,10 @@ export interface Prepared {
   pixelRep: number;
   photometricRaw: string;
   planarConfig: number;
+  /** Frames that exist in the Pixel Data (Number of Frames, unless the Pixel Data holds fewer). */
   frames: number;
+  /** Number of Frames (0028,0008) as the header says. */
+  declaredFrames: number;
   frameIndex: number;
   notes: string[];
 }
@@ -61,11 +64,8 @@ export function prepare(bytes: Uint8Array, opts: DecodeDicomOptions): Prepared {
   const pixelRep = us(ds, 'x00280103') ?? 0;
   const photometricRaw = (str(ds, 'x00280004') ?? (spp === 3 ? 'RGB' : 'MONOCHROME2')).toUpperCase().trim();
   const planarConfig = us(ds, 'x00280006') ?? 0;
-  const frames = Math.max(1, Math.round(num(ds, 'x00280008') ?? 1));
-  const frameIndex = opts.frame ?? 0;
-  if (!Number.isInteger(frameIndex) || frameIndex < 0 || frameIndex >= frames) {
-    throw new ImageDecodeError('corrupt', `Frame ${frameIndex + 1} was asked for, but the file has ${frames} frame${frames === 1 ? '' : 's'}`);
-  }
+  const declared = num(ds, 'x00280008') ?? 1;
+  const declaredFrames = Number.isFinite(declared) ? Math.max(1, Math.round(declared)) : Number.MAX_SAFE_INTEGER;
   if (![1, 8, 16, 32].includes(bitsAllocated)) {
     throw new ImageDecodeError('unsupported-dicom', `DICOM with ${bitsAllocated} bits allocated is not supported (1, 8, 16 or 32)`);
   }
@@ -79,8 +79,37 @@ export function prepare(bytes: Uint8Array, opts: DecodeDicomOptions): Prepared {
   if (spp === 3 && !['RGB', 'YBR_FULL', 'YBR_FULL_422', 'YBR_RCT', 'YBR_ICT', 'YBR_PARTIAL_420', 'YBR_PARTIAL_422'].includes(photometricRaw)) {
     throw new ImageDecodeError('unsupported-dicom', `Photometric Interpretation ${photometricRaw} with three samples per pixel is not supported`, { photometric: photometricRaw });
   }
+  const frames = framesPresent(ds, pixelEl, ts, declaredFrames, rows * cols * (spp === 3 && photometricRaw === 'YBR_FULL_422' ? 2 : spp) * bitsAllocated, notes);
+  const frameIndex = opts.frame ?? 0;
+  if (!Number.isInteger(frameIndex) || frameIndex < 0 || frameIndex >= frames) {
+    throw new ImageDecodeError('corrupt', `Frame ${frameIndex + 1} was asked for, but the file has ${frames} frame${frames === 1 ? '' : 's'}`);
+  }
   if (frames > 1) notes.push(`Frame ${frameIndex + 1} of ${frames}`);
-  return { ds, ts, tsName, pixelEl, rows, cols, spp, bitsAllocated, bitsStored, highBit, pixelRep, photometricRaw, planarConfig, frames, frameIndex, notes };
+  return { ds, ts, tsName, pixelEl, rows, cols, spp, bitsAllocated, bitsStored, highBit, pixelRep, photometricRaw, planarConfig, frames, declaredFrames, frameIndex, notes };
+}
+
+/**
+ * Number of Frames checked against the Pixel Data BEFORE any frame is planned: native frames are contiguous, so the
+ * element's length says how many exist; an encapsulated frame takes at least one fragment (PS3.5 A.4), or one
+ * Extended Offset Table entry. When the header declares more than exist (and at least one does), the frames that
+ * exist are what the file has, with a note saying the header lies; pydicom refuses such a file ("The number of bytes
+ * of pixel data is less than expected"), dcmtk decodes the frames present. No frame at all is left to the frame
+ * reader, which refuses naming the bytes it lacks.
+ */
+function framesPresent(ds: DataSet, pixelEl: Element, ts: string, declared: number, frameBits: number, notes: string[]): number {
+  let present: number;
+  if (pixelEl.encapsulatedPixelData) {
+    const eot = ds.elements.x7fe00001;
+    present = eot && eot.length >= 8 ? Math.floor(eot.length / 8) : (pixelEl.fragments?.length ?? 0);
+  } else {
+    const b = ds.byteArray as Uint8Array;
+    const available = Math.max(0, Math.min(pixelEl.length, b.length - pixelEl.dataOffset));
+    present = frameBits > 0 ? Math.floor((available * 8) / frameBits) : 0;
+  }
+  if (declared <= present || present < 1) return declared;
+  const what = declared === Number.MAX_SAFE_INTEGER ? `a Number of Frames (0028,0008) of "${(ds.string('x00280008') ?? '').trim()}"` : `${declared} frames in Number of Frames (0028,0008)`;
+  notes.push(`The header declares ${what}, but the Pixel Data${ts === TS_ENCAPSULATED_UNCOMPRESSED || pixelEl.encapsulatedPixelData ? ` (${pixelEl.fragments?.length ?? 0} fragments)` : ` (${pixelEl.length} bytes)`} holds ${present}: only ${present === 1 ? 'frame 1 exists' : `frames 1-${present} exist`}, and only ${present === 1 ? 'it is' : 'they are'} read`);
+  return present;
 }
 
 /** Native (uncompressed) frame bytes, little-endian; big endian 16/32-bit words swapped, 8-bit OW un-swapped. */

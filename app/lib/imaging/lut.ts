@@ -62,36 +62,61 @@ export function applyLut(lut: Lut, values: ArrayLike<number>): Float32Array {
   return out;
 }
 
+/** PS3.3 C.7.6.3.1.5: a palette (like any LUT whose descriptor has a 16-bit count) has at most 65,536 entries. */
+export const MAX_LUT_ENTRIES = 65536;
+
 /**
  * Expand Segmented Palette Color LUT Data (PS3.3 C.7.9.2): opcode 0 discrete (n values follow), 1 linear (from the
  * previous value to the next word over n steps), 2 indirect (copy n segments starting at a 32-bit word offset,
  * low word first). Reference: pydicom.pixels.processing._expand_segmented_lut.
+ *
+ * Bounded before memory is spent: the output is a preallocated table of `maxEntries` (the descriptor's count, at
+ * most 65,536), and expansion stops, refusing the table, once a segment would write past it; the segments walked
+ * (indirect ones replay others) are capped too, so a table of empty segments cannot spin. pydicom expands without
+ * a cap; an 815 KB file whose segments expand to 2.9 billion entries is refused here in milliseconds.
+ * Throws ImageDecodeError 'corrupt' naming `name` (e.g. "Red Palette Color Lookup Table Data (0028,1221)").
  */
-export function expandSegmentedLut(data: Uint16Array, bits: number): Uint16Array {
-  const out: number[] = [];
+export function expandSegmentedLut(data: Uint16Array, bits: number, maxEntries = MAX_LUT_ENTRIES, name = 'Segmented Palette Color Lookup Table Data'): Uint16Array {
+  const cap = Math.min(maxEntries, MAX_LUT_ENTRIES);
+  const out = new Uint16Array(cap);
+  let n0 = 0; // entries written
+  let walked = 0;
+  const maxWalked = 4 * data.length + 16 * cap;
   const mask = bits === 8 ? 0xff : 0xffff;
+  const tooMany = (more: number) =>
+    new ImageDecodeError('corrupt', `The ${name} expands past ${cap} entries (its descriptor's count${cap === MAX_LUT_ENTRIES ? ', and the 65,536 a palette can have' : ''}; a segment adds ${more} more at entry ${n0}): the table is refused (PS3.3 C.7.9.2)`, { maxEntries: cap, at: n0 });
+  const room = (n: number) => {
+    if (n0 + n > cap) throw tooMany(n);
+  };
   const run = (start: number, end: number, depth: number): void => {
-    if (depth > 8) throw new ImageDecodeError('corrupt', 'Segmented palette LUT: indirect segments nest too deep');
+    if (depth > 8) throw new ImageDecodeError('corrupt', `${name}: indirect segments nest too deep`);
     let i = start;
     while (i < end) {
+      if (++walked > maxWalked) throw new ImageDecodeError('corrupt', `${name}: more than ${maxWalked} segments walked (indirect segments replaying each other); the table is refused (PS3.3 C.7.9.2)`);
+      if (i + 1 >= data.length) throw new ImageDecodeError('corrupt', `${name}: a segment header runs past the end of the table`);
       const op = data[i];
       const n = data[i + 1];
       if (op === 0) {
-        for (let k = 0; k < n; k++) out.push(data[i + 2 + k] & mask);
+        const have = Math.min(n, data.length - i - 2); // a short last segment gives what it has, as pydicom's slice
+        room(have);
+        for (let k = 0; k < have; k++) out[n0++] = data[i + 2 + k] & mask;
         i += 2 + n;
       } else if (op === 1) {
-        if (out.length === 0) throw new ImageDecodeError('corrupt', 'Segmented palette LUT starts with a linear segment');
-        const y0 = out[out.length - 1];
+        if (n0 === 0) throw new ImageDecodeError('corrupt', 'Segmented palette LUT starts with a linear segment');
+        if (i + 2 >= data.length) throw new ImageDecodeError('corrupt', `${name}: a linear segment runs past the end of the table`);
+        room(n);
+        const y0 = out[n0 - 1];
         const y1 = data[i + 2];
         // n values, ending at y1 (the previous segment's last value is the start point, not repeated)
-        if (y0 === y1) for (let k = 0; k < n; k++) out.push(y1);
-        else for (let k = 1; k <= n; k++) out.push(roundHalfEven(y0 + ((y1 - y0) * k) / n)); // numpy.around, as pydicom
+        if (y0 === y1) for (let k = 0; k < n; k++) out[n0++] = y1;
+        else for (let k = 1; k <= n; k++) out[n0++] = roundHalfEven(y0 + ((y1 - y0) * k) / n); // numpy.around, as pydicom
         i += 3;
       } else if (op === 2) {
         const offset = data[i + 2] | (data[i + 3] << 16);
         // offset counts words from the start of the segmented data; copy n segments from there
         let j = offset;
         for (let k = 0; k < n; k++) {
+          if (j >= data.length) throw new ImageDecodeError('corrupt', `${name}: an indirect segment points past the end of the table`);
           const segLen = data[j] === 0 ? 2 + data[j + 1] : data[j] === 1 ? 3 : 4;
           run(j, j + segLen, depth + 1);
           j += segLen;
@@ -103,7 +128,7 @@ export function expandSegmentedLut(data: Uint16Array, bits: number): Uint16Array
     }
   };
   run(0, data.length, 0);
-  return Uint16Array.from(out);
+  return out.slice(0, n0);
 }
 
 /** Round half to even, as numpy.around (used by pydicom for segmented LUTs). */

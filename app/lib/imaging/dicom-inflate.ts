@@ -1,0 +1,60 @@
+/**
+ * The inflater dicom-parser calls for Deflated Explicit VR Little Endian (1.2.840.10008.1.2.1.99, PS3.5 A.5): the
+ * data set after the File Meta Information is raw deflate (RFC 1951). Inflated here in 16 KiB input slices with
+ * fflate's streaming Inflate and a cap on the output set BEFORE inflating, so a small file that inflates to
+ * gigabytes (a decompression bomb) is refused once the cap is passed, with no more than the cap held.
+ */
+import type * as dicomParserNs from 'dicom-parser';
+import { Inflate } from 'fflate';
+import { ImageDecodeError } from './errors';
+
+/** Default cap on an inflated data set: the per-file limit (256 MiB), as if the file had been stored uncompressed. */
+export const MAX_INFLATED_DATASET_BYTES = 256 * 1024 * 1024;
+
+const SLICE = 16 * 1024; // deflate expands at most ~1032:1, so one slice adds at most ~17 MB past the cap
+
+function mib(n: number): string {
+  return `${Math.round(n / 2 ** 20)} MB`;
+}
+
+/**
+ * Raw-inflate `arr[position..]` into a new array that keeps `arr[0..position)` in front (what dicom-parser's
+ * `inflater` option returns). Throws ImageDecodeError 'too-large' naming the cap as soon as the output passes
+ * `maxBytes`, 'corrupt' when the stream does not inflate.
+ */
+export function inflateDataSet(arr: Uint8Array, position: number, maxBytes = MAX_INFLATED_DATASET_BYTES): Uint8Array {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const over = () =>
+    new ImageDecodeError(
+      'too-large',
+      `The Deflated Explicit VR Little Endian data set inflates to more than ${mib(maxBytes)} (the limit for one file; ${mib(arr.length)} on disk): refused before inflating further (a decompression bomb, or an image too large to open here)`,
+      { inflatedAtLeast: total, maxBytes, compressedBytes: arr.length - position },
+    );
+  const inflater = new Inflate((chunk) => {
+    total += chunk.length;
+    if (total > maxBytes) throw over();
+    chunks.push(chunk);
+  });
+  try {
+    const body = arr.subarray(position);
+    if (body.length === 0) inflater.push(new Uint8Array(0), true);
+    for (let i = 0; i < body.length; i += SLICE) inflater.push(body.subarray(i, i + SLICE), i + SLICE >= body.length);
+  } catch (e) {
+    if (e instanceof ImageDecodeError) throw e;
+    throw new ImageDecodeError('corrupt', `The Deflated Explicit VR Little Endian data set does not inflate: ${e instanceof Error ? e.message : String(e)}`, undefined, { cause: e });
+  }
+  const full = new Uint8Array(position + total);
+  full.set(arr.subarray(0, position), 0);
+  let o = position;
+  for (const c of chunks) {
+    full.set(c, o);
+    o += c.length;
+  }
+  return full;
+}
+
+/** dicom-parser's `inflater` option bound to a cap. */
+export function cappedInflater(maxBytes = MAX_INFLATED_DATASET_BYTES): dicomParserNs.ParseDicomOptions['inflater'] {
+  return ((arr: Uint8Array, position: number) => inflateDataSet(arr, position, maxBytes)) as unknown as dicomParserNs.ParseDicomOptions['inflater'];
+}
