@@ -74,14 +74,15 @@ export function checkModelFilePath(path: string): string {
  * key the metadata is stored under is the key the bytes are stored under.
  */
 export function checkStableKey(key: string): string {
+  // Keys of the app's own models are origin-relative ('/models/...'): resolved against a fixed base here.
   let parsed: URL;
   try {
-    parsed = new URL(key);
+    parsed = new URL(key, 'http://localhost/');
   } catch {
     throw new UnsafeModelPathError(key, 'it is not a URL');
   }
   const m = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*([^?#]*)/i.exec(key);
-  const rawPath = m ? m[1] : '';
+  const rawPath = m ? m[1] : `${key.startsWith('/') ? '' : '/'}${/^[^?#]*/.exec(key)![0]}`;
   const rawSegs = rawPath.split('/');
   const parsedSegs = parsed.pathname.split('/');
   if (rawSegs.length !== parsedSegs.length || rawSegs.some((s) => s === '.' || s === '..' || /^(%2e|\.){1,2}$/i.test(s)) || rawPath.includes('\\')) {

@@ -73,6 +73,11 @@ describe('model file paths and cache keys (safe-path.ts)', () => {
 
   it('a key whose segments URL parsing would change is refused; a plain one is kept as written', () => {
     expect(checkStableKey('https://huggingface.co/org/m/resolve/main/a/model.onnx')).toBe('https://huggingface.co/org/m/resolve/main/a/model.onnx');
+    // The app's own models are keyed origin-relative.
+    expect(checkStableKey('/models/pneumonia-vit/model.onnx')).toBe('/models/pneumonia-vit/model.onnx');
+    expect(cacheKeyForUrl(resolveFileUrl({ kind: 'app', baseUrl: '/models/' }, 'm/model.onnx'))).toBe('/models/m/model.onnx');
+    expect(() => checkStableKey('/models/evil/%2e%2E/victim/model.onnx')).toThrow(UnsafeModelPathError);
+    expect(() => checkStableKey('/models/evil/../victim/model.onnx')).toThrow(UnsafeModelPathError);
     for (const k of ['https://h.test/models/evil/%2e%2e/victim/model.onnx', 'https://h.test/models/evil/%2E./victim/model.onnx', 'https://h.test/models/evil/../victim/model.onnx', 'https://h.test/models/evil\\..\\victim/model.onnx', 'https://h.test/models/./m.onnx']) {
       expect(() => checkStableKey(k), k).toThrow(UnsafeModelPathError);
     }
