@@ -1,6 +1,7 @@
 import { classifierEntry, useAppStore } from '../store';
 import type { HeatmapMethod, OodVerdict } from '../lib/classify/types';
 import { WeightsBadge } from './WeightsBadge';
+import { modelDisplayName } from '../lib/models/manifest';
 
 /** The out-of-distribution badge: shown next to a result (and in the batch table) when the model flags the image. */
 export function OodBadge({ ood, compact = false }: { ood?: OodVerdict; compact?: boolean }) {
@@ -49,7 +50,7 @@ export function ClassificationPanel() {
         <select value={classifierId ?? ''} onChange={(e) => setClassifier(e.target.value)} data-testid="classifier-select">
           {classifiers.map((m) => (
             <option key={m.id} value={m.id}>
-              {m.name} {m.weights === 'random-fixture' ? '(random weights)' : ''}
+              {modelDisplayName(m)}
             </option>
           ))}
         </select>

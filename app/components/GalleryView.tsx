@@ -3,6 +3,7 @@ import { useAppStore } from '../store';
 import { DEFAULT_PROMPTS, defaultGuidance, generatorEntry, type GalleryImage, type GalleryRun } from '../store/generate';
 import { WeightsBadge } from './WeightsBadge';
 import type { WeightsKind } from '../lib/models/manifest-types';
+import { modelDisplayName } from '../lib/models/manifest';
 
 /** Text-to-image gallery: base and LoRA side by side from the same seed, scored by the classifier, with history. */
 export function GalleryView() {
@@ -31,8 +32,7 @@ export function GalleryView() {
           <select data-testid="gen-model" value={entry?.id ?? ''} onChange={(e) => setModel(e.target.value)} disabled={gen.running}>
             {sdModels.map((m) => (
               <option key={m.id} value={m.id}>
-                {m.name}
-                {m.weights === 'random-fixture' ? ' — random weights' : ''}
+                {modelDisplayName(m)}
               </option>
             ))}
           </select>

@@ -1,6 +1,7 @@
 import { useMemo } from 'react';
 import { clipEntry, currentPromptSets, useAppStore } from '../store';
 import { WeightsBadge } from './WeightsBadge';
+import { modelDisplayName } from '../lib/models/manifest';
 
 export function ZeroShotPanel() {
   const manifest = useAppStore((s) => s.manifest);
@@ -25,7 +26,7 @@ export function ZeroShotPanel() {
         <select value={clipId ?? ''} onChange={(e) => setClip(e.target.value)} data-testid="clip-select">
           {clips.map((m) => (
             <option key={m.id} value={m.id}>
-              {m.name} {m.weights === 'random-fixture' ? '(random weights)' : ''}
+              {modelDisplayName(m)}
             </option>
           ))}
         </select>

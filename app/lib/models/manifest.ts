@@ -197,6 +197,15 @@ export function parseManifest(json: unknown): Manifest {
   return { version: 1, models };
 }
 
+/**
+ * A model's name for menus: a random-weights fixture is marked '(random weights)' unless its manifest name already
+ * says so (the fixtures' names do: "Tiny ViT classifier (random weights)"), so the mark is never doubled.
+ */
+export function modelDisplayName(entry: Pick<ModelEntry, 'name' | 'weights'>): string {
+  if (entry.weights !== 'random-fixture' || /random weights/i.test(entry.name)) return entry.name;
+  return `${entry.name} (random weights)`;
+}
+
 export function findModel(manifest: Manifest, id: string): ModelEntry | undefined {
   return manifest.models.find((m) => m.id === id);
 }
