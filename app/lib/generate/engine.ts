@@ -64,6 +64,15 @@ export function createGenerateEngine(host: GenerateHost) {
   let currentKey = '';
   let cancelled = false;
   let threadsSet = false;
+  // One call at a time: a generation, a load (which may release another model's sessions) and a release run in
+  // order, so sessions are never released under a running generation and WebGPU never sees two runs of a session
+  // at once ("Session already started"). cancel() is not queued: it stops the running generation between steps.
+  let chain: Promise<unknown> = Promise.resolve();
+  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
+    const p = chain.then(fn, fn);
+    chain = p.catch(() => undefined);
+    return p;
+  };
 
   async function release(): Promise<void> {
     const p = current;
@@ -235,38 +244,42 @@ export function createGenerateEngine(host: GenerateHost) {
 
   return {
     /** Create (or reuse) the sessions; returns what runs where, the layout and the memory budget. */
-    async load(req: GenerateModelRequest, onProgress?: Progress): Promise<Outcome<GenerateReport>> {
-      try {
-        const l = await get(req, false, onProgress && ((e) => e.kind === 'stage' && onProgress(e.message)));
-        return { ok: true, value: { ...l.report } };
-      } catch (e) {
-        return { ok: false, message: `Could not load ${req.entry.name}: ${errorMessage(e)}` };
-      }
+    load(req: GenerateModelRequest, onProgress?: Progress): Promise<Outcome<GenerateReport>> {
+      return serial(async () => {
+        try {
+          const l = await get(req, false, onProgress && ((e) => e.kind === 'stage' && onProgress(e.message)));
+          return { ok: true, value: { ...l.report } };
+        } catch (e) {
+          return { ok: false, message: `Could not load ${req.entry.name}: ${errorMessage(e)}` };
+        }
+      });
     },
 
     /** One seed, the requested sides, from the same initial latents (same seed). Cancellable between steps. */
-    async generate(req: GenerateModelRequest, p: GenerateParams, onEvent?: (e: GenerateEvent) => void): Promise<Outcome<{ images: GeneratedImage[]; report: GenerateReport }>> {
-      cancelled = false;
-      try {
-        let l = await get(req, false, onEvent);
-        const images: GeneratedImage[] = [];
-        for (const side of p.sides) {
-          try {
-            images.push(await runOne(l, p, side, onEvent));
-          } catch (e) {
-            if (!(e instanceof Fp16NaNError)) throw e;
-            onEvent?.({ kind: 'stage', message: 'fp16 UNet gave NaN on the first step: reloading in fp32' });
-            await release();
-            l = await get(req, true, onEvent);
-            l.report.reasons.push('the fp16 variant produced NaN/Inf on the first UNet step: switched to fp32');
-            images.push(await runOne(l, p, side, onEvent));
+    generate(req: GenerateModelRequest, p: GenerateParams, onEvent?: (e: GenerateEvent) => void): Promise<Outcome<{ images: GeneratedImage[]; report: GenerateReport }>> {
+      return serial(async () => {
+        cancelled = false;
+        try {
+          let l = await get(req, false, onEvent);
+          const images: GeneratedImage[] = [];
+          for (const side of p.sides) {
+            try {
+              images.push(await runOne(l, p, side, onEvent));
+            } catch (e) {
+              if (!(e instanceof Fp16NaNError)) throw e;
+              onEvent?.({ kind: 'stage', message: 'fp16 UNet gave NaN on the first step: reloading in fp32' });
+              await release();
+              l = await get(req, true, onEvent);
+              l.report.reasons.push('the fp16 variant produced NaN/Inf on the first UNet step: switched to fp32');
+              images.push(await runOne(l, p, side, onEvent));
+            }
           }
+          return { ok: true, value: { images, report: { ...l.report } } };
+        } catch (e) {
+          if (e instanceof GenerationCancelled) return { ok: false, message: `Cancelled: ${e.message}` };
+          return { ok: false, message: `Generation failed: ${errorMessage(e)}` };
         }
-        return { ok: true, value: { images, report: { ...l.report } } };
-      } catch (e) {
-        if (e instanceof GenerationCancelled) return { ok: false, message: `Cancelled: ${e.message}` };
-        return { ok: false, message: `Generation failed: ${errorMessage(e)}` };
-      }
+      });
     },
 
     /** Stop the running generation before its next UNet step. */
@@ -274,12 +287,15 @@ export function createGenerateEngine(host: GenerateHost) {
       cancelled = true;
     },
 
-    async release(modelId?: string): Promise<void> {
-      if (!modelId || currentKey.startsWith(`${modelId}|`)) await release();
+    /** Release this model's sessions once the calls queued before have ended. */
+    release(modelId?: string): Promise<void> {
+      return serial(async () => {
+        if (!modelId || currentKey.startsWith(`${modelId}|`)) await release();
+      });
     },
 
-    async reset(): Promise<void> {
-      await release();
+    reset(): Promise<void> {
+      return serial(release);
     },
   };
 }

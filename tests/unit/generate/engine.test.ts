@@ -109,6 +109,23 @@ describe('generate engine', () => {
     await engine.reset();
   });
 
+  it('serialises its calls: a release asked for during a generation waits for it, and generations queue (same images as one by one)', async () => {
+    const engine = createGenerateEngine(nodeGenerateHost(MODELS, 1));
+    const req = { entry: tiny, override: 'wasm' as const, source: { kind: 'app' as const } };
+    const p = { prompt: 'a normal chest X-ray', steps: 3, guidanceScale: 1, seed: 4, sides: ['base' as const] };
+    const order: string[] = [];
+    const g1 = engine.generate(req, p).then((r) => (order.push('g1'), r));
+    const rel = engine.release('tiny-sd').then(() => order.push('release'));
+    const g2 = engine.generate(req, { ...p, seed: 5 }).then((r) => (order.push('g2'), r));
+    const [r1, , r2] = await Promise.all([g1, rel, g2]);
+    // without the queue the release frees the sessions under g1's UNet loop and g1 fails
+    expect(r1.ok && r2.ok).toBe(true);
+    expect(order).toEqual(['g1', 'release', 'g2']);
+    const again = await engine.generate(req, p);
+    expect(again.ok && r1.ok && Array.from(again.value.images[0].rgba)).toEqual(r1.ok && Array.from(r1.value.images[0].rgba));
+    await engine.reset();
+  });
+
   it('refuses SD 1.5 (real sizes) on WASM with the numbers, before reading any file', async () => {
     let reads = 0;
     const host = { ...nodeGenerateHost(MODELS, 1), reader: () => async () => { reads++; throw new Error('must not read'); } };
