@@ -28,3 +28,20 @@ export function clipEntry(s: Pick<AppState, 'manifest' | 'clipId'>): ModelEntry 
 export function currentPromptSets(s: Pick<AppState, 'manifest' | 'clipId' | 'prompts'>): PromptSet[] {
   return (s.clipId && s.prompts[s.clipId]) || defaultPromptSets(clipEntry(s));
 }
+
+/**
+ * What would be lost if the page went away now (a reload, a closed tab, a service-worker update): a running batch,
+ * segmentation evaluation or generation, in words ('a batch run'), or null when nothing is running. Read by the
+ * beforeunload guard and the update prompt (app/platform/browser/page-guard.ts).
+ */
+export function workInProgress(s: {
+  batch?: { running?: boolean };
+  segment?: { eval?: { running?: boolean } };
+  gen?: { running?: boolean };
+}): string | null {
+  const running: string[] = [];
+  if (s.batch?.running) running.push('a batch run');
+  if (s.segment?.eval?.running) running.push('a segmentation evaluation');
+  if (s.gen?.running) running.push('a generation');
+  return running.length ? running.join(' and ') : null;
+}
