@@ -7,12 +7,23 @@
  * - nothing but the central directory is read up front: entries are read and inflated one at a time, on demand,
  *   from a random-access source (a Blob slice in the browser's imaging worker, a file Blob in Node), so a 1 GB zip
  *   is never held in memory;
- * - Zip64 (§4.3.14-15, extra field 0x0001) archives and entries work; CRC-32 of every inflated entry is checked.
+ * - Zip64 (§4.3.14-15, extra field 0x0001) archives and entries work; CRC-32 of every inflated entry is checked;
+ * - memory is bounded before it is spent: an entry whose header declares more than the per-file limit is skipped,
+ *   named, before a byte of it is read; the others are inflated in slices into a buffer of their declared size,
+ *   and one that inflates past it (headers can lie) is stopped there;
+ * - unsafe names (`..`, absolute, drive letters, backslashes) are made safe as Python's zipfile does and listed in
+ *   `renamed`; every entry is an entry, a skipped one (with its reason) or an ignored directory/junk one.
  *
- * Stored (0) and Deflate (8) entries are inflated with fflate.
+ * Stored (0) and Deflate (8) entries are inflated with fflate's streaming Inflate.
  */
-import { inflateSync, strFromU8 } from 'fflate';
+import { Inflate, strFromU8 } from 'fflate';
 import { crc32 } from '../util/crc32';
+import { sanitizeEntryPath, unsafeEntryReason } from './zip-paths';
+
+export { sanitizeEntryPath, unsafeEntryReason } from './zip-paths';
+
+/** The per-file limit of the decoders (app/lib/imaging DEFAULT_MAX_BYTES): an entry over it is never inflated. */
+export const ZIP_MAX_ENTRY_BYTES = 256 * 1024 * 1024;
 
 /** Random-access bytes: read(offset, length) returns exactly that range (shorter only at the end). */
 export interface ByteSource {
@@ -39,7 +50,10 @@ export function bytesSource(bytes: Uint8Array): ByteSource {
 
 /** One entry of the central directory. Sizes in bytes; offsets from the start of the archive. */
 export interface ZipEntryInfo {
+  /** The entry's name, made safe when the stored one was not (see `storedPath`). */
   path: string;
+  /** The name as stored in the archive, when it was unsafe and `path` is its sanitised form. */
+  storedPath?: string;
   /** Compression method (APPNOTE §4.4.5): 0 stored, 8 deflate, 9 Deflate64, 12 bzip2, 14 LZMA, ... */
   method: number;
   compressedSize: number;
@@ -56,10 +70,23 @@ export interface ZipSkipped {
   reason: string;
 }
 
+export interface ZipRenamed {
+  /** The name it is read under. */
+  path: string;
+  /** The unsafe name stored in the archive. */
+  storedPath: string;
+  /** e.g. "'..' segments": why the stored name was unsafe. */
+  reason: string;
+}
+
 export interface ZipListing {
   /** Readable entries (stored or deflate, not encrypted), in archive order, junk and directories left out. */
   entries: ZipEntryInfo[];
   skipped: ZipSkipped[];
+  /** Entries (also in `entries`) whose unsafe stored names were sanitised: report them to the user. */
+  renamed: ZipRenamed[];
+  /** Directories and junk (__MACOSX, hidden files, Thumbs.db) left out: entries + skipped + ignored = all. */
+  ignored: number;
 }
 
 export interface ZipEntry {
@@ -72,6 +99,8 @@ export interface ReadZipOptions {
   maxTotalBytes?: number;
   /** Refuse archives with more entries than this (default 100,000). */
   maxEntries?: number;
+  /** Skip, before reading, an entry declaring more bytes than this, compressed or not (default ZIP_MAX_ENTRY_BYTES). */
+  maxEntryBytes?: number;
   /** Skip (silently) an entry for which this returns false (after junk filtering). */
   filter?: (path: string, originalSize: number) => boolean;
 }
@@ -186,11 +215,15 @@ async function readEocd(src: ByteSource): Promise<Eocd> {
 export async function listZip(src: ByteSource, opts: ReadZipOptions = {}): Promise<ZipListing> {
   const maxTotal = opts.maxTotalBytes ?? 4 * 1024 ** 3;
   const maxEntries = opts.maxEntries ?? 100_000;
+  const maxEntry = opts.maxEntryBytes ?? ZIP_MAX_ENTRY_BYTES;
   const eocd = await readEocd(src);
   if (eocd.entries > maxEntries) throw new ZipReadError(`The zip has ${eocd.entries} entries, more than the limit of ${maxEntries}`);
   const cd = await src.read(eocd.cdOffset, eocd.cdSize);
   const entries: ZipEntryInfo[] = [];
   const skipped: ZipSkipped[] = [];
+  const renamed: ZipRenamed[] = [];
+  const names = new Set<string>();
+  let ignored = 0;
   let total = 0;
   let p = 0;
   for (let n = 0; n < eocd.entries; n++) {
@@ -206,7 +239,7 @@ export async function listZip(src: ByteSource, opts: ReadZipOptions = {}): Promi
     const extraLen = u16(cd, p + 30);
     const commentLen = u16(cd, p + 32);
     let localHeaderOffset = u32(cd, p + 42);
-    const path = decodeName(cd.subarray(p + 46, p + 46 + nameLen), flags);
+    const storedPath = decodeName(cd.subarray(p + 46, p + 46 + nameLen), flags);
     // Zip64 extended information (§4.5.3): only the fields whose 32-bit value is 0xFFFFFFFF, in this order.
     let e = p + 46 + nameLen;
     const extraEnd = e + extraLen;
@@ -223,8 +256,29 @@ export async function listZip(src: ByteSource, opts: ReadZipOptions = {}): Promi
     }
     p = extraEnd + commentLen;
     crc >>>= 0;
-    if (isJunkEntry(path)) continue;
-    if (opts.filter && !opts.filter(path, size)) continue;
+    const unsafe = unsafeEntryReason(storedPath);
+    const path = unsafe ? sanitizeEntryPath(storedPath) : storedPath;
+    if (unsafe && !path) {
+      skipped.push({ path: storedPath, reason: `unsafe name (${unsafe}) with nothing left once made safe; skipped` });
+      continue;
+    }
+    if (isJunkEntry(path)) {
+      ignored++;
+      continue;
+    }
+    if (opts.filter && !opts.filter(path, size)) {
+      ignored++;
+      continue;
+    }
+    if (names.has(path)) {
+      skipped.push({ path: storedPath, reason: unsafe ? `unsafe name (${unsafe}); its safe form ${path} is already another entry's name; skipped` : 'a second entry of the same name; skipped' });
+      continue;
+    }
+    names.add(path);
+    if (size > maxEntry || compressedSize > maxEntry) {
+      skipped.push({ path: storedPath, reason: `declares ${mb(Math.max(size, compressedSize))} ${size >= compressedSize ? 'uncompressed' : 'compressed'}, over the per-file limit of ${mb(maxEntry)}: skipped before inflating` });
+      continue;
+    }
     if (flags & 0x1 || method === 99) {
       skipped.push({ path, reason: 'the entry is encrypted (password-protected zips are not supported)' });
       continue;
@@ -236,9 +290,10 @@ export async function listZip(src: ByteSource, opts: ReadZipOptions = {}): Promi
     }
     total += size;
     if (total > maxTotal) throw new ZipReadError(`The zip expands to more than ${(maxTotal / 1024 ** 3).toFixed(1)} GiB`);
-    entries.push({ path, method, compressedSize, size, crc32: crc, localHeaderOffset, flags });
+    entries.push({ path, ...(unsafe ? { storedPath } : {}), method, compressedSize, size, crc32: crc, localHeaderOffset, flags });
+    if (unsafe) renamed.push({ path, storedPath, reason: unsafe });
   }
-  return { entries, skipped };
+  return { entries, skipped, renamed, ignored };
 }
 
 /** Where an entry's data starts: after its local header (§4.3.7), whose extra field may differ from the central one. */
@@ -248,28 +303,73 @@ async function dataOffset(src: ByteSource, entry: ZipEntryInfo): Promise<number>
   return entry.localHeaderOffset + 30 + u16(h, 26) + u16(h, 28);
 }
 
-/** Inflate (or copy) one entry's compressed bytes and check its CRC-32. */
-export function inflateZipEntry(entry: ZipEntryInfo, compressed: Uint8Array): Uint8Array {
-  if (compressed.length < entry.compressedSize) throw new ZipReadError(`${entry.path}: the entry is truncated`);
-  let out: Uint8Array;
-  if (entry.method === 0) out = compressed.subarray(0, entry.size);
-  else {
+function mb(n: number): string {
+  return n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(1)} GiB` : `${Math.round(n / 2 ** 20)} MB`;
+}
+
+const SLICE = 256 * 1024;
+
+/**
+ * Inflate (or copy) an entry from its compressed bytes, delivered in slices by `next` (undefined at the end), into
+ * a buffer of the size its directory declares, and check its CRC-32. Throws ZipReadError naming the entry when it
+ * inflates past that size (stopped there: the header lies), falls short, is damaged or fails its CRC.
+ */
+async function inflateSlices(entry: ZipEntryInfo, next: () => Promise<Uint8Array | undefined> | Uint8Array | undefined): Promise<Uint8Array> {
+  const out = new Uint8Array(entry.size);
+  let o = 0;
+  const lies = () => new ZipReadError(`${entry.path}: inflates past the ${entry.size} bytes its header declares (the header lies); stopped there`);
+  const take = (chunk: Uint8Array) => {
+    if (o + chunk.length > out.length) throw lies();
+    out.set(chunk, o);
+    o += chunk.length;
+  };
+  let read = 0;
+  if (entry.method === 0) {
+    for (let c = await next(); c && o < out.length; c = await next()) take(c.subarray(0, out.length - o));
+  } else {
+    const inflater = new Inflate((chunk) => take(chunk));
     try {
-      out = inflateSync(compressed.subarray(0, entry.compressedSize), { out: new Uint8Array(entry.size) });
+      for (let c = await next(); c; c = await next()) {
+        read += c.length;
+        inflater.push(c, read >= entry.compressedSize);
+      }
     } catch (e) {
+      if (e instanceof ZipReadError) throw e;
       throw new ZipReadError(`${entry.path}: the deflate stream is damaged (${(e as Error).message})`, { cause: e });
     }
   }
-  if (out.length !== entry.size) throw new ZipReadError(`${entry.path}: inflated to ${out.length} bytes, the directory says ${entry.size}`);
+  if (o !== entry.size) throw new ZipReadError(`${entry.path}: inflated to ${o} bytes, the directory says ${entry.size}`);
   if (crc32(out) !== entry.crc32) throw new ZipReadError(`${entry.path}: CRC-32 mismatch (the entry is damaged)`);
   return out;
 }
 
-/** Read and inflate one listed entry (only its own bytes are read). Throws ZipReadError. */
-export async function readZipEntry(src: ByteSource, entry: ZipEntryInfo): Promise<Uint8Array> {
+/** Inflate (or copy) one entry's compressed bytes and check its CRC-32 (see inflateSlices). Throws ZipReadError. */
+export async function inflateZipEntry(entry: ZipEntryInfo, compressed: Uint8Array): Promise<Uint8Array> {
+  if (compressed.length < entry.compressedSize) throw new ZipReadError(`${entry.path}: the entry is truncated`);
+  let at = 0;
+  return inflateSlices(entry, () => {
+    if (at >= entry.compressedSize) return undefined;
+    const c = compressed.subarray(at, Math.min(entry.compressedSize, at + SLICE));
+    at += c.length;
+    return c;
+  });
+}
+
+/**
+ * Read and inflate one listed entry: only its own bytes, read in slices, into a buffer of its declared size.
+ * Throws ZipReadError (see inflateSlices; also for an entry over ZIP_MAX_ENTRY_BYTES listed by other means).
+ */
+export async function readZipEntry(src: ByteSource, entry: ZipEntryInfo, maxEntryBytes = ZIP_MAX_ENTRY_BYTES): Promise<Uint8Array> {
+  if (entry.size > maxEntryBytes || entry.compressedSize > maxEntryBytes) throw new ZipReadError(`${entry.path}: declares ${mb(Math.max(entry.size, entry.compressedSize))}, over the per-file limit of ${mb(maxEntryBytes)}; not read`);
   const start = await dataOffset(src, entry);
-  const compressed = await src.read(start, entry.compressedSize);
-  return inflateZipEntry(entry, compressed);
+  let at = 0;
+  return inflateSlices(entry, async () => {
+    if (at >= entry.compressedSize) return undefined;
+    const c = await src.read(start + at, Math.min(SLICE, entry.compressedSize - at));
+    if (c.length === 0) throw new ZipReadError(`${entry.path}: the entry is truncated`);
+    at += c.length;
+    return c;
+  });
 }
 
 /**
