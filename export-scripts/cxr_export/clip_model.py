@@ -232,3 +232,18 @@ def tokenize(texts: list[str], context_length: int = 77) -> np.ndarray:
     long = ~(ids == EOS_ID).any(1)
     ids[long, -1] = EOS_ID
     return ids
+
+
+def restrict_vocabulary(model, known_ids) -> int:
+    """Zeroes the token-embedding rows of every id not in known_ids (the tokens training ever fed the text tower):
+    those rows were never trained, so a prompt word the model cannot know becomes a blank (its position embedding
+    only) instead of a random vector, and the export stores only the known rows (clip_export.CompactTokenEmbedding).
+    Records the ids in model.config['known_token_ids']; returns how many rows were zeroed."""
+    torch = _torch()
+    emb = model.text.text_model.embeddings.token_embedding.weight
+    keep = torch.zeros(emb.shape[0], dtype=torch.bool)
+    keep[torch.as_tensor(sorted(set(int(i) for i in known_ids)), dtype=torch.long)] = True
+    with torch.no_grad():
+        emb[~keep] = 0.0
+    model.config["known_token_ids"] = sorted(int(i) for i in torch.nonzero(keep).flatten().tolist())
+    return int((~keep).sum())
