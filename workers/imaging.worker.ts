@@ -6,6 +6,7 @@
  */
 import * as Comlink from 'comlink';
 import { isImageDecodeError } from '../app/lib/imaging/errors';
+import { checkFileSize } from '../app/lib/imaging/limits';
 import type { BatchDecodeOutcome, BatchSource, DecodeOutcome, DecodeRequest, ImagingApi, ZipListOutcome } from '../app/lib/imaging/decode-outcome';
 import { resizeRaster } from '../app/lib/imaging/preprocess';
 import type { Raster } from '../app/lib/imaging/raster';
@@ -35,6 +36,7 @@ const fileReadError = (message: string) => Object.assign(new Error(message), { n
  * than its size (Chromium returns an empty buffer): both are reported as that, not as an empty or damaged image.
  */
 async function readFileBytes(file: BlobLike, size: number): Promise<Uint8Array> {
+  checkFileSize(Math.max(size, file.size)); // before the read: a file over the limit is never held
   let buf: ArrayBuffer;
   try {
     buf = await file.slice(0, Math.max(size, file.size)).arrayBuffer();

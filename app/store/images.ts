@@ -7,6 +7,7 @@ import { labelFromPath } from '../lib/batch';
 import type { DicomImage, DicomWindow } from '../lib/imaging/dicom';
 import type { RasterDecodeInfo } from '../lib/imaging/raster-decode';
 import type { Raster } from '../lib/imaging/raster';
+import { DEFAULT_MAX_BYTES, fileSizeError } from '../lib/imaging/limits';
 import { distinctInputSizes, type ModelInputs } from '../lib/imaging/model-inputs';
 import type { ClassifierResult } from '../lib/classify/types';
 import type { ZeroShotOutput } from '../lib/clip/types';
@@ -107,6 +108,12 @@ export const createImagesSlice: SliceCreator<ImagesSlice> = (set, get) => {
         const st = get();
         const sizes = distinctInputSizes([st.manifest?.models.find((m) => m.id === st.classifierId), st.manifest?.models.find((m) => m.id === st.clipId)]);
         let out;
+        // Size checked before the file is read: one over the limit never costs its size in memory.
+        const tooLarge = fileSizeError(size, DEFAULT_MAX_BYTES);
+        if (tooLarge) {
+          get().alert(`${f.name}: ${tooLarge.message}`);
+          continue;
+        }
         try {
           const bytes = f.bytes ?? (await f.blob!.arrayBuffer());
           out = await get().workers.imaging().decode(transfer(bytes, [bytes]), { sizes });

@@ -10,6 +10,7 @@ import type { WasmBinaryLoader } from './codecs/types';
 import type { Raster } from './raster';
 import { sniffOrThrow, type ImageFormat } from './sniff';
 import { decodePngOrJpeg, pixelLimitFor, type RasterDecodeInfo } from './raster-decode';
+import { checkFileSize, DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS } from './limits';
 
 export * from './errors';
 export * from './sniff';
@@ -29,8 +30,7 @@ export * from './model-inputs';
 /** Decodes PNG or JPEG bytes into an RGBA raster (platform-specific). */
 export type PlatformDecoder = (bytes: Uint8Array, format: 'png' | 'jpeg') => Promise<Raster> | Raster;
 
-export const DEFAULT_MAX_BYTES = 256 * 1024 * 1024;
-export const DEFAULT_MAX_PIXELS = 100_000_000;
+export { DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, checkFileSize, fileSizeError } from './limits';
 
 export interface DecodeOptions {
   decodeRaster: PlatformDecoder;
@@ -112,9 +112,7 @@ export async function decodeImageFile(input: Uint8Array | ArrayBuffer, opts: Dec
   const bytes = input instanceof Uint8Array ? input : new Uint8Array(input);
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
-  if (bytes.length > maxBytes) {
-    throw new ImageDecodeError('too-large', `The file is ${(bytes.length / 2 ** 20).toFixed(0)} MB, over the limit of ${(maxBytes / 2 ** 20).toFixed(0)} MB`, { bytes: bytes.length, maxBytes });
-  }
+  checkFileSize(bytes.length, maxBytes);
   const sniff = sniffOrThrow(bytes);
   if (sniff.format === 'dicom') {
     const dopts = { maxPixels, frame: opts.frame };
