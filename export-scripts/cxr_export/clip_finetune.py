@@ -1,0 +1,240 @@
+"""`cxr-export clip-finetune`: adapts a cxr-clip model (clip_model.py) to a new zero-shot task by full fine-tuning,
+LoRA or QLoRA (clip_finetune_peft.py), merges the adapters into plain fp32 weights and exports the merged model as
+ONNX (image_encoder.onnx, text_encoder.onnx, tokenizer.json; parity against PyTorch checked).
+
+Data and task: clip_finetune_data.py (adult cxr-lung-masks images, lung-sam's training part only; held-out prompts
+for validation). Loop: clip_finetune_train.py. One command, seeded, resumable: when --max-minutes stops the
+training, the checkpoint in --out is kept and the same command continues; merge, validation and export run once
+--steps are done (or at the stop with --finish-at-budget, which the benchmark uses to give every method the same
+time). Writes into --out: checkpoint.pt, adapter/ (lora, qlora: the peft adapter), merged/ (config.json +
+model.safetensors, loadable by clip_model.load_cxr_clip), onnx/, result.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ExportError
+
+LR_DEFAULT = {"full": 2e-5, "lora": 5e-4, "qlora": 5e-4}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _dir_bytes(d: Path) -> int:
+    return sum(p.stat().st_size for p in Path(d).rglob("*") if p.is_file())
+
+
+def export_merged_onnx(model, out_dir: Path, atol: float = 1e-4, seed: int = 0) -> dict:
+    """image_encoder.onnx (pixel_values float32 [b,3,S,S] -> image_embeds [b,D]), text_encoder.onnx (input_ids
+    int64 [b,77] -> text_embeds [b,D]) and tokenizer.json (CLIP BPE, 77 tokens) of a plain CxrClip into out_dir,
+    through clip.py's export helpers; both graphs checked against PyTorch on seeded inputs within atol (raises
+    ExportError otherwise). Returns {parity: {graph: max abs diff}, bytes}."""
+    import torch
+
+    from .clip_model import tokenize, tokenizer
+    from .common import check_parity, export_onnx, run_onnx, torch_threads
+
+    class ImageEncoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, pixel_values):
+            return self.model.encode_image(pixel_values)
+
+    class TextEncoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids):
+            return self.model.encode_text(input_ids)
+
+    torch_threads(model)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    s = int(model.config["vision"]["image_size"])
+    ctx = int(model.config["text"]["max_position_embeddings"])
+    pixels = torch.from_numpy(np.random.default_rng(seed).standard_normal((2, 3, s, s)).astype(np.float32))
+    ids = torch.from_numpy(tokenize(["a PA chest radiograph", "an AP chest radiograph"], ctx))
+    img, txt = ImageEncoder().eval(), TextEncoder().eval()
+    with torch.no_grad():
+        ref_i, ref_t = img(pixels).numpy(), txt(ids).numpy()
+    export_onnx(img, (pixels,), out_dir / "image_encoder.onnx", ["pixel_values"], ["image_embeds"],
+                {"pixel_values": {0: "batch"}, "image_embeds": {0: "batch"}})
+    export_onnx(txt, (ids,), out_dir / "text_encoder.onnx", ["input_ids"], ["text_embeds"],
+                {"input_ids": {0: "batch"}, "text_embeds": {0: "batch"}})
+    tokenizer(ctx).save(str(out_dir / "tokenizer.json"))
+    parity = {
+        "image_encoder": check_parity("image_encoder", {"image_embeds": ref_i},
+                                      run_onnx(out_dir / "image_encoder.onnx", {"pixel_values": pixels.numpy()}), atol),
+        "text_encoder": check_parity("text_encoder", {"text_embeds": ref_t},
+                                     run_onnx(out_dir / "text_encoder.onnx", {"input_ids": ids.numpy()}), atol)}
+    return {"parity": parity, "bytes": _dir_bytes(out_dir)}
+
+
+def prepare(args, log=print):
+    """Base model, method set-up, task data and locked features. Returns (trainable, inner, info, data, meta)."""
+    import torch
+
+    from .clip_finetune_data import load_pixels, task_split
+    from .clip_finetune_peft import setup_method
+    from .clip_finetune_train import caption_ids, locked_features
+    from .clip_model import load_cxr_clip
+
+    torch.manual_seed(args.seed)
+    model = load_cxr_clip(args.model)
+    base_sha = _sha256(Path(args.model) / "model.safetensors")
+    exp_lora = None
+    if args.method != "full":
+        from .clip_finetune_peft import expected_lora_parameters
+
+        exp_lora = expected_lora_parameters(model, args.lora_r)
+    trainable, inner, info = setup_method(model, args.method, args.lora_r, args.lora_alpha, args.lora_dropout)
+    info["expected_trainable"] = exp_lora
+    split = task_split(args.task, args.seed, args.val_frac, args.data, args.limit_images)
+    cfg = inner.config
+    t0 = time.perf_counter()
+    feats = {}
+    for part in ("train", "val"):
+        px = load_pixels([p for p, _ in split[part]], cfg["vision"]["image_size"], cfg["mean"], cfg["std"])
+        feats[part] = locked_features(inner, px)
+    log(f"task {args.task}: {len(split['train'])} fine-tuning / {len(split['val'])} validation images "
+        f"(lung-sam's {split['n_lung_sam_heldout']} held-out images not read); locked features "
+        f"{time.perf_counter() - t0:.1f} s")
+    data = {"feats": feats["train"], "y": np.array([k for _, k in split["train"]]), "task": args.task,
+            "labels": split["labels"], "caption_ids": caption_ids(args.task, split["labels"], args.context_length),
+            "val_feats": feats["val"], "val_y": np.array([k for _, k in split["val"]]),
+            "n_train": len(split["train"]), "n_val": len(split["val"])}
+    meta = {"method": args.method, "task": args.task, "base_sha256": base_sha, "seed": args.seed,
+            "batch": args.batch, "lr": args.lr, "warmup": args.warmup, "lora_r": args.lora_r,
+            "lora_alpha": args.lora_alpha, "val_frac": args.val_frac, "limit_images": args.limit_images,
+            "context_length": args.context_length}
+    return trainable, inner, info, data, meta
+
+
+def finish(trainable, inner, info: dict, data: dict, summary: dict, args, log=print) -> dict:
+    """Validation (unmerged), adapter save, merge, merged-vs-unmerged check, merged save, ONNX export, result.json."""
+    from .clip_finetune_peft import count_parameters, merge
+    from .clip_finetune_train import embed, prompt_ids, validate, zero_shot_metrics
+    from .clip_model import save_cxr_clip
+
+    out = Path(args.out)
+    counts = count_parameters(trainable)
+    unmerged = validate(inner, data["val_feats"], data["val_y"], data["task"], data["labels"], args.context_length)
+    ids, lab = prompt_ids(data["task"], data["labels"], args.context_length)
+    ref_img, ref_txt = embed(inner, data["val_feats"], ids)
+    adapter_bytes = None
+    if args.method != "full":
+        trainable.save_pretrained(str(out / "adapter"))
+        adapter_bytes = _dir_bytes(out / "adapter")
+    merged = merge(trainable, args.method)
+    m_img, m_txt = embed(merged, data["val_feats"], ids)
+    diff = float(max(np.abs(m_img - ref_img).max(), np.abs(m_txt - ref_txt).max()))
+    if diff > args.merge_atol:
+        raise ExportError(f"merged and unmerged embeddings differ by {diff:.3g} > {args.merge_atol:g}")
+    merged_metrics = zero_shot_metrics(m_img, m_txt, lab, data["val_y"], float(merged.logit_scale.detach().exp()))
+    save_cxr_clip(merged, out / "merged")
+    exported = None if args.no_export else export_merged_onnx(merged, out / "onnx")
+    walls, cpus = summary["step_wall_s"], summary["step_cpu_s"]
+    result = {
+        "method": args.method, "task": args.task, "labels": data["labels"], "model": str(args.model),
+        "n_train": data["n_train"], "n_val": data["n_val"], "steps": summary["step"],
+        "steps_requested": args.steps, "done": summary["done"], "max_minutes": args.max_minutes,
+        "trainable_parameters": counts["trainable"], "total_parameters": counts["total"],
+        "expected_trainable_parameters": info.get("expected_trainable"),
+        "lora": {k: info[k] for k in ("lora_r", "lora_alpha", "lora_dropout") if k in info} or None,
+        "lora_targets": len(info.get("targets", [])) or None, "nf4": info.get("nf4"),
+        "peak_rss_train_mib": summary["peak_rss_train_mib"], "peak_rss_reset": summary["peak_rss_reset"],
+        "rss_before_train_mib": summary["rss_before_train_mib"], "training_state_mib": summary["state_mib"],
+        "steps_this_call": summary["steps_this_call"],
+        "sec_per_step_wall": round(float(np.median(walls)), 4) if walls else None,
+        "sec_per_step_cpu": round(float(np.median(cpus)), 4) if cpus else None,
+        "threads": args.threads, "device": "cpu",
+        "val_base": summary["history"]["base"], "val_unmerged": unmerged, "val_merged": merged_metrics,
+        "merged_vs_unmerged_max_abs": diff, "final_loss_mean20": round(float(np.mean(
+            summary["history"]["loss"][-20:])), 4) if summary["history"].get("loss") else None,
+        "adapter_bytes": adapter_bytes, "merged_safetensors_bytes": (out / "merged" / "model.safetensors").stat().st_size,
+        "onnx": exported,
+    }
+    (out / "result.json").write_text(json.dumps(result, indent=1) + "\n")
+    log(f"validation ({data['task']}, held-out prompts): base {result['val_base']} -> merged {merged_metrics}; "
+        f"merged vs unmerged max |diff| {diff:.3g}")
+    return result
+
+
+def run(args: argparse.Namespace) -> dict:
+    import torch
+
+    if args.lr is None:
+        args.lr = LR_DEFAULT[args.method]
+    if args.steps < 1 or args.batch < 2:
+        raise ExportError("--steps must be >= 1 and --batch >= 2")
+    if args.max_minutes is not None and args.max_minutes < 0:
+        raise ExportError("--max-minutes must be >= 0")
+    torch.set_num_threads(args.threads)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    trainable, inner, info, data, meta = prepare(args)
+    from .clip_finetune_train import train
+
+    summary = train(trainable, inner, data, args, meta)
+    if not summary["done"] and not args.finish_at_budget:
+        print(f"stopped at step {summary['step']} of {args.steps} (--max-minutes): run the same command again to "
+              "resume; merge and export run when training is complete", flush=True)
+        return summary
+    result = finish(trainable, inner, info, data, summary, args)
+    print(json.dumps({k: result[k] for k in ("method", "steps", "trainable_parameters", "peak_rss_train_mib",
+                                            "sec_per_step_wall", "val_base", "val_merged",
+                                            "merged_vs_unmerged_max_abs")}), flush=True)
+    return result
+
+
+def register(subparsers) -> None:
+    from .clip_finetune_data import TASKS
+    from .clip_finetune_peft import METHODS
+    from .lung_segmenter import default_data_dir
+
+    p = subparsers.add_parser("clip-finetune", help="adapt a cxr-clip model to a new task (full / LoRA / QLoRA), "
+                              "merge and export to ONNX", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--method", choices=METHODS, required=True)
+    p.add_argument("--model", type=Path, required=True, help="cxr-clip folder (config.json + model.safetensors)")
+    p.add_argument("--task", choices=sorted(TASKS), default="view")
+    p.add_argument("--out", type=Path, required=True, help="run folder (checkpoint, adapter, merged, onnx)")
+    p.add_argument("--data", type=Path, default=default_data_dir(), help="cxr-lung-masks folder")
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--max-minutes", type=float, default=None, help="stop training after this many minutes of this "
+                   "call (checkpoint kept; the same command resumes)")
+    p.add_argument("--finish-at-budget", action="store_true", help="when --max-minutes stops training, validate, "
+                   "merge and export anyway (same time budget per method: the benchmark)")
+    p.add_argument("--batch", type=int, default=32, help="images (and captions) per step")
+    p.add_argument("--lr", type=float, default=None, help="AdamW learning rate (default: full 2e-5, lora/qlora 5e-4)")
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--lora-r", type=int, default=8)
+    p.add_argument("--lora-alpha", type=float, default=16.0)
+    p.add_argument("--lora-dropout", type=float, default=0.0)
+    p.add_argument("--val-frac", type=float, default=0.2, help="validation share of lung-sam's training part")
+    p.add_argument("--context-length", type=int, default=32, help="training pad length (EOS pooling with a causal "
+                   "mask: the embedding does not depend on it)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--checkpoint-every", type=int, default=25)
+    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--merge-atol", type=float, default=1e-4)
+    p.add_argument("--restart", action="store_true", help="ignore a checkpoint in --out")
+    p.add_argument("--limit-images", type=int, default=None, help="only the first N training-part images (tests)")
+    p.add_argument("--no-export", action="store_true", help="skip the ONNX export")
+    p.set_defaults(func=run)
