@@ -24,7 +24,6 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("classifier", "cxr_export.classifier"),
     ("clip", "cxr_export.clip"),
     ("clip-finetune", "cxr_export.clip_finetune"),
-    ("clip-finetune", "cxr_export.clip_finetune"),
     ("sam", "cxr_export.sam"),
     ("lora", "cxr_export.lora"),
     ("sd", "cxr_export.sd"),
