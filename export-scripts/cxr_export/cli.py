@@ -24,6 +24,7 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("classifier", "cxr_export.classifier"),
     ("clip", "cxr_export.clip"),
     ("clip-finetune", "cxr_export.clip_finetune"),
+    ("clip-finetune-bench", "cxr_export.clip_finetune_bench"),
     ("sam", "cxr_export.sam"),
     ("lora", "cxr_export.lora"),
     ("sd", "cxr_export.sd"),
