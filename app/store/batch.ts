@@ -7,8 +7,6 @@
  */
 import {
   batchImagesPerSecond,
-  batchInputSizes,
-  batchRowOutcome,
   batchMetrics,
   batchPrecisionAt5,
   batchLabels,
@@ -23,10 +21,8 @@ import {
   type MapPoint,
   type SimilarList,
 } from '../lib/batch';
-import type { ClassifierEngine } from '../lib/classify/engine';
-import type { ClipEngine } from '../lib/clip/engine';
-import type { Raster } from '../lib/imaging/raster';
 import { errorMessage } from '../lib/runtime/outcome';
+import { batchDecodeSizes, runBatchChunk, zeroShotLabels, type BatchModels } from '../services/batch';
 import { guarded } from './alerts';
 import { currentPromptSets } from './selectors';
 import type { SliceCreator } from './state';
@@ -64,6 +60,8 @@ export interface BatchState {
   /** Models the rows were computed with (shown next to every result). */
   classifierId?: string;
   clipId?: string;
+  /** The variant (dtype) the classifier ran as (for the export's sidecar and the metrics report). */
+  classifierDtype?: string;
   /** precision@5 of ground-truth label agreement by classifier embedding; set when a run stops (batchPrecisionAt5). */
   precisionAt5?: number;
   /** Images processed per second of running time (pauses excluded); set when a run stops (batchImagesPerSecond). */
@@ -76,6 +74,8 @@ export interface BatchState {
   labels: BatchLabels;
   /** Where `threshold` came from: the model card, or the user moving the slider. */
   thresholdSource: 'model card' | 'user (slider)' | 'default 0.5';
+  /** The prompt labels of the run's zero-shot columns (zs_<LABEL>), fixed when the run starts. */
+  zeroShotLabels: string[];
   derived: BatchDerived;
 }
 
@@ -94,7 +94,7 @@ const CHUNK = 8;
 const BATCH_THUMB = 64;
 
 const NOTHING: BatchDerived = { metrics: null, similar: [], pca: { classifierEmbedding: null, clipEmbedding: null } };
-const EMPTY = { rows: [], running: false, cancelRequested: false, threshold: 0.5, activeMs: 0, labels: batchLabels(undefined), thresholdSource: 'default 0.5' as const, derived: NOTHING };
+const EMPTY = { rows: [], running: false, cancelRequested: false, threshold: 0.5, activeMs: 0, labels: batchLabels(undefined), thresholdSource: 'default 0.5' as const, zeroShotLabels: [] as string[], derived: NOTHING };
 
 export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
   /** Inputs stay out of the rendered state: Blobs are not state to render. Indexed by BatchRow.index. */
@@ -123,54 +123,27 @@ export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
   };
 
   /**
-   * Decode, then classify and zero-shot label one chunk of pending rows; every failure lands in its own row. The
-   * imaging worker reads each file (or zip entry) itself and returns only a thumbnail and the image resized once to
-   * each model's input size: the full-resolution raster never reaches this thread or the model workers.
+   * One chunk of pending rows through the batch service (app/services/batch.ts, the same code as `npm run label`).
+   * The imaging worker reads each file (or zip entry) itself and returns only a thumbnail and the image resized once
+   * to each model's input size: the full-resolution raster never reaches this thread or the model workers.
    */
-  async function runChunk(pending: BatchRow[], cls: { id: string } | undefined, clip: { id: string } | undefined) {
-    const updates = new Map<number, Partial<BatchRow>>();
-    const st0 = get();
-    const clsEntry = cls && st0.manifest?.models.find((m) => m.id === cls.id);
-    const clipEntry = clip && st0.manifest?.models.find((m) => m.id === clip.id);
-    const { sizes, index } = batchInputSizes([clsEntry, clipEntry]);
-    const decoded: { row: BatchRow; inputs: Raster[] }[] = [];
-    for (const row of pending) {
+  async function runChunk(pending: BatchRow[], models: BatchModels) {
+    const { sizes } = batchDecodeSizes(models);
+    const byIndex = new Map(pending.map((r) => [r.index, r]));
+    const { updates, reports, failures } = await runBatchChunk(get().inference, models, pending.map((r) => r.index), async (i) => {
+      const input = inputs[i];
+      const source = input.zip ? { zip: input.zip.file, entry: input.zip.entry } : { file: input.blob!, size: input.size ?? input.blob!.size };
       try {
-        const input = inputs[row.index];
-        const source = input.zip ? { zip: input.zip.file, entry: input.zip.entry } : { file: input.blob!, size: input.size ?? input.blob!.size };
         const out = await get().workers.imaging().decodeForBatch(source, sizes, BATCH_THUMB);
-        if (!out.ok) updates.set(row.index, { status: 'error', error: out.message });
-        else {
-          decoded.push({ row, inputs: out.modelInputs });
-          updates.set(row.index, { thumbnail: out.thumbnail });
-        }
+        return out.ok ? { ok: true, modelInputs: out.modelInputs, thumbnail: out.thumbnail } : { ok: false, message: out.message };
       } catch (e) {
-        updates.set(row.index, { status: 'error', error: `${row.imageId}: ${errorMessage(e)}` });
+        return { ok: false, message: `${byIndex.get(i)?.imageId}: ${errorMessage(e)}` };
       }
-    }
-    if (decoded.length) {
-      const st = get();
-      const clsRasters = decoded.map((d) => d.inputs[index(clsEntry)]);
-      const clipRasters = decoded.map((d) => d.inputs[index(clipEntry)]);
-      const attempt = <R>(p: Promise<R>) => p.then((value) => ({ ok: true as const, value }), (e) => ({ ok: false as const, message: errorMessage(e) }));
-      const clsReq = clsEntry && st.modelRequest(clsEntry);
-      const clipReq = clipEntry && st.modelRequest(clipEntry);
-      const prompts = currentPromptSets(st);
-      const [c, z] = await Promise.all([
-        clsReq ? attempt(st.inference.run(clsReq, (e: ClassifierEngine) => e.classify(clsReq, clsRasters, { heatmap: false }))) : null,
-        clipReq ? attempt(st.inference.run(clipReq, (e: ClipEngine) => e.zeroShot(clipReq, clipRasters, prompts))) : null,
-      ]);
-      if (c && !c.ok) get().alert(c.message);
-      if (z && !z.ok) get().alert(z.message);
-      decoded.forEach(({ row }, i) => {
-        const u = updates.get(row.index) ?? {};
-        const cr = c?.ok ? c.value.results[i] : undefined;
-        const zr = z?.ok ? z.value.results[i] : undefined;
-        updates.set(row.index, { ...u, ...batchRowOutcome(cr, zr, c && !c.ok ? c.message : z && !z.ok ? z.message : undefined) });
-      });
-      if (c?.ok && cls) get().modelRan(cls.id, c.value.report);
-      if (z?.ok && clip) get().modelRan(clip.id, z.value.report);
-    }
+    });
+    for (const f of failures) get().alert(f);
+    if (reports.classifier) set((s) => ({ batch: { ...s.batch, classifierDtype: reports.classifier!.dtype } }));
+    if (reports.classifier && models.classifier) get().modelRan(models.classifier.entry.id, reports.classifier);
+    if (reports.clip && models.clip) get().modelRan(models.clip.entry.id, reports.clip);
     patchRows(updates);
   }
 
@@ -237,12 +210,19 @@ export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
         const clsOk = cls ? !!(await get().ensureModelLoaded(cls.id)) : false;
         const clipOk = clip ? !!(await get().ensureModelLoaded(clip.id)) : false;
         if (!clsOk && !clipOk) return;
+        const st = get();
+        const models: BatchModels = {
+          classifier: clsOk && cls ? st.modelRequest(cls) : undefined,
+          clip: clipOk && clip ? st.modelRequest(clip) : undefined,
+          prompts: currentPromptSets(st),
+        };
+        set((s) => ({ batch: { ...s.batch, zeroShotLabels: zeroShotLabels(models) } }));
         for (;;) {
           if (get().batch.cancelRequested) break;
           // Resume: always the first rows still pending.
           const pending = get().batch.rows.filter((r) => r.status === 'pending').slice(0, CHUNK);
           if (!pending.length) break;
-          await runChunk(pending, clsOk ? cls : undefined, clipOk ? clip : undefined);
+          await runChunk(pending, models);
         }
       } finally {
         set((s) => {

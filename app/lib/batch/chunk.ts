@@ -41,6 +41,7 @@ export function batchRowOutcome(cr: ClassifierResult | undefined, zr: ZeroShotOu
     oodScore: cr?.ood?.score,
     ood: cr?.ood?.ood,
     oodBadge: cr?.ood?.badge,
+    oodThreshold: cr?.ood?.threshold,
     autoLabel: zr?.autoLabel,
     autoConfidence: zr?.confidence,
     zeroShotProbabilities: zr?.probabilities,

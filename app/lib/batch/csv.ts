@@ -1,73 +1,10 @@
 /**
- * RFC 4180 CSV reading and writing, and the labeled-dataset export.
+ * The labeled-dataset export (labeled_dataset.csv and its sidecar), written through the one CSV module
+ * (app/lib/util/csv.ts: RFC 4180 quoting and CSV-injection neutralisation), re-exported here for the batch's readers.
  */
+import { csvLine, toCsv } from '../util/csv';
 
-/** Quote a field when it contains a comma, a double quote, CR or LF (quotes doubled). */
-export function csvField(v: unknown): string {
-  if (v === null || v === undefined) return '';
-  const s = typeof v === 'number' ? formatNumber(v) : String(v);
-  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
-
-function formatNumber(x: number): string {
-  if (!Number.isFinite(x)) return '';
-  return String(Math.round(x * 1e6) / 1e6);
-}
-
-/** Rows of fields → CSV text, CRLF line endings, trailing CRLF. */
-export function toCsv(rows: unknown[][]): string {
-  return rows.map((r) => r.map(csvField).join(',')).join('\r\n') + '\r\n';
-}
-
-/** Parse RFC 4180 CSV (quoted fields, doubled quotes, CRLF or LF, BOM tolerated). Blank lines are dropped. */
-export function parseCsv(text: string): string[][] {
-  const s = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let field = '';
-  let inQuotes = false;
-  let i = 0;
-  const endRow = () => {
-    row.push(field);
-    field = '';
-    if (!(row.length === 1 && row[0] === '')) rows.push(row);
-    row = [];
-  };
-  while (i < s.length) {
-    const c = s[i];
-    if (inQuotes) {
-      if (c === '"') {
-        if (s[i + 1] === '"') {
-          field += '"';
-          i += 2;
-          continue;
-        }
-        inQuotes = false;
-        i++;
-        continue;
-      }
-      field += c;
-      i++;
-      continue;
-    }
-    if (c === '"' && field === '') {
-      inQuotes = true;
-      i++;
-    } else if (c === ',') {
-      row.push(field);
-      field = '';
-      i++;
-    } else if (c === '\r' || c === '\n') {
-      endRow();
-      i += c === '\r' && s[i + 1] === '\n' ? 2 : 1;
-    } else {
-      field += c;
-      i++;
-    }
-  }
-  if (field !== '' || row.length > 0) endRow();
-  return rows;
-}
+export { csvCell, csvCell as csvField, csvLine, csvText, neutraliseFormula, parseCsv, toCsv } from '../util/csv';
 
 /** The exact column order of labeled_dataset.csv. */
 export const LABELED_DATASET_COLUMNS = [
@@ -97,22 +34,48 @@ export interface LabeledRow {
   ood_score?: number | null;
   /** ood_score above the model's threshold: the image is outside what the model was trained on */
   ood?: boolean | null;
+  /** Zero-shot probability per prompt label (the zs_<LABEL> columns); absent without a CLIP model. */
+  zero_shot?: Record<string, number>;
 }
 
-export function toLabeledDatasetCsv(rows: LabeledRow[]): string {
-  return toCsv([
-    [...LABELED_DATASET_COLUMNS],
-    ...rows.map((r) => [
-      r.image_id,
-      r.auto_label,
-      r.ground_truth ?? '',
-      r.confidence_score,
-      r.classifier_prediction,
-      r.classifier_probability,
-      r.ood_score ?? '',
-      r.ood == null ? '' : r.ood ? 'true' : 'false',
-    ]),
-  ]);
+/** One zero-shot probability column per prompt label: `zs_<LABEL>`. */
+export function zeroShotColumn(label: string): string {
+  return `zs_${label}`;
+}
+
+/** The header of labeled_dataset.csv: the fixed columns, then zs_<LABEL> for each zero-shot label (in order). */
+export function labeledDatasetColumns(zeroShotLabels: readonly string[] = []): string[] {
+  return [...LABELED_DATASET_COLUMNS, ...zeroShotLabels.map(zeroShotColumn)];
+}
+
+/** One row's cells in labeledDatasetColumns(zeroShotLabels) order. */
+export function labeledDatasetCells(r: LabeledRow, zeroShotLabels: readonly string[] = []): unknown[] {
+  return [
+    r.image_id,
+    r.auto_label,
+    r.ground_truth ?? '',
+    r.confidence_score,
+    r.classifier_prediction,
+    r.classifier_probability,
+    r.ood_score ?? '',
+    r.ood == null ? '' : r.ood ? 'true' : 'false',
+    ...zeroShotLabels.map((l) => r.zero_shot?.[l] ?? ''),
+  ];
+}
+
+/** The header line of labeled_dataset.csv (no line ending): for writers that append rows as they finish. */
+export function labeledDatasetHeaderLine(zeroShotLabels: readonly string[] = []): string {
+  return csvLine(labeledDatasetColumns(zeroShotLabels));
+}
+
+/** One data line of labeled_dataset.csv (no line ending). */
+export function labeledDatasetLine(r: LabeledRow, zeroShotLabels: readonly string[] = []): string {
+  return csvLine(labeledDatasetCells(r, zeroShotLabels));
+}
+
+/** labeled_dataset.csv: header and rows, CRLF line endings, text cells neutralised against CSV injection. */
+export function toLabeledDatasetCsv(rows: LabeledRow[], zeroShotLabels: readonly string[] = []): string {
+  return toCsv([labeledDatasetColumns(zeroShotLabels), ...rows.map((r) => labeledDatasetCells(r, zeroShotLabels))]);
 }
 
 /**
@@ -122,6 +85,8 @@ export function toLabeledDatasetCsv(rows: LabeledRow[]): string {
 export interface LabeledDatasetMetadata {
   file: string;
   columns: readonly string[];
+  /** The zero-shot labels of the zs_<LABEL> columns (empty without a CLIP model). */
+  zero_shot_labels: string[];
   /** Threshold on P(positive_label) of classifier_prediction (and of auto_label/confidence_score when those come from the classifier). */
   threshold: number | null;
   threshold_source: 'model card' | 'user (slider)' | 'command line' | 'default 0.5' | 'argmax (multi-class)';
@@ -133,8 +98,9 @@ export interface LabeledDatasetMetadata {
   created: string;
 }
 
-export function labeledDatasetMetadata(m: Omit<LabeledDatasetMetadata, 'columns' | 'created'> & { created?: string }): LabeledDatasetMetadata {
-  return { ...m, columns: LABELED_DATASET_COLUMNS, created: m.created ?? new Date().toISOString() };
+export function labeledDatasetMetadata(m: Omit<LabeledDatasetMetadata, 'columns' | 'created' | 'zero_shot_labels'> & { created?: string; zero_shot_labels?: string[] }): LabeledDatasetMetadata {
+  const zs = m.zero_shot_labels ?? [];
+  return { ...m, zero_shot_labels: zs, columns: labeledDatasetColumns(zs), created: m.created ?? new Date().toISOString() };
 }
 
 /** `labeled_dataset.csv` -> `labeled_dataset.meta.json`. */

@@ -7,7 +7,6 @@
  * - Multi-class models: the prediction is the label of highest probability; the threshold does not apply.
  */
 import type { Raster } from '../imaging/raster';
-import { precisionAtK } from '../embeddings';
 import { argmax, positiveIndex } from '../classify/postprocess';
 import type { LabeledRow } from './csv';
 
@@ -34,6 +33,8 @@ export interface BatchRow {
   ood?: boolean;
   /** What the badge says (from the model's ood.json). */
   oodBadge?: string;
+  /** The OOD threshold the verdict was made at. */
+  oodThreshold?: number;
 }
 
 /** Rows the classifier flagged as out of distribution, over the finished rows it scored (undefined: none scored). */
@@ -99,23 +100,9 @@ export function batchLabeledRows(rows: BatchRow[], threshold: number, lab: Batch
         classifier_probability: lab.positive != null ? (r.classifierProbability ?? NaN) : (confidenceAt(r, threshold, lab) ?? NaN),
         ood_score: r.oodScore ?? null,
         ood: r.ood ?? null,
+        ...(r.zeroShotProbabilities ? { zero_shot: r.zeroShotProbabilities } : {}),
       };
     });
-}
-
-/**
- * precision@5 of label agreement: over the finished rows with ground truth and a classifier embedding, the mean
- * fraction of each row's 5 nearest neighbours (cosine, self excluded) sharing its ground truth. Needs ≥ 2 such rows.
- */
-export function batchPrecisionAt5(rows: BatchRow[]): number | undefined {
-  const withEmb = rows.filter((r) => r.status === 'done' && r.groundTruth && r.classifierEmbedding?.length);
-  if (withEmb.length < 2) return undefined;
-  const D = withEmb[0].classifierEmbedding!.length;
-  const known = withEmb.filter((r) => r.classifierEmbedding!.length === D);
-  const M = new Float32Array(known.length * D);
-  known.forEach((r, i) => M.set(r.classifierEmbedding!, i * D));
-  const v = precisionAtK(M, D, known.map((r) => r.groundTruth!), 5);
-  return Number.isFinite(v) ? v : undefined;
 }
 
 /**

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { zipSync, strToU8 } from 'fflate';
 import {
-  groundTruthFromCsv, labelFromPath, LABELED_DATASET_COLUMNS, parseCsv, readZipAll, summarizeBatch, toLabeledDatasetCsv, ZipReadError,
+  groundTruthFromCsv, labelFromPath, LABELED_DATASET_COLUMNS, parseCsv, readZipAll, batchReport, batchLabels, toLabeledDatasetCsv, ZipReadError,
 } from '../../../app/lib/batch';
 import { hasPython, PYTHON } from '../helpers/shared';
 
@@ -64,14 +64,27 @@ describe('zip', () => {
   });
 });
 
-describe('summarizeBatch', () => {
-  it('metrics over rows with ground truth', () => {
-    const s = summarizeBatch([
-      { image_id: 'a', auto_label: 'NORMAL', ground_truth: 'NORMAL', confidence_score: 0.9, classifier_prediction: 'NORMAL', classifier_probability: 0.1 },
-      { image_id: 'b', auto_label: 'PNEUMONIA', ground_truth: 'PNEUMONIA', confidence_score: 0.8, classifier_prediction: 'PNEUMONIA', classifier_probability: 0.8 },
-      { image_id: 'c', auto_label: 'NORMAL', ground_truth: '', confidence_score: 0.8, classifier_prediction: 'NORMAL', classifier_probability: 0.2 },
-    ]);
-    expect(s).toMatchObject({ n: 3, nWithTruth: 2, autoLabelAccuracy: 1 });
-    expect(s.classifier).toMatchObject({ accuracy: 1, auc: 1 });
+describe('batchReport', () => {
+  const done = (index: number, p: number, gt: string | undefined, extra = {}) => ({ index, imageId: `i${index}`, status: 'done' as const, groundTruth: gt, classifierProbability: p, classifierProbabilities: [1 - p, p], ...extra });
+  it('binary metrics over the finished rows with ground truth; auto_label accuracy', () => {
+    const s = batchReport([done(0, 0.1, 'NORMAL'), done(1, 0.8, 'PNEUMONIA'), done(2, 0.2, undefined), { index: 3, imageId: 'x', status: 'error' as const }], 0.5, batchLabels(['NORMAL', 'PNEUMONIA']));
+    expect(s).toMatchObject({ n: 3, n_with_ground_truth: 2, auto_label_accuracy: 1, accuracy: 1, auc: 1, positive_label: 'PNEUMONIA', threshold: 0.5 });
+    expect(s.confusion).toEqual({ tp: 1, fp: 0, tn: 1, fn: 0 });
+  });
+  it('zero-shot accuracy and AUC on the prompt labels (hand-computed)', () => {
+    const zs = (pPn: number) => ({ autoLabel: pPn >= 0.5 ? 'PNEUMONIA' : 'NORMAL', zeroShotProbabilities: { NORMAL: 1 - pPn, PNEUMONIA: pPn } });
+    const rows = [done(0, 0.1, 'NORMAL', zs(0.3)), done(1, 0.8, 'PNEUMONIA', zs(0.6)), done(2, 0.2, 'NORMAL', zs(0.7)), done(3, 0.9, 'PNEUMONIA', zs(0.4))];
+    const s = batchReport(rows, 0.5, batchLabels(['NORMAL', 'PNEUMONIA']), ['NORMAL', 'PNEUMONIA']);
+    expect(s.zero_shot_accuracy).toBe(0.5);
+    // pairs (pos, neg): (0.6,0.3) ok, (0.6,0.7) no, (0.4,0.3) ok, (0.4,0.7) no -> 2/4
+    expect(s.zero_shot_auc).toBe(0.5);
+    expect(s.auto_label_accuracy).toBe(0.5);
+  });
+  it('multi-class: accuracy, macro F1 and the confusion matrix at argmax', () => {
+    const m = (index: number, ps: number[], gt: string) => ({ index, imageId: `m${index}`, status: 'done' as const, groundTruth: gt, classifierProbabilities: ps });
+    const s = batchReport([m(0, [0.7, 0.2, 0.1], 'A'), m(1, [0.1, 0.6, 0.3], 'B'), m(2, [0.1, 0.6, 0.3], 'C')], 0.5, batchLabels(['A', 'B', 'C']));
+    expect(s.accuracy).toBeCloseTo(2 / 3, 12);
+    expect(s.confusion).toEqual([[1, 0, 0], [0, 1, 0], [0, 1, 0]]);
+    expect(s.threshold).toBeNull();
   });
 });

@@ -85,7 +85,7 @@ export function ensureTinyModels(): string | null {
   if (!clipRoot || !clipEntry) return vitDir;
   const key = hashOf([JSON.stringify(vitManifest), JSON.stringify(clipEntry), clipRoot]);
   return cached(path.join(os.tmpdir(), `cxr-test-models-${key}`), (tmp) => {
-    fs.symlinkSync(path.join(vitDir, 'tiny-vit'), path.join(tmp, 'tiny-vit'));
+    for (const m of vitManifest.models as Entry[]) fs.symlinkSync(path.join(vitDir, m.id), path.join(tmp, m.id));
     fs.symlinkSync(path.join(clipRoot!, 'tiny-biomedclip'), path.join(tmp, 'tiny-biomedclip'));
     fs.writeFileSync(path.join(tmp, 'manifest.json'), JSON.stringify({ version: 1, models: [...vitManifest.models, clipEntry] }));
   });

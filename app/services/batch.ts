@@ -1,0 +1,149 @@
+/**
+ * Batch labelling, written once: one chunk of images -> decoded inputs -> classifier and zero-shot results -> batch
+ * rows (app/lib/batch/rows.ts), and rows -> labeled_dataset.csv, its sidecar and the metrics report. The app's
+ * batch slice (app/store/batch.ts, decoding in the imaging worker) and `npm run label` (app/cli/label.ts, decoding
+ * in-process) both call these, so the same folder gives the same CSV and metrics through either (tests/unit/batch/
+ * app-cli-parity.test.ts proves it).
+ */
+import { batchInputSizes, batchRowOutcome } from '../lib/batch/chunk';
+import { labeledDatasetMetadata, toLabeledDatasetCsv, type LabeledDatasetMetadata } from '../lib/batch/csv';
+import { batchLabeledRows, type BatchLabels, type BatchRow } from '../lib/batch/rows';
+import { batchReport, type BatchReport } from '../lib/batch/summary';
+import type { ClassifierEngine } from '../lib/classify/engine';
+import type { ClassifierResult } from '../lib/classify/types';
+import type { ClipEngine } from '../lib/clip/engine';
+import { usablePromptSets } from '../lib/clip/prompts';
+import type { PromptSet, ZeroShotOutput } from '../lib/clip/types';
+import type { ModelInputSize } from '../lib/imaging/decode-outcome';
+import type { Raster } from '../lib/imaging/raster';
+import type { ModelEntry } from '../lib/models/manifest-types';
+import { errorMessage, type ModelRequest } from '../lib/runtime/outcome';
+import type { RuntimeReport } from '../lib/runtime/report';
+import type { InferenceService } from './inference';
+
+/** The models of a batch run: a classifier and/or a CLIP model with its prompt sets. */
+export interface BatchModels {
+  classifier?: ModelRequest;
+  clip?: ModelRequest;
+  /** The CLIP model's prompt sets (ignored without one). */
+  prompts: PromptSet[];
+}
+
+/** One image of a chunk decoded for the batch: its inputs resized once per size of batchDecodeSizes, in order. */
+export type BatchDecoded = { ok: true; modelInputs: Raster[]; thumbnail?: Raster } | { ok: false; message: string };
+
+/** How a chunk's images are read and decoded (imaging worker in the app, in-process in the CLI). */
+export type BatchDecoder = (index: number) => Promise<BatchDecoded>;
+
+export interface BatchChunkResult {
+  /** Row fields by BatchRow.index: 'done' with the models' outputs, or 'error' with the cause. */
+  updates: Map<number, Partial<BatchRow>>;
+  /** Runtime report of each model that ran. */
+  reports: { classifier?: RuntimeReport; clip?: RuntimeReport };
+  /** A model's failure for the whole chunk (each failed row carries it too). */
+  failures: string[];
+}
+
+/** The distinct input sizes to decode a batch's images to (one resize per size) and which one each model reads. */
+export function batchDecodeSizes(models: Pick<BatchModels, 'classifier' | 'clip'>): { sizes: ModelInputSize[]; index(e: ModelEntry | undefined): number } {
+  return batchInputSizes([models.classifier?.entry, models.clip?.entry]);
+}
+
+/** The prompt labels of the zs_<LABEL> columns: the usable prompt sets' labels (none without a CLIP model). */
+export function zeroShotLabels(models: Pick<BatchModels, 'clip' | 'prompts'>): string[] {
+  return models.clip ? usablePromptSets(models.prompts).map((s) => s.label) : [];
+}
+
+const attempt = <R>(p: Promise<R>) => p.then((value) => ({ ok: true as const, value }), (e) => ({ ok: false as const, message: errorMessage(e) }));
+
+/**
+ * Decode, then classify and zero-shot label one chunk of rows; every failure lands in its own row (a decode error
+ * in that image's row, a model's error in the rows it could not label). Never throws for a bad image or a failed
+ * model run: the batch goes on with the next chunk.
+ */
+export async function runBatchChunk(inference: InferenceService, models: BatchModels, indices: number[], decode: BatchDecoder): Promise<BatchChunkResult> {
+  const updates = new Map<number, Partial<BatchRow>>();
+  const { index } = batchDecodeSizes(models);
+  const decoded: { row: number; inputs: Raster[] }[] = [];
+  for (const i of indices) {
+    try {
+      const out = await decode(i);
+      if (!out.ok) updates.set(i, { status: 'error', error: out.message });
+      else {
+        decoded.push({ row: i, inputs: out.modelInputs });
+        updates.set(i, out.thumbnail ? { thumbnail: out.thumbnail } : {});
+      }
+    } catch (e) {
+      updates.set(i, { status: 'error', error: errorMessage(e) });
+    }
+  }
+  const reports: BatchChunkResult['reports'] = {};
+  const failures: string[] = [];
+  if (!decoded.length) return { updates, reports, failures };
+  const { classifier: clsReq, clip: clipReq } = models;
+  const clsRasters = decoded.map((d) => d.inputs[index(clsReq?.entry)]);
+  const clipRasters = decoded.map((d) => d.inputs[index(clipReq?.entry)]);
+  const [c, z] = await Promise.all([
+    clsReq ? attempt(inference.run(clsReq, (e: ClassifierEngine) => e.classify(clsReq, clsRasters, { heatmap: false }))) : null,
+    clipReq ? attempt(inference.run(clipReq, (e: ClipEngine) => e.zeroShot(clipReq, clipRasters, models.prompts))) : null,
+  ]);
+  if (c && !c.ok) failures.push(c.message);
+  if (z && !z.ok) failures.push(z.message);
+  if (c?.ok) reports.classifier = c.value.report;
+  if (z?.ok) reports.clip = z.value.report;
+  decoded.forEach(({ row }, k) => {
+    const cr: ClassifierResult | undefined = c?.ok ? c.value.results[k] : undefined;
+    const zr: ZeroShotOutput | undefined = z?.ok ? z.value.results[k] : undefined;
+    updates.set(row, { ...updates.get(row), ...batchRowOutcome(cr, zr, failures[0]) });
+  });
+  return { updates, reports, failures };
+}
+
+/** What labeled_dataset.csv's sidecar says about how its columns were computed. */
+export interface BatchExportContext {
+  threshold: number;
+  thresholdSource: LabeledDatasetMetadata['threshold_source'];
+  labels: BatchLabels;
+  classifier?: { id: string; weights: string; dtype?: string };
+  clip?: { id: string };
+  zeroShotLabels: string[];
+  /** File name of the CSV (the sidecar's `file`). */
+  file?: string;
+  created?: string;
+}
+
+/** labeled_dataset.csv of the finished rows: every classifier column at ctx.threshold, zs_<LABEL> columns last. */
+export function batchCsv(rows: BatchRow[], ctx: Pick<BatchExportContext, 'threshold' | 'labels' | 'zeroShotLabels'>): string {
+  return toLabeledDatasetCsv(batchLabeledRows(rows, ctx.threshold, ctx.labels), ctx.zeroShotLabels);
+}
+
+/** The CSV's sidecar (labeled_dataset.meta.json): the threshold and its source, the models, the labels. */
+export function batchCsvMetadata(rows: BatchRow[], ctx: BatchExportContext): LabeledDatasetMetadata {
+  const binary = ctx.labels.positive != null;
+  const zeroShot = !!ctx.clip && rows.some((r) => r.autoLabel != null);
+  return labeledDatasetMetadata({
+    file: ctx.file ?? 'labeled_dataset.csv',
+    threshold: binary ? ctx.threshold : null,
+    threshold_source: binary ? ctx.thresholdSource : 'argmax (multi-class)',
+    positive_label: ctx.labels.positive ?? null,
+    labels: ctx.labels.labels,
+    classifier: ctx.classifier ? { id: ctx.classifier.id, weights: ctx.classifier.weights, dtype: ctx.classifier.dtype } : null,
+    auto_label_source: zeroShot ? `zero-shot ${ctx.clip!.id}` : ctx.classifier ? `classifier ${ctx.classifier.id} at the threshold` : 'none',
+    n_rows: rows.filter((r) => r.status === 'done').length,
+    zero_shot_labels: zeroShot ? ctx.zeroShotLabels : [],
+    created: ctx.created,
+  });
+}
+
+/** The metrics report of the rows (app/lib/batch/summary.ts), with the models that made them. */
+export function batchMetricsReport(rows: BatchRow[], ctx: BatchExportContext): BatchReport & { model: string | null; dtype: string | null; weights: string | null; auto_label_source: string; skipped: number } {
+  const zeroShot = !!ctx.clip && rows.some((r) => r.autoLabel != null);
+  return {
+    model: ctx.classifier?.id ?? null,
+    dtype: ctx.classifier?.dtype ?? null,
+    weights: ctx.classifier?.weights ?? null,
+    ...batchReport(rows, ctx.threshold, ctx.labels, zeroShot ? ctx.zeroShotLabels : []),
+    auto_label_source: zeroShot ? ctx.clip!.id : 'classifier',
+    skipped: rows.filter((r) => r.status === 'error').length,
+  };
+}

@@ -1,0 +1,33 @@
+/**
+ * Classification of one image, the operation behind the Viewer's classification panel (app/store/classify.ts):
+ * the chosen classifier's probabilities, prediction at the model card's threshold, attention-rollout heatmap and
+ * out-of-distribution verdict (app/lib/classify/engine.ts), and the occlusion-sensitivity map on request. Free of
+ * React and the DOM; the store supplies the inference service and the request.
+ */
+import type { ClassifierEngine } from '../lib/classify/engine';
+import type { ClassifierResult, OcclusionHeatmap } from '../lib/classify/types';
+import type { Raster } from '../lib/imaging/raster';
+import type { RuntimeReport } from '../lib/runtime/report';
+import type { ModelRequest, Progress } from '../lib/runtime/outcome';
+import type { InferenceService } from './inference';
+
+/**
+ * Classify one raster (any size: resized per the manifest's preprocessing, or pre-resized by the imaging worker).
+ * Throws an Error naming the model and the cause (download, session, inference).
+ */
+export async function classifyImage(inference: InferenceService, req: ModelRequest, raster: Raster, opts: { heatmap?: boolean } = {}): Promise<{ result: ClassifierResult; report: RuntimeReport }> {
+  const out = await inference.run(req, (e: ClassifierEngine) => e.classify(req, [raster], { heatmap: opts.heatmap ?? true }));
+  return { result: out.results[0], report: out.report };
+}
+
+/**
+ * Occlusion sensitivity (Zeiler & Fergus 2014) of one raster: 1 + cells forward passes; `onCells(done, total)`
+ * follows them. Throws like classifyImage.
+ */
+export async function occludeImage(inference: InferenceService, req: ModelRequest, raster: Raster, onCells?: (done: number, total: number) => void): Promise<OcclusionHeatmap> {
+  const progress: Progress = (msg) => {
+    const m = /(\d+)\/(\d+)/.exec(msg);
+    if (m) onCells?.(Number(m[1]), Number(m[2]));
+  };
+  return inference.run(req, (e: ClassifierEngine) => e.occlusion(req, raster, {}, progress));
+}
