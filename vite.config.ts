@@ -43,6 +43,48 @@ function selfHostedOrt(): Plugin {
   };
 }
 
+/**
+ * The page's Content-Security-Policy, as a <meta> in the built index.html (so it holds on any static host; a host that
+ * can send headers should send the same policy plus `frame-ancestors 'none'`, which a meta tag cannot carry).
+ * - script-src 'self' 'wasm-unsafe-eval': the app's own modules and WebAssembly (ORT, the DICOM codecs); no inline
+ *   script, no eval.
+ * - worker-src 'self' blob:: the app's workers; blob: for libraries that start workers from a Blob URL.
+ * - connect-src: 'self' (the app's own models, ORT's files) plus the model sources a user may add. A meta policy is
+ *   fixed when the page loads and can only be narrowed later, never widened, so a source typed into the Models view
+ *   at run time can only work if the policy already allows it. The default therefore allows any https: origin for
+ *   connections only: a model file fetched from there is data, checked against the manifest's sha256 and never run
+ *   as script (script-src stays 'self'), and plain http: sources stay refused. A deployment that knows its sources
+ *   pins them at build time: CXR_MODEL_ORIGINS="https://huggingface.co https://*.hf.co" replaces `https:`.
+ * - img-src adds blob: and data: (thumbnails and exports are object URLs / canvas data URLs).
+ * Only production and test builds get it: Vite's dev server injects inline scripts for hot reload.
+ */
+export function contentSecurityPolicy(modelOrigins = process.env.CXR_MODEL_ORIGINS?.trim() || 'https:'): string {
+  return [
+    "default-src 'self'",
+    "script-src 'self' 'wasm-unsafe-eval'",
+    "worker-src 'self' blob:",
+    `connect-src 'self' ${modelOrigins}`,
+    "img-src 'self' blob: data:",
+    "style-src 'self'",
+    "font-src 'self'",
+    "manifest-src 'self'",
+    "object-src 'none'",
+    "base-uri 'self'",
+    "form-action 'self'",
+  ].join('; ');
+}
+
+function cspMeta(): Plugin {
+  return {
+    name: 'cxr-csp-meta',
+    apply: 'build',
+    transformIndexHtml: {
+      order: 'post',
+      handler: () => [{ tag: 'meta', attrs: { 'http-equiv': 'Content-Security-Policy', content: contentSecurityPolicy() }, injectTo: 'head-prepend' }],
+    },
+  };
+}
+
 // Cross-origin isolation (SharedArrayBuffer) lets ORT's WASM backend use threads.
 const isolationHeaders = {
   'Cross-Origin-Opener-Policy': 'same-origin',
@@ -53,8 +95,11 @@ export default defineConfig({
   plugins: [
     react(),
     selfHostedOrt(),
+    cspMeta(),
     VitePWA({
-      registerType: 'autoUpdate',
+      // Prompt, never auto-update: a new version waits until the user reloads (app/components/UpdateBanner.tsx asks
+      // first when work is running); skipWaiting + clientsClaim reloaded pages mid-batch (issue 19.3).
+      registerType: 'prompt',
       injectRegister: false, // app/main.tsx registers it after first paint
       strategies: 'generateSW',
       includeAssets: ['favicon.svg', 'icons/*.png'],
@@ -76,9 +121,9 @@ export default defineConfig({
         // Adds COOP/COEP to what the service worker serves: cross-origin isolation (WASM threads) on static hosts
         // that cannot set headers. See public/coi-sw.js.
         importScripts: ['coi-sw.js'],
-        // Take control on the first visit, so that visit's own requests (manifest, models) are already cached.
+        // Take control on the first visit, so that visit's own requests (manifest, models) are already cached. A
+        // later version installs and waits (no skipWaiting) until the page sends SKIP_WAITING (UpdateBanner).
         clientsClaim: true,
-        skipWaiting: true,
         // The app shell, incl. ORT's own glue and wasm (28 MB) so the runtime works offline.
         globPatterns: ['**/*.{js,mjs,css,html,svg,png,wasm,webmanifest}'],
         // Model files are NOT precached: the app downloads them on request into its own model cache.

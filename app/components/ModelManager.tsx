@@ -1,4 +1,4 @@
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
 import { useAppStore } from '../store';
 import { describeSource } from '../lib/models/sources';
 import { downloadedVariants } from '../lib/models/model-cache';
@@ -183,6 +183,8 @@ export function DownloadProgressBar() {
   const download = useAppStore((s) => s.download);
   const manifest = useAppStore((s) => s.manifest);
   const cancel = useAppStore((s) => s.cancelDownload);
+  // The reason is shown once: in the alert region while that alert is up, here after it was dismissed.
+  const alerted = useAppStore((s) => !!download?.error && s.alerts.some((a) => a.message === download.error));
   if (!download) return null;
   const p = download.progress;
   const name = manifest?.models.find((m) => m.id === download.modelId)?.name ?? download.modelId;
@@ -203,13 +205,59 @@ export function DownloadProgressBar() {
       <div className="progress" role="progressbar" aria-valuemin={0} aria-valuemax={100} aria-valuenow={Math.round(pct)} aria-label="Model download">
         <div style={{ width: `${pct}%` }} />
       </div>
-      {download.error && <p className="error-text small">{download.error}</p>}
+      {download.error && !alerted && (
+        <p className="error-text small" data-testid="download-error">
+          {download.error}
+        </p>
+      )}
       {!download.done && !download.error && (
         <button type="button" onClick={cancel}>
           Cancel
         </button>
       )}
     </div>
+  );
+}
+
+/** What the start-up or Verify sweep removed from the model cache (half-written entries), when it removed anything. */
+function CacheRepairNote() {
+  const r = useAppStore((s) => s.cacheRepair);
+  if (!r) return null;
+  const parts: string[] = [];
+  if (r.files) parts.push(`${r.files} incomplete file${r.files === 1 ? '' : 's'} (${formatBytes(r.bytes)}) with no record, left by a download interrupted mid-write`);
+  if (r.listings) parts.push(`${r.listings} record${r.listings === 1 ? '' : 's'} whose file was gone`);
+  return (
+    <p className="small" data-testid="cache-repair">
+      {r.when === 'start-up' ? 'At start-up' : 'On Verify'} the model cache removed {parts.join(' and ')}.
+    </p>
+  );
+}
+
+/** The SAM embedding cache: count, bytes, cap, and Clear. */
+function EmbeddingCachePanel() {
+  const stats = useAppStore((s) => s.embeddingCache);
+  const refresh = useAppStore((s) => s.refreshEmbeddingCache);
+  const clear = useAppStore((s) => s.clearEmbeddingCache);
+  useEffect(() => {
+    void refresh(); // the segment worker adds embeddings: read the count whenever the view opens
+  }, [refresh]);
+  return (
+    <p className="small" data-testid="embedding-cache">
+      Segmentation embeddings:{' '}
+      {stats ? (
+        <>
+          <span data-testid="embedding-cache-stats">
+            {stats.count} image{stats.count === 1 ? '' : 's'}, {formatBytes(stats.bytes)}
+          </span>{' '}
+          of a {formatBytes(stats.maxBytes)} cap (least recently used evicted first){' '}
+        </>
+      ) : (
+        'not available here '
+      )}
+      <button type="button" onClick={() => void clear()} disabled={!stats?.count} data-testid="embedding-cache-clear">
+        Clear
+      </button>
+    </p>
   );
 }
 
@@ -256,6 +304,8 @@ export function ModelManager() {
             Refresh
           </button>
         </p>
+        <CacheRepairNote />
+        <EmbeddingCachePanel />
         {stored.length > 0 && (
           <table className="data-table" data-testid="cached-files">
             <thead>

@@ -4,7 +4,9 @@
  * through `downloadModel` when a session needs files that are not cached yet.
  */
 import { ModelDownloader, type DownloadProgress } from '../lib/models/downloader';
-import { downloadedVariants, type ModelStore, type QuotaEstimate, type StoredModelFile } from '../lib/models/model-cache';
+import { downloadedVariants, type ModelStore, type OrphanSweep, type QuotaEstimate, type StoredModelFile } from '../lib/models/model-cache';
+import type { EmbeddingCacheStats, LruEmbeddingCache } from '../lib/segment/embedding-cache';
+import { idbEmbeddingStore } from '../platform/browser/embedding-store';
 import { variantFiles } from '../lib/models/manifest';
 import { withDtypeChoice } from '../lib/models/dtype-choice';
 import { errorMessage } from '../lib/runtime/outcome';
@@ -19,11 +21,34 @@ export interface DownloadState {
   done?: boolean;
 }
 
+/** The last sweep of half-written model cache entries that removed something (shown in the Models view). */
+export interface CacheRepair {
+  when: 'start-up' | 'verify';
+  /** Cached files without metadata (a tab closed mid-write) that were deleted, and their bytes. */
+  files: number;
+  bytes: number;
+  /** Metadata entries whose bytes were gone. */
+  listings: number;
+}
+
 export interface DownloadsSlice {
   stored: StoredModelFile[];
   quota: QuotaEstimate | null;
   download: DownloadState | null;
+  cacheRepair: CacheRepair | null;
+  /** The SAM embedding cache's count and bytes (null until read, or where IndexedDB is unavailable). */
+  embeddingCache: EmbeddingCacheStats | null;
   refreshStored(): Promise<void>;
+  /** Find and remove half-written model cache entries (at start-up and on Verify); records what it removed. */
+  sweepModelCache(when: CacheRepair['when']): Promise<void>;
+  refreshEmbeddingCache(): Promise<void>;
+  clearEmbeddingCache(): Promise<void>;
+  /**
+   * A new service worker (app version) is installed and waiting: `apply` activates it and reloads the page. Set by
+   * the registration in main.tsx (prompt mode: nothing reloads until the user asks, see UpdateBanner).
+   */
+  appUpdate: { apply(): Promise<void> } | null;
+  setAppUpdate(u: { apply(): Promise<void> } | null): void;
   /** Download (or verify from the cache) the variant this device will run; false (with an alert) on failure. */
   downloadModel(id: string): Promise<boolean>;
   /**
@@ -41,6 +66,8 @@ export const createDownloadsSlice: SliceCreator<DownloadsSlice> = (set, get) => 
   let downloader: ModelDownloader | null = null;
   const modelStore = () => (store ??= browserModelStore());
   const modelDownloader = () => (downloader ??= new ModelDownloader({ store: modelStore() }));
+  let embeddings: LruEmbeddingCache | null = null;
+  const embeddingCache = () => (embeddings ??= idbEmbeddingStore());
   let downloadAbort: AbortController | null = null;
   let downloadQueue: Promise<unknown> = Promise.resolve();
 
@@ -70,6 +97,8 @@ export const createDownloadsSlice: SliceCreator<DownloadsSlice> = (set, get) => 
       set((st) => ({ download: { ...st.download!, done: true } }));
       return true;
     } catch (e) {
+      // Said once, in the alert region; the progress bar shows it only after that alert is dismissed, and the
+      // model's load state refers to it (models.ts, DownloadReportedError).
       const msg = `Download of ${entry.name} failed: ${errorMessage(e)}`;
       set((st) => ({ download: { ...(st.download ?? { modelId: id }), error: msg } }));
       get().alert(msg);
@@ -84,6 +113,41 @@ export const createDownloadsSlice: SliceCreator<DownloadsSlice> = (set, get) => 
     stored: [],
     quota: null,
     download: null,
+    cacheRepair: null,
+    embeddingCache: null,
+    appUpdate: null,
+    setAppUpdate: (appUpdate) => set({ appUpdate }),
+
+    async sweepModelCache(when) {
+      // In the download queue: never beside a download of this page (other tabs: the store's Web Lock).
+      const run = downloadQueue.then(async () => {
+        let r: OrphanSweep | undefined;
+        try {
+          r = await modelStore().sweepOrphans?.();
+        } catch {
+          return; // no Cache Storage here: refreshStored says so
+        }
+        if (!r || (!r.bytesWithoutMetadata.length && !r.metadataWithoutBytes.length)) return;
+        const repair: CacheRepair = { when, files: r.bytesWithoutMetadata.length, bytes: r.bytesWithoutMetadata.reduce((a, o) => a + o.bytes, 0), listings: r.metadataWithoutBytes.length };
+        set({ cacheRepair: repair });
+        await get().refreshStored();
+      });
+      downloadQueue = run.catch(() => undefined);
+      await run;
+    },
+
+    async refreshEmbeddingCache() {
+      try {
+        set({ embeddingCache: await embeddingCache().stats() });
+      } catch {
+        set({ embeddingCache: null });
+      }
+    },
+
+    clearEmbeddingCache: guarded(get, 'Clearing the segmentation embedding cache failed', async () => {
+      await embeddingCache().clear();
+      await get().refreshEmbeddingCache();
+    }),
 
     async refreshStored() {
       try {
@@ -113,6 +177,7 @@ export const createDownloadsSlice: SliceCreator<DownloadsSlice> = (set, get) => 
         await get().downloadModel(id);
         return;
       }
+      await get().sweepModelCache('verify');
       const run = downloadQueue.then(async () => {
         const ok: string[] = [];
         const repaired: string[] = [];

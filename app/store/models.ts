@@ -23,6 +23,20 @@ import type { SliceCreator } from './state';
 export type { DownloadState } from './downloads';
 export { withDtypeChoice };
 
+/**
+ * A model's files could not be downloaded, and the download already said why (one alert, issue 18.9: the same
+ * message was shown three times). Whoever catches it records a short state instead of repeating the text.
+ */
+export class DownloadReportedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DownloadReportedError';
+  }
+}
+
+/** The load state of a model whose download failed: short, the alert carries the reason. */
+export const DOWNLOAD_FAILED_STATE = 'model download failed (the reason is in the message above)';
+
 export interface ModelLoadState {
   status: 'idle' | 'loading' | 'ready' | 'error';
   message?: string;
@@ -72,7 +86,7 @@ export const createModelsSlice: SliceCreator<ModelsSlice> = (set, get) => {
       async ensure(entry, dtype) {
         if (downloadedVariants(entry, get().source, get().stored).includes(dtype)) return;
         setLoad(entry.id, { status: 'loading', message: 'downloading model files' });
-        if (!(await get().downloadModel(entry.id))) throw new Error(get().download?.error ?? `Download of ${entry.name} failed`);
+        if (!(await get().downloadModel(entry.id))) throw new DownloadReportedError(get().download?.error ?? `Download of ${entry.name} failed`);
       },
     },
     onReleased: (id) =>
@@ -101,7 +115,9 @@ export const createModelsSlice: SliceCreator<ModelsSlice> = (set, get) => {
     inference,
 
     init: guarded(get, 'Starting failed', async () => {
-      await Promise.all([get().loadManifest(), get().refreshStored()]);
+      // Half-written cache entries (a tab closed mid-download) are removed before the listing is read.
+      await get().sweepModelCache('start-up');
+      await Promise.all([get().loadManifest(), get().refreshStored(), get().refreshEmbeddingCache()]);
       const idle = (globalThis as { requestIdleCallback?: (cb: () => void, o?: { timeout: number }) => number }).requestIdleCallback;
       if (idle) idle(() => void get().prewarm(), { timeout: 2000 });
       else setTimeout(() => void get().prewarm(), 200);
@@ -184,9 +200,16 @@ export const createModelsSlice: SliceCreator<ModelsSlice> = (set, get) => {
         setLoad(entry.id, { status: 'ready', report });
         return report;
       } catch (e) {
+        if (e instanceof DownloadReportedError) {
+          setLoad(entry.id, { status: 'error', message: DOWNLOAD_FAILED_STATE });
+          return null;
+        }
         const message = errorMessage(e);
         setLoad(entry.id, { status: 'error', message });
         get().alert(message);
+        // A cached file that failed its sha256 on read was evicted by the worker: list the cache again so the next
+        // use downloads it instead of reading a file that is gone.
+        void get().refreshStored();
         return null;
       }
     },
