@@ -308,6 +308,7 @@ function mb(n: number): string {
 }
 
 const SLICE = 256 * 1024;
+const PUSH = 16 * 1024;
 
 /**
  * Inflate (or copy) an entry from its compressed bytes, delivered in slices by `next` (undefined at the end), into
@@ -330,8 +331,12 @@ async function inflateSlices(entry: ZipEntryInfo, next: () => Promise<Uint8Array
     const inflater = new Inflate((chunk) => take(chunk));
     try {
       for (let c = await next(); c; c = await next()) {
-        read += c.length;
-        inflater.push(c, read >= entry.compressedSize);
+        // pushed 16 KB at a time: deflate expands up to ~1032:1, so one push yields at most ~17 MB past the cap
+        for (let k = 0; k < c.length; k += PUSH) {
+          const part = c.subarray(k, k + PUSH);
+          read += part.length;
+          inflater.push(part, read >= entry.compressedSize);
+        }
       }
     } catch (e) {
       if (e instanceof ZipReadError) throw e;

@@ -7,6 +7,7 @@
 import type { Raster } from './raster';
 import { ORIENTATION_TRANSFORM, orientRaster, readExifOrientation, withNeutralOrientation, type ExifOrientation } from './exif';
 import { decodePng16, readPngHeader, type StoredRangeWindow } from './png16';
+import { checkPngChunks } from './png-chunks';
 import { decodePngStreaming, downsampleFactor, LARGE_IMAGE_MAX_PIXELS, streamablePng } from './png-stream';
 
 /** Beyond this many pixels even a streamed PNG is refused (20000×20000: decode time, not memory, is the limit). */
@@ -48,10 +49,13 @@ export async function decodePngOrJpeg(bytes: Uint8Array, format: 'png' | 'jpeg',
   const { orientation, raw } = readExifOrientation(bytes, format);
   if (raw != null) notes.push(`EXIF orientation ${raw} is not a valid value (1–8); shown as stored`);
   const header = format === 'png' ? readPngHeader(bytes) : null;
+  const streamed = !!header && isStreamedPng(bytes);
+  // Before any decoder inflates a byte: chunk lengths, compressed metadata chunks and the image data under caps.
+  if (format === 'png') checkPngChunks(bytes, !streamed);
   let raster: Raster;
   let storedRange: StoredRangeWindow | undefined;
   let downsampled: RasterDecodeInfo['downsampled'];
-  if (header && isStreamedPng(bytes)) {
+  if (header && streamed) {
     const s = decodePngStreaming(bytes, downsampleFactor(header.width, header.height));
     raster = s.raster;
     storedRange = s.storedRange;

@@ -43,6 +43,17 @@ describe('zip: memory bounded before it is spent', () => {
     expect(process.memoryUsage().rss - rss0).toBeLessThan(64 * 2 ** 20);
   });
 
+  it.skipIf(!hasShared(ADV, '05-zip-bomb-1gib-zeros'))('fuzz regression (seed 7 #455): the 1 GiB entry with a header declaring 255 bytes is stopped at 255, memory bounded', async () => {
+    const zip = lieAboutSize(readBytes(sharedPath(ADV, '05-zip-bomb-1gib-zeros/batch.zip')), 255);
+    const src = bytesSource(zip);
+    const listing = await listZip(src);
+    const bomb = listing.entries.find((e) => e.path === 'NORMAL/zeros.png')!;
+    expect(bomb.size).toBe(255);
+    const rss0 = process.memoryUsage().rss;
+    await expect(readZipEntry(src, bomb)).rejects.toThrow(/NORMAL\/zeros\.png: inflates past the 255 bytes its header declares/);
+    expect(process.memoryUsage().rss - rss0).toBeLessThan(96 * 2 ** 20);
+  });
+
   it('a smaller per-file limit skips by compressed size too (a stored entry), and readZipEntry refuses one listed elsewhere', async () => {
     const big = new Uint8Array(300_000).map((_, i) => (i * 7919) % 251);
     const zip = zipSync({ 'a.png': [big, { level: 0 }], 'b.png': [new Uint8Array(10), { level: 0 }] });
