@@ -1,7 +1,9 @@
 /**
- * What the segment slices (segment.ts, segment-layers.ts, segment-export.ts, segment-eval.ts) share: the chosen
- * model and its request, the current image's segment state and the layer helpers. Stateless accessors over the
- * store's (set, get); the slices keep their own state in their creators' closures.
+ * How the segment slices (segment.ts, segment-layers.ts, segment-export.ts, segment-eval.ts) reach the store: the
+ * chosen model and its request, the current image's segment state and the layer helpers. Segment state is keyed by
+ * image AND frame (segImageKey), and an embedding by the model request (model | variant choice | backend | source:
+ * tagOf), so a frame or model change never decodes against another's embedding or shows another's masks.
+ * Stateless accessors over the store's (set, get); the slices keep their own state in their creators' closures.
  */
 import type { ModelEntry } from '../lib/models/manifest-types';
 import { historyInit } from '../lib/segment';
@@ -20,7 +22,6 @@ const COLORS: [number, number, number][] = [
   [200, 100, 255],
   [0, 220, 220],
 ];
-const DEFAULT_LABELS = ['right lung', 'left lung'];
 
 /** The chosen segment model, else the default one (the project's trained model when the manifest has it). */
 export function segmentEntry(s: Pick<AppState, 'manifest' | 'segment'>): ModelEntry | undefined {
@@ -35,9 +36,23 @@ export function layerMask(l: SegLayer): Uint8Array | undefined {
   return m && m.length ? m : undefined;
 }
 
-/** A new empty layer: the index-th default label (right lung, left lung, then "mask n") and colour. */
+/**
+ * A new empty layer with the index-th colour. Without a label it is "mask n" and named after its lung side once it
+ * has a mask (autoLabel; app/lib/segment/lung-side.ts), until the user renames it.
+ */
 export function newLayer(id: number, index: number, label?: string): SegLayer {
-  return { id, label: label ?? DEFAULT_LABELS[index] ?? `mask ${index + 1}`, color: COLORS[index % COLORS.length], points: [], selected: 0 };
+  return { id, label: label ?? `mask ${index + 1}`, autoLabel: label === undefined, color: COLORS[index % COLORS.length], points: [], selected: 0 };
+}
+
+/** The key of an image's segment state: its id and, for a multi-frame DICOM, the frame shown. */
+export function segImageKey(item: Pick<ImageItem, 'id' | 'dicom'>): string {
+  return `${item.id}#f${item.dicom?.frameIndex ?? 0}`;
+}
+
+/** The current image's segment state (views read it through this). */
+export function currentSegImage(s: Pick<AppState, 'images' | 'currentId' | 'segment'>): SegImageState | undefined {
+  const item = s.images.find((i) => i.id === s.currentId);
+  return item ? s.segment.byImage[segImageKey(item)] : undefined;
 }
 
 /** The segment slices' view of the store: request, engine, current image and its per-image state. */
@@ -46,23 +61,34 @@ export function segmentAccess(set: Set, get: () => AppState) {
     const entry = segmentEntry(get());
     return entry ? get().modelRequest(entry) : null;
   };
-  const tagOf = (r: NonNullable<ReturnType<typeof req>>) => `${r.entry.id}|${r.override}|${JSON.stringify(r.source.kind === 'local' ? { kind: 'local', name: r.source.name } : r.source)}`;
+  // model | the variants it may use (dtype choice) | backend setting | source
+  const tagOf = (r: NonNullable<ReturnType<typeof req>>) =>
+    `${r.entry.id}|${Object.keys(r.entry.variants).sort().join(',')}|${r.override}|${JSON.stringify(r.source.kind === 'local' ? { kind: 'local', name: r.source.name } : r.source)}`;
   const engine = () => get().workers.segment();
   const current = (): ImageItem | undefined => get().images.find((i) => i.id === get().currentId);
   const patchSeg = (p: Partial<SegmentState>) => set((s) => ({ segment: { ...s.segment, ...p } }));
+  /** Patch the state under `id` (a segImageKey); no-op when it is gone. */
   const patchImage = (id: string, p: Partial<SegImageState>) =>
     set((s) => {
       const cur = s.segment.byImage[id];
       return cur ? { segment: { ...s.segment, byImage: { ...s.segment.byImage, [id]: { ...cur, ...p } } } } : {};
     });
   const imageState = (item: ImageItem): SegImageState => {
-    const have = get().segment.byImage[item.id];
+    const key = segImageKey(item);
+    const have = get().segment.byImage[key];
     if (have) return have;
     const id = get().segment.layerSeq + 1;
     const st: SegImageState = { encoding: false, width: item.raster.width, height: item.raster.height, history: historyInit([newLayer(id, 0)]), activeLayer: id, decoding: false };
-    set((s) => ({ segment: { ...s.segment, layerSeq: id, byImage: { ...s.segment.byImage, [item.id]: st } } }));
+    set((s) => ({ segment: { ...s.segment, layerSeq: id, byImage: { ...s.segment.byImage, [key]: st } } }));
     return st;
   };
+  /** The current image and the key of its segment state. */
+  const currentKeyed = (): { item: ImageItem; key: string; st?: SegImageState } | undefined => {
+    const item = current();
+    if (!item) return undefined;
+    const key = segImageKey(item);
+    return { item, key, st: get().segment.byImage[key] };
+  };
   const activeOf = (st: SegImageState) => st.history.present.find((l) => l.id === st.activeLayer) ?? st.history.present[0];
-  return { req, tagOf, engine, current, patchSeg, patchImage, imageState, activeOf };
+  return { req, tagOf, engine, current, currentKeyed, patchSeg, patchImage, imageState, activeOf };
 }

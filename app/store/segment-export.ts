@@ -4,12 +4,15 @@
  */
 import { maskToPng, maskToPolygons, type Ring } from '../lib/segment';
 import { buildDicomSeg, type SegSourceAttributes } from '../lib/segment/dicom-seg';
-import { layerMask, segmentAccess, segmentEntry } from './segment-access';
+import { layerMask, segImageKey, segmentAccess, segmentEntry } from './segment-access';
 import type { SliceCreator } from './state';
 
 export interface SegmentExportSlice {
-  /** Files to save: the caller (a view) triggers the download. */
-  segmentExport(kind: 'png' | 'polygons' | 'dicom-seg'): { name: string; blob: Blob }[];
+  /**
+   * Files to save: the caller (a view) triggers the download. DICOM SEG: `includeIdentifying` is asked of the user
+   * at export time (the view's question); without it the identifying fields are left out.
+   */
+  segmentExport(kind: 'png' | 'polygons' | 'dicom-seg', opts?: { includeIdentifying?: boolean }): { name: string; blob: Blob }[];
 }
 
 function download(name: string, bytes: Uint8Array | string, type: string) {
@@ -19,9 +22,9 @@ function download(name: string, bytes: Uint8Array | string, type: string) {
 export const createSegmentExportSlice: SliceCreator<SegmentExportSlice> = (set, get) => {
   const { current } = segmentAccess(set, get);
   return {
-    segmentExport(kind) {
+    segmentExport(kind, opts = {}) {
       const item = current();
-      const st = item && get().segment.byImage[item.id];
+      const st = item && get().segment.byImage[segImageKey(item)];
       if (!item || !st) return [];
       const layers = st.history.present.filter((l) => layerMask(l));
       if (!layers.length) {
@@ -60,7 +63,7 @@ export const createSegmentExportSlice: SliceCreator<SegmentExportSlice> = (set, 
         };
         const bytes = buildDicomSeg(src, layers.map((l) => ({ label: l.label, mask: layerMask(l)! })), {
           algorithmName: entry ? `${entry.id} (${entry.weights})` : 'SAM',
-          includeIdentifying: get().viewer.showIdentifying,
+          includeIdentifying: opts.includeIdentifying === true,
         });
         return [download(`${stem}_seg.dcm`, bytes, 'application/dicom')];
       } catch (e) {

@@ -3,7 +3,7 @@
  * and undo/redo over the layers (app/lib/segment/history.ts). The decodes themselves are in segment.ts.
  */
 import { historyPush, historyRedo, historyUndo, longestSideShape, thresholdLogits, upscaleMaskLogits } from '../lib/segment';
-import { newLayer, segmentAccess } from './segment-access';
+import { newLayer, segImageKey, segmentAccess } from './segment-access';
 import type { SliceCreator } from './state';
 
 export interface SegmentLayersSlice {
@@ -22,7 +22,7 @@ export const createSegmentLayersSlice: SliceCreator<SegmentLayersSlice> = (set, 
     segmentSelectCandidate(i) {
       const item = current();
       if (!item) return;
-      const st = get().segment.byImage[item.id];
+      const st = get().segment.byImage[segImageKey(item)];
       const l = activeOf(st);
       if (!l.masks?.[i] || !l.lowRes?.[i]) return;
       let masks = l.masks;
@@ -33,27 +33,27 @@ export const createSegmentLayersSlice: SliceCreator<SegmentLayersSlice> = (set, 
         const m = Math.round(Math.sqrt(l.lowRes[i].length));
         masks = masks.map((x, k) => (k === i ? thresholdLogits(upscaleMaskLogits(l.lowRes![i], m, longestSideShape(item.raster.width, item.raster.height, size))) : x));
       }
-      patchImage(item.id, { history: historyPush(st.history, st.history.present.map((x) => (x.id === l.id ? { ...x, masks, selected: i } : x))) });
+      patchImage(segImageKey(item), { history: historyPush(st.history, st.history.present.map((x) => (x.id === l.id ? { ...x, masks, selected: i } : x))) });
     },
 
     segmentUndo() {
       const item = current();
-      const st = item && get().segment.byImage[item.id];
-      if (st) patchImage(item.id, { history: historyUndo(st.history) });
+      const st = item && get().segment.byImage[segImageKey(item)];
+      if (st) patchImage(segImageKey(item), { history: historyUndo(st.history) });
     },
 
     segmentRedo() {
       const item = current();
-      const st = item && get().segment.byImage[item.id];
-      if (st) patchImage(item.id, { history: historyRedo(st.history) });
+      const st = item && get().segment.byImage[segImageKey(item)];
+      if (st) patchImage(segImageKey(item), { history: historyRedo(st.history) });
     },
 
     segmentClear() {
       const item = current();
-      const st = item && get().segment.byImage[item.id];
+      const st = item && get().segment.byImage[segImageKey(item)];
       if (!st) return;
       const l = activeOf(st);
-      patchImage(item.id, { history: historyPush(st.history, st.history.present.map((x) => (x.id === l.id ? { ...newLayer(x.id, 0, x.label), color: x.color } : x))) });
+      patchImage(segImageKey(item), { history: historyPush(st.history, st.history.present.map((x) => (x.id === l.id ? { ...newLayer(x.id, 0, x.label), autoLabel: x.autoLabel, color: x.color } : x))) });
       patchSeg({ preview: undefined });
     },
 
@@ -64,18 +64,18 @@ export const createSegmentLayersSlice: SliceCreator<SegmentLayersSlice> = (set, 
       const id = get().segment.layerSeq + 1;
       const layer = newLayer(id, st.history.present.length, label);
       patchSeg({ layerSeq: id });
-      patchImage(item.id, { history: historyPush(st.history, [...st.history.present, layer]), activeLayer: id });
+      patchImage(segImageKey(item), { history: historyPush(st.history, [...st.history.present, layer]), activeLayer: id });
     },
 
     segmentSetActiveLayer(id) {
       const item = current();
-      if (item) patchImage(item.id, { activeLayer: id });
+      if (item) patchImage(segImageKey(item), { activeLayer: id });
     },
 
     segmentRenameLayer(id, label) {
       const item = current();
-      const st = item && get().segment.byImage[item.id];
-      if (st) patchImage(item.id, { history: { ...st.history, present: st.history.present.map((l) => (l.id === id ? { ...l, label } : l)) } });
+      const st = item && get().segment.byImage[segImageKey(item)];
+      if (st) patchImage(segImageKey(item), { history: { ...st.history, present: st.history.present.map((l) => (l.id === id ? { ...l, label, autoLabel: false } : l)) } });
     },
   };
 };

@@ -9,6 +9,7 @@ import {
   LatestOnly,
   LUNGS,
   histogram01,
+  lungSideOf,
   type Box,
   type History,
   type PromptPoint,
@@ -17,17 +18,21 @@ import {
 import type { SegmentModelInfo } from '../lib/segment/engine';
 import type { Decoded } from '../lib/segment/pipeline';
 import { errorMessage } from '../lib/runtime/outcome';
+import { decodePrompt, encodeImage, loadSegmentModel } from '../services/segment';
+import { guarded } from './alerts';
 import type { ImageItem } from './images';
 import type { SegEvalState } from './segment-eval';
-import { segmentAccess } from './segment-access';
+import { segImageKey, segmentAccess } from './segment-access';
 import type { SliceCreator } from './state';
 
 export type { SegEvalState };
-export { layerMask, segmentEntry } from './segment-access';
+export { currentSegImage, layerMask, segImageKey, segmentEntry } from './segment-access';
 
 export interface SegLayer {
   id: number;
   label: string;
+  /** The label is automatic: named after the lung side of the first mask (until the user renames it). */
+  autoLabel?: boolean;
   color: [number, number, number];
   points: PromptPoint[];
   box?: Box;
@@ -41,7 +46,7 @@ export interface SegLayer {
 export interface SegImageState {
   key?: string;
   encoding: boolean;
-  /** Model request the key belongs to (model | backend | source): another one means encoding again. */
+  /** Model request the key belongs to (model | variants | backend | source): another one means encoding again. */
   keyTag?: string;
   /** Where the embedding came from: 'encoder' (computed now), 'indexeddb' (cached), 'memory'. */
   from?: 'memory' | 'indexeddb' | 'encoder';
@@ -62,6 +67,7 @@ export interface SegmentState {
   loading: boolean;
   loadMessage?: string;
   loadError?: string;
+  /** Per image and frame (segImageKey: `${imageId}#f${frame}`). */
   byImage: Record<string, SegImageState>;
   tool: 'click' | 'box';
   refine: boolean;
@@ -95,6 +101,16 @@ export interface SegmentSlice {
 
 export { defaultSegmentModelId as defaultSegmentModel } from '../lib/segment/models';
 
+/** The layer's label after a decode: an automatic label follows the mask's lung side (unique among the layers). */
+function autoLabel(layer: SegLayer, layers: SegLayer[], item: ImageItem): string {
+  const mask = layer.masks?.[layer.selected];
+  if (!layer.autoLabel || !mask?.length) return layer.label;
+  const side = lungSideOf(mask, item.raster.width, item.raster.height, item.dicom?.metadata.ViewPosition);
+  if (!side) return layer.label;
+  const taken = new Set(layers.filter((l) => l.id !== layer.id).map((l) => l.label));
+  for (let n = 1; ; n++) if (!taken.has(n === 1 ? side : `${side} ${n}`)) return n === 1 ? side : `${side} ${n}`;
+}
+
 export const createSegmentSlice: SliceCreator<SegmentSlice> = (set, get) => {
   const { req, tagOf, engine, current, patchSeg, patchImage, imageState, activeOf } = segmentAccess(set, get);
   let loadPromise: Promise<boolean> | null = null;
@@ -111,38 +127,50 @@ export const createSegmentSlice: SliceCreator<SegmentSlice> = (set, get) => {
       patchSeg({ loading: true, loadError: undefined, loadMessage: 'checking model files' });
       try {
         // download (verified) + the family's session, through the app's inference service
-        await get().inference.ensureSession(r, (m) => patchSeg({ loadMessage: m }));
-        const out = await engine().info(r);
-        if (!out.ok) throw new Error(out.message);
-        patchSeg({ info: out.value, loading: false, loadMessage: undefined });
-        get().modelRan(r.entry.id, out.value.report);
+        const info = await loadSegmentModel(get().inference, r, (m) => patchSeg({ loadMessage: m }));
+        if (loadedFor !== tag) return false; // another model was chosen meanwhile: its own load reports
+        patchSeg({ info, loading: false, loadMessage: undefined });
+        get().modelRan(r.entry.id, info.report);
         return true;
       } catch (e) {
         const message = errorMessage(e);
-        patchSeg({ loading: false, loadError: message, info: undefined, loadMessage: undefined });
+        if (loadedFor === tag) {
+          patchSeg({ loading: false, loadError: message, info: undefined, loadMessage: undefined });
+          loadedFor = null;
+        }
         get().alert(message);
-        loadedFor = null;
         return false;
       }
     })();
     return loadPromise;
   }
 
+  /** The embedding key of the image's current frame for the current model; null (alert shown) when it failed. */
   async function ensureEncoded(item: ImageItem): Promise<string | null> {
     const st = imageState(item);
+    const sk = segImageKey(item);
     const r0 = req();
     if (st.key && !st.encoding && r0 && st.keyTag === tagOf(r0)) return st.key;
     if (!(await ensureLoaded())) return null;
-    const r = req()!;
-    patchImage(item.id, { encoding: true, error: undefined });
-    const out = await engine().encode(r, item.raster);
-    if (!out.ok) {
-      patchImage(item.id, { encoding: false, error: out.message });
-      get().alert(out.message);
+    const r = req();
+    if (!r) return null;
+    const tag = tagOf(r);
+    patchImage(sk, { encoding: true, error: undefined });
+    try {
+      const enc = await encodeImage(engine(), r, item.raster);
+      const now = req();
+      if (!now || tagOf(now) !== tag) {
+        patchImage(sk, { encoding: false }); // the model changed meanwhile: this embedding is not the current one
+        return null;
+      }
+      patchImage(sk, { encoding: false, key: enc.key, keyTag: tag, from: enc.from, encodeMs: enc.encodeMs, resident: enc.resident });
+      return enc.key;
+    } catch (e) {
+      const message = errorMessage(e);
+      patchImage(sk, { encoding: false, error: message });
+      get().alert(message);
       return null;
     }
-    patchImage(item.id, { encoding: false, key: out.value.key, keyTag: tagOf(r), from: out.value.from, encodeMs: out.value.encodeMs, resident: out.value.resident });
-    return out.value.key;
   }
 
   function promptFor(layer: SegLayer, extra?: PromptPoint): SamPrompt {
@@ -151,25 +179,49 @@ export const createSegmentSlice: SliceCreator<SegmentSlice> = (set, get) => {
     return { points: extra ? [...layer.points, extra] : layer.points, box: layer.box, maskInput: refine ? layer.lowRes![layer.selected] : undefined };
   }
 
-  /** Apply a new prompt to the active layer, decode, and record one undo step. */
-  async function interact(change: (l: SegLayer) => SegLayer): Promise<void> {
+  /**
+   * Apply a new prompt to the active layer, decode, and record one undo step. The result lands on the image and
+   * frame it was asked for, and only if the model is still the one it came from (a late result is dropped).
+   */
+  // Clicks and boxes apply one after another, each to the layer as the previous one left it: two quick clicks (a
+  // double click) are two points, never one overwriting the other.
+  let interactions: Promise<unknown> = Promise.resolve();
+  function interact(change: (l: SegLayer) => SegLayer): Promise<void> {
     const item = current();
+    const run = interactions.then(() => interactOn(item, change));
+    interactions = run.catch(() => undefined);
+    return run;
+  }
+
+  async function interactOn(item: ImageItem | undefined, change: (l: SegLayer) => SegLayer): Promise<void> {
     if (!item) return;
+    const sk = segImageKey(item);
     const key = await ensureEncoded(item);
     if (!key) return;
-    const st = get().segment.byImage[item.id];
-    const layer = change(activeOf(st));
-    patchImage(item.id, { decoding: true });
-    const out = await engine().decode(req()!, key, promptFor({ ...layer, lowRes: activeOf(st).lowRes, selected: activeOf(st).selected }), { masks: 'best' });
-    if (!out.ok) {
-      patchImage(item.id, { decoding: false, error: out.message });
-      get().alert(out.message);
+    const r = req();
+    if (!r) return;
+    const tag = tagOf(r);
+    const st = get().segment.byImage[sk];
+    const before = activeOf(st);
+    const layer = change(before);
+    patchImage(sk, { decoding: true });
+    let d: Decoded;
+    try {
+      d = await decodePrompt(engine(), r, key, promptFor({ ...layer, lowRes: before.lowRes, selected: before.selected }), { masks: 'best' });
+    } catch (e) {
+      patchImage(sk, { decoding: false, error: errorMessage(e) });
+      get().alert(errorMessage(e));
       return;
     }
-    const d = out.value;
-    const next: SegLayer = { ...layer, masks: d.masks, iou: d.iou, lowRes: d.lowRes, selected: d.best };
-    const now = get().segment.byImage[item.id];
-    patchImage(item.id, {
+    const now = get().segment.byImage[sk];
+    const cur = req();
+    if (!now || !cur || tagOf(cur) !== tag || now.key !== key) {
+      if (now) patchImage(sk, { decoding: false });
+      return;
+    }
+    const decoded: SegLayer = { ...layer, masks: d.masks, iou: d.iou, lowRes: d.lowRes, selected: d.best };
+    const next: SegLayer = { ...decoded, label: autoLabel(decoded, now.history.present, item) };
+    patchImage(sk, {
       decoding: false,
       decodeMs: d.decodeMs,
       error: undefined,
@@ -178,16 +230,18 @@ export const createSegmentSlice: SliceCreator<SegmentSlice> = (set, get) => {
     patchSeg({ preview: undefined });
   }
 
-  const hover = new LatestOnly<{ imageId: string; key: string; prompt: SamPrompt }, { imageId: string; mask: Uint8Array } | null>(
-    async ({ imageId, key, prompt }) => {
+  const hover = new LatestOnly<{ imageKey: string; tag: string; key: string; prompt: SamPrompt }, { imageId: string; mask: Uint8Array } | null>(
+    async ({ imageKey, tag, key, prompt }) => {
       const r = req();
-      if (!r) return null;
+      if (!r || tagOf(r) !== tag) return null;
       const out = await engine().decode(r, key, prompt, { masks: 'best' });
       set((s) => ({ segment: { ...s.segment, hoverDecodes: s.segment.hoverDecodes + 1 } }));
-      return out.ok ? { imageId, mask: out.value.masks[out.value.best] } : null;
+      return out.ok ? { imageId: imageKey, mask: out.value.masks[out.value.best] } : null;
     },
     (res) => {
-      if (res && get().segment.hoverPreview && get().currentId === res.imageId) patchSeg({ preview: res });
+      // shown only on the image and frame it was computed for, with the same model
+      const item = current();
+      if (res && get().segment.hoverPreview && item && segImageKey(item) === res.imageId) patchSeg({ preview: res });
     },
   );
 
@@ -204,7 +258,7 @@ export const createSegmentSlice: SliceCreator<SegmentSlice> = (set, get) => {
       layerSeq: 0,
     },
 
-    async segmentSetModel(id) {
+    segmentSetModel: guarded(get, 'Changing the segment model failed', async (id: string) => {
       // Embeddings belong to a model: the per-image keys are dropped (masks stay; they are pixels).
       set((s) => ({
         segment: {
@@ -213,34 +267,37 @@ export const createSegmentSlice: SliceCreator<SegmentSlice> = (set, get) => {
           info: undefined,
           loadError: undefined,
           preview: undefined,
-          byImage: Object.fromEntries(Object.entries(s.segment.byImage).map(([k, v]) => [k, { ...v, key: undefined, from: undefined }])),
+          byImage: Object.fromEntries(Object.entries(s.segment.byImage).map(([k, v]) => [k, { ...v, key: undefined, keyTag: undefined, from: undefined }])),
         },
       }));
       if (current()) await get().segmentPrepare();
-    },
+    }),
 
-    async segmentPrepare() {
+    segmentPrepare: guarded(get, 'Preparing the image failed', async () => {
       const item = current();
       if (!item) {
         await ensureLoaded();
         return;
       }
       await ensureEncoded(item);
-    },
+    }),
 
-    segmentClick: (x, y, label) => interact((l) => ({ ...l, points: [...l.points, { x, y, label }] })),
+    segmentClick: guarded(get, 'Segmentation failed', (x: number, y: number, label: 0 | 1) => interact((l) => ({ ...l, points: [...l.points, { x, y, label }] }))),
 
-    segmentBox: (box) => interact((l) => ({ ...l, box: [Math.min(box[0], box[2]), Math.min(box[1], box[3]), Math.max(box[0], box[2]), Math.max(box[1], box[3])] })),
+    segmentBox: guarded(get, 'Segmentation failed', (box: Box) =>
+      interact((l) => ({ ...l, box: [Math.min(box[0], box[2]), Math.min(box[1], box[3]), Math.max(box[0], box[2]), Math.max(box[1], box[3])] })),
+    ),
 
     segmentHover(x, y) {
       const item = current();
       const s = get().segment;
       if (!item || !s.hoverPreview) return;
-      const st = s.byImage[item.id];
-      if (!st?.key || st.encoding) return;
+      const imageKey = segImageKey(item);
+      const st = s.byImage[imageKey];
+      if (!st?.key || st.encoding || !st.keyTag) return;
       const layer = activeOf(st);
       if (layer.box && !layer.points.length && !s.info?.supportsBox) return;
-      hover.request({ imageId: item.id, key: st.key, prompt: promptFor(layer, { x, y, label: 1 }) });
+      hover.request({ imageKey, tag: st.keyTag, key: st.key, prompt: promptFor(layer, { x, y, label: 1 }) });
     },
 
     segmentHoverEnd() {
@@ -255,18 +312,14 @@ export const createSegmentSlice: SliceCreator<SegmentSlice> = (set, get) => {
 
     segmentEnsureLoaded: ensureLoaded,
 
-    async segmentDecodeLogits(prompt, multimask = true) {
+    segmentDecodeLogits: guarded(get, 'Segmentation failed', async (prompt: SamPrompt, multimask = true) => {
       const item = current();
       if (!item) return undefined;
       const key = await ensureEncoded(item);
-      if (!key) return undefined;
-      const out = await engine().decode(req()!, key, prompt, { logits: true, multimask });
-      if (!out.ok) {
-        get().alert(out.message);
-        return undefined;
-      }
-      return out.value;
-    },
+      const r = req();
+      if (!key || !r) return undefined;
+      return decodePrompt(engine(), r, key, prompt, { logits: true, multimask });
+    }),
   };
 };
 

@@ -3,8 +3,10 @@
  * call of each method rejects as a crashed worker's would). Each failure must reach the alert region, the app must
  * keep working (the next attempt succeeds and earlier results stay), and no promise rejection may go unhandled.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { expect, test } from '@playwright/test';
-import { addFiles, CLIP_ID, kermanyImage, needsModel, needsSharedData, openApp, smallClassifierId, waitForClassification, watchErrors } from './helpers';
+import { addFiles, CLIP_ID, kermanyImage, needsModel, needsSharedData, openApp, SHARED, smallClassifierId, waitForClassification, watchErrors } from './helpers';
 
 test('each worker call failing once: an alert, the app keeps working, no unhandled rejection', async ({ page }) => {
   needsSharedData();
@@ -63,3 +65,73 @@ test('each worker call failing once: an alert, the app keeps working, no unhandl
   expect(unhandled).toEqual([]);
   expect(errors).toEqual([]);
 });
+
+test('segment and generate: each worker call failing once is an alert, never a stuck state or an unhandled rejection', async ({ page }) => {
+  test.setTimeout(300_000);
+  needsSharedData();
+  needsModel('tiny-sam');
+  needsModel('tiny-sd');
+  await page.addInitScript(() => {
+    const w = globalThis as unknown as { __CXR_FAULTS__: object; __unhandled: string[] };
+    w.__CXR_FAULTS__ = { workerCallsFailOnce: true };
+    w.__unhandled = [];
+    globalThis.addEventListener('unhandledrejection', (e) => w.__unhandled.push(String((e as PromiseRejectionEvent).reason)));
+  });
+  const errors = watchErrors(page);
+  await openApp(page, { backend: 'wasm', classifier: smallClassifierId() });
+  const alerts = page.getByRole('alert').getByTestId('alert-item');
+  const alertFor = (call: string) => alerts.filter({ hasText: `injected fault in ${call}` });
+  const overlay = page.getByTestId('segment-overlay');
+  const clickCentre = async () => {
+    const b = (await overlay.boundingBox())!;
+    await page.mouse.click(b.x + b.width * 0.3, b.y + b.height * 0.5);
+  };
+
+  // Segment: load, info, encode and decode fail once each; every retry is a click on the image.
+  await page.getByRole('button', { name: 'Segment', exact: true }).click();
+  await page.getByTestId('segment-model').selectOption('tiny-sam');
+  const img = lungMaskImage(0);
+  await addFiles(page, [img]);
+  await expect(alertFor('imaging.decode')).toHaveCount(1);
+  await addFiles(page, [img]);
+  await expect(alertFor('segment.load')).toHaveCount(1);
+  await expect(page.getByTestId('segment-error')).toBeVisible();
+  await clickCentre();
+  await expect(alertFor('segment.info')).toHaveCount(1);
+  await clickCentre();
+  await expect(alertFor('segment.encode')).toHaveCount(1);
+  // a failed encode does not leave the image "encoding"
+  await expect(page.getByTestId('segment-embedding')).toContainText('injected fault in segment.encode');
+  await clickCentre();
+  await expect(alertFor('segment.decode')).toHaveCount(1);
+  await expect(page.getByTestId('segment-layer-area').first()).toHaveText('empty');
+  await clickCentre();
+  await expect(page.getByTestId('segment-layer-area').first()).toContainText('px', { timeout: 60_000 });
+
+  // Generate: the session's load fails, then the generation itself; the third run completes.
+  await page.getByRole('button', { name: 'Generate' }).click();
+  await page.getByTestId('gen-model').selectOption('tiny-sd');
+  await page.getByTestId('gen-steps').fill('2');
+  await page.getByTestId('gen-nseeds').fill('1');
+  await expect(page.getByTestId('gen-run')).toBeEnabled();
+  await page.getByTestId('gen-run').click();
+  await expect(alertFor('generate.load')).toHaveCount(1, { timeout: 60_000 });
+  await expect(page.getByTestId('gen-error')).toContainText('generate.load');
+  await expect(page.getByTestId('gen-run')).toBeEnabled();
+  await page.getByTestId('gen-run').click();
+  await expect(alertFor('generate.generate')).toHaveCount(1, { timeout: 60_000 });
+  await expect(page.getByTestId('gallery-run').first()).toHaveAttribute('data-status', 'error');
+  await page.getByTestId('gen-run').click();
+  await expect(page.getByTestId('gallery-run').first()).toHaveAttribute('data-status', 'done', { timeout: 120_000 });
+  await expect(page.getByTestId('gallery-run').first().getByTestId('gallery-image')).toHaveCount(2);
+
+  const unhandled = await page.evaluate(() => (globalThis as unknown as { __unhandled: string[] }).__unhandled);
+  expect(unhandled).toEqual([]);
+  expect(errors).toEqual([]);
+});
+
+/** The i-th image of ../shared's lung-mask set (sorted). */
+function lungMaskImage(i: number): string {
+  const dir = path.join(SHARED, 'data/cxr-lung-masks/images');
+  return path.join(dir, fs.readdirSync(dir).sort()[i]);
+}

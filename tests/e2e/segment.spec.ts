@@ -84,7 +84,7 @@ test.describe('segment view', () => {
     await page.mouse.up();
     await expect.poll(async () => page.evaluate(() => {
       const s = (window as any).cxrStudio.store.getState();
-      const st = s.segment.byImage[s.currentId];
+      const st = s.segment.byImage[`${s.currentId}#f0`];
       return st.history.present[0].box ? st.history.past.length : -1;
     })).toBe(3);
     const areaBox = await layerArea(page);
@@ -113,7 +113,8 @@ test.describe('segment view', () => {
     const pngDl = page.waitForEvent('download');
     await page.getByTestId('segment-export-png').click();
     const dl = await pngDl;
-    expect(dl.suggestedFilename()).toMatch(/right_lung_mask\.png$/);
+    // named by lung side when the (random-weights) mask lies in one half of the image, else "mask 1"
+    expect(dl.suggestedFilename()).toMatch(/_(right_lung|left_lung|mask_1)_mask\.png$/);
     const png = PNG.sync.read(fs.readFileSync((await dl.path())!));
     expect([png.width, png.height]).toEqual([w, h]);
     let on = 0;
@@ -123,7 +124,10 @@ test.describe('segment view', () => {
     await page.getByTestId('segment-export-polygons').click();
     const poly = JSON.parse(fs.readFileSync((await (await polyDl).path())!, 'utf8'));
     expect(poly).toMatchObject({ width: w, height: h });
-    expect(poly.masks.map((m: any) => m.label)).toEqual(['right lung', 'left lung']);
+    const labels = poly.masks.map((m: any) => m.label);
+    expect(labels).toHaveLength(2);
+    for (const l of labels) expect(l).toMatch(/^(right lung|left lung|mask [12])( \d)?$/);
+    expect(new Set(labels).size).toBe(2);
     // one expect over all vertices (a per-vertex expect on a random-weights mask would take minutes)
     let outside = 0, vertices = 0;
     for (const m of poly.masks) for (const ring of m.polygons) for (const [x, y] of ring) { vertices++; if (!(x >= 0 && x <= w && y >= 0 && y <= h)) outside++; }
@@ -175,6 +179,16 @@ test.describe('segment view', () => {
     const boxArea = (box[2] - box[0]) * (box[3] - box[1]);
     expect(area).toBeGreaterThan(0.3 * boxArea);
     expect(area).toBeLessThan(1.2 * boxArea);
+    // the mask is named by its side: the patient's right lung lies on the image's left (PA/AP)
+    await expect(page.getByLabel('mask label').first()).toHaveValue('right lung');
+    const lbox = JSON.parse(fs.readFileSync(path.join(LUNG_DIR, 'boxes.json'), 'utf8'))[name].left_lung as number[];
+    await page.getByTestId('segment-add-layer').click();
+    await page.mouse.move(...at(lbox[0], lbox[1]));
+    await page.mouse.down();
+    await page.mouse.move(...at((lbox[0] + lbox[2]) / 2, (lbox[1] + lbox[3]) / 2), { steps: 3 });
+    await page.mouse.move(...at(lbox[2], lbox[3]), { steps: 3 });
+    await page.mouse.up();
+    await expect(page.getByLabel('mask label').nth(1)).toHaveValue('left lung', { timeout: 90_000 });
     await shot(page, 'segment-lung-sam');
     expect(errors).toEqual([]);
   });
@@ -208,11 +222,21 @@ test.describe('segment view', () => {
     await expect(page.getByTestId('segment-embedding')).toContainText('embedding computed', { timeout: 90_000 });
     await clickImage(page, 300, 500, 1024, 1024);
     await expect(page.getByTestId('segment-layer-area').first()).toContainText('px');
-    const dl = page.waitForEvent('download');
-    await page.getByTestId('segment-export-seg').click();
-    const bytes = fs.readFileSync((await (await dl).path())!);
+    // asked at export time: without identifying fields, then with them (the source's PatientName is Covid0000)
+    const exportSeg = async (choice: 'deidentified' | 'identifying') => {
+      const dl = page.waitForEvent('download');
+      await page.getByTestId('segment-export-seg').click();
+      await expect(page.getByTestId('segment-export-seg-ask')).toBeVisible();
+      await page.getByTestId(`segment-export-seg-${choice}`).click();
+      await expect(page.getByTestId('segment-export-seg-ask')).toHaveCount(0);
+      return fs.readFileSync((await (await dl).path())!);
+    };
+    const bytes = await exportSeg('deidentified');
     expect(bytes.subarray(128, 132).toString('latin1')).toBe('DICM');
     expect(bytes.includes(Buffer.from('1.2.840.10008.5.1.4.1.1.66.4'))).toBe(true);
+    expect(bytes.includes(Buffer.from('Covid0000'))).toBe(false);
+    const withId = await exportSeg('identifying');
+    expect(withId.includes(Buffer.from('Covid0000'))).toBe(true);
   });
 
   test('WebGPU (SwiftShader) runs the tiny fixture', async ({ page }) => {
@@ -233,6 +257,86 @@ test.describe('segment view', () => {
     await expect(page.getByTestId('segment-candidate')).toHaveCount(3, { timeout: 120_000 });
     await expect(page.getByTestId('segment-layer-area').first()).toContainText('px');
     await shot(page, 'segment-webgpu');
+    expect(errors).toEqual([]);
+  });
+
+  test('with alerts showing the whole canvas stays visible and clickable; a double click adds two points', async ({ page }) => {
+    test.setTimeout(180_000);
+    const errors = watchErrors(page);
+    await openSegment(page);
+    await addFiles(page, [lungImage(0)]);
+    await expect(page.getByTestId('segment-embedding')).toContainText('embedding computed', { timeout: 90_000 });
+    await page.evaluate(() => {
+      const s = (window as any).cxrStudio.store.getState();
+      s.alert('first test alert', 'info');
+      s.alert('second test alert', 'info');
+    });
+    await expect(page.getByTestId('alert-item')).toHaveCount(2);
+    // the image's bottom edge lies inside the visible part of its column, and the bottom row takes clicks
+    await expect.poll(async () => page.evaluate(() => {
+      const ov = document.querySelector('[data-testid="segment-overlay"]')!.getBoundingClientRect();
+      const col = document.querySelector('.segment-center')!.getBoundingClientRect();
+      const hit = document.elementFromPoint(ov.left + ov.width / 2, ov.bottom - 2);
+      return ov.bottom <= Math.min(col.bottom, window.innerHeight) + 0.5 && hit?.getAttribute('data-testid') === 'segment-overlay';
+    })).toBe(true);
+    const [w, h] = (await page.evaluate(() => {
+      const s = (window as any).cxrStudio.store.getState();
+      const it = s.images.find((i: any) => i.id === s.currentId);
+      return [it.raster.width, it.raster.height];
+    })) as [number, number];
+    const points = () => page.evaluate(() => {
+      const s = (window as any).cxrStudio.store.getState();
+      const st = s.segment.byImage[`${s.currentId}#f0`];
+      return st.history.present.find((l: any) => l.id === st.activeLayer).points.length;
+    });
+    const ov = (await page.getByTestId('segment-overlay').boundingBox())!;
+    await page.mouse.dblclick(ov.x + ov.width * 0.3, ov.y + ov.height * 0.5);
+    await expect.poll(points, { timeout: 60_000 }).toBe(2);
+    // a click on the image's last row lands there
+    await clickImage(page, w * 0.5, h - 1, w, h);
+    await expect.poll(points, { timeout: 60_000 }).toBe(3);
+    const last = await page.evaluate(() => {
+      const s = (window as any).cxrStudio.store.getState();
+      const st = s.segment.byImage[`${s.currentId}#f0`];
+      return st.history.present.find((l: any) => l.id === st.activeLayer).points[2].y;
+    });
+    expect(last).toBeGreaterThan(h - 3);
+    expect(errors).toEqual([]);
+  });
+
+  test('frame and model changes in flight: each embedding and mask belongs to the frame and model it came from', async ({ page }) => {
+    test.setTimeout(240_000);
+    const dcm = path.join(SHARED, 'data/dicom-codecs/files/CT0012.fragmented_no_bot_jpeg_baseline.51.dcm');
+    test.skip(!fs.existsSync(dcm) || !manifestHas('tiny-sam-onnx'), 'needs the two-frame DICOM of ../shared and tiny-sam-onnx');
+    const errors = watchErrors(page);
+    await openSegment(page);
+    await addFiles(page, [dcm]);
+    await expect(page.getByTestId('segment-embedding')).toContainText('embedding computed', { timeout: 90_000 });
+    const state = () => page.evaluate(() => {
+      const s = (window as any).cxrStudio.store.getState();
+      const f = (k: string) => {
+        const st = s.segment.byImage[`${s.currentId}#${k}`];
+        return st && { key: st.key ?? null, tag: st.keyTag ?? null, masks: st.history.present.filter((l: any) => l.masks?.length).length };
+      };
+      return { f0: f('f0'), f1: f('f1') };
+    });
+    const [w, h] = [512, 512];
+    await clickImage(page, w * 0.5, h * 0.5, w, h);
+    await expect.poll(async () => (await state()).f0?.masks).toBe(1);
+    // frame 2 and two model changes, without waiting in between
+    await page.evaluate(() => {
+      const s = (window as any).cxrStudio.store.getState();
+      void s.selectFrame(s.currentId, 1);
+    });
+    await page.getByTestId('segment-model').selectOption('tiny-sam-onnx');
+    await page.getByTestId('segment-model').selectOption('tiny-sam');
+    await expect.poll(async () => (await state()).f1?.tag ?? '', { timeout: 120_000 }).toMatch(/^tiny-sam\|/);
+    const st = await state();
+    expect(st.f1!.key).toBeTruthy();
+    expect(st.f1!.key).not.toBe(st.f0!.key); // another frame, other pixels: another embedding
+    expect(st.f1!.masks).toBe(0); // frame 1's masks never show frame 0's
+    await expect(page.getByTestId('segment-layer-area').first()).toHaveText('empty');
+    expect(st.f0!.masks).toBe(1); // frame 0 keeps its own
     expect(errors).toEqual([]);
   });
 

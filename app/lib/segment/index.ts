@@ -11,3 +11,5 @@ export * from './history';
 export * from './pipeline';
 export * from './eval';
 export * from './models';
+export * from './lung-side';
+export * from './overlay';
