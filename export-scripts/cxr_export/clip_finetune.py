@@ -92,7 +92,7 @@ def prepare(args, log=print):
 
     from .clip_finetune_data import load_pixels, task_split
     from .clip_finetune_peft import setup_method
-    from .clip_finetune_train import caption_ids, locked_features
+    from .clip_finetune_train import caption_ids, locked_features, retention_data
     from .clip_model import load_cxr_clip
 
     torch.manual_seed(args.seed)
@@ -118,18 +118,19 @@ def prepare(args, log=print):
     data = {"feats": feats["train"], "y": np.array([k for _, k in split["train"]]), "task": args.task,
             "labels": split["labels"], "caption_ids": caption_ids(args.task, split["labels"], args.context_length),
             "val_feats": feats["val"], "val_y": np.array([k for _, k in split["val"]]),
-            "n_train": len(split["train"]), "n_val": len(split["val"])}
+            "n_train": len(split["train"]), "n_val": len(split["val"]),
+            "retention": retention_data(inner, args.kermany, args.retention_per_class)}
     meta = {"method": args.method, "task": args.task, "base_sha256": base_sha, "seed": args.seed,
             "batch": args.batch, "lr": args.lr, "warmup": args.warmup, "lora_r": args.lora_r,
             "lora_alpha": args.lora_alpha, "val_frac": args.val_frac, "limit_images": args.limit_images,
-            "context_length": args.context_length}
+            "context_length": args.context_length, "retention_per_class": args.retention_per_class}
     return trainable, inner, info, data, meta
 
 
 def finish(trainable, inner, info: dict, data: dict, summary: dict, args, log=print) -> dict:
     """Validation (unmerged), adapter save, merge, merged-vs-unmerged check, merged save, ONNX export, result.json."""
     from .clip_finetune_peft import count_parameters, merge
-    from .clip_finetune_train import embed, prompt_ids, validate, zero_shot_metrics
+    from .clip_finetune_train import embed, prompt_ids, retention, validate, zero_shot_metrics
     from .clip_model import save_cxr_clip
 
     out = Path(args.out)
@@ -147,6 +148,7 @@ def finish(trainable, inner, info: dict, data: dict, summary: dict, args, log=pr
     if diff > args.merge_atol:
         raise ExportError(f"merged and unmerged embeddings differ by {diff:.3g} > {args.merge_atol:g}")
     merged_metrics = zero_shot_metrics(m_img, m_txt, lab, data["val_y"], float(merged.logit_scale.detach().exp()))
+    retained = retention(merged, data["retention"], args.context_length)
     save_cxr_clip(merged, out / "merged")
     exported = None if args.no_export else export_merged_onnx(merged, out / "onnx")
     walls, cpus = summary["step_wall_s"], summary["step_cpu_s"]
@@ -165,6 +167,8 @@ def finish(trainable, inner, info: dict, data: dict, summary: dict, args, log=pr
         "sec_per_step_cpu": round(float(np.median(cpus)), 4) if cpus else None,
         "threads": args.threads, "device": "cpu",
         "val_base": summary["history"]["base"], "val_unmerged": unmerged, "val_merged": merged_metrics,
+        "retention_base": summary["history"].get("base_retention"), "retention_merged": retained,
+        "n_retention": None if data["retention"] is None else len(data["retention"]["y"]),
         "merged_vs_unmerged_max_abs": diff, "final_loss_mean20": round(float(np.mean(
             summary["history"]["loss"][-20:])), 4) if summary["history"].get("loss") else None,
         "adapter_bytes": adapter_bytes, "merged_safetensors_bytes": (out / "merged" / "model.safetensors").stat().st_size,
@@ -198,7 +202,7 @@ def run(args: argparse.Namespace) -> dict:
     result = finish(trainable, inner, info, data, summary, args)
     print(json.dumps({k: result[k] for k in ("method", "steps", "trainable_parameters", "peak_rss_train_mib",
                                             "sec_per_step_wall", "val_base", "val_merged",
-                                            "merged_vs_unmerged_max_abs")}), flush=True)
+                                            "retention_base", "retention_merged", "merged_vs_unmerged_max_abs")}), flush=True)
     return result
 
 
@@ -226,6 +230,10 @@ def register(subparsers) -> None:
     p.add_argument("--lora-r", type=int, default=8)
     p.add_argument("--lora-alpha", type=float, default=16.0)
     p.add_argument("--lora-dropout", type=float, default=0.0)
+    p.add_argument("--kermany", type=Path, default=default_data_dir().parent / "kermany-cxr-224",
+                   help="Kermany folder for the retention check (the old task: pneumonia vs normal)")
+    p.add_argument("--retention-per-class", type=int, default=500, help="first N Kermany train images per class, "
+                   "of which the validation carve-out (10 %%) is scored before and after (0: skip)")
     p.add_argument("--val-frac", type=float, default=0.2, help="validation share of lung-sam's training part")
     p.add_argument("--context-length", type=int, default=32, help="training pad length (EOS pooling with a causal "
                    "mask: the embedding does not depend on it)")

@@ -61,7 +61,8 @@ def _mb(b) -> str:
 def table(results: list[dict]) -> str:
     """Markdown table of clip-finetune result.json dicts (one row per method)."""
     hdr = ["method", "trainable params", "peak RSS training (MiB)", "train state (MiB)", "s/step (wall / CPU)",
-           "steps in budget", "val AUC base -> final", "val acc base -> final", "merged vs unmerged",
+           "steps in budget", "val AUC base -> final", "val acc base -> final", "pneumonia AUC (retention)",
+           "merged vs unmerged",
            "exported (ONNX fp32)", "adapter"]
     rows = ["| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
     for r in results:

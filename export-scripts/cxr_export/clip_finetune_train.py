@@ -149,6 +149,39 @@ def validate(inner, feats, y: np.ndarray, task: str, labels: list[str], context_
     return zero_shot_metrics(im, tx, lab, y, float(inner.logit_scale.detach().exp()))
 
 
+def retention_data(inner, kermany_root: Path, per_class: int) -> dict | None:
+    """Locked features and labels (0 = PNEUMONIA, 1 = NORMAL) of the validation part of Kermany train as
+    pneumonia-vit / cxr-clip carve it (clip_data.kermany_train_val over the first per_class images of each class):
+    the old task, to see what fine-tuning on the new one costs. None when per_class is 0."""
+    if not per_class:
+        return None
+    from .clip_data import kermany_train_val
+
+    cfg = inner.config
+    _, val = kermany_train_val(Path(kermany_root), int(cfg["vision"]["image_size"]), per_class)
+    px = val["u8"].astype(np.float32) / 255.0
+    px = (px - np.asarray(cfg["mean"], np.float32)) / np.asarray(cfg["std"], np.float32)
+    return {"feats": locked_features(inner, np.ascontiguousarray(px.transpose(0, 3, 1, 2))),
+            "y": (np.asarray(val["y"]) == 0).astype(int)}
+
+
+def retention(inner, rdata: dict | None, context_length: int) -> dict | None:
+    """Pneumonia vs normal zero-shot AUC / accuracy on rdata with cxr-clip's 12 held-out paraphrase sets pooled
+    into one prompt ensemble per label (clip_captions.heldout_prompt_sets)."""
+    if rdata is None:
+        return None
+    import torch
+
+    from .clip_captions import heldout_prompt_sets
+    from .clip_model import tokenize
+
+    sets = heldout_prompt_sets(12)
+    texts = [p for lab in ("PNEUMONIA", "NORMAL") for s in sets for p in s[lab]]
+    lab = np.array([k for k, name in enumerate(("PNEUMONIA", "NORMAL")) for s in sets for _ in s[name]])
+    im, tx = embed(inner, rdata["feats"], torch.from_numpy(tokenize(texts, context_length)))
+    return zero_shot_metrics(im, tx, lab, rdata["y"], float(inner.logit_scale.detach().exp()))
+
+
 # --- training ------------------------------------------------------------------------------------------------------
 
 def lr_at(step: int, base: float, warmup: int) -> float:
@@ -185,7 +218,8 @@ def train(trainable, inner, data: dict, args, meta: dict, log=print) -> dict:
     if "base" not in history:  # step-0 validation (for lora/qlora the adapters start at B = 0: the base model)
         history["base"] = validate(inner, data["val_feats"], data["val_y"], data["task"], data["labels"],
                                    args.context_length)
-        log(f"step 0 validation: {history['base']}")
+        history["base_retention"] = retention(inner, data.get("retention"), args.context_length)
+        log(f"step 0 validation: {history['base']}; Kermany pneumonia retention: {history['base_retention']}")
 
     def save() -> None:
         save_ckpt(ckpt_path, {"meta": meta, "step": step, "history": history, "optimizer": opt.state_dict(),

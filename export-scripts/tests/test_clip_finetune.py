@@ -136,7 +136,7 @@ def test_split_never_reads_lung_sam_heldout_images():
 
 def _run(model_dir, out, method, *extra):
     argv = ["clip-finetune", "--method", method, "--model", str(model_dir), "--out", str(out), "--steps", "4",
-            "--batch", "6", "--limit-images", "30", "--warmup", "2", "--log-every", "2", "--data", str(DATA), *extra]
+            "--batch", "6", "--limit-images", "30", "--warmup", "2", "--log-every", "2", "--data", str(DATA), "--retention-per-class", "0", *extra]
     assert cli.main(argv) == 0
 
 
@@ -166,8 +166,10 @@ def test_qlora_run_exports_merged_onnx_with_parity(tmp_path):
     import onnxruntime as ort
 
     model_dir = save_cxr_clip(build_cxr_clip(TINY), tmp_path / "base")
-    _run(model_dir, tmp_path / "q", "qlora")
+    _run(model_dir, tmp_path / "q", "qlora", "--retention-per-class", "30")
     r = json.loads((tmp_path / "q" / "result.json").read_text())
+    # the old task (Kermany pneumonia vs normal) scored before and after on pneumonia-vit's validation carve-out
+    assert r["n_retention"] == 6 and 0.0 <= r["retention_merged"]["auc"] <= 1.0 and r["retention_base"]
     assert r["trainable_parameters"] == r["expected_trainable_parameters"]
     assert r["merged_vs_unmerged_max_abs"] <= 1e-4 and r["nf4"]["quantized"] == 27
     assert max(r["onnx"]["parity"].values()) <= 1e-4
