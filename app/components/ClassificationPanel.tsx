@@ -1,4 +1,4 @@
-import { classifierEntry, useAppStore } from '../store';
+import { classifierEntry, shownClassification, shownOcclusion, useAppStore } from '../store';
 import type { HeatmapMethod, OodVerdict } from '../lib/classify/types';
 import { WeightsBadge } from './WeightsBadge';
 import { modelDisplayName } from '../lib/models/manifest';
@@ -37,10 +37,11 @@ export function ClassificationPanel() {
   const entry = useAppStore((s) => classifierEntry(s));
   const load = useAppStore((s) => (s.classifierId ? s.models[s.classifierId] : undefined));
   const classifiers = manifest?.models.filter((m) => m.family === 'classifier') ?? [];
-  const c = item?.classification;
+  // Only a result computed for this image, frame, model and variant (a model switch never shows the old model's).
+  const c = useAppStore(shownClassification);
   const method = useAppStore((s) => s.heatmapMethod);
   const setHeatmapMethod = useAppStore((s) => s.setHeatmapMethod);
-  const occ = useAppStore((s) => (s.currentId ? s.occlusion[s.currentId] : undefined));
+  const occ = useAppStore(shownOcclusion);
 
   return (
     <section className="panel" aria-labelledby="cls-h">

@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useRef, useState } from 'react';
-import { useAppStore, type ImageItem } from '../store';
+import { shownClassification, shownOcclusion, useAppStore, type ImageItem } from '../store';
 import { applyWindow, presetOf, renderGray } from '../lib/imaging/windowing';
 import type { DicomImage, DicomWindow } from '../lib/imaging/dicom';
 import type { Heatmap } from '../lib/classify/types';
@@ -85,8 +85,10 @@ export function Viewer() {
   const dicom = item?.dicom;
   const activePreset = dicom && !dicom.rgb ? presetOf(dicom, viewer.presetId) : undefined;
   const method = useAppStore((st) => st.heatmapMethod);
-  const occ = useAppStore((st) => (st.currentId ? st.occlusion[st.currentId] : undefined));
-  const heat = method === 'occlusion' ? (occ?.modelId === item?.classification?.modelId ? occ?.heatmap : undefined) : item?.classification?.heatmap;
+  // Only maps computed for this image, frame, model and variant (resultKey): never the previous frame's or model's.
+  const occ = useAppStore(shownOcclusion);
+  const classification = useAppStore(shownClassification);
+  const heat = method === 'occlusion' ? (classification ? occ?.heatmap : undefined) : classification?.heatmap;
   const heatCanvas = useMemo(() => (heat ? heatmapCanvas(heat) : null), [heat]);
 
   // Redraw when the canvas box changes size (window resize, alerts appearing above).

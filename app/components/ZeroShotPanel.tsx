@@ -1,5 +1,5 @@
 import { useMemo } from 'react';
-import { clipEntry, currentPromptSets, useAppStore } from '../store';
+import { clipEntry, currentPromptSets, shownZeroShot, useAppStore } from '../store';
 import { WeightsBadge } from './WeightsBadge';
 import { modelDisplayName } from '../lib/models/manifest';
 
@@ -15,9 +15,9 @@ export function ZeroShotPanel() {
   const setClip = useAppStore((s) => s.setClip);
   const run = useAppStore((s) => s.zeroShotCurrent);
   const item = useAppStore((s) => s.images.find((i) => i.id === s.currentId));
+  const z = useAppStore(shownZeroShot);
   const clips = manifest?.models.filter((m) => m.family === 'clip') ?? [];
   if (!clips.length) return null;
-  const z = item?.zeroShot;
   return (
     <section className="panel" aria-labelledby="zs-h" data-testid="zero-shot">
       <h2 id="zs-h">Zero-shot labels</h2>

@@ -1,5 +1,8 @@
 /** Pure functions of the state that views and slices share. */
 import type { Manifest, ModelEntry } from '../lib/models/manifest-types';
+import type { ClassifierResult, OcclusionHeatmap } from '../lib/classify/types';
+import type { ZeroShotOutput } from '../lib/clip/types';
+import type { ImageItem } from './images';
 import { defaultPromptSets, type PromptSet } from '../lib/clip';
 import type { AppState } from './state';
 
@@ -44,4 +47,40 @@ export function workInProgress(s: {
   if (s.segment?.eval?.running) running.push('a segmentation evaluation');
   if (s.gen?.running) running.push('a generation');
   return running.length ? running.join(' and ') : null;
+}
+
+/**
+ * The key a per-image result is filed under: the image, the frame shown (multi-frame DICOM), the model and the
+ * variant it runs as (the user's dtype choice and backend setting). A result whose key is not the current one was
+ * computed for something else and is never shown; a late result for a superseded key is dropped.
+ */
+export function resultKey(s: Pick<AppState, 'settings'>, item: Pick<ImageItem, 'id' | 'dicom'>, entry: Pick<ModelEntry, 'id'>): string {
+  return `${item.id}|frame ${item.dicom?.frameIndex ?? 0}|${entry.id}|${s.settings.dtypes[entry.id] ?? 'auto'}|${s.settings.backend}`;
+}
+
+type KeyState = Pick<AppState, 'settings' | 'images' | 'currentId' | 'manifest' | 'classifierId' | 'clipId'>;
+const currentItem = (s: KeyState) => s.images.find((i) => i.id === s.currentId);
+
+/** The current image's classification when it is the chosen classifier's for this frame and variant. */
+export function shownClassification(s: KeyState): (ClassifierResult & { weights: ModelEntry['weights'] }) | undefined {
+  const item = currentItem(s);
+  const entry = classifierEntry(s);
+  const c = item?.classification;
+  return item && entry && c && c.key === resultKey(s, item, entry) ? c : undefined;
+}
+
+/** The current image's zero-shot labels when they are the chosen CLIP model's for this frame and variant. */
+export function shownZeroShot(s: KeyState): ImageItem['zeroShot'] {
+  const item = currentItem(s);
+  const entry = clipEntry(s);
+  const z: (ZeroShotOutput & { modelId: string }) | undefined = item?.zeroShot;
+  return item && entry && z && z.key === resultKey(s, item, entry) ? item.zeroShot : undefined;
+}
+
+/** The current image's occlusion map when it is the chosen classifier's for this frame and variant. */
+export function shownOcclusion(s: KeyState & Pick<AppState, 'occlusion'>): { status: string; done: number; total: number; heatmap?: OcclusionHeatmap; error?: string } | undefined {
+  const item = currentItem(s);
+  const entry = classifierEntry(s);
+  const o = item ? s.occlusion[item.id] : undefined;
+  return item && entry && o && o.key === resultKey(s, item, entry) ? o : undefined;
 }

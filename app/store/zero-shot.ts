@@ -1,11 +1,15 @@
-/** Zero-shot labels of the current image by the chosen CLIP model, from editable prompt sets. */
-import type { ClipEngine } from '../lib/clip/engine';
+/**
+ * Zero-shot labels of the current image by the chosen CLIP model, from editable prompt sets. The operation is
+ * app/services/zero-shot.ts; results are filed under resultKey (image, frame, model, variant) like classify.ts's: a
+ * late result for a superseded key is dropped and only the newest request clears the busy flag.
+ */
 import type { PromptSet } from '../lib/clip/types';
 import { errorMessage } from '../lib/runtime/outcome';
 import { modelInputFor } from '../lib/imaging/model-inputs';
+import { zeroShotImage } from '../services/zero-shot';
 import { guarded } from './alerts';
-import { clipEntry, currentPromptSets } from './selectors';
-import type { SliceCreator } from './state';
+import { clipEntry, currentPromptSets, resultKey } from './selectors';
+import type { AppState, SliceCreator } from './state';
 
 export interface ZeroShotSlice {
   /** CLIP model for zero-shot labels; undefined when the manifest has none. */
@@ -18,50 +22,70 @@ export interface ZeroShotSlice {
   zeroShotCurrent(): Promise<void>;
 }
 
-export const createZeroShotSlice: SliceCreator<ZeroShotSlice> = (set, get) => ({
-  prompts: {},
+function keyNow(s: AppState, imageId: string): string | undefined {
+  const item = s.images.find((i) => i.id === imageId);
+  const entry = clipEntry(s);
+  return item && entry ? resultKey(s, item, entry) : undefined;
+}
 
-  setClip(id) {
-    set({ clipId: id });
-    if (get().currentId) void get().zeroShotCurrent();
-  },
+export const createZeroShotSlice: SliceCreator<ZeroShotSlice> = (set, get) => {
+  const latest = new Map<string, number>();
+  let seq = 0;
 
-  setPrompts(sets) {
-    const id = get().clipId;
-    if (!id) return;
-    set((s) => ({ prompts: { ...s.prompts, [id]: sets } }));
-  },
+  return {
+    prompts: {},
 
-  resetPrompts() {
-    const id = get().clipId;
-    if (!id) return;
-    set((s) => {
-      const prompts = { ...s.prompts };
-      delete prompts[id];
-      return { prompts };
-    });
-  },
+    setClip(id) {
+      set({ clipId: id });
+      if (get().currentId) void get().zeroShotCurrent();
+    },
 
-  zeroShotCurrent: guarded(get, 'Zero-shot labelling failed', async () => {
-    const s = get();
-    const item = s.images.find((i) => i.id === s.currentId);
-    const entry = clipEntry(s);
-    if (!item || !entry) return;
-    get().patchImage(item.id, { zeroShotRunning: true, zeroShotError: undefined });
-    const report = await get().ensureModelLoaded(entry.id);
-    if (!report) {
-      get().patchImage(item.id, { zeroShotRunning: false, zeroShotError: get().models[entry.id]?.message });
-      return;
-    }
-    const req = get().modelRequest(entry);
-    try {
-      const out = await get().inference.run(req, (e: ClipEngine) => e.zeroShot(req, [modelInputFor(item.raster, item.modelInputs, entry)], currentPromptSets(get())));
-      get().patchImage(item.id, { zeroShotRunning: false, zeroShot: { ...out.results[0], weights: entry.weights, modelId: entry.id } });
-      get().modelRan(entry.id, out.report);
-    } catch (e) {
-      // Shown next to the prompts too (e.g. fewer than two usable labels).
-      get().patchImage(item.id, { zeroShotRunning: false, zeroShotError: errorMessage(e) });
-      throw e;
-    }
-  }),
-});
+    setPrompts(sets) {
+      const id = get().clipId;
+      if (!id) return;
+      set((s) => ({ prompts: { ...s.prompts, [id]: sets } }));
+    },
+
+    resetPrompts() {
+      const id = get().clipId;
+      if (!id) return;
+      set((s) => {
+        const prompts = { ...s.prompts };
+        delete prompts[id];
+        return { prompts };
+      });
+    },
+
+    zeroShotCurrent: guarded(get, 'Zero-shot labelling failed', async () => {
+      const s = get();
+      const item = s.images.find((i) => i.id === s.currentId);
+      const entry = clipEntry(s);
+      if (!item || !entry) return;
+      const key = resultKey(s, item, entry);
+      const token = ++seq;
+      latest.set(item.id, token);
+      const finish = (p: Parameters<AppState['patchImage']>[1]) => {
+        const current = keyNow(get(), item.id) === key;
+        const newest = latest.get(item.id) === token;
+        if (newest) latest.delete(item.id);
+        get().patchImage(item.id, { ...(current ? p : {}), ...(newest ? { zeroShotRunning: false } : {}) });
+        if (!current && newest && get().currentId === item.id && keyNow(get(), item.id)) void get().zeroShotCurrent();
+      };
+      get().patchImage(item.id, { zeroShotRunning: true, zeroShotError: undefined });
+      try {
+        const report = await get().ensureModelLoaded(entry.id);
+        if (!report) {
+          finish({ zeroShotError: get().models[entry.id]?.message ?? `${entry.name} could not be loaded` });
+          return;
+        }
+        const { result, report: ran } = await zeroShotImage(get().inference, get().modelRequest(entry), modelInputFor(item.raster, item.modelInputs, entry), currentPromptSets(get()));
+        get().modelRan(entry.id, ran);
+        finish({ zeroShot: { ...result, weights: entry.weights, modelId: entry.id, key } });
+      } catch (e) {
+        // Shown next to the prompts too (e.g. fewer than two usable labels).
+        finish({ zeroShotError: errorMessage(e) });
+        throw e;
+      }
+    }),
+  };
+};

@@ -8,6 +8,7 @@ import { batchCoupled } from '../models/manifest';
 import type { RuntimeReport } from '../runtime/report';
 import { outcome, type Batch, type FamilyEngine, type ModelRequest, type Outcome, type Progress } from '../runtime/outcome';
 import { createSessionFactory, nowMs, requestKey, SessionPool, type OrtHost, type Session } from '../runtime/sessions';
+import { serialSession } from '../runtime/run-queue';
 import { classifierThreshold, interpretClassifierOutputs, prepareClassifierBatch } from './pipeline';
 import { attentionRollout, softmax } from './postprocess';
 import { occlusionSensitivity } from './occlusion';
@@ -50,7 +51,9 @@ export function createClassifierEngine(host: OrtHost): ClassifierEngine {
           report.reasons = [...report.reasons, `out-of-distribution check unavailable: ${e instanceof Error ? e.message : String(e)}`];
         }
       }
-      return { session: sessions.model, report, ood, release: () => sessions.model.release() };
+      // One run at a time on the session; its release waits for the runs in flight (app/lib/runtime/run-queue.ts).
+      const session = serialSession(sessions.model);
+      return { session, report, ood, release: () => session.release() };
     });
 
   async function runBatch(req: ModelRequest, l: Loaded, rasters: Raster[], opts: ClassifyOptions): Promise<ClassifierResult[]> {

@@ -46,6 +46,11 @@ export interface ClassifierResult {
   ood?: OodVerdict;
   /** Inference time per image in ms (the batch's time divided by its size). */
   inferenceMs: number;
+  /**
+   * What the result was computed for, when the app files it under an image: image, frame, model and variant
+   * (app/store/selectors.ts resultKey). A view shows it only while that key is the current one.
+   */
+  key?: string;
 }
 
 export interface OcclusionRequestOptions {
@@ -66,6 +71,8 @@ export interface OcclusionHeatmap extends Heatmap {
   /** Forward passes made, and the time they took. */
   runs: number;
   ms: number;
+  /** As ClassifierResult.key. */
+  key?: string;
 }
 
 export interface ClassifyOptions {

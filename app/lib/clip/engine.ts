@@ -10,6 +10,7 @@ import { toModelInputBatch } from '../imaging/preprocess';
 import type { RuntimeReport } from '../runtime/report';
 import { outcome, type Batch, type FamilyEngine, type ModelRequest, type Outcome, type Progress } from '../runtime/outcome';
 import { createSessionFactory, nowMs, requestKey, SessionPool, type OrtHost, type OrtTensor, type Session } from '../runtime/sessions';
+import { serialSession } from '../runtime/run-queue';
 import { usablePromptSets } from './prompts';
 import { loadClipTokenizer, type ClipTokenizer } from './tokenize';
 import type { PromptSet, ZeroShotOutput } from './types';
@@ -55,14 +56,17 @@ export function createClipEngine(host: OrtHost): ClipEngine {
       const tokFile =
         variant.files.find((f) => f.role === 'tokenizer') ??
         Object.values(req.entry.variants).flatMap((v) => v?.files ?? []).find((f) => f.role === 'tokenizer');
-      const release = () => Promise.all([sessions.image_encoder.release(), sessions.text_encoder.release()]);
+      // One run at a time per session; release waits for the runs in flight (app/lib/runtime/run-queue.ts).
+      const image = serialSession(sessions.image_encoder);
+      const text = serialSession(sessions.text_encoder);
+      const release = () => Promise.all([image.release(), text.release()]);
       try {
         if (!tokFile) throw new Error(`${req.entry.name}: no tokenizer file in the manifest`);
         const tokenizer = loadClipTokenizer(await reader(tokFile), {
           context_length: cfgNumber(req.entry, 'context_length'),
           pad_token_id: cfgNumber(req.entry, 'pad_token_id', 0),
         });
-        return { image: sessions.image_encoder, text: sessions.text_encoder, tokenizer, report, textCache: new Map(), coupled: batchCoupled(variant), release };
+        return { image, text, tokenizer, report, textCache: new Map(), coupled: batchCoupled(variant), release };
       } catch (e) {
         await release().catch(() => undefined);
         throw e;

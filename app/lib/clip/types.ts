@@ -13,4 +13,6 @@ export interface ZeroShotOutput extends ZeroShotResult {
   imageEmbedding: Float32Array;
   /** Image-encoder time per image in ms. */
   inferenceMs: number;
+  /** What the result was computed for (image, frame, model, variant), as ClassifierResult.key. */
+  key?: string;
 }
