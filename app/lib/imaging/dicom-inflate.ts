@@ -14,7 +14,7 @@ export const MAX_INFLATED_DATASET_BYTES = 256 * 1024 * 1024;
 const SLICE = 16 * 1024; // deflate expands at most ~1032:1, so one slice adds at most ~17 MB past the cap
 
 function mib(n: number): string {
-  return `${Math.round(n / 2 ** 20)} MB`;
+  return n >= 10 * 2 ** 20 ? `${Math.round(n / 2 ** 20)} MB` : `${(n / 2 ** 20).toFixed(2)} MB`;
 }
 
 /**
