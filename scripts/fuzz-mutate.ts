@@ -47,6 +47,8 @@ function setU32(b: Uint8Array, at: number, v: number, little = true): void {
 }
 
 function splice(b: Uint8Array, at: number, del: number, ins: Uint8Array): Uint8Array {
+  at = Math.max(0, Math.min(at, b.length));
+  del = Math.max(0, Math.min(del, b.length - at));
   const out = new Uint8Array(b.length - del + ins.length);
   out.set(b.subarray(0, at), 0);
   out.set(ins, at);

@@ -109,5 +109,10 @@ export function checkPngChunks(b: Uint8Array, checkImageData = true): void {
   if (!checkImageData || idat.length === 0 || width === 0 || height === 0) return;
   const need = pngRawDataSize(width, height, bitDepth, colorType, interlace);
   const cap = need + IDAT_SLACK;
-  inflateCounting(idat, cap, () => new ImageDecodeError('too-large', `The PNG's image data (IDAT, ${mb(idatBytes)} compressed) inflates past the ${mb(need)} its IHDR needs (${width}×${height}, ${bitDepth}-bit, colour type ${colorType}${interlace === 1 ? ', interlaced' : ''}): refused before decoding (a decompression bomb)`, { chunk: 'IDAT', maxBytes: cap }), 'image data (IDAT)');
+  const got = inflateCounting(idat, cap, () => new ImageDecodeError('too-large', `The PNG's image data (IDAT, ${mb(idatBytes)} compressed) inflates past the ${mb(need)} its IHDR needs (${width}×${height}, ${bitDepth}-bit, colour type ${colorType}${interlace === 1 ? ', interlaced' : ''}): refused before decoding (a decompression bomb)`, { chunk: 'IDAT', maxBytes: cap }), 'image data (IDAT)');
+  if (got < need) {
+    // Rows missing: a decoder would still allocate the whole image IHDR declares (a few KB claiming 100 MP costs
+    // 400 MB) for data that is not there. libpng stops with "Not enough image data"; so does this, before decoding.
+    throw new ImageDecodeError('truncated', `The PNG's image data (IDAT) inflates to ${mb(got)}, but its IHDR (${width}×${height}, ${bitDepth}-bit, colour type ${colorType}) needs ${mb(need)}: rows are missing (the file was cut short, or IHDR lies)`, { chunk: 'IDAT', inflated: got, needed: need });
+  }
 }

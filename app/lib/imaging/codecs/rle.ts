@@ -13,6 +13,14 @@ export function decodeRleFrame(frame: Uint8Array, planeLength: number): Uint8Arr
   if (n < 1 || n > 15) throw new ImageDecodeError('corrupt', `The RLE header declares ${n} segments (1 to 15 allowed, PS3.5 G.5)`);
   const offsets: number[] = [];
   for (let i = 0; i < n; i++) offsets.push(dv.getUint32(4 + 4 * i, true));
+  // Before any plane is allocated: a PackBits replicate run turns 2 bytes into at most 128 (PS3.5 G.3.1), so a
+  // segment shorter than planeLength / 64 cannot fill its plane (a tiny frame under a header claiming 100 MP).
+  for (let s = 0; s < n; s++) {
+    const len = (s + 1 < n ? offsets[s + 1] : frame.length) - offsets[s];
+    if (len >= 0 && len * 64 < planeLength) {
+      throw new ImageDecodeError('truncated', `RLE segment ${s + 1} holds ${len} bytes, which expand to at most ${len * 64} of the ${planeLength} its plane needs (PS3.5 G.3.1): the compressed pixel data is truncated or Rows/Columns lie`);
+    }
+  }
   const planes: Uint8Array[] = [];
   for (let s = 0; s < n; s++) {
     const start = offsets[s];
