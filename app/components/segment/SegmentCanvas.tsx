@@ -115,7 +115,8 @@ export function SegmentCanvas() {
   const minDrag = Math.max(4, item.raster.width / 100);
 
   return (
-    <div className="viewer panel segment-canvas" ref={rootRef}>
+    // flex-shrink 0: the column scrolls instead of squeezing (and clipping) the canvas; its size is set by useFitWidth
+    <div className="viewer panel segment-canvas" ref={rootRef} style={{ flexShrink: 0 }}>
       <div className="segment-stack" ref={stackRef} style={{ width: width !== undefined ? `${width}px` : '100%' }}>
         <canvas ref={imgRef} className="segment-image" data-testid="segment-image" />
         <canvas ref={masksRef} className="segment-overlay segment-masks" aria-hidden="true" style={{ pointerEvents: 'none' }} />
