@@ -17,6 +17,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { PNG } from 'pngjs';
 import { decodeImageFileNode } from '../platform/node/decode';
+import { readInputFile } from '../platform/node/read-input';
 import { isImageDecodeError } from '../lib/imaging';
 import { encodeNpyFloat32, planConversion, type ConversionPlan } from '../lib/imaging/export';
 
@@ -116,7 +117,7 @@ async function main(): Promise<number> {
     let stem = rel.replace(/\.(dcm|dicom|png|jpe?g)$/i, '').split(path.sep).join('__') || 'image';
     for (let k = 2; used.has(stem); k++) stem = `${stem}-${k}`;
     try {
-      const bytes = new Uint8Array(fs.readFileSync(file));
+      const bytes = readInputFile(file); // size checked before the read
       const first = await decodeImageFileNode(bytes);
       const frames = first.dicom?.frames ?? 1;
       const todo = args.allFrames ? Array.from({ length: frames }, (_, i) => i) : [0];
