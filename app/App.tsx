@@ -48,7 +48,7 @@ export function App() {
             </div>
             <Viewer />
             <div className="right">
-              <DownloadProgressBar />
+              <DownloadProgressBar transient />
               <ClassificationPanel />
               <ZeroShotPanel />
               <DicomInfo />

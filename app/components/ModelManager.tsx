@@ -179,13 +179,14 @@ function ModelRow({ entry }: { entry: ModelEntry }) {
   );
 }
 
-export function DownloadProgressBar() {
+/** The download in progress; `transient` (the Viewer's copy): gone once the download has finished well. */
+export function DownloadProgressBar({ transient = false }: { transient?: boolean }) {
   const download = useAppStore((s) => s.download);
   const manifest = useAppStore((s) => s.manifest);
   const cancel = useAppStore((s) => s.cancelDownload);
   // The reason is shown once: in the alert region while that alert is up, here after it was dismissed.
   const alerted = useAppStore((s) => !!download?.error && s.alerts.some((a) => a.message === download.error));
-  if (!download) return null;
+  if (!download || (transient && download.done && !download.error)) return null;
   const p = download.progress;
   const name = manifest?.models.find((m) => m.id === download.modelId)?.name ?? download.modelId;
   const pct = p?.percent ?? 0;
