@@ -6,11 +6,11 @@
  * the process died), hung, over memory; the replay command of every failure; the peak RSS of the child.
  *
  *   npm run fuzz -- [--n 1000] [--seed 1] [--start 0] [--kinds dicom,png,jpeg,zip] [--timeout-s 20]
- *                   [--max-rss-mb 1024] [--heap-mb 768] [--save DIR] [--quiet]
+ *                   [--max-rss-mb 1024] [--heap-mb 768] [--save DIR] [--log FILE] [--quiet]
  *
  * Input i of a run seeded S is mutation mutationSeed(S, i) of a corpus file chosen by it: replay one with
  * `--seed S --start i --n 1`. --save writes each failing input to DIR (for a regression test). Exit 1 on any crash,
- * hang or over-memory case.
+ * hang or over-memory case. --log writes one line per input (index, kind, outcome, message).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -35,6 +35,7 @@ const MAX_RSS = Number(opt('--max-rss-mb', '1024')) * 2 ** 20;
 const HEAP_MB = Number(opt('--heap-mb', '768'));
 const SAVE = argv.includes('--save') ? opt('--save', '') : '';
 const QUIET = argv.includes('--quiet');
+const LOG = argv.includes('--log') ? opt('--log', '') : '';
 
 /** Seed files per kind: real public files and bug-report inputs of ../shared, small enough to decode quickly. */
 function corpus(): Record<Kind, string[]> {
@@ -55,12 +56,15 @@ type Result = 'decoded' | 'refused' | 'crashed' | 'hung' | 'over-memory';
 class Child {
   proc!: ChildProcess;
   peak = 0;
+  /** The input whose run raised `peak` last. */
+  peakAt = '';
+  current = '';
   private ready!: Promise<void>;
   private stderr = '';
   start(): void {
     this.stderr = '';
     this.proc = fork(path.join(REPO, 'scripts/fuzz-child.ts'), [], {
-      execArgv: ['--import', 'tsx', `--max-old-space-size=${HEAP_MB}`, '--stack-size=984'],
+      execArgv: ['--import', 'tsx', `--max-old-space-size=${HEAP_MB}`, '--expose-gc'],
       serialization: 'advanced',
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
       cwd: REPO,
@@ -95,13 +99,13 @@ class Child {
       };
       const watch = setInterval(() => {
         const rss = this.rss();
-        this.peak = Math.max(this.peak, rss);
+        if (rss > this.peak) [this.peak, this.peakAt] = [rss, this.current];
         if (rss > MAX_RSS) finish({ result: 'over-memory', message: `RSS ${Math.round(rss / 2 ** 20)} MB > ${MAX_RSS / 2 ** 20} MB` }, true);
       }, 50);
       const timer = setTimeout(() => finish({ result: 'hung', message: `no answer in ${TIMEOUT_MS / 1000} s` }, true), TIMEOUT_MS);
       this.proc.on('message', (m: { id: number; outcome: string; message: string; rss: number }) => {
         if (m.id !== id) return;
-        this.peak = Math.max(this.peak, m.rss);
+        if (m.rss > this.peak) [this.peak, this.peakAt] = [m.rss, this.current];
         finish({ result: m.outcome === 'error' ? 'crashed' : (m.outcome as Result), message: m.message }, false);
       });
       this.proc.on('exit', (code, signal) => {
@@ -132,8 +136,10 @@ async function main(): Promise<number> {
     const kind = kinds[i % kinds.length];
     const file = files[kind][Math.floor(r() * files[kind].length)];
     const { bytes, ops } = mutate(read(file), kind, ms);
+    child.current = `#${i} ${kind} ${path.relative(SHARED, file)} [${ops.join(',')}]`;
     const { result, message } = await child.run(i, kind, bytes);
     counts[result]++;
+    if (LOG) fs.appendFileSync(LOG, `${i}\t${kind}\t${result}\t${message.split('\n')[0].slice(0, 200)}\n`);
     (byKind[kind] ??= { decoded: 0, refused: 0, crashed: 0, hung: 0, 'over-memory': 0 })[result]++;
     if (result === 'crashed' || result === 'hung' || result === 'over-memory') {
       const line = `${result} #${i} ${kind} ${path.relative(SHARED, file)} [${ops.join(',')}]: replay: npm run fuzz -- --seed ${SEED} --start ${i} --n 1 --kinds ${KINDS.join(',')}\n    ${message.split('\n').join('\n    ')}`;
@@ -150,7 +156,7 @@ async function main(): Promise<number> {
   console.log(`fuzz: ${N} mutations (seed ${SEED}, start ${START}, kinds ${kinds.join(',')}) in ${secs.toFixed(0)} s`);
   console.log(`  decoded ${counts.decoded}, refused with a typed error ${counts.refused}, crashed ${counts.crashed}, hung ${counts.hung}, over memory ${counts['over-memory']}`);
   for (const [k, c] of Object.entries(byKind)) console.log(`  ${k}: ${JSON.stringify(c)}`);
-  console.log(`  peak child RSS ${Math.round(child.peak / 2 ** 20)} MB (cap ${MAX_RSS / 2 ** 20} MB, V8 heap cap ${HEAP_MB} MB, timeout ${TIMEOUT_MS / 1000} s)`);
+  console.log(`  peak child RSS ${Math.round(child.peak / 2 ** 20)} MB at ${child.peakAt} (cap ${MAX_RSS / 2 ** 20} MB, V8 heap cap ${HEAP_MB} MB, timeout ${TIMEOUT_MS / 1000} s)`);
   return failures.length ? 1 : 0;
 }
 

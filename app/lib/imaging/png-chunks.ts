@@ -82,7 +82,8 @@ export function checkPngChunks(b: Uint8Array, checkImageData = true): void {
     const type = String.fromCharCode(b[i + 4], b[i + 5], b[i + 6], b[i + 7]);
     if (i + 12 + len > b.length) {
       if (type === 'IEND') break;
-      throw new ImageDecodeError('truncated', `The PNG's ${type} chunk at byte ${i} declares ${len} bytes but the file has ${Math.max(0, b.length - i - 12)} left (the length field lies or the file was cut short)`, { chunk: type, declared: len });
+      const shown = /^[A-Za-z]{4}$/.test(type) ? type : `unnamed (type bytes ${Array.from(b.subarray(i + 4, i + 8), (x) => x.toString(16).padStart(2, '0')).join(' ')})`;
+      throw new ImageDecodeError('truncated', `The PNG's ${shown} chunk at byte ${i} declares ${len} bytes but the file has ${Math.max(0, b.length - i - 12)} left (the length field lies or the file was cut short)`, { chunk: type, declared: len });
     }
     const data = b.subarray(i + 8, i + 8 + len);
     if (type === 'IDAT') {
