@@ -1,22 +1,31 @@
-import { useAppStore } from '../store';
+import { classifierEntry, resultKey, useAppStore } from '../store';
+import { FileName } from './FileName';
 import { RasterThumb } from './RasterThumb';
 
 export function ImageStrip() {
   const images = useAppStore((s) => s.images);
   const currentId = useAppStore((s) => s.currentId);
   const select = useAppStore((s) => s.select);
+  const entry = useAppStore(classifierEntry);
+  const settings = useAppStore((s) => s.settings);
   if (!images.length) return null;
   return (
     <ul className="image-strip" aria-label="Opened images">
-      {images.map((i) => (
-        <li key={i.id}>
-          <button type="button" className={i.id === currentId ? 'current' : ''} onClick={() => select(i.id)} title={i.name}>
-            <RasterThumb raster={i.thumbnail} alt={i.name} />
-            <span className="name">{i.name}</span>
-            {i.classification && <span className={`tag tag-${i.classification.predicted}`}>{i.classification.predicted}</span>}
-          </button>
-        </li>
-      ))}
+      {images.map((i) => {
+        // The tag only for the chosen classifier's result on the frame shown (never another model's).
+        const c = entry && i.classification?.key === resultKey({ settings }, i, entry) ? i.classification : undefined;
+        return (
+          <li key={i.id}>
+            <button type="button" className={i.id === currentId ? 'current' : ''} onClick={() => select(i.id)} title={i.path || i.name}>
+              <RasterThumb raster={i.thumbnail} alt={i.name} />
+              <span className="name">
+                <FileName name={i.name} title={i.path || i.name} />
+              </span>
+              {c && <span className={`tag tag-${c.predicted}`}>{c.predicted}</span>}
+            </button>
+          </li>
+        );
+      })}
     </ul>
   );
 }

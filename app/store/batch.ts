@@ -7,6 +7,7 @@
  */
 import {
   batchImagesPerSecond,
+  batchLabeledRows,
   batchMetrics,
   batchPrecisionAt5,
   batchLabels,
@@ -17,11 +18,13 @@ import {
   type BatchLabels,
   type BatchMetrics,
   type BatchRow,
+  type LabeledRow,
   type ZipEntryInfo,
   type MapPoint,
   type SimilarList,
 } from '../lib/batch';
 import { errorMessage } from '../lib/runtime/outcome';
+import { browserBatchJournal, type BatchJournalRun } from '../platform/browser/batch-journal';
 import { batchDecodeSizes, runBatchChunk, zeroShotLabels, type BatchModels } from '../services/batch';
 import { guarded } from './alerts';
 import { currentPromptSets } from './selectors';
@@ -43,6 +46,11 @@ export interface BatchInput {
 
 /** Derived from the rows by the slice (see the module comment). */
 export interface BatchDerived {
+  /**
+   * The table's cells of each finished row (by BatchRow.index): the labeled_dataset.csv row the export writes for it
+   * (batchLabeledRows, the same code), derived once per chunk and threshold change, never while rendering.
+   */
+  cells: Record<number, LabeledRow>;
   metrics: BatchMetrics | null;
   similar: SimilarList[];
   pca: { classifierEmbedding: MapPoint[] | null; clipEmbedding: MapPoint[] | null };
@@ -76,6 +84,11 @@ export interface BatchState {
   thresholdSource: 'model card' | 'user (slider)' | 'default 0.5';
   /** The prompt labels of the run's zero-shot columns (zs_<LABEL>), fixed when the run starts. */
   zeroShotLabels: string[];
+  /**
+   * Rows restored from the journal after a reload or crash whose files must be chosen again before they can run
+   * (a page cannot keep File references across a reload); 0 when nothing waits.
+   */
+  awaitingFiles: number;
   derived: BatchDerived;
 }
 
@@ -87,18 +100,49 @@ export interface BatchSlice {
   batchClear(): void;
   batchSetThreshold(t: number): void;
   batchSelect(index: number | undefined): void;
+  /** Show the batch the journal kept (after a reload or crash): finished rows as they were, the rest pending. */
+  batchRestore(): Promise<void>;
 }
 
 const CHUNK = 8;
 /** Batch thumbnails (table 28 px, similar cases 72 px): 64 px keeps 3,000 rows at ~50 MB. */
 const BATCH_THUMB = 64;
 
-const NOTHING: BatchDerived = { metrics: null, similar: [], pca: { classifierEmbedding: null, clipEmbedding: null } };
-const EMPTY = { rows: [], running: false, cancelRequested: false, threshold: 0.5, activeMs: 0, labels: batchLabels(undefined), thresholdSource: 'default 0.5' as const, zeroShotLabels: [] as string[], derived: NOTHING };
+const NOTHING: BatchDerived = { cells: {}, metrics: null, similar: [], pca: { classifierEmbedding: null, clipEmbedding: null } };
+const EMPTY = { rows: [], running: false, cancelRequested: false, threshold: 0.5, activeMs: 0, labels: batchLabels(undefined), thresholdSource: 'default 0.5' as const, zeroShotLabels: [] as string[], awaitingFiles: 0, derived: NOTHING };
+
+/** The CSV row of each finished row, by index (rows.ts batchLabeledRows keeps the finished rows' order). */
+function tableCells(b: BatchState): Record<number, LabeledRow> {
+  const done = b.rows.filter((r) => r.status === 'done');
+  const labeled = batchLabeledRows(done, b.threshold, b.labels);
+  return Object.fromEntries(done.map((r, i) => [r.index, labeled[i]]));
+}
 
 export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
   /** Inputs stay out of the rendered state: Blobs are not state to render. Indexed by BatchRow.index. */
   let inputs: BatchInput[] = [];
+
+  /** Every chunk's rows go to IndexedDB as they finish (platform/browser/batch-journal.ts): nothing finished is lost. */
+  const journal = browserBatchJournal();
+  let journalFailed = false;
+  const journaled = async (what: string, fn: () => Promise<void>) => {
+    try {
+      await fn();
+    } catch (e) {
+      if (!journalFailed) get().alert(`The batch could not be saved in this browser (${what}): ${errorMessage(e)}; a reload would lose its rows`, 'info');
+      journalFailed = true;
+    }
+  };
+  const saveRun = () => {
+    const b = get().batch;
+    const run: BatchJournalRun = {
+      classifierId: b.classifierId, clipId: b.clipId, classifierDtype: b.classifierDtype, labels: b.labels, threshold: b.threshold,
+      thresholdSource: b.thresholdSource, zeroShotLabels: b.zeroShotLabels, activeMs: b.activeMs, startedAt: b.startedAt,
+      inputs: inputs.map((f) => ({ path: f.path || f.name, name: f.name, size: f.size })),
+    };
+    return journaled('run', () => journal.saveRun(run));
+  };
+  const hasFile = (i: number) => !!(inputs[i]?.blob || inputs[i]?.zip);
 
   /** Recompute what the view derives; `what` says which parts can have changed. */
   const derive = (what: { rows?: boolean; threshold?: boolean; selection?: boolean }) =>
@@ -109,6 +153,7 @@ export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
         batch: {
           ...b,
           derived: {
+            cells: what.rows || what.threshold ? tableCells(b) : d.cells,
             metrics: what.rows || what.threshold ? batchMetrics(b.rows, b.threshold, b.labels, what.rows ? undefined : d.metrics?.roc) : d.metrics,
             similar: what.rows || what.selection ? (b.selected != null ? similarCases(b.rows, b.selected) : []) : d.similar,
             pca: what.rows ? { classifierEmbedding: pcaMap(b.rows, 'classifierEmbedding'), clipEmbedding: pcaMap(b.rows, 'clipEmbedding') } : d.pca,
@@ -144,6 +189,9 @@ export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
     if (reports.classifier) set((s) => ({ batch: { ...s.batch, classifierDtype: reports.classifier!.dtype } }));
     if (reports.classifier && models.classifier) get().modelRan(models.classifier.entry.id, reports.classifier);
     if (reports.clip && models.clip) get().modelRan(models.clip.entry.id, reports.clip);
+    // Saved before they are shown: a row seen finished is a row that survives a reload or crash.
+    const saved = get().batch.rows.filter((r) => updates.has(r.index)).map((r) => ({ ...r, ...updates.get(r.index) }));
+    await journaled('rows', () => journal.saveRows(saved));
     patchRows(updates);
   }
 
@@ -168,6 +216,22 @@ export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
           }
         } else expanded.push({ ...f, size: f.blob?.size });
       }
+      if (get().batch.awaitingFiles > 0) {
+        // A restored batch: the files chosen again are matched to its pending rows by path; only those run.
+        const byPath = new Map(get().batch.rows.filter((r) => r.status === 'pending' && !hasFile(r.index)).map((r) => [r.imageId, r.index]));
+        let matched = 0;
+        for (const f of expanded) {
+          const i = byPath.get(f.path || f.name);
+          if (i === undefined) continue;
+          inputs[i] = f;
+          matched++;
+        }
+        const awaitingFiles = get().batch.rows.filter((r) => r.status === 'pending' && !hasFile(r.index)).length;
+        set((s) => ({ batch: { ...s.batch, awaitingFiles } }));
+        get().alert(`${matched} of the stopped batch's files found again${expanded.length > matched ? `; ${expanded.length - matched} other files ignored (not part of it)` : ''}${awaitingFiles ? `; ${awaitingFiles} still missing` : ''}`, 'info');
+        await get().batchRun();
+        return;
+      }
       const start = inputs.length;
       inputs = [...inputs, ...expanded];
       const entry = get().manifest?.models.find((m) => m.id === get().classifierId);
@@ -191,6 +255,7 @@ export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
           ],
         },
       }));
+      await saveRun();
       await get().batchRun();
     }),
 
@@ -217,10 +282,11 @@ export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
           prompts: currentPromptSets(st),
         };
         set((s) => ({ batch: { ...s.batch, zeroShotLabels: zeroShotLabels(models) } }));
+        await saveRun();
         for (;;) {
           if (get().batch.cancelRequested) break;
           // Resume: always the first rows still pending.
-          const pending = get().batch.rows.filter((r) => r.status === 'pending').slice(0, CHUNK);
+          const pending = get().batch.rows.filter((r) => r.status === 'pending' && hasFile(r.index)).slice(0, CHUNK);
           if (!pending.length) break;
           await runChunk(pending, models);
         }
@@ -250,13 +316,46 @@ export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
 
     batchClear() {
       inputs = [];
+      void journaled('clear', () => journal.clear());
       set((s) => ({ batch: { ...EMPTY, cancelRequested: s.batch.running, threshold: s.batch.threshold } }));
     },
 
     batchSetThreshold(threshold) {
       set((s) => ({ batch: { ...s.batch, threshold, thresholdSource: 'user (slider)' } }));
       derive({ threshold: true });
+      void saveRun();
     },
+
+    batchRestore: guarded(get, 'Restoring the saved batch failed', async () => {
+      if (get().batch.rows.length || get().batch.running) return;
+      const saved = await journal.load<BatchRow>();
+      if (!saved || !saved.run.inputs.length || get().batch.rows.length) return;
+      const { run } = saved;
+      const stored = new Map(saved.rows.map((r) => [r.index, r]));
+      inputs = run.inputs.map((f) => ({ name: f.name, path: f.path, size: f.size }));
+      const rows: BatchRow[] = run.inputs.map((f, index) => stored.get(index) ?? { index, imageId: f.path, groundTruth: labelFromPath(f.path, run.labels.labels) ?? undefined, status: 'pending' });
+      const awaitingFiles = rows.filter((r) => r.status === 'pending').length;
+      set(() => ({
+        batch: {
+          ...EMPTY,
+          rows,
+          labels: run.labels,
+          threshold: run.threshold,
+          thresholdSource: run.thresholdSource,
+          zeroShotLabels: run.zeroShotLabels,
+          classifierId: run.classifierId,
+          clipId: run.clipId,
+          classifierDtype: run.classifierDtype,
+          activeMs: run.activeMs,
+          startedAt: run.startedAt,
+          finishedAt: awaitingFiles ? undefined : Date.now(),
+          awaitingFiles,
+          precisionAt5: batchPrecisionAt5(rows),
+          imagesPerSecond: batchImagesPerSecond(rows, run.activeMs),
+        },
+      }));
+      derive({ rows: true });
+    }),
 
     batchSelect(selected) {
       set((s) => ({ batch: { ...s.batch, selected } }));

@@ -47,7 +47,18 @@ test('batch: folder with ground truth → table, metrics, ROC, similar cases, PC
   const d = await download;
   expect(d.suggestedFilename()).toBe('labeled_dataset.csv');
   const csv = fs.readFileSync(await d.path(), 'utf8').trim().split(/\r?\n/);
-  expect(csv[0]).toBe('image_id,auto_label,ground_truth,confidence_score,classifier_prediction,classifier_probability,ood_score,ood');
+  // The fixed columns, then one zs_<LABEL> column per zero-shot prompt label (the CLIP model's probabilities).
+  const header = csv[0].split(',');
+  expect(header.slice(0, 8).join(',')).toBe('image_id,auto_label,ground_truth,confidence_score,classifier_prediction,classifier_probability,ood_score,ood');
+  const zs = header.slice(8);
+  for (const c of zs) expect(c).toMatch(/^zs_\S+$/);
+  if (zs.length) {
+    for (const line of csv.slice(1)) {
+      const cells = line.split(',');
+      expect(cells.slice(8).reduce((a, c) => a + Number(c), 0)).toBeCloseTo(1, 4);
+      expect(zs).toContain(`zs_${cells[1]}`); // auto_label is one of the prompt labels
+    }
+  }
   expect(csv).toHaveLength(25);
   expect(csv.filter((l) => l.includes(',NORMAL,') || l.includes(',PNEUMONIA,')).length).toBeGreaterThan(0);
   fs.rmSync(root, { recursive: true, force: true });
@@ -89,4 +100,45 @@ test('batch: a .zip of images (folders inside give the ground truth)', async ({ 
   await expect(page.getByTestId('batch-table').locator('tbody tr')).toHaveCount(6);
   await expect(page.getByTestId('batch-table')).toContainText('set/NORMAL/');
   await expect(page.getByTestId('confusion-matrix')).toBeVisible();
+});
+
+test('batch: the page killed mid-batch loses nothing finished; after reopening, the same files resume it', async ({ page, context }) => {
+  needsSharedData();
+  // The real ViT (a few images per second on WASM) leaves time to kill the page between chunks.
+  const id = manifestHas(CLASSIFIER_ID) ? CLASSIFIER_ID : FIXTURE_CLASSIFIER_ID;
+  needsModel(id);
+  await openApp(page, { backend: 'wasm', classifier: id });
+  await page.getByRole('button', { name: 'Batch' }).click();
+  const dir = path.join(KERMANY, 'test', 'PNEUMONIA');
+  const files = fs.readdirSync(dir).sort().slice(0, 40).map((f) => ({ name: f, mimeType: 'image/jpeg', buffer: fs.readFileSync(path.join(dir, f)) }));
+  await page.getByTestId('batch-file-input').setInputFiles(files);
+  const progress = page.getByTestId('batch-progress-text');
+  await expect.poll(async () => Number((await progress.innerText()).split(' ')[0]), { timeout: 120_000 }).toBeGreaterThanOrEqual(8);
+  // What the table shows as finished right now, then the page dies (no unload handlers run, as in a crash).
+  const rowsText = async (p: typeof page) =>
+    p.getByTestId('batch-table').locator('tbody tr[data-status="done"]').evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll('td')].slice(1, 7).map((td) => td.textContent?.trim()).join(' | ')));
+  const before = await rowsText(page);
+  expect(before.length).toBeGreaterThanOrEqual(8);
+  await page.close({ runBeforeUnload: false });
+
+  const again = await context.newPage();
+  await openApp(again, { backend: 'wasm', classifier: id });
+  await again.getByRole('button', { name: 'Batch' }).click();
+  await expect(again.getByTestId('batch-resume-offer')).toBeVisible();
+  const restored = await rowsText(again);
+  expect(restored.length).toBeGreaterThanOrEqual(before.length);
+  for (const r of before) expect(restored).toContain(r); // every row seen finished came back, cell for cell
+  expect(restored.length).toBeLessThan(40);
+  // The same files again: only the rows still pending run.
+  await again.getByTestId('batch-file-input').setInputFiles(files);
+  await expect(again.getByTestId('batch-progress-text')).toContainText('40 / 40 processed', { timeout: 120_000 });
+  await expect(again.getByTestId('batch-resume-offer')).toHaveCount(0);
+  const after = await rowsText(again);
+  expect(after).toHaveLength(40);
+  for (const r of before) expect(after).toContain(r);
+  const download = again.waitForEvent('download');
+  await again.getByTestId('batch-export').click();
+  const csv = fs.readFileSync(await (await download).path(), 'utf8').trim().split(/\r?\n/);
+  expect(csv).toHaveLength(41);
+  await again.getByRole('button', { name: 'Clear' }).click();
 });
