@@ -17,10 +17,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PNG } from 'pngjs';
 import { findModel, parseManifest } from '../lib/models/manifest';
 import type { ModelEntry } from '../lib/models/manifest-types';
 import { composeGrid, defaultGeneratorId } from '../lib/generate/record';
+import { encodePng } from '../lib/segment/png';
 import type { GenerateReport } from '../lib/generate/types';
 import type { ClassifierEngine } from '../lib/classify/engine';
 import type { ModelRequest } from '../lib/runtime/outcome';
@@ -96,12 +96,6 @@ export function parseGenerateArgs(argv: string[]): GenerateArgs {
   return a;
 }
 
-function encodePng(width: number, height: number, rgba: Uint8ClampedArray): Buffer {
-  const png = new PNG({ width, height });
-  png.data = Buffer.from(rgba.buffer, rgba.byteOffset, rgba.byteLength);
-  return PNG.sync.write(png);
-}
-
 export async function runGenerate(a: GenerateArgs, log: (s: string) => void = (s) => process.stderr.write(s + '\n')) {
   const manifest = parseManifest(JSON.parse(fs.readFileSync(path.join(a.modelsDir, 'manifest.json'), 'utf8')));
   const id = a.model ?? defaultGeneratorId(manifest);
@@ -126,7 +120,6 @@ export async function runGenerate(a: GenerateArgs, log: (s: string) => void = (s
     const out = await runGallery(
       {
         generate: (r, p, on) => engine.generate(r, p, on),
-        encodePng: async (w, h, rgba) => new Uint8Array(encodePng(w, h, rgba)),
         score: clsReq && (async (images) => scoresFrom(cls!, (await inference.run(clsReq, (e: ClassifierEngine) => e.classify(clsReq, images, { heatmap: false }))).results)),
       },
       req,
@@ -143,7 +136,7 @@ export async function runGenerate(a: GenerateArgs, log: (s: string) => void = (s
     if (out.status !== 'done') throw new Error(out.message ?? out.status);
     const rows = plan.seeds.map((seed) => plan.sides.map((side) => out.images.find((i) => i.seed === seed && i.side === side)).map((i) => (i ? { width: i.width, height: i.height, data: i.rgba } : null)));
     const g = composeGrid(rows, 4, Math.max(1, Math.floor(256 / Math.max(...out.images.map((i) => i.width)))));
-    fs.writeFileSync(path.join(a.out, 'grid.png'), encodePng(g.width, g.height, g.data));
+    fs.writeFileSync(path.join(a.out, 'grid.png'), encodePng(g.data, g.width, g.height, 4));
     const record = { ...galleryRecord({ entry, model: { dtype: rep.dtype, layout: rep.layout, backend: rep.backend }, plan, seeds: out.seeds, images: out.images }), grid: 'grid.png' };
     fs.writeFileSync(path.join(a.out, 'generation.json'), JSON.stringify(record, null, 1) + '\n');
     return record;

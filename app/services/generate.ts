@@ -1,10 +1,11 @@
 /**
  * The gallery run, written once for the app's generate slice (app/store/generate.ts) and `npm run generate`
  * (app/cli/generate.ts): the seeds (S..S+N-1), the sides (base / LoRA from the same initial latents), the guidance
- * default (the model's config.guidance_scale, else 1), one engine call per seed, each image PNG-encoded, hashed
- * (sha256 of the PNG bytes) and scored by a classifier when one is given, and the JSON record that reproduces the
- * run (app/lib/generate/record.ts). Free of React and the DOM: the engine call, the PNG encoder and the scorer are
- * injected (comlink worker + OffscreenCanvas in the app; in-process engine + pngjs in Node).
+ * default (the model's config.guidance_scale, else 1), one engine call per seed, each image PNG-encoded by the same
+ * deterministic encoder everywhere (app/lib/segment/png.ts: fflate deflate level 6, filter 0), so the app and the CLI
+ * write byte-identical files with the same sha256, and scored by a classifier when one is given, and the JSON record
+ * that reproduces the run (app/lib/generate/record.ts). Free of React and the DOM: the engine call and the scorer
+ * are injected (comlink worker in the app; in-process engine in Node).
  *
  * Errors: a failed engine Outcome ends the run with status 'error' (or 'cancelled' when the engine says so) and its
  * message; images of the seeds already done are kept. A scorer that throws is the caller's to report: here it only
@@ -14,6 +15,7 @@ import type { ClassifierResult } from '../lib/classify/types';
 import type { ModelEntry } from '../lib/models/manifest-types';
 import { positiveIndex } from '../lib/classify/postprocess';
 import { sha256Hex } from '../lib/models/hashing';
+import { encodePng } from '../lib/segment/png';
 import type { ModelRequest, Outcome } from '../lib/runtime/outcome';
 import { generationRecord, type GenerationRecord, type ImageScore, type RecordImage } from '../lib/generate/record';
 import type { Side, UnetLayout } from '../lib/generate/pipeline';
@@ -96,7 +98,6 @@ export interface GalleryImageResult extends RecordImage {
 export interface GalleryDeps {
   /** The generate engine's generate (worker proxy or in-process). */
   generate(req: ModelRequest, p: GenerateParams, onEvent?: (e: GenerateEvent) => void): Promise<Outcome<{ images: GeneratedImage[]; report: GenerateReport }>>;
-  encodePng(width: number, height: number, rgba: Uint8ClampedArray): Promise<Uint8Array>;
   /** Scores of one seed's images, in order (undefined: not scored). */
   score?(images: { width: number; height: number; data: Uint8ClampedArray }[]): Promise<(ImageScore | undefined)[]>;
   /** Checked before each seed: true stops the run ('cancelled'). */
@@ -130,7 +131,7 @@ export async function runGallery(
     const scores = deps.score ? await deps.score(r.value.images.map((i) => ({ width: i.width, height: i.height, data: i.rgba }))) : [];
     const imgs: GalleryImageResult[] = [];
     for (const [k, im] of r.value.images.entries()) {
-      const png = await deps.encodePng(im.width, im.height, im.rgba);
+      const png = encodePng(im.rgba, im.width, im.height, 4);
       imgs.push({
         side: im.side,
         seed,

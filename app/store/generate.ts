@@ -10,7 +10,7 @@ import { checkSdFit, chooseLayout, defaultGeneratorId } from '../lib/generate';
 import type { ClassifierEngine } from '../lib/classify/engine';
 import { errorMessage } from '../lib/runtime/outcome';
 import { browserDevice } from '../platform/browser/ort';
-import { rgbaToPng } from '../platform/browser/gallery';
+import { pngDataUrl } from '../platform/browser/gallery';
 import { defaultGuidance, planGallery, runGallery, scoresFrom } from '../services/generate';
 import { saveRun } from './gallery';
 import { classifierEntry } from './selectors';
@@ -193,17 +193,10 @@ export const createGenerateSlice: SliceCreator<GenerateSlice> = (set, get) => {
       status: 'running',
     };
     patch({ report: loaded, runs: [run, ...get().gen.runs] });
-    const urls = new WeakMap<Uint8Array, string>();
     const worker = get().workers.generate();
     const out = await runGallery(
       {
         generate: (r, p, on) => worker.generate(r, p, on),
-        encodePng: async (w, h, rgba) => {
-          const { url, blob } = await rgbaToPng(w, h, rgba);
-          const png = new Uint8Array(await blob.arrayBuffer());
-          urls.set(png, url);
-          return png;
-        },
         score,
         cancelRequested: () => get().gen.cancelRequested,
       },
@@ -214,7 +207,8 @@ export const createGenerateSlice: SliceCreator<GenerateSlice> = (set, get) => {
         onSeed: async (seed, images, report) => {
           patch({ report });
           get().modelRan(entry.id, report);
-          const imgs: GalleryImage[] = images.map((im) => ({ side: im.side, seed, width: im.width, height: im.height, url: urls.get(im.png) ?? '', sha256: im.sha256, totalMs: im.totalMs, stepMs: im.stepMs, timesteps: im.timesteps, file: im.file, score: im.score }));
+          const imgs: GalleryImage[] = [];
+          for (const im of images) imgs.push({ side: im.side, seed, width: im.width, height: im.height, url: await pngDataUrl(im.png), sha256: im.sha256, totalMs: im.totalMs, stepMs: im.stepMs, timesteps: im.timesteps, file: im.file, score: im.score });
           updateRun(id, (r) => ({ ...r, seeds: [...r.seeds, seed], images: [...r.images, ...imgs] }));
           await saveRun(get, id);
         },

@@ -1,4 +1,6 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { PNG } from 'pngjs';
 import { expect, test, type Page } from '@playwright/test';
@@ -104,6 +106,18 @@ test.describe('generate gallery', () => {
     const gp = PNG.sync.read(grid.body);
     expect(gp.width).toBeGreaterThan(2 * 32);
     expect(gp.height).toBeGreaterThan(2 * 32);
+    expect(rec.images.map((i: { timesteps: number[] }) => i.timesteps)).toEqual(new Array(4).fill([999, 759, 499, 259]));
+
+    // the same request through `npm run generate` (Node, same service and engines) writes the same record: only the
+    // creation time, the grid's file name and the timings differ; scores agree to float precision
+    const cliOut = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-gen-parity-'));
+    execFileSync('npx', ['tsx', 'app/cli/generate.ts', '--model', MODEL, '--prompt', 'a chest X-ray showing pneumonia', '--seed', '42', '--steps', '4', '--n', '2', '--side', 'both', '--guidance', '1', '--classifier', smallClassifierId(), '--out', cliOut, '--threads', '1'], { cwd: REPO, stdio: 'pipe' });
+    const cli = JSON.parse(fs.readFileSync(path.join(cliOut, 'generation.json'), 'utf8'));
+    type Rec = { created?: string; grid?: string; images: { stepMs?: number[]; totalMs?: number; score?: { positiveProbability: number } }[] };
+    const probs = (r: Rec) => r.images.map((i) => i.score?.positiveProbability ?? NaN);
+    const norm = (r: Rec) => ({ ...r, created: undefined, grid: undefined, images: r.images.map((i) => ({ ...i, stepMs: undefined, totalMs: undefined, score: i.score && { ...i.score, positiveProbability: undefined } })) });
+    expect(norm(rec)).toEqual(norm(cli));
+    probs(rec).forEach((p, i) => expect(Math.abs(p - probs(cli)[i])).toBeLessThan(1e-4));
 
     // history survives a reload; delete removes it (also after another reload)
     await page.reload();
@@ -111,6 +125,21 @@ test.describe('generate gallery', () => {
     await expect(page.getByTestId('gallery-run')).toHaveCount(1);
     await expect(page.getByTestId('gallery-run').first().getByTestId('gallery-image')).toHaveCount(4);
     await expect(page.getByTestId('gallery-run').first().getByTestId('gallery-random')).toHaveCount(4);
+    // one IndexedDB key per run (a save never rewrites the whole history)
+    const runKeys = () =>
+      page.evaluate(
+        () =>
+          new Promise<string[]>((resolve, reject) => {
+            const open = indexedDB.open('keyval-store');
+            open.onerror = () => reject(open.error);
+            open.onsuccess = () => {
+              const req = open.result.transaction('keyval').objectStore('keyval').getAllKeys();
+              req.onsuccess = () => resolve((req.result as string[]).filter((k) => String(k).startsWith('cxr-gallery-run')));
+              req.onerror = () => reject(req.error);
+            };
+          }),
+      );
+    expect(await runKeys()).toHaveLength(1);
     await shot(page, 'generate-history-after-reload');
     await page.getByTestId('gallery-delete').first().click();
     await expect(page.getByTestId('gallery-empty')).toBeVisible();
@@ -138,6 +167,31 @@ test.describe('generate gallery', () => {
     expect(n).toBeLessThan(16); // 8 seeds x (base + LoRA) when not cancelled
     // the app keeps working: a new run completes
     await setForm(page, { steps: 2, seeds: 1 });
+    await page.getByTestId('gen-run').click();
+    await expect(page.getByTestId('gallery-run').first()).toHaveAttribute('data-status', 'done', { timeout: 120_000 });
+    expect(errors).toEqual([]);
+  });
+
+  test('Cancel while the model downloads stops the download; nothing is cached and the next run works', async ({ page }) => {
+    test.setTimeout(240_000);
+    const errors = watchErrors(page);
+    // the model's files answer slowly, so the Cancel lands during the download
+    await page.route(`**/models/${MODEL}/**`, async (route) => {
+      await new Promise((r) => setTimeout(r, 1500));
+      await route.continue().catch(() => undefined); // the request may have been aborted by the Cancel meanwhile
+    });
+    await openGenerate(page, 'wasm');
+    await setForm(page, { steps: 2, seed: 1, seeds: 1 });
+    await page.getByTestId('gen-run').click();
+    await expect.poll(() => page.evaluate(() => (window as any).cxrStudio.store.getState().download?.modelId ?? null), { timeout: 60_000 }).toBe(MODEL);
+    await page.getByTestId('gen-cancel').click();
+    await expect(page.getByTestId('gen-error')).toContainText('Cancelled while preparing the model', { timeout: 60_000 });
+    await expect(page.getByTestId('gen-run')).toBeEnabled();
+    // the model cache's own listing: fewer than the variant's 7 files (the download stopped before the end)
+    const cached = await page.evaluate((m) => (window as any).cxrStudio.store.getState().stored.filter((f: { modelId: string }) => f.modelId === m).length, MODEL);
+    console.log(`[cancel-download] ${cached} of 7 files cached when the download stopped`);
+    expect(cached).toBeLessThan(7);
+    await page.unroute(`**/models/${MODEL}/**`);
     await page.getByTestId('gen-run').click();
     await expect(page.getByTestId('gallery-run').first()).toHaveAttribute('data-status', 'done', { timeout: 120_000 });
     expect(errors).toEqual([]);

@@ -49,9 +49,25 @@ export async function rgbaToPng(width: number, height: number, rgba: Uint8Clampe
   return { url, blob };
 }
 
+/** PNG file bytes -> a data: URL (kept with the run in IndexedDB, shown by an <img>). */
+export async function pngDataUrl(png: Uint8Array): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const r = new FileReader();
+    r.onload = () => resolve(String(r.result));
+    r.onerror = () => reject(r.error ?? new Error('FileReader failed'));
+    r.readAsDataURL(new Blob([png as BlobPart], { type: 'image/png' }));
+  });
+}
+
 /** A PNG data: URL -> RGBA. */
 export async function pngToRgba(url: string): Promise<{ width: number; height: number; data: Uint8ClampedArray }> {
-  const bmp = await createImageBitmap(await (await fetch(url)).blob());
+  // decoded from the URL's own bytes: a fetch() of a data: URL is refused under the page's connect-src policy
+  const comma = url.indexOf(',');
+  if (!url.startsWith('data:image/png;base64,') || comma < 0) throw new Error('not a PNG data: URL');
+  const bin = atob(url.slice(comma + 1));
+  const bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  const bmp = await createImageBitmap(new Blob([bytes], { type: 'image/png' }));
   const c = new OffscreenCanvas(bmp.width, bmp.height);
   const ctx = c.getContext('2d');
   if (!ctx) throw new Error('no 2D canvas context to decode the PNG');
