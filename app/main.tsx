@@ -48,13 +48,23 @@ if ('serviceWorker' in navigator && import.meta.env.PROD) {
       .then(({ registerSW }) => {
         // Prompt mode (vite.config.ts registerType 'prompt'): a new version waits until the user reloads through
         // UpdateBanner, which asks first when work is running. Only then is SKIP_WAITING sent and the page reloaded.
+        const reload = () => {
+          leaveConfirmed = true;
+          window.location.reload();
+        };
         const updateSW = registerSW({
           immediate: true,
-          onNeedRefresh: () => useAppStore.getState().setAppUpdate({ apply: () => updateSW(true) }),
-          onNeedReload: () => {
-            leaveConfirmed = true;
-            window.location.reload();
-          },
+          onNeedRefresh: () =>
+            useAppStore.getState().setAppUpdate({
+              async apply() {
+                // Reload once the new worker controls the page. Its own controllerchange, not workbox-window's
+                // 'controlling' event, which does not fire for an update found by the browser's own check.
+                navigator.serviceWorker.addEventListener('controllerchange', reload, { once: true });
+                await updateSW(true);
+                (await navigator.serviceWorker.getRegistration())?.waiting?.postMessage({ type: 'SKIP_WAITING' });
+              },
+            }),
+          onNeedReload: reload,
         });
       })
       .catch((e) => console.warn('service worker registration failed', e));
