@@ -121,10 +121,10 @@ function dicomValueLie(b: Uint8Array, r: R): Uint8Array {
   const vr = String.fromCharCode(out[h.at + 4], out[h.at + 5]);
   const at = h.at + 8;
   if (vr === 'US' || vr === 'SS' || vr === 'XS') {
-    for (let k = 0; k + 1 < len; k += 2) new DataView(out.buffer).setUint16(at + k, pick(r, [0, 1, 2, 3, 7, 8, 12, 15, 16, 17, 24, 32, 33, 255, 256, 4096, 0x7fff, 0xffff]), true);
+    for (let k = 0; k + 1 < len && at + k + 2 <= out.length; k += 2) new DataView(out.buffer).setUint16(at + k, pick(r, [0, 1, 2, 3, 7, 8, 12, 15, 16, 17, 24, 32, 33, 255, 256, 4096, 0x7fff, 0xffff]), true);
   } else {
     const text = pick(r, ['0', '-1', '999999999', '1e308', 'NaN', '0.0', '2147483648', '65536', '-0']);
-    for (let k = 0; k < len; k++) out[at + k] = k < text.length ? text.charCodeAt(k) : 0x20;
+    for (let k = 0; k < len && at + k < out.length; k++) out[at + k] = k < text.length ? text.charCodeAt(k) : 0x20;
   }
   return out;
 }
@@ -276,7 +276,13 @@ export function mutate(bytes: Uint8Array, kind: Kind, seed: number): { bytes: Ui
   for (let k = 0; k < n && b.length > 0; k++) {
     const m = pick(r, BY_KIND[kind]);
     ops.push(m.name);
-    b = m(b, r);
+    try {
+      b = m(b, r);
+    } catch {
+      // a mutator that meets bytes it cannot handle (a header at the very end): flip bits instead, same seed stream
+      ops.push('bitFlips');
+      b = bitFlips(b, r);
+    }
   }
   // PNG decoders check chunk CRCs: most mutations would stop there. Recomputing them reaches the chunk parsers.
   if (kind === 'png' && r() < 0.7) {

@@ -18,6 +18,10 @@
  * Usage: npx vite build && node scripts/large-inputs.mjs [--only dicom60,png10k,...] [--port 4203] [--batch-seconds 60]
  *        [--keep] (keep the generated inputs in $TMPDIR/cxr-large-inputs)
  * Prints one JSON object per input and a summary table.
+ *
+ * `node scripts/large-inputs.mjs --adversarial [--repo DIR] [--only 01,03]` instead runs the cases of
+ * ../shared/data/adversarial through `npm run convert` / `npm run label` and prints their time, peak RSS and
+ * outcome (scripts/large-inputs-adversarial.mjs).
  */
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -25,6 +29,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from '@playwright/test';
+
+if (process.argv.includes('--adversarial')) {
+  // The adversarial cases of ../shared through the CLIs (issue 19): see scripts/large-inputs-adversarial.mjs.
+  await import('./large-inputs-adversarial.mjs');
+  process.exit(0);
+}
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const PY = path.join(REPO, '.venv/bin/python');

@@ -18,6 +18,9 @@ node scripts/check-imports.mjs
 step "unit tests (vitest, Node)"
 npx vitest run
 
+step "fuzz: 300 fixed-seed mutations of ../shared files through the shared decode path (fails on a crash, hang or over-memory)"
+if [ -n "${CI:-}" ] || [ -d "${CXR_SHARED:-../shared}/data" ]; then npx tsx scripts/fuzz.ts --n 300 --seed 20261207 --quiet; else echo "../shared missing (set CXR_SHARED): fuzz not run"; fi
+
 step "production build (checked: no test hook, no store on window), then the test build the browser tests use"
 npx vite build --outDir dist-prod --emptyOutDir
 node scripts/check-prod-build.mjs dist-prod
