@@ -9,7 +9,8 @@
  * - <name>.modality.png (16-bit greyscale) or <name>.modality.npy (float32) with the modality values, when the source
  *   has more than 8 bits stored (PNG when every value is an integer in 0..65535, .npy otherwise);
  * - <name>.json: size, frames, photometric, transfer syntax, codec, the window or LUT used, notes; identifying DICOM
- *   attributes (names, IDs, dates, places, UIDs) only with --keep-phi.
+ *   attributes (names, IDs, dates, places, UIDs), the input path and free-text attributes (descriptions, comments,
+ *   explanations, device names: sidecar-privacy.ts) only with --keep-phi.
  * Multi-frame files write frame 1 unless --all-frames (then <name>.f0001.png ...). A file that cannot be read prints
  * "<path>: <message>" on stderr and the run goes on. Exit status 0 when at least one file was converted, else 1.
  */
@@ -20,6 +21,7 @@ import { decodeImageFileNode } from '../platform/node/decode';
 import { readInputFile } from '../platform/node/read-input';
 import { isImageDecodeError } from '../lib/imaging';
 import { encodeNpyFloat32, planConversion, type ConversionPlan } from '../lib/imaging/export';
+import { freeTextValues, scrubValues, withoutFreeText } from './sidecar-privacy';
 
 interface Args {
   inputs: string[];
@@ -90,7 +92,7 @@ function pngBytes(width: number, height: number, channels: 1 | 3, data: Uint8Arr
   return PNG.sync.write(png, { colorType: channels === 1 ? 0 : 2, inputColorType: channels === 1 ? 0 : 2, bitDepth: data instanceof Uint16Array ? 16 : 8, inputHasAlpha: false });
 }
 
-function writePlan(plan: ConversionPlan, outDir: string, stem: string): string[] {
+function writePlan(plan: ConversionPlan, outDir: string, stem: string, freeText: string[] = []): string[] {
   const written: string[] = [];
   const w = (name: string, bytes: Uint8Array | Buffer | string) => {
     fs.writeFileSync(path.join(outDir, name), bytes);
@@ -101,7 +103,7 @@ function writePlan(plan: ConversionPlan, outDir: string, stem: string): string[]
   if (plan.modality?.kind === 'png16') w(`${stem}.modality.png`, pngBytes(plan.modality.width, plan.modality.height, 1, plan.modality.data));
   else if (plan.modality?.kind === 'npy') w(`${stem}.modality.npy`, encodeNpyFloat32(plan.modality.data, [plan.modality.height, plan.modality.width]));
   plan.sidecar.outputs = [...written, `${stem}.json`];
-  w(`${stem}.json`, JSON.stringify(plan.sidecar, null, 1) + '\n');
+  w(`${stem}.json`, scrubValues(JSON.stringify(plan.sidecar, null, 1), freeText) + '\n');
   return written;
 }
 
@@ -124,9 +126,10 @@ async function main(): Promise<number> {
       for (const f of todo) {
         const img = f === 0 ? first : await decodeImageFileNode(bytes, { frame: f });
         const s = args.allFrames && frames > 1 ? `${stem}.f${String(f + 1).padStart(4, '0')}` : stem;
-        const plan = planConversion(img, { keepPhi: args.keepPhi, source: file });
+        // Without --keep-phi: no input path (folder and file names often carry names or IDs) and no free text.
+        const plan = args.keepPhi ? planConversion(img, { keepPhi: true, source: file }) : planConversion(withoutFreeText(img));
         if (!args.allFrames && frames > 1) (plan.sidecar.notes as string[]).push(`frame 1 of ${frames} written; --all-frames writes every frame`);
-        writePlan(plan, args.out, s);
+        writePlan(plan, args.out, s, args.keepPhi ? [] : freeTextValues(img));
       }
       used.add(stem);
       converted++;

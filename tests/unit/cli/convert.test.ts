@@ -92,7 +92,8 @@ describe.skipIf(lacksShared(DIR))(`npm run convert ${hasShared(DIR) ? '' : missi
     expect(sig).not.toContain('QA^SYNTHETIC');
     expect(sig).not.toContain('QA-0001');
     const lut = JSON.parse(fs.readFileSync(path.join(out, 'voi-lut-sequence.json'), 'utf8'));
-    expect(lut.display.voi).toMatchObject({ kind: 'voi-lut', explanation: 'LUT1' });
+    // LUT Explanation is free text (LO): left out without --keep-phi (convert-phi.test.ts).
+    expect(lut.display.voi).toMatchObject({ kind: 'voi-lut', explanation: null });
     const pal = JSON.parse(fs.readFileSync(path.join(out, 'gdcm-US-ALOKA-16.json'), 'utf8'));
     expect([pal.channels, pal.photometric]).toEqual([3, 'PALETTE COLOR']);
 
