@@ -2,6 +2,7 @@ import { useMemo } from 'react';
 import { clipEntry, currentPromptSets, shownZeroShot, useAppStore } from '../store';
 import { WeightsBadge } from './WeightsBadge';
 import { modelDisplayName } from '../lib/models/manifest';
+import { knownFindings } from '../lib/clip/known-findings';
 
 export function ZeroShotPanel() {
   const manifest = useAppStore((s) => s.manifest);
@@ -17,6 +18,7 @@ export function ZeroShotPanel() {
   const item = useAppStore((s) => s.images.find((i) => i.id === s.currentId));
   const z = useAppStore(shownZeroShot);
   const clips = manifest?.models.filter((m) => m.family === 'clip') ?? [];
+  const known = knownFindings(entry);
   if (!clips.length) return null;
   return (
     <section className="panel" aria-labelledby="zs-h" data-testid="zero-shot">
@@ -31,6 +33,12 @@ export function ZeroShotPanel() {
           ))}
         </select>
       </label>
+      {known && (
+        <p className="small muted" data-testid="zero-shot-known">
+          {entry?.weights === 'trained' ? 'Trained here on chest X-rays; it' : 'It'} knows: {known.join(', ')}. Prompts about anything
+          else (another body part, another finding) give meaningless scores.
+        </p>
+      )}
       <details className="prompts">
         <summary>Prompts ({sets.length} labels)</summary>
         {sets.map((set, i) => (

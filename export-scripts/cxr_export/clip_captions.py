@@ -66,6 +66,9 @@ HELDOUT_TEMPLATES = ["radiology report: {f} seen on the {img}", "the {img} here 
                      "what the {img} shows is {f}", "report for {img} - {f}", "{img} interpreted as {f}",
                      "conclusion from the {img}: {f}", "the study, a {img}, shows {f}"]
 HELDOUT_NOUNS = ["chest xray", "x-ray of the thorax", "chest radiography image", "frontal cxr"]
+HELDOUT_IMG_TEMPLATES = ["radiology study: {img}", "here is a {img}", "{img} taken today", "a digital {img}",
+                         "the following {img}", "{img} from the archive", "one {img}", "image type: {img}",
+                         "{img} for review", "scan: {img}", "study: a {img}", "{img} acquired in the clinic"]
 HELDOUT_FINDINGS = {"PNEUMONIA": ["pneumonia in the lungs", "an infection of the lung", "lungs with pneumonia",
                                   "infectious consolidation"],
                     "NORMAL": ["normal clear lungs", "lungs without pneumonia", "no acute lung disease",
@@ -186,6 +189,15 @@ def heldout_pair_prompts(labels: dict[str, str], n: int = 12) -> list[dict[str, 
     {"BACTERIAL": "bacterial pneumonia", "VIRAL": "viral pneumonia"}: template k with noun k mod 4."""
     return [{lab: [HELDOUT_TEMPLATES[k].format(img=HELDOUT_NOUNS[k % len(HELDOUT_NOUNS)], f=f)]
              for lab, f in labels.items()} for k in range(min(n, len(HELDOUT_TEMPLATES)))]
+
+
+def heldout_population_prompts(n: int = 12) -> list[dict[str, list[str]]]:
+    """n held-out sets {"PEDIATRIC": [p], "ADULT": [p]}: held-out image-only template k, noun k mod 4, and a
+    population phrase of the training grammar (the sentence is unseen, the phrase is not)."""
+    ped, adu = POPULATION[("pediatric",)][1], POPULATION[("adult",)][1]
+    return [{"PEDIATRIC": [HELDOUT_IMG_TEMPLATES[k].format(img=f"{HELDOUT_NOUNS[k % 4]} {ped[k % len(ped)]}")],
+             "ADULT": [HELDOUT_IMG_TEMPLATES[k].format(img=f"{HELDOUT_NOUNS[k % 4]} {adu[k % len(adu)]}")]}
+            for k in range(min(n, len(HELDOUT_IMG_TEMPLATES)))]
 
 
 def training_finding_renderings() -> set[str]:

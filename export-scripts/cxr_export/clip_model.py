@@ -125,11 +125,13 @@ def _module_classes():
             self.logit_scale = nn.Parameter(torch.tensor(float(cfg["logit_scale_init"])))
             self.logit_bias = nn.Parameter(torch.tensor(float(cfg["logit_bias_init"])))
 
-        def encode_image(self, pixel_values):
-            return self.vision(pixel_values)
+        def encode_image(self, pixel_values, normalize: bool = False):
+            x = self.vision(pixel_values)
+            return torch.nn.functional.normalize(x, dim=-1) if normalize else x
 
-        def encode_text(self, input_ids):
-            return self.text(input_ids=input_ids).text_embeds
+        def encode_text(self, input_ids, normalize: bool = False):
+            x = self.text(input_ids=input_ids).text_embeds
+            return torch.nn.functional.normalize(x, dim=-1) if normalize else x
 
         def forward(self, pixel_values, input_ids):
             """(image_embeds [b,D], text_embeds [c,D]) unnormalized."""

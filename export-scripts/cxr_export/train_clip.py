@@ -245,7 +245,7 @@ def finish(model, state, args, log=print) -> dict:
 def run(args) -> dict:
     res = train(args)
     if res["done"] and args.export_to:
-        from .clip_export import evaluate_and_export
+        from .clip_card import evaluate_and_export
 
         evaluate_and_export(Path(args.out) / "final", Path(args.export_to), args)
     return res
