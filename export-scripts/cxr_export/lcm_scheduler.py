@@ -34,11 +34,25 @@ def timesteps(config: dict[str, Any], num_inference_steps: int) -> list[int]:
     return [int(t) for t in sched.timesteps]
 
 
-def boundary_scalings(t: int, timestep_scaling: float = 10.0, sigma_data: float = 0.5) -> tuple[float, float]:
+def boundary_scalings(t, timestep_scaling: float = 10.0, sigma_data: float = 0.5):
+    """c_skip, c_out of the consistency-model parameterisation at timestep t (Song et al. 2023; diffusers'
+    LCMScheduler.get_scalings_for_boundary_condition_discrete and train_lcm_distill_*.py's
+    scalings_for_boundary_conditions): t a number, a NumPy array or a torch tensor."""
     s = t * timestep_scaling
     c_skip = sigma_data**2 / (s**2 + sigma_data**2)
     c_out = s / (s**2 + sigma_data**2) ** 0.5
     return c_skip, c_out
+
+
+def predicted_original_sample(model_output, sample, alpha_t, sigma_t):
+    """x0 from an epsilon prediction: (x_t - sigma_t eps) / alpha_t, alpha_t = sqrt(acp[t]), sigma_t = sqrt(1 -
+    acp[t]) (DDPM, Ho et al. 2020 eq. 15); NumPy arrays or torch tensors (broadcast shapes)."""
+    return (sample - sigma_t * model_output) / alpha_t
+
+
+def consistency_output(sample, x0, c_skip, c_out):
+    """The consistency function's output c_skip x_t + c_out x0 (LCM's `denoised`)."""
+    return c_out * x0 + c_skip * sample
 
 
 def step(model_output: np.ndarray, t: int, sample: np.ndarray, noise: np.ndarray | None, prev_t: int | None,
@@ -50,8 +64,8 @@ def step(model_output: np.ndarray, t: int, sample: np.ndarray, noise: np.ndarray
     a_t = acp[t]
     b_t = np.float32(1) - a_t
     c_skip, c_out = boundary_scalings(t, float(config.get("timestep_scaling", 10.0)))
-    x0 = (sample - np.sqrt(b_t) * model_output) / np.sqrt(a_t)
-    denoised = (np.float32(c_out) * x0 + np.float32(c_skip) * sample).astype(np.float32)
+    x0 = predicted_original_sample(model_output, sample, np.sqrt(a_t), np.sqrt(b_t))
+    denoised = consistency_output(sample, x0, np.float32(c_skip), np.float32(c_out)).astype(np.float32)
     if prev_t is None:
         return denoised, denoised
     a_prev = acp[prev_t] if prev_t >= 0 else final

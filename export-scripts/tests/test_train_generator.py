@@ -2,6 +2,7 @@
 LCM-LoRA and the domain LoRA load into the `cxr-export sd` path; the export is parity-checked; eval's numbers."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -120,16 +121,54 @@ def test_lcm_distillation_resumes_and_writes_an_lcm_lora(pipeline):
         assert float((fused(x, torch.tensor([99.0, 899.0]), c).sample - ref).abs().max()) < 1e-4
 
 
-def test_lcm_sampler_shapes(pipeline):
+def _onnx_sessions(folder, names):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    return {k: ort.InferenceSession(str(folder / f"{k}.onnx"), so, providers=["CPUExecutionProvider"]) for k in names}
+
+
+def test_lcm_sampler_matches_the_numpy_lcm_reference_on_the_same_graphs(pipeline):
+    """lcm_sample_onnx (diffusers' LCMScheduler + torch noise) against lcm_scheduler.generate (the NumPy reference
+    the TypeScript scheduler is checked with) fed the same exported graphs, latents and step noise."""
+    import torch
+    from tokenizers import Tokenizer
+
+    from cxr_export import lcm_scheduler
     from cxr_export.train_generator import lcm_sample_onnx
 
     folder = pipeline["models"] / "cxr-ldm-lcm"
+    prompt, n, seed = "a chest X-ray showing pneumonia", 3, 5
+    conf = next(m for m in json.loads((folder.parent / "manifest.json").read_text())["models"]
+                if m["id"] == "cxr-ldm-lcm")["config"]
+    sf, ls = float(conf["scaling_factor"]), int(conf["latent_size"])
+    cfg = json.loads((folder / "scheduler_config.json").read_text())
+    graph = "unet" if (folder / "unet.onnx").exists() else "unet_scaled"
+    sess = _onnx_sessions(folder, ("text_encoder", graph, "vae_decoder"))
+    ids = np.array([Tokenizer.from_file(str(folder / "tokenizer.json")).encode(prompt).ids], np.int64)
+    states = np.repeat(sess["text_encoder"].run(None, {"input_ids": ids})[0], n, 0)
+
+    def unet_fn(x, t, st):
+        feeds = {"sample": x, "timestep": t, "encoder_hidden_states": st}
+        if graph == "unet_scaled":
+            feeds["lora_scale"] = np.zeros((len(x),), np.float32)
+        return sess[graph].run(None, feeds)[0]
+
+    def vae_fn(z):  # the sampler averages the decoder's channels before clipping: the same here
+        return sess["vae_decoder"].run(None, {"latent_sample": z})[0].mean(1, keepdims=True)
+
+    latents = torch.randn((n, 4, ls, ls), generator=torch.Generator().manual_seed(seed)).numpy()
     for steps in (2, 4, 8):
-        base = lcm_sample_onnx(folder, "unet", "a chest X-ray showing pneumonia", 3, steps, seed=5)
-        assert base.shape == (3, 16, 16) and base.dtype == np.float32
-        assert 0 <= base.min() and base.max() <= 1 and np.isfinite(base).all()
-    again = lcm_sample_onnx(folder, "unet", "a chest X-ray showing pneumonia", 3, 8, seed=5)
-    np.testing.assert_array_equal(base, again)  # seeded
+        got = lcm_sample_onnx(folder, "unet", prompt, n, steps, seed=seed)
+        assert got.shape == (n, 16, 16) and got.dtype == np.float32
+        gs = torch.Generator().manual_seed(seed * 1000)  # the sampler's step-noise stream of its first batch
+        noises = [torch.randn((n, 4, ls, ls), generator=gs).numpy() for _ in range(steps - 1)]
+        ref = lcm_scheduler.generate(unet_fn, vae_fn, states, latents, noises, cfg, steps, sf)
+        assert len(ref["timesteps"]) == steps
+        np.testing.assert_allclose(got, ref["image"][:, 0], atol=2e-5)
+    np.testing.assert_array_equal(got, lcm_sample_onnx(folder, "unet", prompt, n, 8, seed=seed))  # seeded
 
 
 def test_domain_lora_merges_within_1e4(pipeline):
@@ -175,12 +214,47 @@ def test_eval_measures(pipeline, repo_root, tmp_path):
         "--data", str(pipeline["root"]), "--run-dir", str(pipeline["run"]), "--out-dir", str(pipeline["models"]),
         "--classifier-dir", str(repo_root / "public" / "models"), "--n-eval", "8", "--lcm-steps", "2",
         "--ddim-steps", "3", "--grid", str(grid)]) == 0
-    m = json.loads((pipeline["run"] / "eval" / "metrics.json").read_text())
-    for key in ("lcm2_base", "lcm2_lora", "ddim3_base", "ddim3_lora"):
-        assert 0 <= m[f"{key}_frac_pneumonia"] <= 1 and m[f"{key}_fd_vs_test_all"] > 0
-    assert m["fd_floor_train_vs_test_NORMAL_224px"] > 0 and len(m["lora_loss_curve"]) == 8
+    edir = pipeline["run"] / "eval"
+    m = json.loads((edir / "metrics.json").read_text())
+    from cxr_export.train_generator import PNEUMONIA_CAPTION, frechet_distance, lcm_sample_onnx
+
+    # the real test images, classified here independently (PIL 'L' -> 224 bilinear -> (x - 0.5) / 0.5, ONNX
+    # Runtime): the fractions eval reports, and the trained classifier gets these real images mostly right
+    man = json.loads((repo_root / "public" / "models" / "manifest.json").read_text())
+    cls = next(x for x in man["models"] if x["id"] == "pneumonia-vit")
+    thr, pos = float(cls["card"]["threshold"]), cls["labels"].index("PNEUMONIA")
+    sess = _onnx_sessions(repo_root / "public" / "models" / "pneumonia-vit",
+                          [Path(cls["variants"]["fp32"]["files"][0]["path"]).stem])
+    sess = next(iter(sess.values()))
     from PIL import Image
 
+    frac = {}
+    for lab in ("NORMAL", "PNEUMONIA"):
+        files = sorted((pipeline["root"] / "test" / lab).iterdir())
+        x = np.stack([np.asarray(Image.open(f).convert("L").resize((224, 224), Image.BILINEAR), np.float32) / 255
+                      for f in files])
+        x = np.repeat(((x - 0.5) / 0.5)[:, None], 3, 1).astype(np.float32)
+        p = sess.run(["probabilities"], {"pixel_values": x})[0][:, pos]
+        frac[lab] = float((p >= thr).mean())
+        assert m[f"real_test_{lab}_224px_frac_pneumonia"] == pytest.approx(frac[lab])
+    assert frac["PNEUMONIA"] >= 0.75 and frac["NORMAL"] <= 0.5, frac
+    # each generated set: its cached probabilities and embeddings give the reported numbers, and its images are
+    # the sampler's for eval's seed (args.seed + 2024)
+    ref = np.load(edir / "ref-16-8-2024.npz")
+    te_all = np.concatenate([ref["test_NORMAL_16_e"], ref["test_PNEUMONIA_16_e"]])
+    for key in ("lcm2_base", "lcm2_lora", "ddim3_base", "ddim3_lora"):
+        z = np.load(edir / f"{key}-8.npz")
+        assert m[f"{key}_frac_pneumonia"] == pytest.approx(float((z["p"] >= m["classifier_threshold"]).mean()))
+        assert m[f"{key}_mean_p_pneumonia"] == pytest.approx(float(z["p"].mean()))
+        assert m[f"{key}_fd_vs_test_all"] == pytest.approx(frechet_distance(z["e"], te_all))
+        assert m[f"{key}_fd_vs_test_all"] > 0
+    first = np.load(edir / "lcm2_lora-8.npz")["first"]
+    np.testing.assert_allclose(first, lcm_sample_onnx(pipeline["models"] / "cxr-ldm-lcm", "unet_lora",
+                                                      PNEUMONIA_CAPTION, 8, 2, seed=2024), atol=1e-6)
+    assert m["fd_floor_train_vs_test_NORMAL_224px"] > 0
+    lora_log = (pipeline["run"] / "lora" / "train_log.jsonl").read_text().splitlines()
+    losses = [json.loads(line)["loss"] for line in lora_log if line.strip()]
+    assert [c["mean_loss"] for c in m["lora_loss_curve"]] == pytest.approx(losses)  # 8 steps, 8 bins of one step
     with Image.open(grid) as im:
         assert im.size[1] == 4 * (16 * 2 + 2)
 
