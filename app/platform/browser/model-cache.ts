@@ -134,9 +134,10 @@ function withCacheLock<T>(fn: () => Promise<T>): Promise<T> {
   return locks ? locks.request('cxr-model-cache-write', fn) : fn();
 }
 
+/** The absolute URL a key stands for: the app's own models are keyed origin-relative ('/models/...'). */
 function hrefOf(url: string): string {
   try {
-    return new URL(url).href;
+    return new URL(url, (globalThis as { location?: { href?: string } }).location?.href ?? 'http://localhost/').href;
   } catch {
     return url;
   }

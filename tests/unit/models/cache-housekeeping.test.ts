@@ -20,7 +20,8 @@ class UrlKeyedCacheStorage {
     let m = this.caches.get(name);
     if (!m) this.caches.set(name, (m = new Map()));
     const store = m;
-    const key = (r: string | Request) => new Request(r).url;
+    // A page resolves relative keys against its own URL (here: http://localhost/).
+    const key = (r: string | Request) => new URL(typeof r === 'string' ? r : r.url, 'http://localhost/').href;
     return {
       async match(r: string | Request) {
         const x = store.get(key(r));
@@ -48,6 +49,8 @@ describe('model cache: half-written entries', () => {
     const meta = { url: 'https://models.test/m/model name.onnx', path: 'm/model name.onnx', modelId: 'm', dtype: 'fp32', bytes: 500, sha256: await sha256Hex(good), storedAt: 0 };
     await store.put(good, meta);
     await store.put(good, { ...meta, url: 'local://pack/m/model.onnx', path: 'm/model.onnx' });
+    // The app's own models are keyed origin-relative; Cache Storage lists them as absolute URLs.
+    await store.put(good, { ...meta, url: '/models/m/own.onnx', path: 'm/own.onnx' });
     // A tab closed between the two writes of put(): the bytes are in Cache Storage, IndexedDB never heard of them.
     const c = await caches.open('cxr-models-v1');
     await c.put('https://models.test/m/half.onnx', new Response(new Uint8Array(1234), { headers: { 'Content-Length': '1234' } }));
@@ -59,7 +62,8 @@ describe('model cache: half-written entries', () => {
     expect(swept.bytesWithoutMetadata).toEqual([{ url: 'https://models.test/m/half.onnx', bytes: 1234 }]);
     expect(swept.metadataWithoutBytes).toEqual(['https://models.test/m/gone.onnx']);
     // The URL with a space (key 'model name', cached as 'model%20name') and the local-folder key are not orphans.
-    expect((await store.list()).map((f) => f.path).sort()).toEqual(['m/model name.onnx', 'm/model.onnx']);
+    expect((await store.list()).map((f) => f.path).sort()).toEqual(['m/model name.onnx', 'm/model.onnx', 'm/own.onnx']);
+    expect(await store.get('/models/m/own.onnx')).toEqual(good);
     expect(await store.get(meta.url)).toEqual(good);
     expect(await store.get('local://pack/m/model.onnx')).toEqual(good);
     expect(await c.match('https://models.test/m/half.onnx')).toBeUndefined();
