@@ -217,12 +217,11 @@ export function Viewer() {
           {dicom && dicom.frames > 1 && (
             <label>
               Frame
-              {/* disabled while the models run: their results must land on the frame they were computed from */}
+              {/* free to change while the models run: a result lands only on the frame it was computed from (resultKey) */}
               <select
                 data-testid="frame-picker"
                 aria-label="Frame"
                 value={dicom.frameIndex}
-                disabled={!!item.classifying || !!item.zeroShotRunning}
                 onChange={(e) => void selectFrame(item.id, Number(e.target.value))}
               >
                 {Array.from({ length: dicom.frames }, (_, f) => (

@@ -14,6 +14,7 @@ import type { ModelFiles } from '../lib/models/model-files';
 import { planExecution, type ExecutionInputs, type ExecutionPlan } from '../lib/runtime/execution-plan';
 import type { RuntimeReport } from '../lib/runtime/report';
 import { errorMessage, unwrap, type FamilyEngine, type ModelRequest, type Outcome, type Progress } from '../lib/runtime/outcome';
+import { RunQueue } from '../lib/runtime/run-queue';
 
 export interface InferenceServiceOptions {
   files: ModelFiles;
@@ -57,10 +58,27 @@ export class InferenceService {
   }
 
   /**
-   * Files available, then the family's session for this model (created once, reused after). Another model of the
-   * same family loaded before is released first: sessions do not pile up.
+   * One operation at a time per family: "ensure this model's session, then call the engine" must not be split by
+   * another model of the family taking the session over (a switch releases the previous model's sessions), or the
+   * call would find its session released halfway (occlusion and zero-shot make several runs per call).
    */
-  async ensureSession(req: ModelRequest, onProgress?: Progress): Promise<RuntimeReport> {
+  private readonly familyQueues = new Map<ModelFamily, RunQueue>();
+
+  private inFamily<T>(family: ModelFamily, fn: () => Promise<T>): Promise<T> {
+    let q = this.familyQueues.get(family);
+    if (!q) this.familyQueues.set(family, (q = new RunQueue()));
+    return q.run(fn);
+  }
+
+  /**
+   * Files available, then the family's session for this model (created once, reused after). Another model of the
+   * same family loaded before is released first: sessions do not pile up. Waits for the family's call in progress.
+   */
+  ensureSession(req: ModelRequest, onProgress?: Progress): Promise<RuntimeReport> {
+    return this.inFamily(req.entry.family, () => this.ensureSessionNow(req, onProgress));
+  }
+
+  private async ensureSessionNow(req: ModelRequest, onProgress?: Progress): Promise<RuntimeReport> {
     await this.ensureDownloaded(req);
     const family = req.entry.family;
     const engine = this.engine(family);
@@ -75,10 +93,15 @@ export class InferenceService {
     return report;
   }
 
-  /** ensureSession, then one call of the family's engine (classify, zeroShot, ...); its failure is thrown. */
-  async run<E extends FamilyEngine, R>(req: ModelRequest, call: (engine: E) => Promise<Outcome<R>>, onProgress?: Progress): Promise<R> {
-    await this.ensureSession(req, onProgress);
-    return unwrap(await call(this.engine<E>(req.entry.family)));
+  /**
+   * ensureSession, then one call of the family's engine (classify, zeroShot, ...), with no other model of the family
+   * loaded in between; its failure is thrown.
+   */
+  run<E extends FamilyEngine, R>(req: ModelRequest, call: (engine: E) => Promise<Outcome<R>>, onProgress?: Progress): Promise<R> {
+    return this.inFamily(req.entry.family, async () => {
+      await this.ensureSessionNow(req, onProgress);
+      return unwrap(await call(this.engine<E>(req.entry.family)));
+    });
   }
 
   /** Model ids that hold sessions now, by family. */

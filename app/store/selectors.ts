@@ -51,11 +51,11 @@ export function workInProgress(s: {
 
 /**
  * The key a per-image result is filed under: the image, the frame shown (multi-frame DICOM), the model and the
- * variant it runs as (the user's dtype choice and backend setting). A result whose key is not the current one was
+ * variant it runs as (the user's dtype choice). A result whose key is not the current one was
  * computed for something else and is never shown; a late result for a superseded key is dropped.
  */
 export function resultKey(s: Pick<AppState, 'settings'>, item: Pick<ImageItem, 'id' | 'dicom'>, entry: Pick<ModelEntry, 'id'>): string {
-  return `${item.id}|frame ${item.dicom?.frameIndex ?? 0}|${entry.id}|${s.settings.dtypes[entry.id] ?? 'auto'}|${s.settings.backend}`;
+  return `${item.id}|frame ${item.dicom?.frameIndex ?? 0}|${entry.id}|${s.settings.dtypes[entry.id] ?? 'auto'}`;
 }
 
 type KeyState = Pick<AppState, 'settings' | 'images' | 'currentId' | 'manifest' | 'classifierId' | 'clipId'>;

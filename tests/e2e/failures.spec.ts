@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect, test } from '@playwright/test';
-import { addFiles, CLIP_ID, kermanyImage, needsModel, needsSharedData, openApp, SHARED, smallClassifierId, waitForClassification, watchErrors } from './helpers';
+import { addFiles, CLIP_ID, kermanyImage, needsModel, needsSharedData, openApp, readManifest, SHARED, smallClassifierId, waitForClassification, watchErrors } from './helpers';
 
 test('each worker call failing once: an alert, the app keeps working, no unhandled rejection', async ({ page }) => {
   needsSharedData();
@@ -21,7 +21,9 @@ test('each worker call failing once: an alert, the app keeps working, no unhandl
   });
   const errors = watchErrors(page);
   await openApp(page, { backend: 'wasm', classifier });
-  await expect(page.getByTestId('clip-select')).toHaveValue(CLIP_ID);
+  // The app's default CLIP model: the first trained one (cxr-clip) before a random fixture (store/selectors defaultClip).
+  const clips = readManifest()!.models.filter((m) => m.family === 'clip');
+  await expect(page.getByTestId('clip-select')).toHaveValue((clips.find((m) => m.weights !== 'random-fixture') ?? clips[0]).id);
   const alerts = page.getByRole('alert').getByTestId('alert-item');
   const images = page.getByRole('list', { name: 'Opened images' }).getByRole('listitem');
   const alertFor = (call: string) => alerts.filter({ hasText: `injected fault in ${call}` });
@@ -51,6 +53,26 @@ test('each worker call failing once: an alert, the app keeps working, no unhandl
   const r = await waitForClassification(page);
   expect(['NORMAL', 'PNEUMONIA']).toContain(r.label);
   await expect(page.getByTestId('zero-shot-result')).toBeVisible({ timeout: 60_000 });
+  // Every busy flag of the failed runs was cleared (guarded actions: a failure never leaves a spinner).
+  await expect(page.getByTestId('classifying')).toHaveCount(0);
+  await expect(page.getByTestId('zero-shot').getByText('Labelling…')).toHaveCount(0);
+
+  // 4b. The classifier's occlusion run fails once: an alert and the error beside the map; asking again computes it.
+  await page.getByTestId('heatmap-method').selectOption('occlusion');
+  await expect(alertFor('classifier.occlusion')).toHaveCount(1);
+  await page.getByTestId('heatmap-method').selectOption('attention-rollout');
+  await page.getByTestId('heatmap-method').selectOption('occlusion');
+  await expect(page.getByTestId('occlusion-done')).toBeVisible({ timeout: 90_000 });
+  await page.getByTestId('heatmap-method').selectOption('attention-rollout');
+
+  // 4c. A batch whose first decode fails: that row fails with the cause, the others are labelled by both models.
+  await page.getByRole('button', { name: 'Batch' }).click();
+  await page.getByTestId('batch-file-input').setInputFiles([kermanyImage('NORMAL', 4), kermanyImage('NORMAL', 5), kermanyImage('PNEUMONIA', 4)]);
+  await expect(page.getByTestId('batch-progress-text')).toContainText('3 / 3 processed · 1 failed', { timeout: 90_000 });
+  await expect(page.getByTestId('batch-table').locator('tr[data-status="error"]')).toContainText('injected fault in imaging.decodeForBatch');
+  await expect(page.getByTestId('batch-table').locator('tr[data-status="done"]')).toHaveCount(2);
+  await page.getByRole('button', { name: 'Clear' }).click();
+  await page.getByRole('button', { name: 'Viewer' }).click();
 
   // 5. Releasing sessions (backend change) fails once: an alert; the results on screen stay, classifying still works.
   await page.getByTestId('backend-select').selectOption('auto');

@@ -73,6 +73,8 @@ for (const { dtype, golden: GOLDENS, tol: TOL, choice } of VARIANTS) test(`class
     const row = rows.find((r) => r.imageId === `goldens/${g.path}`);
     expect(row, `no result for ${g.path}`).toBeTruthy();
     expect(row!.error).toBeUndefined();
+    // A missing probability is a failure, not a skipped row (NaN > maxDiff would be false and pass silently).
+    expect(Number.isFinite(row!.p), `probability of ${g.path}`).toBe(true);
     const d = Math.abs(row!.p! - g.probabilities[pos]);
     if (d > maxDiff) {
       maxDiff = d;
