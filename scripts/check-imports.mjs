@@ -4,7 +4,8 @@
  *  1. no import cycles among runtime imports (`import type` is erased by the compiler and cannot form one);
  *  2. dependencies run one way (views -> store -> services/workers -> lib; platform adapters beside lib), as LAYERS
  *     below says, for every import including type-only ones;
- *  3. app/lib and app/services import no UI, worker-RPC, storage or Node-only package (PURE_FORBIDDEN).
+ *  3. app/lib and app/services import no UI, worker-RPC, storage or Node-only package (PURE_FORBIDDEN);
+ *  4. app/store and app/cli neither import onnxruntime-web nor create an engine (models run through app/services).
  * Usage: node scripts/check-imports.mjs [ROOT]. Prints a summary; exits 1 with each violation listed.
  * Why not madge/dependency-cruiser: both resolve TypeScript through the `typescript` package's JS API, which
  * TypeScript 7 (the native compiler this project uses) no longer ships.
@@ -74,12 +75,21 @@ for (const f of files) {
     // `import { type A, type B }` is type-only too.
     const clause = m[3];
     const typeOnly = !!m[2] || (/^\{[^}]*\}$/.test(clause.trim()) && clause.replace(/[{}\s]/g, '').split(',').filter(Boolean).every((x) => x.startsWith('type')));
-    deps.push({ spec: m[4], typeOnly });
+    deps.push({ spec: m[4], typeOnly, clause });
   }
   for (const m of src.matchAll(BARE)) deps.push({ spec: m[1], typeOnly: false });
   for (const m of src.matchAll(DYNAMIC)) deps.push({ spec: m[1], typeOnly: false });
   const layer = layerOf(rel);
   if (!layer) problems.push(`${rel}: in no layer (add it to LAYERS in scripts/check-imports.mjs)`);
+  // 4. the store and the CLIs run models only through app/services (same engines, verified files, variant choice):
+  //    they neither import onnxruntime-web nor create an engine (createXxxEngine lives behind services/engines.ts).
+  if (layer && (layer.name === 'store' || layer.name === 'cli')) {
+    for (const d of deps) {
+      if (d.spec === 'onnxruntime-web') problems.push(`${rel}: ${layer.name} must not import onnxruntime-web (run models through app/services)`);
+      const made = d.clause && !d.typeOnly ? d.clause.match(/\bcreate[A-Z]\w*Engine\b/) : null;
+      if (made) problems.push(`${rel}: ${layer.name} must not create an engine (${made[0]}); use app/services (engines.ts, inference.ts)`);
+    }
+  }
   const runtime = new Set();
   for (const d of deps) {
     nImports++;
