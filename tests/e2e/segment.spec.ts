@@ -359,6 +359,10 @@ test.describe('segment view', () => {
     fs.writeFileSync(path.join(dir, 'boxes.json'), JSON.stringify(pick));
     await openSegment(page);
     await page.getByTestId('segment-eval-input').setInputFiles(dir);
+    // a second folder while this one runs is refused with a message (the file input is disabled; a drop reaches the store)
+    await expect(page.getByTestId('segment-eval-input')).toBeDisabled();
+    await page.evaluate(() => (window as any).cxrStudio.store.getState().segmentEvalFolder([], 'box'));
+    await expect(page.getByTestId('alert-item').filter({ hasText: 'An evaluation is running' })).toHaveCount(1);
     await expect(page.getByTestId('segment-eval-summary')).toBeVisible({ timeout: 240_000 });
     await expect(page.getByTestId('segment-eval-progress')).toContainText('3 / 3 images');
     await expect(page.getByTestId('segment-eval-hist')).toHaveCount(2);
