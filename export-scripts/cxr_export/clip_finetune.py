@@ -37,53 +37,51 @@ def _dir_bytes(d: Path) -> int:
     return sum(p.stat().st_size for p in Path(d).rglob("*") if p.is_file())
 
 
-def export_merged_onnx(model, out_dir: Path, atol: float = 1e-4, seed: int = 0) -> dict:
-    """image_encoder.onnx (pixel_values float32 [b,3,S,S] -> image_embeds [b,D]), text_encoder.onnx (input_ids
-    int64 [b,77] -> text_embeds [b,D]) and tokenizer.json (CLIP BPE, 77 tokens) of a plain CxrClip into out_dir,
-    through clip.py's export helpers; both graphs checked against PyTorch on seeded inputs within atol (raises
-    ExportError otherwise). Returns {parity: {graph: max abs diff}, bytes}."""
-    import torch
+def known_token_ids(model, base_known) -> list[int]:
+    """Token ids whose embedding row is non-zero, with the base's known ids: cxr-clip zeroes never-trained rows
+    (clip_model.restrict_vocabulary); full fine-tuning trains the rows of new caption words, LoRA cannot (the token
+    embedding is not an adapted Linear), so there a new word stays a blank row."""
+    w = model.text.text_model.embeddings.token_embedding.weight.detach()
+    return sorted(set(int(i) for i in (w.abs().sum(1) > 0).nonzero().flatten().tolist()) | set(base_known or []))
 
-    from .clip_model import tokenize, tokenizer
-    from .common import check_parity, export_onnx, run_onnx, torch_threads
 
-    class ImageEncoder(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.model = model
+def export_merged_onnx(model, out_dir: Path, name: str, base_known=None) -> dict:
+    """The merged CxrClip through cxr-clip's own export path (clip_export.compact_text_copy: the text graph keeps only
+    the known token rows; clip.export_clip: image_encoder.onnx [b,3,S,S] -> [b,D], text_encoder.onnx int64 [b,77]
+    -> [b,D], tokenizer.json; PyTorch parity within 1e-4 on seeded inputs, else ExportError), plus clip_export's
+    real-input parity (Kermany test images, held-out prompts) at 224 px. Writes out_dir; returns {parity, bytes}."""
+    from .clip import export_clip
+    from .clip_export import compact_text_copy, real_parity
+    from .clip_model import tokenizer
 
-        def forward(self, pixel_values):
-            return self.model.encode_image(pixel_values)
-
-    class TextEncoder(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.model = model
-
-        def forward(self, input_ids):
-            return self.model.encode_text(input_ids)
-
-    torch_threads(model)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    model.config["known_token_ids"] = known_token_ids(model, base_known)
     s = int(model.config["vision"]["image_size"])
-    ctx = int(model.config["text"]["max_position_embeddings"])
-    pixels = torch.from_numpy(np.random.default_rng(seed).standard_normal((2, 3, s, s)).astype(np.float32))
-    ids = torch.from_numpy(tokenize(["a PA chest radiograph", "an AP chest radiograph"], ctx))
-    img, txt = ImageEncoder().eval(), TextEncoder().eval()
-    with torch.no_grad():
-        ref_i, ref_t = img(pixels).numpy(), txt(ids).numpy()
-    export_onnx(img, (pixels,), out_dir / "image_encoder.onnx", ["pixel_values"], ["image_embeds"],
-                {"pixel_values": {0: "batch"}, "image_embeds": {0: "batch"}})
-    export_onnx(txt, (ids,), out_dir / "text_encoder.onnx", ["input_ids"], ["text_embeds"],
-                {"input_ids": {0: "batch"}, "text_embeds": {0: "batch"}})
-    tokenizer(ctx).save(str(out_dir / "tokenizer.json"))
-    parity = {
-        "image_encoder": check_parity("image_encoder", {"image_embeds": ref_i},
-                                      run_onnx(out_dir / "image_encoder.onnx", {"pixel_values": pixels.numpy()}), atol),
-        "text_encoder": check_parity("text_encoder", {"text_embeds": ref_t},
-                                     run_onnx(out_dir / "text_encoder.onnx", {"input_ids": ids.numpy()}), atol)}
-    return {"parity": parity, "bytes": _dir_bytes(out_dir)}
+    info = dict(context_length=77, pad_token_id=49407, image_size=s, mean=model.config["mean"],
+                std=model.config["std"], interpolation="bilinear", source="cxr-export clip-finetune",
+                license="Apache-2.0", name=name)
+    out_dir = Path(out_dir)
+    entry = export_clip(compact_text_copy(model), tokenizer(77), info, out_dir.parent, out_dir.name, "trained",
+                        write_manifest=False)
+    parity = dict(entry["config"]["parity"])
+    if s == 224:
+        parity["real_inputs"] = real_parity(model, out_dir)
+    return {"parity": parity, "bytes": _dir_bytes(out_dir), "known_tokens": len(model.config["known_token_ids"])}
+
+
+def vocab_report(task: str, base_known) -> dict | None:
+    """How many distinct tokens of the task's training captions / held-out prompts the base model never saw
+    (their embedding rows are zero: restrict_vocabulary). None when the base records no known ids."""
+    if not base_known:
+        return None
+    from .clip_finetune_data import TASKS
+    from .clip_model import tokenize
+
+    known = set(base_known)
+    out = {}
+    for k, part in (("train_captions", 0), ("heldout_prompts", 1)):
+        ids = set(np.unique(tokenize([t for v in TASKS[task].values() for t in v[part]], 77)).tolist())
+        out[k] = {"tokens": len(ids), "unknown_to_base": len(ids - known)}
+    return out
 
 
 def prepare(args, log=print):
@@ -103,8 +101,9 @@ def prepare(args, log=print):
         from .clip_finetune_peft import expected_lora_parameters
 
         exp_lora = expected_lora_parameters(model, args.lora_r)
+    base_known = model.config.get("known_token_ids")
     trainable, inner, info = setup_method(model, args.method, args.lora_r, args.lora_alpha, args.lora_dropout)
-    info["expected_trainable"] = exp_lora
+    info.update(expected_trainable=exp_lora, base_known=base_known, vocab=vocab_report(args.task, base_known))
     split = task_split(args.task, args.seed, args.val_frac, args.data, args.limit_images)
     cfg = inner.config
     t0 = time.perf_counter()
@@ -150,7 +149,8 @@ def finish(trainable, inner, info: dict, data: dict, summary: dict, args, log=pr
     merged_metrics = zero_shot_metrics(m_img, m_txt, lab, data["val_y"], float(merged.logit_scale.detach().exp()))
     retained = retention(merged, data["retention"], args.context_length)
     save_cxr_clip(merged, out / "merged")
-    exported = None if args.no_export else export_merged_onnx(merged, out / "onnx")
+    exported = None if args.no_export else export_merged_onnx(
+        merged, out / "onnx", f"cxr-clip fine-tuned ({args.method}, task {args.task})", info.get("base_known"))
     walls, cpus = summary["step_wall_s"], summary["step_cpu_s"]
     result = {
         "method": args.method, "task": args.task, "labels": data["labels"], "model": str(args.model),
@@ -159,7 +159,7 @@ def finish(trainable, inner, info: dict, data: dict, summary: dict, args, log=pr
         "trainable_parameters": counts["trainable"], "total_parameters": counts["total"],
         "expected_trainable_parameters": info.get("expected_trainable"),
         "lora": {k: info[k] for k in ("lora_r", "lora_alpha", "lora_dropout") if k in info} or None,
-        "lora_targets": len(info.get("targets", [])) or None, "nf4": info.get("nf4"),
+        "lora_targets": len(info.get("targets", [])) or None, "nf4": info.get("nf4"), "vocab": info.get("vocab"),
         "peak_rss_train_mib": summary["peak_rss_train_mib"], "peak_rss_reset": summary["peak_rss_reset"],
         "rss_before_train_mib": summary["rss_before_train_mib"], "training_state_mib": summary["state_mib"],
         "steps_this_call": summary["steps_this_call"],

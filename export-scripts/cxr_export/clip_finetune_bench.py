@@ -54,6 +54,26 @@ def run_method(method: str, args, log=print) -> dict:
     return res
 
 
+def snapshot_base(ckpt: Path, out: Path, log=print) -> Path:
+    """A cxr-clip folder (clip_model.save_cxr_clip) from a train-clip checkpoint.pt while that training still runs:
+    its best-on-validation weights (else the current ones), never-trained token rows zeroed as train-clip's own
+    finish does (restrict_vocabulary over the checkpoint's seen ids). Returns the folder."""
+    import torch
+
+    from .clip_model import build_cxr_clip, restrict_vocabulary, save_cxr_clip
+
+    c = torch.load(ckpt, map_location="cpu", weights_only=False)
+    cfg = c.get("hyper", {}).get("config")
+    model = build_cxr_clip(json.loads(cfg) if isinstance(cfg, str) else cfg)
+    st = c["state"]
+    model.load_state_dict(st["best"] if st.get("best") is not None else c["model"])
+    restrict_vocabulary(model, st["seen_ids"])
+    best = max(st["history"], key=lambda h: float(h.get("val_auc") or 0)) if st.get("history") else {}
+    model.config["snapshot"] = {"checkpoint": str(ckpt), "step": st["step"], "best": best}
+    log(f"base: {ckpt} at step {st['step']} (best {best})")
+    return save_cxr_clip(model, out)
+
+
 def _mb(b) -> str:
     return "-" if b is None else f"{b / 1e6:.1f} MB" if b >= 1e6 else f"{b / 1e3:.0f} kB"
 
@@ -82,6 +102,8 @@ def table(results: list[dict]) -> str:
 
 def run(args: argparse.Namespace) -> str:
     out = Path(args.out)
+    if args.from_checkpoint and not args.table_only:
+        args.model = snapshot_base(args.from_checkpoint, out / "base")
     results = []
     for m in args.methods:
         if args.table_only:
@@ -110,6 +132,8 @@ def register(subparsers) -> None:
                               "and time budget, one table", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, default=repo_root() / "export-scripts" / "runs" / "cxr-clip" / "final")
+    p.add_argument("--from-checkpoint", type=Path, default=None, help="train-clip checkpoint.pt: snapshot its best "
+                   "weights into OUT/base and fine-tune that (instead of --model)")
     p.add_argument("--task", default="view")
     p.add_argument("--out", type=Path, default=repo_root() / "export-scripts" / "runs" / "clip-peft-bench")
     p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))

@@ -18,7 +18,8 @@ from cxr_export import cli  # noqa: E402
 from cxr_export.clip_finetune_data import adult_rows, task_split  # noqa: E402
 from cxr_export.clip_finetune_peft import (count_parameters, lora_targets, merge, quantize_linears_nf4,  # noqa: E402
                                            setup_method, trainable_parameters)
-from cxr_export.clip_model import build_cxr_clip, load_cxr_clip, save_cxr_clip  # noqa: E402
+from cxr_export.clip_model import (build_cxr_clip, load_cxr_clip, restrict_vocabulary, save_cxr_clip,  # noqa: E402
+                                   tokenize)
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data" / "cxr-lung-masks"
@@ -134,6 +135,13 @@ def test_split_never_reads_lung_sam_heldout_images():
     assert not {p for p, _ in s["train"]} & {p for p, _ in s["val"]}
 
 
+def _base(path):
+    """A tiny stand-in saved like a trained cxr-clip: token rows outside a small known vocabulary zeroed."""
+    m = build_cxr_clip(TINY)
+    restrict_vocabulary(m, np.unique(tokenize(["a chest x-ray showing pneumonia", "an AP chest radiograph"], 77)))
+    return save_cxr_clip(m, path), len(m.config["known_token_ids"])
+
+
 def _run(model_dir, out, method, *extra):
     argv = ["clip-finetune", "--method", method, "--model", str(model_dir), "--out", str(out), "--steps", "4",
             "--batch", "6", "--limit-images", "30", "--warmup", "2", "--log-every", "2", "--data", str(DATA), "--retention-per-class", "0", *extra]
@@ -142,7 +150,7 @@ def _run(model_dir, out, method, *extra):
 
 @needs_data
 def test_resume_after_max_minutes_matches_an_uninterrupted_run(tmp_path):
-    model_dir = save_cxr_clip(build_cxr_clip(TINY), tmp_path / "base")
+    model_dir, _ = _base(tmp_path / "base")
     _run(model_dir, tmp_path / "a", "lora", "--no-export")
     # --max-minutes 0 stops after the first step: checkpoint kept, nothing merged yet
     _run(model_dir, tmp_path / "b", "lora", "--no-export", "--max-minutes", "0")
@@ -165,7 +173,7 @@ def test_resume_after_max_minutes_matches_an_uninterrupted_run(tmp_path):
 def test_qlora_run_exports_merged_onnx_with_parity(tmp_path):
     import onnxruntime as ort
 
-    model_dir = save_cxr_clip(build_cxr_clip(TINY), tmp_path / "base")
+    model_dir, n_known = _base(tmp_path / "base")
     _run(model_dir, tmp_path / "q", "qlora", "--retention-per-class", "30")
     r = json.loads((tmp_path / "q" / "result.json").read_text())
     # the old task (Kermany pneumonia vs normal) scored before and after on pneumonia-vit's validation carve-out
@@ -173,6 +181,8 @@ def test_qlora_run_exports_merged_onnx_with_parity(tmp_path):
     assert r["trainable_parameters"] == r["expected_trainable_parameters"]
     assert r["merged_vs_unmerged_max_abs"] <= 1e-4 and r["nf4"]["quantized"] == 27
     assert max(r["onnx"]["parity"].values()) <= 1e-4
+    # LoRA adapts Linear layers only: the zeroed rows of words the base never saw stay zero (and out of the graph)
+    assert r["onnx"]["known_tokens"] == n_known and r["vocab"]["train_captions"]["unknown_to_base"] > 0
     # the exported graph is the merged model: compare with the reloaded merged safetensors on a fresh input
     merged = load_cxr_clip(tmp_path / "q" / "merged")
     px, ids = _inputs()
