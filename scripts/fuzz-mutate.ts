@@ -217,7 +217,7 @@ function jpegSegmentLie(b: Uint8Array, r: R): Uint8Array {
   const at = pick(r, marks);
   new DataView(out.buffer).setUint16(at + 2, pick(r, [0, 1, 2, 0xffff, 0x8000, int(r, 0x10000)]));
   // SOF: dimensions lie too
-  if (out[at + 1] >= 0xc0 && out[at + 1] <= 0xc3 && r() < 0.5) new DataView(out.buffer).setUint16(at + 5, pick(r, [0, 1, 0xffff, 30000]));
+  if (out[at + 1] >= 0xc0 && out[at + 1] <= 0xc3 && r() < 0.5) new DataView(out.buffer).setUint16(at + 5 + 2 * int(r, 2), pick(r, [0, 1, 0xffff, 30000, 9999, 4000]));
   return out;
 }
 

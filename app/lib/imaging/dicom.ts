@@ -17,6 +17,7 @@ import { checkCodecFrame, encodedInfo, nativeFrameBytes, prepare, storedFromByte
 import { finish } from './dicom-finish';
 import type { DecodeDicomAsyncOptions, DecodeDicomOptions, DicomImage } from './dicom-types';
 import { TS_RLE } from './transfer-syntaxes';
+import { checkJpegDataLength, readJpegFrame } from './jpeg-checks';
 
 export * from './transfer-syntaxes';
 export * from './dicom-types';
@@ -75,6 +76,14 @@ export async function decodeDicomAsync(bytes: Uint8Array, opts: DecodeDicomAsync
   if (!p.pixelEl.encapsulatedPixelData) throw new ImageDecodeError('corrupt', `${p.tsName} requires encapsulated Pixel Data, but this file's is native`);
   const frame = encapsulatedFrame(p.ds, p.pixelEl, p.frameIndex, p.frames, p.notes);
   const info = encodedInfo(p);
+  // JPEG family (.50-.70): the codestream's own SOF sizes what the codec allocates; check it before decoding.
+  if (frame[0] === 0xff && frame[1] === 0xd8) {
+    const sof = readJpegFrame(frame);
+    if (sof && (sof.width !== p.cols || sof.height !== p.rows)) {
+      throw new ImageDecodeError('corrupt', `The compressed frame is ${sof.width}×${sof.height} (its SOF) but the DICOM header says ${p.cols}×${p.rows}; refused before decoding`);
+    }
+    checkJpegDataLength(frame, `${p.tsName} frame ${p.frameIndex + 1}`);
+  }
   const codec = entry.pick(info);
   let decoded: DecodedFrame;
   try {

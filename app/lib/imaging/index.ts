@@ -11,6 +11,7 @@ import type { Raster } from './raster';
 import { sniffOrThrow, type ImageFormat } from './sniff';
 import { decodePngOrJpeg, pixelLimitFor, type RasterDecodeInfo } from './raster-decode';
 import { checkFileSize, DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS } from './limits';
+import { checkJpegDataLength } from './jpeg-checks';
 
 export * from './errors';
 export * from './sniff';
@@ -120,6 +121,8 @@ export async function decodeImageFile(input: Uint8Array | ArrayBuffer, opts: Dec
     const raster = dicomToRaster(dicom, opts.window, opts.presetId);
     return { format: 'dicom', width: dicom.width, height: dicom.height, raster, dicom, display: describeSelection(dicom, { window: opts.window, presetId: opts.presetId }) };
   }
+  // Before a decoder allocates what the header declares: a SOF claiming far more pixels than its data can hold.
+  if (sniff.format === 'jpeg') checkJpegDataLength(bytes);
   const size = readImageSize(bytes, sniff.format);
   // Very large non-interlaced PNGs are streamed and downsampled (bounded memory): they have their own, higher limit.
   const limit = pixelLimitFor(bytes, sniff.format, maxPixels);

@@ -123,6 +123,18 @@ describe.skipIf(!hasPython)('hostile inputs of the adversarial kinds', () => {
     }
     expect((await decodeImageFileNode(readBytes(f('ztxt-small.png')))).width).toBe(64);
   });
+
+  it('fuzz regressions: a PNG IHDR and a JPEG SOF claiming 16 MP and 100 MP over 64×64 data are refused before a decoder allocates them', async () => {
+    const png = await refusal(readBytes(f('ihdr-lie.png')));
+    expect(png.code).toBe('truncated');
+    expect(png.message).toMatch(/PNG's image data \(IDAT\) inflates to .* but its IHDR \(4000×4000/);
+    expect(png.rssMb).toBeLessThan(64);
+    const jpg = await refusal(readBytes(f('sof-lie.jpg')));
+    expect(jpg.code).toBe('truncated');
+    expect(jpg.message).toMatch(/declares 9999×9999 pixels \(SOF\), which needs at least 195313 bytes of scan data/);
+    expect(jpg.ms).toBeLessThan(1000);
+    expect(jpg.rssMb).toBeLessThan(64);
+  });
 });
 
 function findTag(b: Uint8Array, group: number, elem: number): number {

@@ -139,3 +139,14 @@ def idat_bomb(name, interlace):
 
 idat_bomb("idat-bomb.png", 0)
 idat_bomb("idat-bomb-interlaced.png", 1)
+
+# 8. headers claiming far more pixels than the data holds: a PNG IHDR of 4000×4000 over a 64×64 IDAT (Pillow's
+#    bytes, IHDR rewritten), a JPEG SOF of 9999×9999 over 64×64 scan data (Pillow's bytes, SOF rewritten)
+b = bytearray(open(f"{out}/ztxt-small.png", "rb").read())
+b[16:24] = struct.pack(">II", 4000, 4000)  # under 4096² (larger PNGs are streamed row by row, bounded anyway)
+b[29:33] = struct.pack(">I", zlib.crc32(bytes(b[12:29])) & 0xFFFFFFFF)
+open(f"{out}/ihdr-lie.png", "wb").write(bytes(b))
+buf = io.BytesIO(); img.save(buf, "JPEG", quality=90); j = bytearray(buf.getvalue())
+k = j.index(b"\xff\xc0")
+j[k + 5:k + 9] = struct.pack(">HH", 9999, 9999)
+open(f"{out}/sof-lie.jpg", "wb").write(bytes(j))
