@@ -35,10 +35,10 @@ DEFAULT_CONFIG: dict = {
     # pneumonia-vit's architecture (vit.DEFAULT_ARCH); the head pools [CLS, mean of patch tokens] after layernorm
     "vision": dict(image_size=224, patch_size=32, hidden_size=192, num_hidden_layers=6, num_attention_heads=3,
                    intermediate_size=768),
-    "unlocked_blocks": 1,
+    "unlocked_blocks": 0,
     "head_hidden": 512,
     "embed_dim": 256,
-    "text": dict(vocab_size=49408, hidden_size=256, intermediate_size=512, num_hidden_layers=4,
+    "text": dict(vocab_size=49408, hidden_size=128, intermediate_size=512, num_hidden_layers=4,
                  num_attention_heads=4, max_position_embeddings=77),
     # SigLIP init (Zhai et al. 2023, arXiv:2303.15343 sec. 3): t' = log 10, b = -10
     "logit_scale_init": math.log(10.0),
@@ -91,20 +91,28 @@ def _module_classes():
             x = hidden
             for layer in self.vit.layers[self.n_locked:]:
                 x = layer(x, None)
-            x = self.vit.layernorm(x)
-            return self.head(torch.cat([x[:, 0], x[:, 1:].mean(1)], dim=-1))
+            return self.head(self.pool(x))
+
+        def pool(self, hidden):
+            """[b,T,H] last-layer hidden states -> [b,2H]: final layernorm, then [CLS, mean of patch tokens]."""
+            x = self.vit.layernorm(hidden)
+            return torch.cat([x[:, 0], x[:, 1:].mean(1)], dim=-1)
 
         def forward(self, pixel_values):
             return self.forward_unlocked(self.forward_locked(pixel_values))
 
         def lock(self) -> None:
-            """requires_grad False for the locked part (embeddings + first n_locked blocks), True for the rest."""
+            """requires_grad False for the locked part (embeddings + first n_locked blocks; with every block locked the
+            final layernorm as well), True for the rest."""
             for p in self.parameters():
                 p.requires_grad_(True)
             for p in self.vit.embeddings.parameters():
                 p.requires_grad_(False)
             for layer in self.vit.layers[: self.n_locked]:
                 for p in layer.parameters():
+                    p.requires_grad_(False)
+            if self.n_locked == len(self.vit.layers):  # fully locked (LiT proper): the final layernorm too, so
+                for p in self.vit.layernorm.parameters():  # training can cache the pooled features
                     p.requires_grad_(False)
 
     class CxrClip(nn.Module):

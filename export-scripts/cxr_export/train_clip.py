@@ -92,9 +92,12 @@ def siglip_loss(img, txt, positives, logit_scale, logit_bias):
     return -F.logsigmoid(z * logits).sum() / img.shape[0]
 
 
-def draw_batch(step: int, seed: int, tags_k, tags_a, n_views_k: int, n_views_a: int, batch: int, adult_frac: float):
-    """(source 'k'|'a' per row, image index, view index, captions, positives bool [B,B]) for one step, from
-    default_rng([seed, step]) alone. Kermany rows are class-balanced over normal / bacterial / viral."""
+def draw_batch(step: int, seed: int, tags_k, tags_a, n_views_k: int, n_views_a: int, batch: int, adult_frac: float,
+               n_captions: int | None = None):
+    """(rows: (source 'k'|'a', image index, view index) [B], captions [C], positives bool [B,C]) for one step, from
+    default_rng([seed, step]) alone. Kermany rows are class-balanced over normal / bacterial / viral. The C captions
+    are drawn for C distinct rows; with label-derived positives a caption need not have one image of its own, so
+    C < B costs the text tower (the step's main cost on CPU) C/B and every image still meets C captions."""
     from .clip_captions import consistent, sample_caption
 
     rng = np.random.default_rng([seed, step])
@@ -111,9 +114,23 @@ def draw_batch(step: int, seed: int, tags_k, tags_a, n_views_k: int, n_views_a: 
     for _ in range(n_a):
         rows.append(("a", int(rng.integers(len(tags_a))), int(rng.integers(n_views_a))))
     tags = [tags_k[i] if s == "k" else tags_a[i] for s, i, _ in rows]
-    caps = [sample_caption(rng, t) for t in tags]
+    who = np.arange(batch) if not n_captions or n_captions >= batch else np.sort(
+        rng.choice(batch, n_captions, replace=False))
+    caps = [sample_caption(rng, tags[r]) for r in who]
     pos = np.array([[consistent(c.claims, t) for c in caps] for t in tags])
     return rows, [c.text for c in caps], pos
+
+
+def pool_cache(model, feats: np.ndarray) -> np.ndarray:
+    """Last-layer hidden states [N,(V,)T,H] float16 -> the head's input [N,(V,)2H] float32 (vision.pool)."""
+    import torch
+
+    sh = feats.shape
+    x = feats.reshape(-1, sh[-2], sh[-1])
+    with torch.no_grad():
+        out = np.concatenate([model.vision.pool(torch.from_numpy(x[s:s + 1024]).float()).numpy()
+                              for s in range(0, len(x), 1024)])
+    return out.reshape(sh[:-2] + (out.shape[-1],))
 
 
 def zero_shot_auc(model, feats, y, prompts: dict, pos_label: str) -> float:
@@ -124,7 +141,8 @@ def zero_shot_auc(model, feats, y, prompts: dict, pos_label: str) -> float:
     from .vit import roc_auc
 
     with torch.no_grad():
-        img = torch.cat([model.vision.forward_unlocked(torch.from_numpy(feats[s:s + 256]).float())
+        f = model.vision.head if feats.ndim == 2 else model.vision.forward_unlocked
+        img = torch.cat([f(torch.from_numpy(feats[s:s + 256]).float())
                          for s in range(0, len(feats), 256)]).numpy()
     p = label_probabilities(model, img, prompts)
     return roc_auc(y, p[:, list(prompts).index(pos_label)])
@@ -140,12 +158,15 @@ def train(args, log=print) -> dict:
     d = prepare(args, log)
     model = d["model"]
     model.vision.lock()
+    pooled = model.vision.n_locked == len(model.vision.vit.layers)
+    if pooled:  # everything below the head is locked: cache the head's input once
+        d = {**d, **{k: pool_cache(model, d[k]) for k in ("feat_k", "feat_a", "feat_val")}}
     tags_k = [frozenset(t.split(",")) for t in d["tags_k"]]
     tags_a = [frozenset(t.split(",")) for t in d["tags_a"]]
     slow = [p for n, p in model.vision.named_parameters() if p.requires_grad and n.startswith("vit.")]
     fast = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("vision.vit.")]
     opt = torch.optim.AdamW([{"params": slow, "lr": args.lr_vision}, {"params": fast, "lr": args.lr}],
-                            weight_decay=args.weight_decay)
+                            weight_decay=args.weight_decay, foreach=True)
     base = [g["lr"] for g in opt.param_groups]
     out = Path(args.out)
     ck = out / "checkpoint.pt"
@@ -181,15 +202,17 @@ def train(args, log=print) -> dict:
             stopped = True
             break
         rows, caps, pos = draw_batch(step, args.seed, tags_k, tags_a, d["feat_k"].shape[1],
-                                     d["feat_a"].shape[1] if len(tags_a) else 1, args.batch, args.adult_frac)
-        h = np.stack([d["feat_k"][i, v] if s == "k" else d["feat_a"][i, v] for s, i, v in rows]).astype(np.float32)
+                                     d["feat_a"].shape[1] if len(tags_a) else 1, args.batch, args.adult_frac,
+                                     args.captions)
+        h = torch.from_numpy(np.stack([d["feat_k"][i, v] if s == "k" else d["feat_a"][i, v]
+                                       for s, i, v in rows]).astype(np.float32))
         ids = tokenize(caps, 40)
         ids = ids[:, : int((ids == 49407).argmax(1).max()) + 1]  # causal mask + EOS pooling: trailing pads are inert
         seen.update(np.unique(ids).tolist())
         w = min(1.0, (step + 1) / args.warmup) * 0.5 * (1 + math.cos(math.pi * step / args.steps))
         for g, b in zip(opt.param_groups, base):
             g["lr"] = b * w
-        img = model.vision.forward_unlocked(torch.from_numpy(h))
+        img = model.vision.head(h) if pooled else model.vision.forward_unlocked(h)
         txt = model.encode_text(torch.from_numpy(ids))
         loss = siglip_loss(img, txt, torch.from_numpy(pos), model.logit_scale, model.logit_bias)
         opt.zero_grad(set_to_none=True)
@@ -220,7 +243,7 @@ def train(args, log=print) -> dict:
 
 
 def _hyper(args) -> dict:
-    return {k: getattr(args, k) for k in ("steps", "batch", "lr", "lr_vision", "weight_decay", "warmup",
+    return {k: getattr(args, k) for k in ("steps", "batch", "captions", "lr", "lr_vision", "weight_decay", "warmup",
                                           "adult_frac", "config")}
 
 
@@ -261,6 +284,7 @@ def register(subparsers) -> None:
     p.add_argument("--export-to", type=Path, default=None, help="models folder: evaluate, export, write the card")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--captions", type=int, default=64, help="captions per step (<= --batch; see draw_batch)")
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--lr-vision", type=float, default=1e-4)
     p.add_argument("--weight-decay", type=float, default=0.01)
@@ -268,7 +292,7 @@ def register(subparsers) -> None:
     p.add_argument("--views", type=int, default=4, help="cached views per Kermany image (view 0 plain)")
     p.add_argument("--adult-views", type=int, default=12, help="cached views per adult image")
     p.add_argument("--adult-frac", type=float, default=0.15)
-    p.add_argument("--unlocked-blocks", type=int, default=1)
+    p.add_argument("--unlocked-blocks", type=int, default=0, help="last ViT blocks trained (0: LiT, fully locked)")
     p.add_argument("--config", default=None, help="JSON overrides of clip_model.DEFAULT_CONFIG")
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
