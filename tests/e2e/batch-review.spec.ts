@@ -88,7 +88,7 @@ test('CSV export: one threshold for every column, named in labeled_dataset.meta.
     const downloads: { name: string; text: string }[] = [];
     page.on('download', async (d) => downloads.push({ name: d.suggestedFilename(), text: fs.readFileSync(await d.path(), 'utf8') }));
     await page.getByTestId('batch-export').click();
-    await expect.poll(() => downloads.length).toBe(2);
+    await expect.poll(() => downloads.length).toBe(3);
     const csv = downloads.find((d) => d.name === 'labeled_dataset.csv')!.text.trim().split(/\r?\n/).map((l) => l.split(','));
     const meta = JSON.parse(downloads.find((d) => d.name === 'labeled_dataset.meta.json')!.text);
     expect(meta).toMatchObject({ threshold: 0.3, threshold_source: 'user (slider)', positive_label: 'PNEUMONIA', n_rows: 12 });
@@ -103,6 +103,11 @@ test('CSV export: one threshold for every column, named in labeled_dataset.meta.
         expect(Number(r[col('confidence_score')])).toBeCloseTo(p >= 0.3 ? p : 1 - p, 5);
       }
     }
+    // The metrics report (what `npm run label` prints last) at the same threshold, recomputed from the CSV.
+    const report = JSON.parse(downloads.find((d) => d.name === 'labeled_dataset.metrics.json')!.text);
+    expect(report).toMatchObject({ threshold: 0.3, n: 12, n_with_ground_truth: 12, positive_label: 'PNEUMONIA' });
+    const right = rows.filter((r) => r[col('classifier_prediction')] === r[col('ground_truth')]).length;
+    expect(report.accuracy).toBeCloseTo(right / 12, 12);
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }

@@ -40,6 +40,12 @@ test('batch: folder with ground truth → table, metrics, ROC, similar cases, PC
   await slider.fill('0.5');
   await table.locator('tbody tr').nth(3).click();
   await expect(page.getByTestId('similar-cases')).toContainText('by classifier embedding');
+  // Each similar case is named (file name under its thumbnail), and none is the query image itself.
+  const query = (await page.getByTestId('similar-query').innerText()).split('/').pop()!;
+  const names = await page.getByTestId('similar-cases').getByTestId('file-name').allInnerTexts();
+  expect(names.length).toBeGreaterThanOrEqual(5);
+  for (const n of names) expect(n).toMatch(/\.jpe?g$/);
+  expect(names).not.toContain(query);
   await expect(page.getByTestId('pca-svg').locator('circle')).toHaveCount(24);
   await shot(page, 'batch');
   const download = page.waitForEvent('download');
