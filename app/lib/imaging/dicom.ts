@@ -17,7 +17,7 @@ import { checkCodecFrame, encodedInfo, nativeFrameBytes, prepare, storedFromByte
 import { finish } from './dicom-finish';
 import type { DecodeDicomAsyncOptions, DecodeDicomOptions, DicomImage } from './dicom-types';
 import { TS_RLE } from './transfer-syntaxes';
-import { checkJpegDataLength, readJpegFrame } from './jpeg-checks';
+import { checkJpegDataLength, codestreamSize } from './jpeg-checks';
 
 export * from './transfer-syntaxes';
 export * from './dicom-types';
@@ -76,14 +76,14 @@ export async function decodeDicomAsync(bytes: Uint8Array, opts: DecodeDicomAsync
   if (!p.pixelEl.encapsulatedPixelData) throw new ImageDecodeError('corrupt', `${p.tsName} requires encapsulated Pixel Data, but this file's is native`);
   const frame = encapsulatedFrame(p.ds, p.pixelEl, p.frameIndex, p.frames, p.notes);
   const info = encodedInfo(p);
-  // JPEG family (.50-.70): the codestream's own SOF sizes what the codec allocates; check it before decoding.
-  if (frame[0] === 0xff && frame[1] === 0xd8) {
-    const sof = readJpegFrame(frame);
-    if (sof && (sof.width !== p.cols || sof.height !== p.rows)) {
-      throw new ImageDecodeError('corrupt', `The compressed frame is ${sof.width}×${sof.height} (its SOF) but the DICOM header says ${p.cols}×${p.rows}; refused before decoding`);
-    }
-    checkJpegDataLength(frame, `${p.tsName} frame ${p.frameIndex + 1}`);
+  // The codestream's own header (JPEG/JPEG-LS SOF, JPEG 2000 SIZ) sizes what the codec allocates, and a codec fed a
+  // stream that disagrees with Rows/Columns can spend seconds failing (fuzz seed 19 #2340: charls, 30 s): checked
+  // before decoding, as checkCodecFrame checks the result after.
+  const declared = codestreamSize(frame);
+  if (declared && declared.width > 0 && declared.height > 0 && (declared.width !== p.cols || declared.height !== p.rows)) {
+    throw new ImageDecodeError('corrupt', `The compressed frame is ${declared.width}×${declared.height} (its codestream header) but the DICOM header says ${p.cols}×${p.rows} (Columns × Rows); refused before decoding`);
   }
+  if (frame[0] === 0xff && frame[1] === 0xd8) checkJpegDataLength(frame, `${p.tsName} frame ${p.frameIndex + 1}`);
   const codec = entry.pick(info);
   let decoded: DecodedFrame;
   try {

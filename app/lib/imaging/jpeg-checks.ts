@@ -33,7 +33,8 @@ export function readJpegFrame(b: Uint8Array): JpegFrameInfo | null {
       continue;
     }
     const len = (b[i + 2] << 8) | b[i + 3];
-    if (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc && i + 10 <= b.length && !frame) {
+    // SOF0-SOF15 (T.81 B.2.2), and SOF55 of JPEG-LS (T.87 C.2.2: same layout)
+    if (((m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) || m === 0xf7) && i + 10 <= b.length && !frame) {
       frame = { marker: m, height: (b[i + 5] << 8) | b[i + 6], width: (b[i + 7] << 8) | b[i + 8], components: b[i + 9] };
     }
     if (m === 0xda) return frame ? { ...frame, sosAt: i } : null;
@@ -50,7 +51,7 @@ export function readJpegFrame(b: Uint8Array): JpegFrameInfo | null {
 export function checkJpegDataLength(b: Uint8Array, what = 'JPEG'): void {
   const f = readJpegFrame(b);
   if (!f || f.sosAt < 0 || f.width === 0 || f.height === 0) return;
-  if (f.marker >= 0xc9) return; // arithmetic coding
+  if (f.marker >= 0xc9) return; // arithmetic coding, or JPEG-LS (runs of up to 2^15 samples per bit: no useful bound)
   const lossless = f.marker === 0xc3 || f.marker === 0xc7;
   const units = lossless ? f.width * f.height : Math.ceil(f.width / 8) * Math.ceil(f.height / 8);
   const minBytes = Math.ceil(units / 8);
@@ -62,4 +63,22 @@ export function checkJpegDataLength(b: Uint8Array, what = 'JPEG'): void {
       { width: f.width, height: f.height, scanBytes: have, minBytes },
     );
   }
+}
+
+/**
+ * The image size a compressed DICOM frame's own codestream declares, which is what its codec allocates: JPEG and
+ * JPEG-LS from their SOF (T.81 B.2.2, T.87 C.2.2), JPEG 2000 / HTJ2K from SIZ (T.800 A.5.1: Xsiz − XOsiz,
+ * Ysiz − YOsiz). Undefined when the codestream is not one of those or its header cannot be found.
+ */
+export function codestreamSize(b: Uint8Array): { width: number; height: number } | undefined {
+  if (b.length >= 4 && b[0] === 0xff && b[1] === 0xd8) {
+    const f = readJpegFrame(b);
+    return f ? { width: f.width, height: f.height } : undefined;
+  }
+  if (b.length >= 4 && b[0] === 0xff && b[1] === 0x4f && b[2] === 0xff && b[3] === 0x51 && b.length >= 4 + 2 + 2 + 16 + 2) {
+    const u32 = (i: number) => ((b[i] << 24) | (b[i + 1] << 16) | (b[i + 2] << 8) | b[i + 3]) >>> 0;
+    const xsiz = u32(8), ysiz = u32(12), xo = u32(16), yo = u32(20);
+    return { width: xsiz - xo, height: ysiz - yo };
+  }
+  return undefined;
 }

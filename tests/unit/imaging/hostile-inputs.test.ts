@@ -168,6 +168,19 @@ describe('the adversarial samples of ../shared', () => {
   });
 });
 
+describe('codestream size against Rows/Columns', () => {
+  const jlsl = 'data/dicom-codecs/files/XA1_JLSL';
+  it.skipIf(!hasShared(jlsl))('fuzz regression (seed 19 #2340): a JPEG-LS file whose Columns says 2 is refused before charls runs (it spent 30 s failing)', async () => {
+    const b = new Uint8Array(readBytes(sharedPath(jlsl)));
+    const at = findTag(b, 0x0028, 0x0011);
+    expect(at).toBeGreaterThan(0);
+    new DataView(b.buffer).setUint16(at + 8, 2, true); // explicit VR US: value after the 8-byte header
+    const r = await refusal(b);
+    expect(r.message).toMatch(/The compressed frame is 1024×1024 \(its codestream header\) but the DICOM header says 2×1024/);
+    expect(r.ms).toBeLessThan(1000);
+  });
+});
+
 describe('file size before the read', () => {
   it('readInputFile refuses a 300 MB (sparse) file from its size, naming the size and the limit, without reading it', () => {
     const p = path.join(dir, 'sparse.dcm');
