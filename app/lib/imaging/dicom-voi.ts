@@ -18,6 +18,7 @@ export function autoWindow(min: number, max: number): DicomWindow {
   return { center: min + width / 2, width };
 }
 
+/** A number for labels and notes: integers as they are, others to 3 decimals. */
 export function fmt(x: number): string {
   return Number.isInteger(x) ? String(x) : String(Math.round(x * 1000) / 1000);
 }
