@@ -80,6 +80,15 @@ export function createSegmentEngine(host: OrtHost, embeddings?: EmbeddingStore):
     chain = p.catch(() => undefined);
     return p;
   };
+  // Calls in flight (load, info, encode, decode): a release or reset waits for those started before it, so a session
+  // is never released under a running encode or decode.
+  const inflight = new Set<Promise<unknown>>();
+  const tracked = <T>(p: Promise<T>): Promise<T> => {
+    inflight.add(p);
+    void p.finally(() => inflight.delete(p)).catch(() => undefined);
+    return p;
+  };
+  const settled = () => Promise.allSettled([...inflight]);
   let tensorFactory: TensorFactory | null = null;
   const tensor = async (): Promise<TensorFactory> => {
     if (!tensorFactory) {
@@ -160,12 +169,12 @@ export function createSegmentEngine(host: OrtHost, embeddings?: EmbeddingStore):
   });
 
   return {
-    load: (req, onProgress) => outcome(`Could not load ${req.entry.name}`, async () => ({ ...(await get(req, onProgress)).report })),
+    load: (req, onProgress) => tracked(outcome(`Could not load ${req.entry.name}`, async () => ({ ...(await get(req, onProgress)).report }))),
 
-    info: (req, onProgress) => outcome(`Could not load ${req.entry.name}`, async () => infoOf(await get(req, onProgress))),
+    info: (req, onProgress) => tracked(outcome(`Could not load ${req.entry.name}`, async () => infoOf(await get(req, onProgress)))),
 
     encode: (req, raster) =>
-      outcome('Image encoding failed', async () => {
+      tracked(outcome('Image encoding failed', async () => {
         const l = await get(req);
         const key = embeddingCacheKey({ imageSha256: await rasterSha256(raster), modelId: req.entry.id, variant: l.report.dtype, encoderSha256: l.encoderSha, backend: l.report.backend });
         const r = resident.get(key);
@@ -188,21 +197,22 @@ export function createSegmentEngine(host: OrtHost, embeddings?: EmbeddingStore):
         // a failing store (quota, private mode) costs a re-encode next time, nothing else
         await embeddings?.set(key, { features: emb.features, geometry: emb.geometry, encodeMs: emb.encodeMs, createdAt: Date.now() }).catch(() => undefined);
         return { key, from: 'encoder' as const, encodeMs: emb.encodeMs, geometry: emb.geometry, resident: where };
-      }),
+      })),
 
     decode: (req, key, prompt, opts) =>
-      outcome('Segmentation failed', async () => {
+      tracked(outcome('Segmentation failed', async () => {
         const l = await get(req);
         const r = resident.get(key);
         if (!r) throw new Error('the image embedding is not loaded (encode the image first)');
         const d = await serial(() => l.pipe.decode(r.emb, prompt, opts, r.tensors));
         counts.decodes++;
         return d;
-      }),
+      })),
 
     stats: async () => ({ ...counts }),
 
     async release(modelId) {
+      await settled();
       await pool.release(modelId);
       for (const [k, v] of [...resident.entries()]) {
         if (!k.includes(`|${modelId}|`)) continue;
@@ -212,6 +222,7 @@ export function createSegmentEngine(host: OrtHost, embeddings?: EmbeddingStore):
     },
 
     async reset() {
+      await settled();
       for (const v of resident.values()) for (const x of Object.values(v.tensors)) x.dispose?.();
       resident.clear();
       await pool.release();

@@ -65,6 +65,22 @@ describe('segment engine (Node host)', () => {
     expect(info.ok && info.value.layout).toBe('transformers.js');
   });
 
+  it('a release asked for while an encode and a decode run waits for them (no session released under a run)', async () => {
+    const e = createSegmentEngine(host);
+    const first = await e.encode(req('tiny-sam'), image);
+    expect(first.ok).toBe(true);
+    if (!first.ok) return;
+    const other = { ...image, data: image.data.map((v, i) => (i % 4 === 3 ? v : 255 - v)) }; // not in memory yet
+    const enc = e.encode(req('tiny-sam'), other);
+    const dec = e.decode(req('tiny-sam'), first.value.key, { points: [{ x: 20, y: 30, label: 1 as const }] });
+    const rel = e.release('tiny-sam');
+    const [a, b] = await Promise.all([enc, dec, rel]);
+    // without the wait, the release frees the sessions (and the resident embedding) before these runs start
+    expect(a.ok ? 'ok' : a.message).toBe('ok');
+    expect(b.ok ? 'ok' : b.message).toBe('ok');
+    expect((await e.encode(req('tiny-sam'), image)).ok).toBe(true); // loads again after the release
+  });
+
   it('a decoder with another interface is refused with the missing names; the engine keeps working', async () => {
     const sam = findModel(manifest, 'tiny-sam')!;
     const cls = findModel(manifest, 'tiny-vit-classifier')!;
