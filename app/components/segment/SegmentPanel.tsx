@@ -3,7 +3,7 @@
  * the exports. A DICOM SEG export asks, at export time, whether the identifying fields (patient name, ID, birth
  * date, accession number...) go into the file.
  */
-import { useEffect, useState } from 'react';
+import { useEffect, useMemo, useState } from 'react';
 import { currentSegImage, layerMask, segmentEntry, useAppStore, type SegLayer } from '../../store';
 import { WeightsBadge } from '../WeightsBadge';
 import { saveFiles } from './canvas-util';
@@ -12,8 +12,12 @@ function LayerRow({ l, active }: { l: SegLayer; active: boolean }) {
   const setActive = useAppStore((s) => s.segmentSetActiveLayer);
   const rename = useAppStore((s) => s.segmentRenameLayer);
   const m = layerMask(l);
-  let area = 0;
-  if (m) for (let i = 0; i < m.length; i++) area += m[i];
+  // counted once per mask, not on every render
+  const area = useMemo(() => {
+    let n = 0;
+    if (m) for (let i = 0; i < m.length; i++) n += m[i];
+    return n;
+  }, [m]);
   return (
     <li className={active ? 'active' : ''} data-testid="segment-layer">
       <span className="swatch" style={{ background: `rgb(${l.color.join(',')})` }} />
