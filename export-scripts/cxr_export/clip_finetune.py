@@ -22,7 +22,7 @@ import numpy as np
 
 from .errors import ExportError
 
-LR_DEFAULT = {"full": 2e-5, "lora": 5e-4, "qlora": 5e-4}
+LR_DEFAULT = {"full": 1e-4, "lora": 1e-3, "qlora": 1e-3}  # 40-step probes of 2e-5 | 1e-4 and 5e-4 | 2e-3
 
 
 def _sha256(path: Path) -> str:
@@ -225,7 +225,7 @@ def register(subparsers) -> None:
     p.add_argument("--finish-at-budget", action="store_true", help="when --max-minutes stops training, validate, "
                    "merge and export anyway (same time budget per method: the benchmark)")
     p.add_argument("--batch", type=int, default=32, help="images (and captions) per step")
-    p.add_argument("--lr", type=float, default=None, help="AdamW learning rate (default: full 2e-5, lora/qlora 5e-4)")
+    p.add_argument("--lr", type=float, default=None, help="AdamW learning rate (default: full 1e-4, lora/qlora 1e-3)")
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--lora-r", type=int, default=8)
     p.add_argument("--lora-alpha", type=float, default=16.0)
