@@ -5,6 +5,7 @@
  * sidecar and the same metrics report (timings aside), for a binary and a 3-label classifier, with and without a
  * CLIP model. Nothing is mocked: both paths run the real ONNX graphs on real Kermany images.
  */
+import 'fake-indexeddb/auto'; // the batch journal's IndexedDB, in Node
 import { beforeAll, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -158,5 +159,44 @@ describe.skipIf(lacksShared(KERMANY_TEST) || !hasTorch)('app batch slice vs npm 
       expect(Number(c[5])).toBeGreaterThanOrEqual(1 / 3 - 1e-6); // the argmax of three probabilities
       expect(c[5]).not.toBe('');
     }
+  }, 600_000);
+
+  it('the batch journal: a stopped batch comes back in a new store (as after a reload) and the same files finish it', async () => {
+    const dir = subset({ NORMAL: { from: 'NORMAL' }, PNEUMONIA: { from: 'PNEUMONIA' } }, 12);
+    const files = await droppedFiles(dir);
+    // Uninterrupted reference.
+    const ref = nodeBatchStore(modelsDir, 'tiny-vit', undefined);
+    await ref.store.getState().batchAdd(files);
+    const refCsv = ref.store.getState().batchCsv();
+    ref.store.getState().batchClear();
+    await ref.inference.release();
+    // A run stopped after its first chunks (the page would be gone: only IndexedDB remains).
+    const first = nodeBatchStore(modelsDir, 'tiny-vit', undefined);
+    const running = first.store.getState().batchAdd(files);
+    while (first.store.getState().batch.rows.filter((r) => r.status !== 'pending').length < 8) await new Promise((r) => setTimeout(r, 5));
+    first.store.getState().batchCancel();
+    await running;
+    const stopped = first.store.getState().batch.rows.filter((r) => r.status !== 'pending');
+    expect(stopped.length).toBeLessThan(25);
+    await first.inference.release();
+    // "Reload": a new store restores the finished rows exactly, the rest wait for their files.
+    const second = nodeBatchStore(modelsDir, 'tiny-vit', undefined);
+    await second.store.getState().batchRestore();
+    const b = second.store.getState().batch;
+    expect(b.rows).toHaveLength(25);
+    expect(b.awaitingFiles).toBe(25 - stopped.length);
+    for (const r of stopped) {
+      const back = b.rows[r.index];
+      expect(back.status).toBe(r.status);
+      expect(back.classifierProbability).toBe(r.classifierProbability);
+      expect(back.classifierEmbedding).toEqual(r.classifierEmbedding);
+    }
+    // The same files again: only the pending rows run, and the CSV is the uninterrupted run's, byte for byte.
+    await second.store.getState().batchAdd(files);
+    expect(second.store.getState().batch.awaitingFiles).toBe(0);
+    expect(second.store.getState().batch.rows.every((r) => r.status !== 'pending')).toBe(true);
+    expect(second.store.getState().batchCsv()).toBe(refCsv);
+    second.store.getState().batchClear();
+    await second.inference.release();
   }, 600_000);
 });
