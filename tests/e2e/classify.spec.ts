@@ -39,6 +39,8 @@ test.describe('classification of a real X-ray', () => {
     await addFiles(page, [kermanyImage('PNEUMONIA', 0)]);
     const r = await waitForClassification(page);
     logTiming(info, 'file → result (download + session + inference)', Date.now() - t1);
+    // The model was downloaded on first use; once done its bar leaves the Viewer (no 'Ready: ... 100%' left behind).
+    await expect(page.getByTestId('download-progress')).toHaveCount(0);
     expect(['NORMAL', 'PNEUMONIA']).toContain(r.label);
     expect(r.confidence).toMatch(/^\d+(\.\d)?%$/);
     const runtime = page.getByTestId(`runtime-${CLASSIFIER_ID}`);
