@@ -16,6 +16,8 @@ export interface JpegFrameInfo {
   components: number;
   /** Byte offset of the first SOS marker (start of entropy-coded data), -1 when none. */
   sosAt: number;
+  /** Byte offset of the SOF marker. */
+  sofAt: number;
 }
 
 /** The frame header and where the first scan starts; null when there is no SOF before the first SOS. */
@@ -35,7 +37,7 @@ export function readJpegFrame(b: Uint8Array): JpegFrameInfo | null {
     const len = (b[i + 2] << 8) | b[i + 3];
     // SOF0-SOF15 (T.81 B.2.2), and SOF55 of JPEG-LS (T.87 C.2.2: same layout)
     if (((m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) || m === 0xf7) && i + 10 <= b.length && !frame) {
-      frame = { marker: m, height: (b[i + 5] << 8) | b[i + 6], width: (b[i + 7] << 8) | b[i + 8], components: b[i + 9] };
+      frame = { marker: m, height: (b[i + 5] << 8) | b[i + 6], width: (b[i + 7] << 8) | b[i + 8], components: b[i + 9], sofAt: i };
     }
     if (m === 0xda) return frame ? { ...frame, sosAt: i } : null;
     if (m === 0xd9) break;
@@ -50,12 +52,14 @@ export function readJpegFrame(b: Uint8Array): JpegFrameInfo | null {
  */
 export function checkJpegDataLength(b: Uint8Array, what = 'JPEG'): void {
   const f = readJpegFrame(b);
-  if (!f || f.sosAt < 0 || f.width === 0 || f.height === 0) return;
+  if (!f || f.width === 0 || f.height === 0) return;
   if (f.marker >= 0xc9) return; // arithmetic coding, or JPEG-LS (runs of up to 2^15 samples per bit: no useful bound)
   const lossless = f.marker === 0xc3 || f.marker === 0xc7;
   const units = lossless ? f.width * f.height : Math.ceil(f.width / 8) * Math.ceil(f.height / 8);
   const minBytes = Math.ceil(units / 8);
-  const have = b.length - f.sosAt;
+  // Scan data follows the first SOS; when segment lengths lie and SOS cannot be found, everything after the SOF
+  // bounds it (decoders resynchronise on markers and would still decode into the declared size).
+  const have = b.length - (f.sosAt >= 0 ? f.sosAt : f.sofAt);
   if (have < minBytes) {
     throw new ImageDecodeError(
       'truncated',
