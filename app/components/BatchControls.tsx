@@ -68,8 +68,7 @@ export function BatchProgress() {
   const csvMetadata = useAppStore((s) => s.batchCsvMetadata);
   const metricsReport = useAppStore((s) => s.batchMetricsReport);
   const total = b.rows.length;
-  const done = b.rows.filter((r) => r.status !== 'pending').length;
-  const errors = b.rows.filter((r) => r.status === 'error').length;
+  const { processed: done, failed: errors } = b.derived.counts;
   if (!total) return null;
   // Running time only: a paused batch's clock stands still.
   const elapsed = (b.activeMs + (b.runStartedAt != null ? Date.now() - b.runStartedAt : 0)) / 1000;

@@ -7,9 +7,9 @@ import { RasterThumb } from './RasterThumb';
 export function SimilarCases({ rows }: { rows: BatchRow[] }) {
   const selected = useAppStore((s) => s.batch.selected);
   const similar = useAppStore((s) => s.batch.derived.similar);
-  const row = rows.find((r) => r.index === selected);
-  const byIndex = new Map(rows.map((r) => [r.index, r]));
-  const lists = similar.map((l) => ({ title: l.title, items: l.items.flatMap((n) => (byIndex.has(n.index) ? [{ row: byIndex.get(n.index)!, sim: n.similarity }] : [])) }));
+  const row = selected != null ? rows[selected] : undefined;
+  // A row's index is its position (rows are only appended, and cleared all at once).
+  const lists = similar.map((l) => ({ title: l.title, items: l.items.flatMap((n) => (rows[n.index] ? [{ row: rows[n.index], sim: n.similarity }] : [])) }));
   if (!row) return <p className="muted small">Select a row to see its most similar cases.</p>;
   return (
     <div data-testid="similar-cases">
@@ -46,8 +46,7 @@ export function PcaMap({ rows }: { rows: BatchRow[] }) {
   const select = useAppStore((s) => s.batchSelect);
   const selected = useAppStore((s) => s.batch.selected);
   const map = useAppStore((s) => s.batch.derived.pca[source]);
-  const byIndex = new Map(rows.map((r) => [r.index, r]));
-  const pts = map ? map.flatMap((p) => (byIndex.has(p.index) ? [{ row: byIndex.get(p.index)!, x: p.x, y: p.y }] : [])) : null;
+  const pts = map ? map.flatMap((p) => (rows[p.index] ? [{ row: rows[p.index], x: p.x, y: p.y }] : [])) : null;
   const labels = useAppStore((s) => s.batch.labels.labels);
   const color = (r: BatchRow) => {
     const i = labels.indexOf(r.groundTruth ?? r.autoLabel ?? r.classifierPrediction ?? '');

@@ -4,15 +4,12 @@
  * table and the file always agree and nothing is computed while rendering.
  */
 import { useAppStore } from '../store';
-import { batchOodFraction } from '../lib/batch/rows';
 import { FileName } from './FileName';
 import { RasterThumb } from './RasterThumb';
 
 export function OodSummary() {
-  const rows = useAppStore((s) => s.batch.rows);
-  const f = batchOodFraction(rows);
+  const { ood: f, oodBadge: badge } = useAppStore((s) => s.batch.derived.counts);
   if (!f) return null;
-  const badge = rows.find((r) => r.oodBadge)?.oodBadge;
   return (
     <span data-testid="batch-ood-summary" className={f.flagged ? 'badge badge-ood' : 'muted'} title={badge}>
       {f.flagged} / {f.scored} ({(100 * f.fraction).toFixed(1)}%) flagged out of distribution{f.flagged && badge ? `: ${badge}` : ''}

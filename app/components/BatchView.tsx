@@ -16,7 +16,7 @@ function ResumeOffer() {
   const b = useAppStore((s) => s.batch);
   const clear = useAppStore((s) => s.batchClear);
   if (!b.awaitingFiles || b.running) return null;
-  const done = b.rows.filter((r) => r.status !== 'pending').length;
+  const done = b.derived.counts.processed;
   return (
     <div className="panel notice" role="status" data-testid="batch-resume-offer">
       <p>

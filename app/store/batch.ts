@@ -9,6 +9,7 @@ import {
   batchImagesPerSecond,
   batchLabeledRows,
   batchMetrics,
+  batchOodFraction,
   batchPrecisionAt5,
   batchLabels,
   labelFromPath,
@@ -51,6 +52,8 @@ export interface BatchDerived {
    * (batchLabeledRows, the same code), derived once per chunk and threshold change, never while rendering.
    */
   cells: Record<number, LabeledRow>;
+  /** Rows processed (done or failed) and failed, and the OOD fraction flagged (batchOodFraction). */
+  counts: { processed: number; failed: number; ood?: ReturnType<typeof batchOodFraction>; oodBadge?: string };
   metrics: BatchMetrics | null;
   similar: SimilarList[];
   pca: { classifierEmbedding: MapPoint[] | null; clipEmbedding: MapPoint[] | null };
@@ -108,8 +111,17 @@ const CHUNK = 8;
 /** Batch thumbnails (table 28 px, similar cases 72 px): 64 px keeps 3,000 rows at ~50 MB. */
 const BATCH_THUMB = 64;
 
-const NOTHING: BatchDerived = { cells: {}, metrics: null, similar: [], pca: { classifierEmbedding: null, clipEmbedding: null } };
+const NOTHING: BatchDerived = { cells: {}, counts: { processed: 0, failed: 0 }, metrics: null, similar: [], pca: { classifierEmbedding: null, clipEmbedding: null } };
 const EMPTY = { rows: [], running: false, cancelRequested: false, threshold: 0.5, activeMs: 0, labels: batchLabels(undefined), thresholdSource: 'default 0.5' as const, zeroShotLabels: [] as string[], awaitingFiles: 0, derived: NOTHING };
+
+function rowCounts(rows: BatchRow[]): BatchDerived['counts'] {
+  return {
+    processed: rows.filter((r) => r.status !== 'pending').length,
+    failed: rows.filter((r) => r.status === 'error').length,
+    ood: batchOodFraction(rows),
+    oodBadge: rows.find((r) => r.oodBadge)?.oodBadge,
+  };
+}
 
 /** The CSV row of each finished row, by index (rows.ts batchLabeledRows keeps the finished rows' order). */
 function tableCells(b: BatchState): Record<number, LabeledRow> {
@@ -154,6 +166,7 @@ export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
           ...b,
           derived: {
             cells: what.rows || what.threshold ? tableCells(b) : d.cells,
+            counts: what.rows ? rowCounts(b.rows) : d.counts,
             metrics: what.rows || what.threshold ? batchMetrics(b.rows, b.threshold, b.labels, what.rows ? undefined : d.metrics?.roc) : d.metrics,
             similar: what.rows || what.selection ? (b.selected != null ? similarCases(b.rows, b.selected) : []) : d.similar,
             pca: what.rows ? { classifierEmbedding: pcaMap(b.rows, 'classifierEmbedding'), clipEmbedding: pcaMap(b.rows, 'clipEmbedding') } : d.pca,
