@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { parseCsv } from '../../../app/lib/batch/csv';
+import { csvText, parseCsv } from '../../../app/lib/batch/csv';
 import { hasShared, lacks, lacksShared, PYTHON, REPO_ROOT, sharedPath } from '../helpers/shared';
 import { ensureTinyModels, hasClipExporter, hasTorch } from '../helpers/fixtures';
 
@@ -189,6 +189,18 @@ describe.skipIf(lacksShared(KERMANY_TEST) || !hasTorch)('label CLI with a tiny r
       expect(r.stderr).toMatch(message);
       expect(r.stderr).toContain(file);
     }
+  });
+
+  it.skipIf(!hasShared('data/adversarial/cases/15-csv-formula-file-names'))('file names that start a formula (= + - @ TAB) are written as text, every image labelled (adversarial case 15)', () => {
+    const caseDir = sharedPath('data/adversarial/cases/15-csv-formula-file-names');
+    const expected = JSON.parse(fs.readFileSync(sharedPath('data/adversarial/expected/15-csv-formula-file-names.json'), 'utf8')) as { expected_rows: string[]; dangerous_prefixes: string[] };
+    const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-formula-')), 'labeled_dataset.csv');
+    const { metrics } = runCli([path.join(caseDir, 'images'), '--model', 'tiny-vit', '--models-dir', modelsDir, '--out', out]);
+    expect(metrics.n).toBe(expected.expected_rows.length);
+    // Read back by Python's csv module (what a spreadsheet import sees), independent of our parser.
+    const rows = JSON.parse(execFileSync(PYTHON, ['-c', 'import csv,json,sys; print(json.dumps(list(csv.reader(open(sys.argv[1], newline="")))))', out]).toString()) as string[][];
+    for (const r of rows.slice(1)) for (const cell of r) expect(expected.dangerous_prefixes.includes(cell[0]), `cell ${JSON.stringify(cell)}`).toBe(false);
+    expect(rows.slice(1).map((r) => csvText(r[0])).sort()).toEqual([...expected.expected_rows].sort());
   });
 
   it('fails clearly for an unknown model', () => {
