@@ -65,6 +65,17 @@ test.describe('storage', () => {
     await expect(page.getByTestId('cache-repair')).toHaveText('At start-up the model cache removed 1 incomplete file (3.0 MB) with no record, left by a download interrupted mid-write.');
     const left = await page.evaluate(async (name) => (await (await caches.open(name)).keys()).map((r) => r.url), MODEL_CACHE);
     expect(left).not.toContain(orphan);
+    // The same on Verify, while the page is open; the verified model itself stays.
+    await page.getByTestId(`download-${ID}`).click();
+    await expect(page.getByTestId(`model-state-${ID}`)).toHaveText(/^downloaded \(/);
+    await page.evaluate(
+      async ([name, url]) => (await caches.open(name)).put(url, new Response(new Uint8Array(2 ** 20), { headers: { 'Content-Length': String(2 ** 20) } })),
+      [MODEL_CACHE, orphan],
+    );
+    await page.getByTestId(`download-${ID}`).click(); // now "Verify"
+    await expect(page.getByTestId('cache-repair')).toHaveText('On Verify the model cache removed 1 incomplete file (1.0 MB) with no record, left by a download interrupted mid-write.');
+    await expect(page.getByTestId('alert-item').filter({ hasText: 're-hashed, sha256 matches' })).toHaveCount(1);
+    await expect(page.getByTestId(`model-state-${ID}`)).toHaveText(/^downloaded \(/);
   });
 
   test('a cached file whose bytes no longer match its sha256 is refused before a session, named, evicted, and downloaded again', async ({ page }) => {
