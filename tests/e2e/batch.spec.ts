@@ -148,3 +148,38 @@ test('batch: the page killed mid-batch loses nothing finished; after reopening, 
   expect(csv).toHaveLength(41);
   await again.getByRole('button', { name: 'Clear' }).click();
 });
+
+test('batch: switching the classifier while a batch runs fails no row and shows the new model only on its own result', async ({ page }) => {
+  needsSharedData();
+  const small = manifestHas(FIXTURE_CLASSIFIER_ID) ? FIXTURE_CLASSIFIER_ID : CLASSIFIER_ID;
+  needsModel(small);
+  needsModel(CLASSIFIER_ID);
+  const errors = watchErrors(page);
+  await openApp(page, { backend: 'wasm', classifier: small });
+  // An image in the Viewer, so that a classifier change runs the new model right away (taking the family's session).
+  await page.getByTestId('file-input').setInputFiles(path.join(KERMANY, 'test', 'NORMAL', fs.readdirSync(path.join(KERMANY, 'test', 'NORMAL')).sort()[0]));
+  await expect(page.getByTestId('classification-result')).toBeVisible({ timeout: 60_000 });
+  await page.getByRole('button', { name: 'Batch' }).click();
+  const dir = path.join(KERMANY, 'test', 'PNEUMONIA');
+  const files = fs.readdirSync(dir).sort().slice(40, 72).map((f) => ({ name: f, mimeType: 'image/jpeg', buffer: fs.readFileSync(path.join(dir, f)) }));
+  await page.getByTestId('batch-file-input').setInputFiles(files);
+  await expect.poll(async () => Number((await page.getByTestId('batch-progress-text').innerText()).split(' ')[0]), { timeout: 60_000 }).toBeGreaterThanOrEqual(8);
+  // Mid-batch: the Viewer's classifier changes twice (each change classifies the current image with that model).
+  await page.evaluate(([a, b]) => {
+    const s = (window as any).cxrStudio.store.getState();
+    s.setClassifier(a);
+    setTimeout(() => s.setClassifier(b), 50);
+    setTimeout(() => s.setClassifier(a), 400);
+  }, [CLASSIFIER_ID, small]);
+  await expect(page.getByTestId('batch-progress-text')).toContainText('32 / 32 processed · ', { timeout: 180_000 });
+  await expect(page.getByTestId('batch-progress-text')).not.toContainText('failed');
+  const st = await page.evaluate(() => {
+    const s = (window as any).cxrStudio.store.getState();
+    return { batchModel: s.batch.classifierId, rows: s.batch.rows.filter((r: any) => r.status === 'done' && Number.isFinite(r.classifierProbability)).length };
+  });
+  expect(st).toEqual({ batchModel: small, rows: 32 }); // every row by the model the batch started with
+  await page.getByRole('button', { name: 'Viewer' }).click();
+  await expect.poll(() => page.evaluate(() => { const s = (window as any).cxrStudio.store.getState(); const i = s.images[0]; return !i.classifying && i.classification?.modelId; }), { timeout: 120_000 }).toBe(CLASSIFIER_ID);
+  await expect(page.getByTestId('classification-result')).toBeVisible();
+  expect(errors).toEqual([]);
+});
