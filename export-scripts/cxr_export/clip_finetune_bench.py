@@ -81,7 +81,7 @@ def _mb(b) -> str:
 def table(results: list[dict]) -> str:
     """Markdown table of clip-finetune result.json dicts (one row per method)."""
     hdr = ["method", "trainable params", "peak RSS training (MiB)", "train state (MiB)", "s/step (wall / CPU)",
-           "steps in budget", "val AUC base -> final", "val acc base -> final", "pneumonia AUC (retention)",
+           "steps in budget", "val AUC base -> final", "val acc base -> final", "Kermany pneumonia AUC / acc (retention)",
            "merged vs unmerged",
            "exported (ONNX fp32)", "adapter"]
     rows = ["| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
@@ -95,6 +95,9 @@ def table(results: list[dict]) -> str:
             f"{st['total']:.1f} (w {st['weights']:.1f} + g {st['grads']:.1f} + Adam {st['optimizer']:.1f})",
             f"{r['sec_per_step_wall']:.3f} / {r['sec_per_step_cpu']:.3f}", str(r["steps"]),
             f"{b['auc']:.3f} -> {m['auc']:.3f}", f"{b['accuracy']:.3f} -> {m['accuracy']:.3f}",
+            (f"{r['retention_base']['auc']:.3f} / {r['retention_base']['accuracy']:.2f} -> "
+             f"{r['retention_merged']['auc']:.3f} / {r['retention_merged']['accuracy']:.2f}"
+             if r.get("retention_merged") else "-"),
             f"{r['merged_vs_unmerged_max_abs']:.1e}", _mb(r["onnx"]["bytes"]) if r.get("onnx") else "-",
             _mb(r["adapter_bytes"])]) + " |")
     return "\n".join(rows)

@@ -3,8 +3,9 @@
 full   every parameter cxr-clip's own training leaves unlocked (CxrClipVision.lock(): the last ViT block(s), the
        final layernorm and the projection head; the whole text tower; logit_scale, logit_bias).
 lora   LoRA (Hu et al. 2021, "LoRA: Low-Rank Adaptation of Large Language Models", arXiv:2106.09685) through the
-       `peft` library: W x + (alpha / r) B A x on every Linear layer inside the transformer blocks that full trains
-       (attention q/k/v/out and MLP fc1/fc2 of the text encoder layers and of the unlocked ViT blocks); A Kaiming,
+       `peft` library: W x + (alpha / r) B A x on every Linear layer that full trains (attention q/k/v/out and MLP
+       fc1/fc2 of the text encoder layers and of the unlocked ViT blocks, the image MLP head, the text projection;
+       the token embedding is not a Linear and stays frozen); A Kaiming,
        B zero (the start is the base model); only A, B (+ logit_scale, logit_bias) train.
 qlora  QLoRA (Dettmers et al. 2023, "QLoRA: Efficient Finetuning of Quantized LLMs", arXiv:2305.14314): every
        Linear weight of the base (both towers, locked part included) is stored as frozen 4-bit NormalFloat (NF4,
@@ -129,19 +130,22 @@ def dequantize_nf4_linears(model) -> int:
 
 
 def lora_targets(model) -> list[str]:
-    """Full names of the Linear layers LoRA adapts: those inside the text encoder layers and inside the unlocked ViT
-    blocks (attention q/k/v/out, MLP fc1/fc2). Projection heads and the locked blocks are not adapted."""
+    """Full names of the Linear layers LoRA adapts: every Linear that full fine-tuning trains, i.e. attention q/k/v/out
+    and MLP fc1/fc2 of the text encoder layers and of the unlocked ViT blocks, the image tower's MLP projection head
+    and the text projection (with cxr-clip's default unlocked_blocks 0 the head is the only trainable image-side
+    part: without it LoRA could not move the image embedding at all). The locked ViT blocks are not adapted."""
     import torch
 
     n_locked = model.vision.n_locked
-    pat = re.compile(r"^(text\.text_model\.encoder\.layers\.\d+\.|vision\.vit\.layers\.(\d+)\.)")
+    pat = re.compile(r"^(text\.text_model\.encoder\.layers\.\d+\.|vision\.vit\.layers\.(\d+)\.|vision\.head\.|"
+                     r"text\.text_projection$)")
     out = []
     for n, m in model.named_modules():
         mt = pat.match(n)
         if mt and isinstance(m, torch.nn.Linear) and (mt.group(2) is None or int(mt.group(2)) >= n_locked):
             out.append(n)
     if not out:
-        raise ExportError("no Linear layer to adapt in the text encoder layers or the unlocked ViT blocks")
+        raise ExportError("no Linear layer to adapt in the text encoder layers, the unlocked ViT blocks or the heads")
     return out
 
 

@@ -108,10 +108,11 @@ def test_trainable_parameter_counts():
     trainable, _, _ = setup_method(m, "full")
     assert count_parameters(trainable) == {"trainable": total - locked, "total": total}
     # lora: per text layer and per unlocked ViT block 4 square H x H projections + fc1 (H -> 2H) + fc2 (2H -> H),
-    # each with A (r x in) and B (out x r); 2 text layers + 1 unlocked block; + logit_scale and logit_bias
+    # each with A (r x in) and B (out x r); 2 text layers + 1 unlocked block; the image head (2H -> H, H -> H) and
+    # the text projection (H -> H); + logit_scale and logit_bias
     per_block = 4 * r * (H + H) + 2 * r * (H + 2 * H)
-    expected = 3 * per_block + 2
-    assert len(lora_targets(build_cxr_clip(TINY))) == 18
+    expected = 3 * per_block + r * (2 * H + H) + r * (H + H) + r * (H + H) + 2
+    assert len(lora_targets(build_cxr_clip(TINY))) == 21
     for method in ("lora", "qlora"):
         trainable, _, _ = setup_method(build_cxr_clip(TINY), method, r=r, alpha=8)
         assert count_parameters(trainable)["trainable"] == expected
