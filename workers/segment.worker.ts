@@ -9,4 +9,11 @@ import { browserOrtHost } from '../app/platform/browser/ort';
 import { idbEmbeddingStore } from '../app/platform/browser/embedding-store';
 
 const engine: SegmentEngine = createSegmentEngine(browserOrtHost(), idbEmbeddingStore());
-Comlink.expose(engine);
+Comlink.expose({
+  ...engine,
+  // the painted preview's pixels move to the page instead of being copied
+  previewDecode: async (...a: Parameters<SegmentEngine['previewDecode']>) => {
+    const out = await engine.previewDecode(...a);
+    return out.ok ? Comlink.transfer(out, [out.value.rgba.buffer]) : out;
+  },
+} satisfies SegmentEngine);

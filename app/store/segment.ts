@@ -15,7 +15,7 @@ import {
   type PromptPoint,
   type SamPrompt,
 } from '../lib/segment';
-import type { SegmentModelInfo } from '../lib/segment/engine';
+import type { PreviewImage, SegmentModelInfo } from '../lib/segment/engine';
 import type { Decoded } from '../lib/segment/pipeline';
 import { errorMessage } from '../lib/runtime/outcome';
 import { decodePrompt, encodeImage, loadSegmentModel } from '../services/segment';
@@ -73,7 +73,8 @@ export interface SegmentState {
   refine: boolean;
   hoverPreview: boolean;
   opacity: number;
-  preview?: { imageId: string; mask: Uint8Array };
+  /** The hover preview, painted in the segment worker (RGBA at the image's size) for the image+frame `imageId`. */
+  preview?: { imageId: string } & PreviewImage;
   /** Decodes run for the hover preview (the runtime panel and tests read it). */
   hoverDecodes: number;
   eval: SegEvalState;
@@ -100,6 +101,9 @@ export interface SegmentSlice {
 }
 
 export { defaultSegmentModelId as defaultSegmentModel } from '../lib/segment/models';
+
+/** Colour of the hover preview (yellow): painted in the worker. */
+const PREVIEW_COLOR = [250, 204, 21] as const;
 
 /** The layer's label after a decode: an automatic label follows the mask's lung side (unique among the layers). */
 function autoLabel(layer: SegLayer, layers: SegLayer[], item: ImageItem): string {
@@ -230,13 +234,14 @@ export const createSegmentSlice: SliceCreator<SegmentSlice> = (set, get) => {
     patchSeg({ preview: undefined });
   }
 
-  const hover = new LatestOnly<{ imageKey: string; tag: string; key: string; prompt: SamPrompt }, { imageId: string; mask: Uint8Array } | null>(
+  const hover = new LatestOnly<{ imageKey: string; tag: string; key: string; prompt: SamPrompt }, SegmentState['preview'] | null>(
     async ({ imageKey, tag, key, prompt }) => {
       const r = req();
       if (!r || tagOf(r) !== tag) return null;
-      const out = await engine().decode(r, key, prompt, { masks: 'best' });
+      const style = { color: PREVIEW_COLOR, alpha: Math.min(0.6, get().segment.opacity * 0.9) };
+      const out = await engine().previewDecode(r, key, prompt, style);
       set((s) => ({ segment: { ...s.segment, hoverDecodes: s.segment.hoverDecodes + 1 } }));
-      return out.ok ? { imageId: imageKey, mask: out.value.masks[out.value.best] } : null;
+      return out.ok ? { imageId: imageKey, ...out.value } : null;
     },
     (res) => {
       // shown only on the image and frame it was computed for, with the same model

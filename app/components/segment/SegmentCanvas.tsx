@@ -8,8 +8,6 @@ import { currentSegImage, layerMask, segImageKey, useAppStore } from '../../stor
 import type { Box } from '../../lib/segment';
 import { drawOverlay, rasterCanvas } from './canvas-util';
 
-const PREVIEW_COLOR = [250, 204, 21] as const;
-
 /** Width (px) that shows the whole image in the height left to it in `.segment-center`. */
 function useFitWidth(aspect: number) {
   const rootRef = useRef<HTMLDivElement>(null);
@@ -76,8 +74,12 @@ export function SegmentCanvas() {
     const c = topRef.current;
     if (!c || !item) return;
     const { width: w, height: h } = item.raster;
-    const pv = preview && preview.imageId === imageKey ? [{ mask: preview.mask, color: PREVIEW_COLOR, alpha: Math.min(0.6, opacity * 0.9) }] : [];
-    const ctx = drawOverlay(c, w, h, pv);
+    if (c.width !== w) c.width = w;
+    if (c.height !== h) c.height = h;
+    const ctx = c.getContext('2d')!;
+    // the hover preview arrives painted (segment worker): only blitted here
+    if (preview && preview.imageId === imageKey && preview.width === w && preview.height === h) ctx.putImageData(new ImageData(preview.rgba as Uint8ClampedArray<ArrayBuffer>, w, h), 0, 0);
+    else ctx.clearRect(0, 0, w, h);
     const r = Math.max(3, Math.round(Math.max(w, h) / 150));
     ctx.lineWidth = Math.max(1, r / 2);
     for (const l of layers ?? []) {
@@ -102,7 +104,7 @@ export function SegmentCanvas() {
       ctx.strokeStyle = '#facc15';
       ctx.strokeRect(dragBox[0], dragBox[1], dragBox[2] - dragBox[0], dragBox[3] - dragBox[1]);
     }
-  }, [item, imageKey, layers, preview, opacity, dragBox, st?.activeLayer]);
+  }, [item, imageKey, layers, preview, dragBox, st?.activeLayer]);
 
   if (!item) return <div className="viewer panel muted" data-testid="segment-empty">Open an X-ray to segment it.</div>;
 

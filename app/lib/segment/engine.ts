@@ -13,6 +13,7 @@ import { createSessionFactory, requestKey, SessionPool, type OrtHost, type Sessi
 import { embeddingCacheKey, type CachedEmbedding } from './cache-key';
 import { SamPipeline, samSettings, type Decoded, type DecodeOptions, type Embedding, type TensorFactory, type TensorLike } from './pipeline';
 import type { SamLayout, SamPrompt } from './layouts';
+import { paintMaskOverlay } from './overlay';
 
 export interface EmbeddingStore {
   get(key: string): Promise<CachedEmbedding | undefined>;
@@ -44,8 +45,20 @@ export interface SegmentEngine extends FamilyEngine {
   /** Embedding of `raster` for this model: memory, then the cache, else the encoder (and store it). */
   encode(req: ModelRequest, raster: Raster): Promise<Outcome<EncodeInfo>>;
   decode(req: ModelRequest, key: string, prompt: SamPrompt, opts?: DecodeOptions): Promise<Outcome<Decoded>>;
+  /**
+   * The hover preview: one decode of `prompt`, its best mask painted here (in the worker, off the page's thread) as
+   * RGBA at the image's size in `style`'s colour and alpha (app/lib/segment/overlay.ts); the page only blits it.
+   */
+  previewDecode(req: ModelRequest, key: string, prompt: SamPrompt, style: { color: readonly [number, number, number]; alpha: number }): Promise<Outcome<PreviewImage>>;
   /** Counters for the runtime panel and tests. */
   stats(): Promise<{ encodes: number; decodes: number; cacheHits: number }>;
+}
+
+/** A painted hover preview: RGBA, width·height·4. */
+export interface PreviewImage {
+  width: number;
+  height: number;
+  rgba: Uint8ClampedArray;
 }
 
 interface Loaded {
@@ -208,6 +221,20 @@ export function createSegmentEngine(host: OrtHost, embeddings?: EmbeddingStore):
         counts.decodes++;
         return d;
       })),
+
+    previewDecode: (req, key, prompt, style) =>
+      tracked(
+        outcome('Segmentation failed', async () => {
+          const l = await get(req);
+          const r = resident.get(key);
+          if (!r) throw new Error('the image embedding is not loaded (encode the image first)');
+          const d = await serial(() => l.pipe.decode(r.emb, prompt, { masks: 'best' }, r.tensors));
+          counts.decodes++;
+          const { origW: width, origH: height } = r.emb.geometry;
+          const rgba = paintMaskOverlay(new Uint8ClampedArray(width * height * 4), width, height, [{ mask: d.masks[d.best], color: style.color, alpha: style.alpha }]);
+          return { width, height, rgba };
+        }),
+      ),
 
     stats: async () => ({ ...counts }),
 

@@ -89,7 +89,7 @@ export function browserWorkers(): WorkerRegistry {
   const imaging = lazyRemote<ImagingApi>('imaging', () => spawn('imaging'), ['decode', 'decodeForBatch', 'listZip']);
   const classifier = lazyRemote<ClassifierEngine>('classifier', () => spawn('classifier'), ['load', 'classify', 'occlusion', 'release', 'reset']).api;
   const clip = lazyRemote<ClipEngine>('clip', () => spawn('clip'), ['load', 'zeroShot', 'release', 'reset']).api;
-  const segment = lazyRemote<SegmentEngine>('segment', () => spawn('segment'), ['load', 'info', 'encode', 'decode', 'stats', 'release', 'reset']).api;
+  const segment = lazyRemote<SegmentEngine>('segment', () => spawn('segment'), ['load', 'info', 'encode', 'decode', 'previewDecode', 'stats', 'release', 'reset']).api;
   const generate = lazyRemote<GenerateEngine>('generate', () => spawn('generate'), ['load', 'generate', 'cancel', 'release', 'reset']).api;
   return {
     imaging: () => imaging.api,

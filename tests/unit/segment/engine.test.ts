@@ -65,6 +65,26 @@ describe('segment engine (Node host)', () => {
     expect(info.ok && info.value.layout).toBe('transformers.js');
   });
 
+  it('the hover preview is the best mask painted in the engine: yellow at the alpha asked, nothing elsewhere', async () => {
+    const e = createSegmentEngine(host);
+    const enc = await e.encode(req('tiny-sam'), image);
+    if (!enc.ok) throw new Error(enc.message);
+    const prompt = { points: [{ x: 20, y: 30, label: 1 as const }] };
+    const d = await e.decode(req('tiny-sam'), enc.value.key, prompt, { masks: 'best' });
+    const p = await e.previewDecode(req('tiny-sam'), enc.value.key, prompt, { color: [250, 204, 21], alpha: 0.5 });
+    if (!d.ok || !p.ok) throw new Error('decode failed');
+    expect([p.value.width, p.value.height]).toEqual([image.width, image.height]);
+    const mask = d.value.masks[d.value.best];
+    let inside = 0, wrong = 0;
+    for (let i = 0; i < mask.length; i++) {
+      const px = Array.from(p.value.rgba.subarray(i * 4, i * 4 + 4));
+      if (mask[i]) inside++;
+      if (mask[i] ? px.join() !== '250,204,21,128' : px.join() !== '0,0,0,0') wrong++;
+    }
+    expect(inside).toBeGreaterThan(0);
+    expect(wrong).toBe(0);
+  });
+
   it('a release asked for while an encode and a decode run waits for them (no session released under a run)', async () => {
     const e = createSegmentEngine(host);
     const first = await e.encode(req('tiny-sam'), image);
