@@ -48,10 +48,10 @@ async function run(kind: string, bytes: Uint8Array): Promise<{ outcome: Outcome;
 
 process.on('message', async (m: { id: number; kind: string; bytes: Uint8Array }) => {
   const r = await run(m.kind, new Uint8Array(m.bytes.buffer, m.bytes.byteOffset, m.bytes.byteLength));
-  // maxRSS is this process's high-water mark; collecting after each input keeps one input's garbage from being
-  // counted against the next (the child runs with --expose-gc)
+  // maxRSS is this process's high-water mark; collecting after a large input keeps its garbage from being counted
+  // against the next (the child runs with --expose-gc)
   const peak = process.resourceUsage().maxRSS * 1024;
-  (globalThis as { gc?: () => void }).gc?.();
+  if (process.memoryUsage().rss > 256 * 2 ** 20) (globalThis as { gc?: () => void }).gc?.();
   process.send!({ id: m.id, ...r, rss: peak });
 });
 process.send!({ ready: true });

@@ -10,7 +10,7 @@
  *
  * Input i of a run seeded S is mutation mutationSeed(S, i) of a corpus file chosen by it: replay one with
  * `--seed S --start i --n 1`. --save writes each failing input to DIR (for a regression test). Exit 1 on any crash,
- * hang or over-memory case. --log writes one line per input (index, kind, outcome, message).
+ * hang or over-memory case. --log writes one line per input (index, kind, outcome, child high-water RSS in MB, message).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -80,11 +80,11 @@ class Child {
       return 0;
     }
   }
-  async run(id: number, kind: Kind, bytes: Uint8Array): Promise<{ result: Result; message: string }> {
+  async run(id: number, kind: Kind, bytes: Uint8Array): Promise<{ result: Result; message: string; rss: number }> {
     await this.ready;
     return new Promise((resolve) => {
       let done = false;
-      const finish = (r: { result: Result; message: string }, restart: boolean) => {
+      const finish = (r: { result: Result; message: string; rss?: number }, restart: boolean) => {
         if (done) return;
         done = true;
         clearInterval(watch);
@@ -95,7 +95,7 @@ class Child {
           this.proc.kill('SIGKILL');
           this.start();
         }
-        resolve(r);
+        resolve({ ...r, rss: r.rss ?? this.peak });
       };
       const watch = setInterval(() => {
         const rss = this.rss();
@@ -106,7 +106,7 @@ class Child {
       this.proc.on('message', (m: { id: number; outcome: string; message: string; rss: number }) => {
         if (m.id !== id) return;
         if (m.rss > this.peak) [this.peak, this.peakAt] = [m.rss, this.current];
-        finish({ result: m.outcome === 'error' ? 'crashed' : (m.outcome as Result), message: m.message }, false);
+        finish({ result: m.outcome === 'error' ? 'crashed' : (m.outcome as Result), message: m.message, rss: m.rss }, false);
       });
       this.proc.on('exit', (code, signal) => {
         const oom = /heap out of memory|Allocation failed|invalid array length|Array buffer allocation failed/i.test(this.stderr);
@@ -137,9 +137,9 @@ async function main(): Promise<number> {
     const file = files[kind][Math.floor(r() * files[kind].length)];
     const { bytes, ops } = mutate(read(file), kind, ms);
     child.current = `#${i} ${kind} ${path.relative(SHARED, file)} [${ops.join(',')}]`;
-    const { result, message } = await child.run(i, kind, bytes);
+    const { result, message, rss } = await child.run(i, kind, bytes);
     counts[result]++;
-    if (LOG) fs.appendFileSync(LOG, `${i}\t${kind}\t${result}\t${message.split('\n')[0].slice(0, 200)}\n`);
+    if (LOG) fs.appendFileSync(LOG, `${i}\t${kind}\t${result}\t${Math.round(rss / 2 ** 20)}\t${message.split('\n')[0].slice(0, 200)}\n`);
     (byKind[kind] ??= { decoded: 0, refused: 0, crashed: 0, hung: 0, 'over-memory': 0 })[result]++;
     if (result === 'crashed' || result === 'hung' || result === 'over-memory') {
       const line = `${result} #${i} ${kind} ${path.relative(SHARED, file)} [${ops.join(',')}]: replay: npm run fuzz -- --seed ${SEED} --start ${i} --n 1 --kinds ${KINDS.join(',')}\n    ${message.split('\n').join('\n    ')}`;

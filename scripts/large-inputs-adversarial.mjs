@@ -47,7 +47,8 @@ function runOne(id, run) {
     run: `${run.cli} ${run.args.join(' ')}`,
     wall_s: wall,
     peak_rss_mb: Math.round(kb / 1024),
-    exit: r.signal ? `signal ${r.signal}` : r.error ? String(r.error.message) : /Command (exited|terminated)/.test(r.stderr ?? '') ? (r.stderr.match(/Command (exited with non-zero status \d+|terminated by signal \d+)/)?.[1] ?? r.status) : r.status,
+    // GNU time reports the command's status ("exited with non-zero status 133": V8's fatal abort; 134: heap OOM)
+    exit: r.signal ? `signal ${r.signal}` : r.error ? String(r.error.message) : Number((r.stderr ?? '').match(/Command exited with non-zero status (\d+)/)?.[1] ?? (r.stderr ?? '').match(/Command terminated by signal (\d+)/)?.[1] ?? r.status),
     csv_rows: rows,
     files_written: run.cli === 'convert' ? written : undefined,
     said,
