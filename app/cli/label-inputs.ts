@@ -6,10 +6,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { blobSource, isJunkEntry, listZip, readZipEntry } from '../lib/batch/zip';
-import { DEFAULT_MAX_BYTES, isImageDecodeError, sniffFormat } from '../lib/imaging';
+import { isImageDecodeError, sniffFormat } from '../lib/imaging';
 import type { ModelInputSize } from '../lib/imaging/decode-outcome';
 import { resizeRaster } from '../lib/imaging/preprocess';
 import { decodeImageFileNode } from '../platform/node/decode';
+import { readInputFile } from '../platform/node/read-input';
 import type { BatchDecoded } from '../services/batch';
 
 export interface LabelInput {
@@ -38,30 +39,25 @@ export function walkFiles(dir: string): string[] {
   return out;
 }
 
-/** A file's bytes, refused before reading when it is larger than the decoders accept (DEFAULT_MAX_BYTES). */
-function readBounded(file: string): Uint8Array {
-  const size = fs.statSync(file).size;
-  if (size > DEFAULT_MAX_BYTES) throw new Error(`${size} bytes is over the ${DEFAULT_MAX_BYTES}-byte file limit; not read`);
-  const buf = fs.readFileSync(file);
-  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
-}
-
 /**
  * The inputs of DIR or FILE.zip, junk entries (__MACOSX, .DS_Store) left out, and the zip entries that cannot be
  * read (with the reason). Only a zip's central directory is read here.
  */
-export async function listLabelInputs(dir: string): Promise<{ inputs: LabelInput[]; skipped: { file: string; reason: string }[] }> {
+export async function listLabelInputs(dir: string): Promise<{ inputs: LabelInput[]; skipped: { file: string; reason: string }[]; renamed: { file: string; storedPath: string; reason: string }[] }> {
   const skipped: { file: string; reason: string }[] = [];
+  // zip entries with unsafe stored names (.., absolute, drive letters) are labelled under a sanitised name: say so
+  const renamed: { file: string; storedPath: string; reason: string }[] = [];
   let inputs: LabelInput[];
   if (/\.zip$/i.test(dir) && fs.statSync(dir).isFile()) {
     const src = blobSource(await fs.openAsBlob(dir));
     const listing = await listZip(src);
     for (const s of listing.skipped) skipped.push({ file: s.path, reason: s.reason });
+    for (const r of listing.renamed) renamed.push({ file: r.path, storedPath: r.storedPath, reason: r.reason });
     inputs = listing.entries.map((e) => ({ rel: e.path, read: () => readZipEntry(src, e) }));
   } else {
-    inputs = walkFiles(dir).map((f) => ({ rel: path.relative(dir, f).split(path.sep).join('/'), read: async () => readBounded(f) }));
+    inputs = walkFiles(dir).map((f) => ({ rel: path.relative(dir, f).split(path.sep).join('/'), read: async () => readInputFile(f) }));
   }
-  return { inputs: inputs.filter((f) => !isJunkEntry(f.rel)), skipped };
+  return { inputs: inputs.filter((f) => !isJunkEntry(f.rel)), skipped, renamed };
 }
 
 /** Read and decode one input, resized once per size (the imaging worker's decodeForBatch, in-process). */

@@ -79,8 +79,9 @@ async function main() {
   if (models.clip) await inference.ensureSession(models.clip);
   log(`loaded ${entry.id} (${report.dtype}, weights: ${entry.weights}) ${clipEntry ? `+ ${clipEntry.id} ` : ''}in ${((performance.now() - tLoad) / 1000).toFixed(1)} s; wasm threads ${args.threads}; threshold ${threshold}`);
 
-  const { inputs: all, skipped } = await listLabelInputs(args.dir);
+  const { inputs: all, skipped, renamed } = await listLabelInputs(args.dir);
   for (const s of skipped) log(`skip ${s.file}: ${s.reason}`);
+  for (const r of renamed) log(`renamed ${JSON.stringify(r.storedPath)} -> ${r.file}: ${r.reason}`);
   const inputs = args.limit ? all.slice(0, args.limit) : all;
   log(`${inputs.length} files in ${args.dir}`);
 

@@ -20,6 +20,7 @@ import { errorMessage, type ModelRequest } from '../lib/runtime/outcome';
 import { imageName, parseBoxes, summarizeEval, type EvalFailure, type EvalPrompt, type EvalRow } from '../lib/segment/eval';
 import { defaultSegmentModelId } from '../lib/segment/models';
 import { decodeImageFileNode } from '../platform/node/decode';
+import { readInputFile } from '../platform/node/read-input';
 import { nodeSegmentEngines } from '../platform/node/engines';
 import { nodeModelFiles } from '../platform/node/model-files';
 import { nodePlanInputs } from '../platform/node/ort';
@@ -76,8 +77,8 @@ export async function segmentEval(o: SegmentEvalOptions) {
   for (const f of names) {
     const name = imageName(f);
     try {
-      const image = await decodeImageFileNode(fs.readFileSync(path.join(o.dir, 'images', f)));
-      const mask = await decodeImageFileNode(fs.readFileSync(path.join(o.dir, 'masks', `${name}_mask.png`)));
+      const image = await decodeImageFileNode(readInputFile(path.join(o.dir, 'images', f)));
+      const mask = await decodeImageFileNode(readInputFile(path.join(o.dir, 'masks', `${name}_mask.png`)));
       const { row } = await evaluateImage(engine, req, { name, image: image.raster, mask: mask.raster, boxes: boxes[name], prompt: o.prompt });
       rows.push(row);
       log(`${name}\t${fmt(row)}`);

@@ -221,8 +221,10 @@ export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
             get().alert(`${f.name}: ${out.message}`);
             continue;
           }
-          const { entries, skipped } = out.listing;
+          const { entries, skipped, renamed } = out.listing;
           if (skipped.length) get().alert(`${f.name}: ${skipped.length} of ${skipped.length + entries.length} entries skipped: ${skipped.slice(0, 20).map((x) => `${x.path} (${x.reason})`).join('; ')}${skipped.length > 20 ? '; …' : ''}`, 'info');
+          // Unsafe stored names (.., absolute, drive letters) are labelled under a sanitised name: the user sees both.
+          if (renamed.length) get().alert(`${f.name}: ${renamed.length} entries with unsafe names labelled under safe names: ${renamed.slice(0, 20).map((x) => `${JSON.stringify(x.storedPath)} → ${x.path} (${x.reason})`).join('; ')}${renamed.length > 20 ? '; …' : ''}`, 'info');
           for (const entry of entries) {
             if (!looksLikeImagePath(entry.path)) continue;
             expanded.push({ name: entry.path.split('/').pop()!, path: entry.path, zip: { file: f.blob, entry } });
