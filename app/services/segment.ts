@@ -12,7 +12,7 @@ import { rasterToGray } from '../lib/imaging/raster';
 import type { ModelRequest, Outcome } from '../lib/runtime/outcome';
 import { unwrap } from '../lib/runtime/outcome';
 import type { EncodeInfo, SegmentEngine } from '../lib/segment/engine';
-import type { Decoded, DecodeOptions } from '../lib/segment/pipeline';
+import type { Decoded, MaskDecodeOptions } from '../lib/segment/pipeline';
 import type { SamPrompt } from '../lib/segment/layouts';
 import { imageName, LUNGS, lungPrompt, scoreLung, splitLungs, type Box, type EvalPrompt, type EvalRow, type Lung } from '../lib/segment/eval';
 import type { InferenceService } from './inference';
@@ -48,12 +48,12 @@ export async function encodeImage(engine: SegmentEngineLike, req: ModelRequest, 
 }
 
 /** One decode of `prompt` against an encoded image (`key` from encodeImage). */
-export async function decodePrompt(engine: SegmentEngineLike, req: ModelRequest, key: string, prompt: SamPrompt, opts?: DecodeOptions): Promise<Decoded> {
+export async function decodePrompt(engine: SegmentEngineLike, req: ModelRequest, key: string, prompt: SamPrompt, opts?: MaskDecodeOptions): Promise<Decoded> {
   return unwrap(await (engine.decode(req, key, prompt, opts) as Promise<Outcome<Decoded>>));
 }
 
 /** Segment one image from one prompt: encode (or reuse the embedding), then decode; the best mask is `masks[best]`. */
-export async function segmentImage(engine: SegmentEngineLike, req: ModelRequest, raster: Raster, prompt: SamPrompt, opts: DecodeOptions = { masks: 'best' }): Promise<Decoded & { encode: EncodeInfo }> {
+export async function segmentImage(engine: SegmentEngineLike, req: ModelRequest, raster: Raster, prompt: SamPrompt, opts: MaskDecodeOptions = { masks: 'best' }): Promise<Decoded & { encode: EncodeInfo }> {
   const enc = await encodeImage(engine, req, raster);
   return { ...(await decodePrompt(engine, req, enc.key, prompt, opts)), encode: enc };
 }

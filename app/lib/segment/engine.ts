@@ -11,7 +11,7 @@ import { sha256Hex } from '../models/hashing';
 import { outcome, type FamilyEngine, type ModelRequest, type Outcome, type Progress } from '../runtime/outcome';
 import { createSessionFactory, requestKey, SessionPool, type OrtHost, type Session } from '../runtime/sessions';
 import { embeddingCacheKey, type CachedEmbedding } from './cache-key';
-import { SamPipeline, samSettings, type Decoded, type DecodeOptions, type Embedding, type TensorFactory, type TensorLike } from './pipeline';
+import { SamPipeline, samSettings, type Decoded, type MaskDecodeOptions, type Embedding, type TensorFactory, type TensorLike } from './pipeline';
 import type { SamLayout, SamPrompt } from './layouts';
 import { paintMaskOverlay } from './overlay';
 
@@ -44,7 +44,7 @@ export interface SegmentEngine extends FamilyEngine {
   info(req: ModelRequest, onProgress?: Progress): Promise<Outcome<SegmentModelInfo>>;
   /** Embedding of `raster` for this model: memory, then the cache, else the encoder (and store it). */
   encode(req: ModelRequest, raster: Raster): Promise<Outcome<EncodeInfo>>;
-  decode(req: ModelRequest, key: string, prompt: SamPrompt, opts?: DecodeOptions): Promise<Outcome<Decoded>>;
+  decode(req: ModelRequest, key: string, prompt: SamPrompt, opts?: MaskDecodeOptions): Promise<Outcome<Decoded>>;
   /**
    * The hover preview: one decode of `prompt`, its best mask painted here (in the worker, off the page's thread) as
    * RGBA at the image's size in `style`'s colour and alpha (app/lib/segment/overlay.ts); the page only blits it.

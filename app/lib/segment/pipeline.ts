@@ -57,7 +57,8 @@ export interface Embedding {
   encodeMs: number;
 }
 
-export interface DecodeOptions {
+/** Options of a SAM mask decode (prompt -> masks); not image-file decoding, which is lib/imaging DecodeOptions. */
+export interface MaskDecodeOptions {
   multimask?: boolean;
   /** Also return the logits at the original size (parity checks); masks are always returned. */
   logits?: boolean;
@@ -133,7 +134,7 @@ export class SamPipeline {
    * One interaction. `featureTensors`: resident feature tensors (e.g. on the GPU) to use instead of uploading the
    * cached embedding again.
    */
-  async decode(emb: Embedding, prompt: SamPrompt, opts: DecodeOptions = {}, featureTensors?: Record<string, TensorLike>): Promise<Decoded> {
+  async decode(emb: Embedding, prompt: SamPrompt, opts: MaskDecodeOptions = {}, featureTensors?: Record<string, TensorLike>): Promise<Decoded> {
     const feeds = this.feeds(emb, prompt, featureTensors);
     const t0 = nowMs();
     const out = await this.decoder.run(feeds, decoderFetches(this.itf));
