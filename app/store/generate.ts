@@ -193,7 +193,7 @@ export const createGenerateSlice: SliceCreator<GenerateSlice> = (set, get) => {
       status: 'running',
     };
     patch({ report: loaded, runs: [run, ...get().gen.runs] });
-    const worker = get().workers.generate();
+    const worker = get().workers.sd();
     const out = await runGallery(
       {
         generate: (r, p, on) => worker.generate(r, p, on),
@@ -266,7 +266,7 @@ export const createGenerateSlice: SliceCreator<GenerateSlice> = (set, get) => {
       const d = get().download;
       if (d && !d.done && !d.error && d.modelId === generatorEntry(get())?.id) get().cancelDownload();
       try {
-        await get().workers.generate().cancel();
+        await get().workers.sd().cancel();
       } catch (e) {
         get().alert(`Cancelling failed: ${errorMessage(e)}`);
       }

@@ -81,7 +81,7 @@ export const createModelsSlice: SliceCreator<ModelsSlice> = (set, get) => {
 
   const inference = new InferenceService({
     planInputs: (entry, override) => device.planInputs(entry, override),
-    engines: { classifier: workers.classifier(), clip: workers.clip(), sam: workers.segment(), sd: workers.generate() },
+    engines: { classifier: workers.classifier(), clip: workers.clip(), sam: workers.sam(), sd: workers.sd() },
     files: {
       async ensure(entry, dtype) {
         if (downloadedVariants(entry, get().source, get().stored).includes(dtype)) return;

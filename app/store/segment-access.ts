@@ -64,7 +64,7 @@ export function segmentAccess(set: Set, get: () => AppState) {
   // model | the variants it may use (dtype choice) | backend setting | source
   const tagOf = (r: NonNullable<ReturnType<typeof req>>) =>
     `${r.entry.id}|${Object.keys(r.entry.variants).sort().join(',')}|${r.override}|${JSON.stringify(r.source.kind === 'local' ? { kind: 'local', name: r.source.name } : r.source)}`;
-  const engine = () => get().workers.segment();
+  const engine = () => get().workers.sam();
   const current = (): ImageItem | undefined => get().images.find((i) => i.id === get().currentId);
   const patchSeg = (p: Partial<SegmentState>) => set((s) => ({ segment: { ...s.segment, ...p } }));
   /** Patch the state under `id` (a segImageKey); no-op when it is gone. */

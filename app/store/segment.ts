@@ -2,7 +2,7 @@
  * Segment slice: the chosen SAM-family model, its load, each image's embedding, the prompts and decodes of the
  * active layer (one undo step each), and the hover preview (coalesced: a burst of pointer moves costs at most one
  * extra decode). Layers and undo/redo: segment-layers.ts; exports: segment-export.ts; the folder evaluation:
- * segment-eval.ts. Talks to workers/segment.worker.ts; all geometry and mask logic is in app/lib/segment.
+ * segment-eval.ts. Talks to workers/sam.worker.ts; all geometry and mask logic is in app/lib/segment.
  */
 import {
   historyPush,

@@ -123,7 +123,7 @@ test('segment and generate: each worker call failing once is an alert, never a s
   await clickCentre();
   await expect(alertFor('segment.encode')).toHaveCount(1);
   // a failed encode does not leave the image "encoding"
-  await expect(page.getByTestId('segment-embedding')).toContainText('injected fault in segment.encode');
+  await expect(page.getByTestId('segment-embedding')).toContainText('injected fault in sam.encode');
   await clickCentre();
   await expect(alertFor('segment.decode')).toHaveCount(1);
   await expect(page.getByTestId('segment-layer-area').first()).toHaveText('empty');

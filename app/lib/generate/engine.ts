@@ -1,7 +1,7 @@
 /**
  * The generate engine: owns the SD sessions of one model (lazily created, one set at a time) and runs
  * pipeline.ts for the gallery, the CLI and the tests. Runtime-agnostic: ONNX Runtime, file reading and the device
- * facts are injected (browser worker: workers/generate.worker.ts; Node: app/platform/node/engines.ts).
+ * facts are injected (browser worker: workers/sd.worker.ts; Node: app/platform/node/engines.ts).
  *
  * On WebGPU the text encoder, the UNet and the step graph write 'gpu-buffer' outputs that feed the next session, so
  * nothing is read back between UNet steps; the VAE decoder's image is the only read-back. fp16 variants are used

@@ -2,7 +2,7 @@
  * The segment engine: owns the SAM sessions (one pair per model+variant, created lazily), the image embeddings
  * (encoded once per image+model+variant, cached in IndexedDB by the host and kept resident in memory for the
  * images in use) and runs one decode per interaction. Runtime-agnostic: ORT, session creation and the embedding
- * store are injected (workers/segment.worker.ts in the browser; app/platform/node/engines.ts for `npm run segment-eval`).
+ * store are injected (workers/sam.worker.ts in the browser; app/platform/node/engines.ts for `npm run segment-eval`).
  */
 import type { ModelFile } from '../models/manifest-types';
 import type { RuntimeReport } from '../runtime/report';

@@ -1,5 +1,5 @@
 /**
- * The worker registry: the app's comlink workers, one lazily created singleton per model family plus one for
+ * The worker registry: the app's comlink workers, one lazily created singleton per model family (named by the manifest's `family`: classifier, clip, sam, sd) plus one for
  * decoding images. Callers get the family's engine interface (app/lib/<family>/engine.ts); progress callbacks are
  * proxied here so the rest of the app never sees comlink.
  *
@@ -13,14 +13,15 @@ import type { ClipEngine } from '../../lib/clip/engine';
 import type { ImagingApi } from '../../lib/imaging/decode-outcome';
 import type { SegmentEngine } from '../../lib/segment/engine';
 import type { GenerateEngine } from '../../lib/generate/engine';
+import type { ModelFamily } from '../../lib/models/manifest-types';
 import type { Progress } from '../../lib/runtime/outcome';
 
 export interface WorkerRegistry {
   imaging(): ImagingApi;
   classifier(): ClassifierEngine;
   clip(): ClipEngine;
-  segment(): SegmentEngine;
-  generate(): GenerateEngine;
+  sam(): SegmentEngine;
+  sd(): GenerateEngine;
   /** Release every model session (backend setting changed, model deleted); workers stay alive. */
   resetModels(): Promise<void>;
   /**
@@ -75,12 +76,12 @@ function lazyRemote<T extends object>(name: string, start: () => Worker, methods
   };
 }
 
-function spawn(file: 'imaging' | 'classifier' | 'clip' | 'segment' | 'generate'): Worker {
+function spawn(file: 'imaging' | ModelFamily): Worker {
   // Literal URLs: Vite bundles each worker from its `new URL(..., import.meta.url)`.
   if (file === 'imaging') return new Worker(new URL('../../../workers/imaging.worker.ts', import.meta.url), { type: 'module', name: 'imaging' });
   if (file === 'classifier') return new Worker(new URL('../../../workers/classifier.worker.ts', import.meta.url), { type: 'module', name: 'classifier' });
-  if (file === 'segment') return new Worker(new URL('../../../workers/segment.worker.ts', import.meta.url), { type: 'module', name: 'segment' });
-  if (file === 'generate') return new Worker(new URL('../../../workers/generate.worker.ts', import.meta.url), { type: 'module', name: 'generate' });
+  if (file === 'sam') return new Worker(new URL('../../../workers/sam.worker.ts', import.meta.url), { type: 'module', name: 'sam' });
+  if (file === 'sd') return new Worker(new URL('../../../workers/sd.worker.ts', import.meta.url), { type: 'module', name: 'sd' });
   return new Worker(new URL('../../../workers/clip.worker.ts', import.meta.url), { type: 'module', name: 'clip' });
 }
 
@@ -89,16 +90,16 @@ export function browserWorkers(): WorkerRegistry {
   const imaging = lazyRemote<ImagingApi>('imaging', () => spawn('imaging'), ['decode', 'decodeForBatch', 'listZip']);
   const classifier = lazyRemote<ClassifierEngine>('classifier', () => spawn('classifier'), ['load', 'classify', 'occlusion', 'release', 'reset']).api;
   const clip = lazyRemote<ClipEngine>('clip', () => spawn('clip'), ['load', 'zeroShot', 'release', 'reset']).api;
-  const segment = lazyRemote<SegmentEngine>('segment', () => spawn('segment'), ['load', 'info', 'encode', 'decode', 'previewDecode', 'stats', 'release', 'reset']).api;
-  const generate = lazyRemote<GenerateEngine>('generate', () => spawn('generate'), ['load', 'generate', 'cancel', 'release', 'reset']).api;
+  const sam = lazyRemote<SegmentEngine>('sam', () => spawn('sam'), ['load', 'info', 'encode', 'decode', 'previewDecode', 'stats', 'release', 'reset']).api;
+  const sd = lazyRemote<GenerateEngine>('sd', () => spawn('sd'), ['load', 'generate', 'cancel', 'release', 'reset']).api;
   return {
     imaging: () => imaging.api,
     classifier: () => classifier,
     clip: () => clip,
-    segment: () => segment,
-    generate: () => generate,
+    sam: () => sam,
+    sd: () => sd,
     async resetModels() {
-      await Promise.all([classifier.reset(), clip.reset(), segment.reset(), generate.reset()]);
+      await Promise.all([classifier.reset(), clip.reset(), sam.reset(), sd.reset()]);
     },
     cancelImaging() {
       imaging.terminate('cancelled by the user');

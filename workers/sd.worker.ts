@@ -1,5 +1,5 @@
 /**
- * Generate worker: a thin comlink adapter over app/lib/generate's engine (SD sessions, LCM loop kept on the GPU
+ * SD worker (family `sd`): a thin comlink adapter over app/lib/generate's engine (SD sessions, LCM loop kept on the GPU
  * on WebGPU, per-step progress, cancel between steps, size check, fp16 NaN fallback). Model bytes come from the
  * model cache (browserOrtHost's reader).
  */

@@ -1,5 +1,5 @@
 /**
- * Segment worker: exposes the segment engine (app/lib/segment/engine.ts) through comlink with the browser's ORT host
+ * SAM worker (family `sam`): exposes the segment engine (app/lib/segment/engine.ts) through comlink with the browser's ORT host
  * (ORT from /ort/, model bytes from the model cache) and an IndexedDB embedding store, so a reload or a return to an
  * image does not encode again.
  */
