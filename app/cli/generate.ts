@@ -11,7 +11,7 @@
  * and, with --classifier, each image's score): the gallery's export writes the same record for the same request.
  * Argument parsing and file I/O around app/services/generate.ts (the gallery run), through the inference service
  * (model files size- and sha256-verified, the plan's variant) and the app's generate engine.
- * Default model: cxr-ldm-lcm when public/models has it, else the first SD model (see defaultGeneratorId).
+ * Default model: cxr-ldm-lcm when public/models has it, else the first SD model (see defaultModelId in app/lib/models/default-model.ts).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -19,7 +19,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findModel, parseManifest } from '../lib/models/manifest';
 import type { ModelEntry } from '../lib/models/manifest-types';
-import { composeGrid, defaultGeneratorId } from '../lib/generate/record';
+import { composeGrid } from '../lib/generate/record';
+import { defaultModelId } from '../lib/models/default-model';
 import { encodePng } from '../lib/segment/png';
 import type { GenerateReport } from '../lib/generate/types';
 import type { ClassifierEngine } from '../lib/classify/engine';
@@ -98,7 +99,7 @@ export function parseGenerateArgs(argv: string[]): GenerateArgs {
 
 export async function runGenerate(a: GenerateArgs, log: (s: string) => void = (s) => process.stderr.write(s + '\n')) {
   const manifest = parseManifest(JSON.parse(fs.readFileSync(path.join(a.modelsDir, 'manifest.json'), 'utf8')));
-  const id = a.model ?? defaultGeneratorId(manifest);
+  const id = a.model ?? defaultModelId(manifest.models, 'sd');
   const entry: ModelEntry | undefined = id ? findModel(manifest, id) : undefined;
   if (!entry) throw new Error(`no model '${id}' in ${a.modelsDir}/manifest.json (SD models: ${manifest.models.filter((m) => m.family === 'sd').map((m) => m.id).join(', ') || 'none'})`);
   if (entry.family !== 'sd') throw new Error(`${entry.id} is a ${entry.family} model, not a text-to-image (sd) model`);

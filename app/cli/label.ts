@@ -33,6 +33,7 @@ import { batchLabels, type BatchRow } from '../lib/batch/rows';
 import { classifierThreshold } from '../lib/classify/pipeline';
 import { defaultPromptSets } from '../lib/clip/prompts';
 import { findModel, parseManifest } from '../lib/models/manifest';
+import { defaultModelId } from '../lib/models/default-model';
 import type { ModelRequest } from '../lib/runtime/outcome';
 import { nodeModelFiles } from '../platform/node/model-files';
 import { nodeOrtHost, nodePlanInputs } from '../platform/node/ort';
@@ -56,8 +57,8 @@ async function main() {
   const entry = findModel(manifest, args.model);
   if (!entry) throw new Error(`Model '${args.model}' is not in ${manifestPath} (have: ${manifest.models.map((m) => m.id).join(', ')})`);
   if (entry.family !== 'classifier') throw new Error(`Model '${args.model}' is a ${entry.family}, not a classifier`);
-  // --prompts without --clip: the manifest's default CLIP model (a trained one before a random fixture).
-  const clipId = args.clip ?? (args.prompts ? (manifest.models.find((m) => m.family === 'clip' && m.weights !== 'random-fixture') ?? manifest.models.find((m) => m.family === 'clip'))?.id : undefined);
+  // --prompts without --clip: the manifest's default CLIP model (defaultModelId: a trained one before a random fixture).
+  const clipId = args.clip ?? (args.prompts ? defaultModelId(manifest.models, 'clip') : undefined);
   const clipEntry = clipId ? findModel(manifest, clipId) : undefined;
   if (clipId && (!clipEntry || clipEntry.family !== 'clip')) throw new Error(`No CLIP model '${clipId}' in the manifest`);
   if (args.prompts && !clipEntry) throw new Error(`--prompts needs a CLIP model and ${manifestPath} has none`);

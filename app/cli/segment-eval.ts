@@ -18,7 +18,7 @@ import type { Dtype } from '../lib/models/manifest-types';
 import { findModel, parseManifest } from '../lib/models/manifest';
 import { errorMessage, type ModelRequest } from '../lib/runtime/outcome';
 import { imageName, parseBoxes, summarizeEval, type EvalFailure, type EvalPrompt, type EvalRow } from '../lib/segment/eval';
-import { defaultSegmentModelId } from '../lib/segment/models';
+import { defaultModelId } from '../lib/models/default-model';
 import { decodeImageFileNode } from '../platform/node/decode';
 import { readInputFile } from '../platform/node/read-input';
 import { nodeSegmentEngines } from '../platform/node/engines';
@@ -47,7 +47,7 @@ const fmt = (r: EvalRow) => `right_lung dice ${r.lungs.right_lung.dice.toFixed(4
 export async function segmentEval(o: SegmentEvalOptions) {
   const log = o.log ?? ((l: string) => console.log(l));
   const manifest = parseManifest(JSON.parse(fs.readFileSync(path.join(o.modelsDir, 'manifest.json'), 'utf8')));
-  const id = o.model ?? defaultSegmentModelId(manifest.models);
+  const id = o.model ?? defaultModelId(manifest.models, 'sam');
   const entry = id ? findModel(manifest, id) : undefined;
   if (!entry || entry.family !== 'sam') throw new Error(`no SAM-family model ${id ?? ''} in ${o.modelsDir}/manifest.json`);
   const boxesPath = path.join(o.dir, 'boxes.json');

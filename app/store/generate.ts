@@ -6,7 +6,8 @@
  * IndexedDB after every seed (one key per run, gallery.ts). History and export actions are in gallery.ts.
  */
 import type { GenerateEvent, GenerateReport, ImageScore, Side, UnetLayout } from '../lib/generate';
-import { checkSdFit, chooseLayout, defaultGeneratorId } from '../lib/generate';
+import { checkSdFit, chooseLayout } from '../lib/generate';
+import { defaultModelId } from '../lib/models/default-model';
 import type { ClassifierEngine } from '../lib/classify/engine';
 import { errorMessage } from '../lib/runtime/outcome';
 import { browserDevice } from '../platform/browser/ort';
@@ -93,7 +94,7 @@ export interface GenerateSlice {
 }
 
 export function generatorEntry(s: Pick<AppState, 'manifest' | 'gen'>) {
-  const id = s.gen.modelId ?? (s.manifest ? defaultGeneratorId(s.manifest) : undefined);
+  const id = s.gen.modelId ?? (s.manifest ? defaultModelId(s.manifest.models, 'sd') : undefined);
   return s.manifest?.models.find((m) => m.id === id && m.family === 'sd');
 }
 

@@ -16,7 +16,7 @@ import { loadLastManifest, loadLocalManifest, saveLastManifest, saveLocalManifes
 import { browserWorkers, type WorkerRegistry } from '../platform/browser/workers';
 import { InferenceService } from '../services/inference';
 import { guarded } from './alerts';
-import { defaultClassifier, defaultClip } from './selectors';
+import { defaultModelId } from '../lib/models/default-model';
 import { loadSettings, saveSettings } from './settings';
 import type { SliceCreator } from './state';
 
@@ -163,8 +163,8 @@ export const createModelsSlice: SliceCreator<ModelsSlice> = (set, get) => {
         set({
           manifest,
           manifestError: undefined,
-          classifierId: manifest.models.some((m) => m.id === keep) ? keep : defaultClassifier(manifest),
-          clipId: manifest.models.some((m) => m.id === keepClip && m.family === 'clip') ? keepClip : defaultClip(manifest),
+          classifierId: manifest.models.some((m) => m.id === keep) ? keep : defaultModelId(manifest.models, 'classifier'),
+          clipId: manifest.models.some((m) => m.id === keepClip && m.family === 'clip') ? keepClip : defaultModelId(manifest.models, 'clip'),
         });
       } catch (e) {
         set({ manifest: null, manifestError: `Model manifest unavailable: ${errorMessage(e)}` });

@@ -7,7 +7,7 @@
  */
 import type { ModelEntry } from '../lib/models/manifest-types';
 import { historyInit } from '../lib/segment';
-import { defaultSegmentModelId } from '../lib/segment/models';
+import { defaultModelId } from '../lib/models/default-model';
 import type { ImageItem } from './images';
 import type { SegImageState, SegLayer, SegmentState } from './segment';
 import type { AppState } from './state';
@@ -26,7 +26,7 @@ const COLORS: [number, number, number][] = [
 /** The chosen segment model, else the default one (the project's trained model when the manifest has it). */
 export function segmentEntry(s: Pick<AppState, 'manifest' | 'segment'>): ModelEntry | undefined {
   const models = s.manifest?.models ?? [];
-  const id = models.some((m) => m.id === s.segment.modelId && m.family === 'sam') ? s.segment.modelId : defaultSegmentModelId(models);
+  const id = models.some((m) => m.id === s.segment.modelId && m.family === 'sam') ? s.segment.modelId : defaultModelId(models, 'sam');
   return models.find((m) => m.id === id);
 }
 

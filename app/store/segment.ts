@@ -100,8 +100,6 @@ export interface SegmentSlice {
   segmentDecodeLogits(prompt: SamPrompt, multimask?: boolean): Promise<Decoded | undefined>;
 }
 
-export { defaultSegmentModelId as defaultSegmentModel } from '../lib/segment/models';
-
 /** Colour of the hover preview (yellow): painted in the worker. */
 const PREVIEW_COLOR = [250, 204, 21] as const;
 

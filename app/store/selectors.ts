@@ -1,5 +1,5 @@
 /** Pure functions of the state that views and slices share. */
-import type { Manifest, ModelEntry } from '../lib/models/manifest-types';
+import type { ModelEntry } from '../lib/models/manifest-types';
 import type { ClassifierResult, OcclusionHeatmap } from '../lib/classify/types';
 import type { ZeroShotOutput } from '../lib/clip/types';
 import type { ImageItem } from './images';
@@ -10,18 +10,6 @@ export { defaultPromptSets };
 
 export function classifierEntry(s: Pick<AppState, 'manifest' | 'classifierId'>): ModelEntry | undefined {
   return s.manifest?.models.find((m) => m.id === s.classifierId);
-}
-
-/** The trained classifier when the manifest has one, else its first. */
-export function defaultClassifier(manifest: Manifest): string | undefined {
-  const cls = manifest.models.filter((m) => m.family === 'classifier');
-  return (cls.find((m) => m.weights === 'trained') ?? cls[0])?.id;
-}
-
-/** The first CLIP model that is not a random fixture, else the first. */
-export function defaultClip(manifest: Manifest): string | undefined {
-  const clips = manifest.models.filter((m) => m.family === 'clip');
-  return (clips.find((m) => m.weights !== 'random-fixture') ?? clips[0])?.id;
 }
 
 export function clipEntry(s: Pick<AppState, 'manifest' | 'clipId'>): ModelEntry | undefined {

@@ -21,7 +21,7 @@ test('each worker call failing once: an alert, the app keeps working, no unhandl
   });
   const errors = watchErrors(page);
   await openApp(page, { backend: 'wasm', classifier });
-  // The app's default CLIP model: the first trained one (cxr-clip) before a random fixture (store/selectors defaultClip).
+  // The app's default CLIP model: the first trained one (cxr-clip) before a random fixture (defaultModelId in app/lib/models/default-model.ts).
   const clips = readManifest()!.models.filter((m) => m.family === 'clip');
   await expect(page.getByTestId('clip-select')).toHaveValue((clips.find((m) => m.weights !== 'random-fixture') ?? clips[0]).id);
   const alerts = page.getByRole('alert').getByTestId('alert-item');

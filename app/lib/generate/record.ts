@@ -2,7 +2,7 @@
  * What the gallery exports and `npm run generate` writes: the grid image (rows = seeds, columns = sides) and the
  * JSON record that reproduces it (prompt, seeds, steps, guidance, model ids and the sha256 of every model file).
  */
-import type { Manifest, ModelEntry } from '../models/manifest-types';
+import type { ModelEntry } from '../models/manifest-types';
 import type { Side, UnetLayout } from './pipeline';
 import { filesForLayout } from './fit';
 
@@ -132,10 +132,4 @@ export function composeGrid(rows: (RgbaImage | null)[][], gap = 4, scale = 1, ba
     }),
   );
   return { width, height, data };
-}
-
-/** The generator a gallery or CLI uses by default: the project's own trained cxr-ldm-lcm when present, else a trained/pretrained SD, else the tiny fixture. */
-export function defaultGeneratorId(manifest: Manifest): string | undefined {
-  const sd = manifest.models.filter((m) => m.family === 'sd');
-  return (sd.find((m) => m.id === 'cxr-ldm-lcm') ?? sd.find((m) => m.weights !== 'random-fixture') ?? sd.find((m) => m.id === 'tiny-sd') ?? sd[0])?.id;
 }

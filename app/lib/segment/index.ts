@@ -10,6 +10,5 @@ export * from './coalesce';
 export * from './history';
 export * from './pipeline';
 export * from './eval';
-export * from './models';
 export * from './lung-side';
 export * from './overlay';

@@ -11,7 +11,8 @@ import { PNG } from 'pngjs';
 import { createHash } from 'node:crypto';
 import { REPO_ROOT } from '../helpers/shared';
 import { parseManifest, findModel } from '../../../app/lib/models/manifest';
-import { checkSdFit, chooseLayout, createGenerateEngine, filesForLayout, composeGrid, defaultGeneratorId } from '../../../app/lib/generate';
+import { checkSdFit, chooseLayout, createGenerateEngine, filesForLayout, composeGrid } from '../../../app/lib/generate';
+import { defaultModelId } from '../../../app/lib/models/default-model';
 import type { ModelEntry } from '../../../app/lib/models/manifest-types';
 import { parseGenerateArgs, runGenerate } from '../../../app/cli/generate';
 import { nodeGenerateHost } from '../../../app/platform/node/engines';
@@ -159,7 +160,7 @@ describe('size check (fit.ts)', () => {
     expect(chooseLayout(tiny, v)).toEqual({ layout: 'scaled', hasLora: true });
     expect(filesForLayout(v, 'scaled').map((f) => f.role).sort()).toEqual(['scheduler_config', 'text_encoder', 'tokenizer', 'unet_scaled', 'vae_decoder']);
     expect(filesForLayout(v, 'two-graph').map((f) => f.role).sort()).toEqual(['scheduler_config', 'text_encoder', 'tokenizer', 'unet', 'unet_lora', 'vae_decoder']);
-    expect(defaultGeneratorId(manifest)).toBe(manifest.models.some((m) => m.id === 'cxr-ldm-lcm') ? 'cxr-ldm-lcm' : 'tiny-sd');
+    expect(defaultModelId(manifest.models, 'sd')).toBe(manifest.models.some((m) => m.id === 'cxr-ldm-lcm') ? 'cxr-ldm-lcm' : 'tiny-sd');
   });
   it('composeGrid places cells with gaps and upscales', () => {
     const px = (v: number) => ({ width: 1, height: 1, data: Uint8ClampedArray.of(v, v, v, 255) });
