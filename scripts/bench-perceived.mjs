@@ -53,8 +53,8 @@ async function waitForHttp(url, ms) {
 const state = (page) =>
   page.evaluate(() => {
     const s = window.cxrStudio.store.getState();
-    const m = s.classifierId ? s.models[s.classifierId] : undefined;
-    return { classifier: s.classifierId, status: m?.status, dtype: m?.report?.dtype, backend: m?.report?.backend, sessionCreateMs: m?.report?.sessionCreateMs };
+    const m = s.chosenModelId.classifier ? s.models[s.chosenModelId.classifier] : undefined;
+    return { classifier: s.chosenModelId.classifier, status: m?.status, dtype: m?.report?.dtype, backend: m?.report?.backend, sessionCreateMs: m?.report?.sessionCreateMs };
   });
 
 async function visit(context, base, image, { waitPrewarm }) {
@@ -71,7 +71,7 @@ async function visit(context, base, image, { waitPrewarm }) {
       const s = window.cxrStudio.store.getState();
       // Every model the prewarm creates a session for (the classifier, then CLIP): a session still being created
       // when the X-ray is dropped shares the cores with the classification.
-      return s.classifierId && s.models[s.classifierId]?.status === 'ready' && (!s.clipId || s.models[s.clipId]?.status === 'ready');
+      return s.chosenModelId.classifier && s.models[s.chosenModelId.classifier]?.status === 'ready' && (!s.chosenModelId.clip || s.models[s.chosenModelId.clip]?.status === 'ready');
     }, null, { timeout: 120_000 });
     prewarm = performance.now() - t;
   }

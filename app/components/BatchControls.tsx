@@ -1,11 +1,11 @@
 /** The batch's inputs (folder, files, .zip) and its progress line with cancel, resume, export and clear. */
-import { useAppStore } from '../store';
+import { chosenModel, useAppStore } from '../store';
 import { metadataFileName } from '../lib/batch/csv';
 import { filesFromDataTransfer } from './dropped-files';
 
 export function BatchIngest() {
   const batchAdd = useAppStore((s) => s.batchAdd);
-  const labels = useAppStore((s) => s.manifest?.models.find((m) => m.id === s.classifierId)?.labels);
+  const labels = useAppStore((s) => chosenModel(s, 'classifier')?.labels);
   const add = async (files: File[]) => {
     const picked = files.map((f) => ({ name: f.name, path: f.webkitRelativePath || f.name, blob: f as Blob }));
     await batchAdd(picked);

@@ -1,4 +1,4 @@
-import { classifierEntry, shownClassification, shownOcclusion, useAppStore } from '../store';
+import { chosenModel, shownClassification, shownOcclusion, useAppStore } from '../store';
 import type { HeatmapMethod, OodVerdict } from '../lib/classify/types';
 import { WeightsBadge } from './WeightsBadge';
 import { modelDisplayName } from '../lib/models/manifest';
@@ -32,10 +32,9 @@ const METHODS: { id: HeatmapMethod; name: string }[] = [
 export function ClassificationPanel() {
   const item = useAppStore((s) => s.images.find((i) => i.id === s.currentId));
   const manifest = useAppStore((s) => s.manifest);
-  const classifierId = useAppStore((s) => s.classifierId);
   const setClassifier = useAppStore((s) => s.setClassifier);
-  const entry = useAppStore((s) => classifierEntry(s));
-  const load = useAppStore((s) => (s.classifierId ? s.models[s.classifierId] : undefined));
+  const entry = useAppStore((s) => chosenModel(s, 'classifier'));
+  const load = useAppStore((s) => (entry ? s.models[entry.id] : undefined));
   const classifiers = manifest?.models.filter((m) => m.family === 'classifier') ?? [];
   // Only a result computed for this image, frame, model and variant (a model switch never shows the old model's).
   const c = useAppStore(shownClassification);
@@ -48,7 +47,7 @@ export function ClassificationPanel() {
       <h2 id="cls-h">Classification</h2>
       <label>
         Model{' '}
-        <select value={classifierId ?? ''} onChange={(e) => setClassifier(e.target.value)} data-testid="classifier-select">
+        <select value={entry?.id ?? ''} onChange={(e) => setClassifier(e.target.value)} data-testid="classifier-select">
           {classifiers.map((m) => (
             <option key={m.id} value={m.id}>
               {modelDisplayName(m)}

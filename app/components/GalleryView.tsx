@@ -1,6 +1,7 @@
 import { useEffect } from 'react';
 import { useAppStore } from '../store';
-import { DEFAULT_PROMPTS, defaultGuidance, generatorEntry, type GalleryImage, type GalleryRun } from '../store/generate';
+import { DEFAULT_PROMPTS, defaultGuidance, type GalleryImage, type GalleryRun } from '../store/generate';
+import { chosenModel } from '../store/selectors';
 import { WeightsBadge } from './WeightsBadge';
 import type { WeightsKind } from '../lib/models/manifest-types';
 import { modelDisplayName } from '../lib/models/manifest';
@@ -9,7 +10,7 @@ import { modelDisplayName } from '../lib/models/manifest';
 export function GalleryView() {
   const gen = useAppStore((s) => s.gen);
   const manifest = useAppStore((s) => s.manifest);
-  const entry = useAppStore((s) => generatorEntry(s));
+  const entry = useAppStore((s) => chosenModel(s, 'sd'));
   const setForm = useAppStore((s) => s.setGenForm);
   const setModel = useAppStore((s) => s.setGenModel);
   const run = useAppStore((s) => s.generateRun);

@@ -1,4 +1,4 @@
-import { classifierEntry, resultKey, useAppStore } from '../store';
+import { chosenModel, resultKey, useAppStore } from '../store';
 import { FileName } from './FileName';
 import { RasterThumb } from './RasterThumb';
 
@@ -6,7 +6,7 @@ export function ImageStrip() {
   const images = useAppStore((s) => s.images);
   const currentId = useAppStore((s) => s.currentId);
   const select = useAppStore((s) => s.select);
-  const entry = useAppStore(classifierEntry);
+  const entry = useAppStore((s) => chosenModel(s, 'classifier'));
   const settings = useAppStore((s) => s.settings);
   if (!images.length) return null;
   return (

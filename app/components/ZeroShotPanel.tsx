@@ -1,16 +1,16 @@
 import { useMemo } from 'react';
-import { clipEntry, currentPromptSets, shownZeroShot, useAppStore } from '../store';
+import { chosenModel, currentPromptSets, shownZeroShot, useAppStore } from '../store';
 import { WeightsBadge } from './WeightsBadge';
 import { modelDisplayName } from '../lib/models/manifest';
 import { knownFindings } from '../lib/clip/known-findings';
 
 export function ZeroShotPanel() {
   const manifest = useAppStore((s) => s.manifest);
-  const clipId = useAppStore((s) => s.clipId);
-  const entry = useAppStore((s) => clipEntry(s));
+  const chosenModelId = useAppStore((s) => s.chosenModelId);
+  const entry = useAppStore((s) => chosenModel(s, 'clip'));
   const prompts = useAppStore((s) => s.prompts);
   // Derived outside the selector: a selector must return stable references (defaults are built fresh).
-  const sets = useMemo(() => currentPromptSets({ manifest, clipId, prompts }), [manifest, clipId, prompts]);
+  const sets = useMemo(() => currentPromptSets({ manifest, chosenModelId, prompts }), [manifest, chosenModelId, prompts]);
   const setPrompts = useAppStore((s) => s.setPrompts);
   const resetPrompts = useAppStore((s) => s.resetPrompts);
   const setClip = useAppStore((s) => s.setClip);
@@ -25,7 +25,7 @@ export function ZeroShotPanel() {
       <h2 id="zs-h">Zero-shot labels</h2>
       <label>
         CLIP model{' '}
-        <select value={clipId ?? ''} onChange={(e) => setClip(e.target.value)} data-testid="clip-select">
+        <select value={entry?.id ?? ''} onChange={(e) => setClip(e.target.value)} data-testid="clip-select">
           {clips.map((m) => (
             <option key={m.id} value={m.id}>
               {modelDisplayName(m)}

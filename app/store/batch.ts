@@ -28,7 +28,7 @@ import { errorMessage } from '../lib/runtime/outcome';
 import { browserBatchJournal, type BatchJournalRun } from '../platform/browser/batch-journal';
 import { batchDecodeSizes, runBatchChunk, zeroShotLabels, type BatchModels } from '../services/batch';
 import { guarded } from './alerts';
-import { currentPromptSets } from './selectors';
+import { chosenModel, currentPromptSets } from './selectors';
 import type { SliceCreator } from './state';
 
 export type { BatchRow };
@@ -249,7 +249,7 @@ export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
       }
       const start = inputs.length;
       inputs = [...inputs, ...expanded];
-      const entry = get().manifest?.models.find((m) => m.id === get().classifierId);
+      const entry = chosenModel(get(), 'classifier');
       const threshold = entry?.card.threshold;
       const fresh = get().batch.rows.length === 0;
       const labels = fresh ? batchLabels(entry?.labels) : get().batch.labels;
@@ -277,8 +277,8 @@ export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
     batchRun: guarded(get, 'The batch failed', async () => {
       if (get().batch.running) return;
       const s0 = get();
-      const cls = s0.manifest?.models.find((m) => m.id === s0.classifierId);
-      const clip = s0.manifest?.models.find((m) => m.id === s0.clipId);
+      const cls = chosenModel(s0, 'classifier');
+      const clip = chosenModel(s0, 'clip');
       if (!cls && !clip) {
         get().alert('No model to run the batch with: the manifest has no classifier or CLIP model');
         return;

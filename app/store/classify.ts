@@ -12,12 +12,11 @@ import { errorMessage } from '../lib/runtime/outcome';
 import { modelInputFor } from '../lib/imaging/model-inputs';
 import { classifyImage, occludeImage } from '../services/classify';
 import { guarded } from './alerts';
-import { classifierEntry, resultKey } from './selectors';
+import { chosenModel, resultKey } from './selectors';
 import type { AppState, SliceCreator } from './state';
 
 export interface ClassifySlice {
-  /** Model chosen for classification (a 'classifier' family entry). */
-  classifierId?: string;
+  /** Choose the classifier (chosenModelId.classifier) and classify the current image with it. */
   setClassifier(id: string): void;
   classifyCurrent(): Promise<void>;
   ensureClassifierLoaded(): Promise<RuntimeReport | null>;
@@ -44,14 +43,14 @@ export interface OcclusionState {
 /** The current image and the chosen classifier, with the key a result for them is filed under. */
 function target(s: AppState) {
   const item = s.images.find((i) => i.id === s.currentId);
-  const entry = classifierEntry(s);
+  const entry = chosenModel(s, 'classifier');
   return item && entry ? { item, entry, key: resultKey(s, item, entry) } : undefined;
 }
 
 /** The key the image's result would be filed under now (undefined when the image is gone or the model changed). */
 function keyNow(s: AppState, imageId: string): string | undefined {
   const item = s.images.find((i) => i.id === imageId);
-  const entry = classifierEntry(s);
+  const entry = chosenModel(s, 'classifier');
   return item && entry ? resultKey(s, item, entry) : undefined;
 }
 
@@ -65,7 +64,7 @@ export const createClassifySlice: SliceCreator<ClassifySlice> = (set, get) => {
     occlusion: {},
 
     setClassifier(id) {
-      set({ classifierId: id });
+      set((s) => ({ chosenModelId: { ...s.chosenModelId, classifier: id } }));
       if (get().currentId) void get().classifyCurrent();
     },
 
@@ -98,7 +97,7 @@ export const createClassifySlice: SliceCreator<ClassifySlice> = (set, get) => {
     }),
 
     async ensureClassifierLoaded() {
-      const id = get().classifierId;
+      const id = chosenModel(get(), 'classifier')?.id;
       return id ? get().ensureModelLoaded(id) : null;
     },
 

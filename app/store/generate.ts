@@ -7,14 +7,13 @@
  */
 import type { GenerateEvent, GenerateReport, ImageScore, Side, UnetLayout } from '../lib/generate';
 import { checkSdFit, chooseLayout } from '../lib/generate';
-import { defaultModelId } from '../lib/models/default-model';
 import type { ClassifierEngine } from '../lib/classify/engine';
 import { errorMessage } from '../lib/runtime/outcome';
 import { browserDevice } from '../platform/browser/ort';
 import { pngDataUrl } from '../platform/browser/gallery';
 import { defaultGuidance, planGallery, runGallery, scoresFrom } from '../services/generate';
 import { saveRun } from './gallery';
-import { classifierEntry } from './selectors';
+import { chosenModel } from './selectors';
 import type { AppState, SliceCreator } from './state';
 
 export { defaultGuidance };
@@ -69,7 +68,6 @@ export interface GenerateForm {
 }
 
 export interface GenerateState {
-  modelId?: string;
   form: GenerateForm;
   running: boolean;
   progress: { done: number; total: number; text: string } | null;
@@ -93,10 +91,6 @@ export interface GenerateSlice {
   cancelGenerate(): Promise<void>;
 }
 
-export function generatorEntry(s: Pick<AppState, 'manifest' | 'gen'>) {
-  const id = s.gen.modelId ?? (s.manifest ? defaultModelId(s.manifest.models, 'sd') : undefined);
-  return s.manifest?.models.find((m) => m.id === id && m.family === 'sd');
-}
 
 export const createGenerateSlice: SliceCreator<GenerateSlice> = (set, get) => {
   const device = browserDevice();
@@ -105,7 +99,7 @@ export const createGenerateSlice: SliceCreator<GenerateSlice> = (set, get) => {
     set((st) => ({ gen: { ...st.gen, runs: st.gen.runs.map((r) => (r.id === id ? f(r) : r)) } }));
 
   async function score(images: { width: number; height: number; data: Uint8ClampedArray }[]): Promise<(ImageScore | undefined)[]> {
-    const cls = classifierEntry(get());
+    const cls = chosenModel(get(), 'classifier');
     if (!cls || !images.length) return images.map(() => undefined);
     const report = await get().ensureClassifierLoaded();
     if (!report) return images.map(() => undefined);
@@ -121,7 +115,7 @@ export const createGenerateSlice: SliceCreator<GenerateSlice> = (set, get) => {
 
   async function galleryRun(): Promise<void> {
     const s = get();
-    const entry = generatorEntry(s);
+    const entry = chosenModel(s, 'sd');
     if (!entry) {
       patch({ error: 'No text-to-image (sd) model in the model list' });
       return;
@@ -243,7 +237,7 @@ export const createGenerateSlice: SliceCreator<GenerateSlice> = (set, get) => {
     },
 
     setGenModel(id) {
-      patch({ modelId: id, report: null, error: undefined });
+      set((st) => ({ chosenModelId: { ...st.chosenModelId, sd: id }, gen: { ...st.gen, report: null, error: undefined } }));
     },
 
     async generateRun() {
@@ -265,7 +259,7 @@ export const createGenerateSlice: SliceCreator<GenerateSlice> = (set, get) => {
       patch({ cancelRequested: true, progress: { ...(get().gen.progress ?? { done: 0, total: 1 }), text: 'cancelling…' } });
       // a download in flight stops too (the run then ends with "Cancelled while preparing the model")
       const d = get().download;
-      if (d && !d.done && !d.error && d.modelId === generatorEntry(get())?.id) get().cancelDownload();
+      if (d && !d.done && !d.error && d.modelId === chosenModel(get(), 'sd')?.id) get().cancelDownload();
       try {
         await get().workers.sd().cancel();
       } catch (e) {

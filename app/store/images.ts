@@ -14,6 +14,7 @@ import type { ZeroShotOutput } from '../lib/clip/types';
 import { transfer } from '../platform/browser/workers';
 import { errorMessage } from '../lib/runtime/outcome';
 import { guarded } from './alerts';
+import { chosenModel } from './selectors';
 import type { SliceCreator } from './state';
 
 export interface ImageItem {
@@ -106,7 +107,7 @@ export const createImagesSlice: SliceCreator<ImagesSlice> = (set, get) => {
         const size = f.bytes?.byteLength ?? f.blob?.size ?? 0;
         set({ decoding: { name: f.name, index, total: files.length, bytes: size } });
         const st = get();
-        const sizes = distinctInputSizes([st.manifest?.models.find((m) => m.id === st.classifierId), st.manifest?.models.find((m) => m.id === st.clipId)]);
+        const sizes = distinctInputSizes([chosenModel(st, 'classifier'), chosenModel(st, 'clip')]);
         let out;
         // Size checked before the file is read: one over the limit never costs its size in memory.
         const tooLarge = fileSizeError(size, DEFAULT_MAX_BYTES);
@@ -205,8 +206,10 @@ export const createImagesSlice: SliceCreator<ImagesSlice> = (set, get) => {
     // The classification first, then the zero-shot labels (results already there for these models are kept). Run
     // side by side, the two workers' downloads, session creations and WASM threads share the same cores and the
     // headline result came later (issue 12.4: the drop -> classification time is what a researcher waits for).
-    const needClassifier = s.classifierId && !item.classifying && item.classification?.modelId !== s.classifierId;
-    const needZeroShot = s.clipId && !item.zeroShotRunning && item.zeroShot?.modelId !== s.clipId;
+    const classifierId = chosenModel(s, 'classifier')?.id;
+    const clipId = chosenModel(s, 'clip')?.id;
+    const needClassifier = classifierId && !item.classifying && item.classification?.modelId !== classifierId;
+    const needZeroShot = clipId && !item.zeroShotRunning && item.zeroShot?.modelId !== clipId;
     if (needClassifier) await get().classifyCurrent();
     if (needZeroShot) await get().zeroShotCurrent();
   }),

@@ -3,7 +3,7 @@
  * downloads.ts). Owns the app's InferenceService (app/services/inference.ts), wired to the
  * browser: engines in comlink workers, files downloaded into Cache Storage, plans from the page's GPU facts.
  */
-import type { Manifest, ModelEntry } from '../lib/models/manifest-types';
+import type { Manifest, ModelEntry, ModelFamily } from '../lib/models/manifest-types';
 import { downloadedVariants } from '../lib/models/model-cache';
 import { withDtypeChoice } from '../lib/models/dtype-choice';
 import { fetchManifest, localSourceFromFiles, sourceFromSetting, workerSource, type ModelSource, type ModelSourceSetting } from '../lib/models/sources';
@@ -16,11 +16,15 @@ import { loadLastManifest, loadLocalManifest, saveLastManifest, saveLocalManifes
 import { browserWorkers, type WorkerRegistry } from '../platform/browser/workers';
 import { InferenceService } from '../services/inference';
 import { guarded } from './alerts';
+import { chosenModel } from './selectors';
 import { defaultModelId } from '../lib/models/default-model';
 import { loadSettings, saveSettings } from './settings';
 import type { SliceCreator } from './state';
 
 export type { DownloadState } from './downloads';
+
+/** The manifest's model families, in the order the app's tabs use them. */
+const MODEL_FAMILIES: readonly ModelFamily[] = ['classifier', 'clip', 'sam', 'sd'];
 export { withDtypeChoice };
 
 /**
@@ -47,6 +51,11 @@ export interface ModelsSlice {
   source: ModelSource;
   manifest: Manifest | null;
   manifestError?: string;
+  /**
+   * This family's chosen model, per family (the manifest's `family` word); read it through
+   * selectors.chosenModel(s, family), which falls back to defaultModelId. Set for every family when a manifest loads.
+   */
+  chosenModelId: Partial<Record<ModelFamily, string>>;
   /** Load state per model id; a model whose sessions were released has none. */
   models: Record<string, ModelLoadState>;
   /** The app's comlink workers (image decoding and one per model family). */
@@ -110,6 +119,7 @@ export const createModelsSlice: SliceCreator<ModelsSlice> = (set, get) => {
   return {
     source: sourceFromSetting(loadSettings().modelSource, appModelsBaseUrl()),
     manifest: null,
+    chosenModelId: {},
     models: {},
     workers,
     inference,
@@ -125,8 +135,8 @@ export const createModelsSlice: SliceCreator<ModelsSlice> = (set, get) => {
 
     async prewarm() {
       const s = get();
-      for (const id of [s.classifierId, s.clipId]) {
-        const listed = id ? s.manifest?.models.find((m) => m.id === id) : undefined;
+      for (const family of ['classifier', 'clip'] as const) {
+        const listed = chosenModel(s, family);
         if (!listed || get().models[listed.id]) continue; // loading, ready or failed already: nothing to warm
         try {
           const req = get().modelRequest(listed);
@@ -158,14 +168,13 @@ export const createModelsSlice: SliceCreator<ModelsSlice> = (set, get) => {
             get().alert(`Using the last saved model list: ${errorMessage(e)}`, 'info');
           }
         }
-        const keep = get().classifierId;
-        const keepClip = get().clipId;
-        set({
-          manifest,
-          manifestError: undefined,
-          classifierId: manifest.models.some((m) => m.id === keep) ? keep : defaultModelId(manifest.models, 'classifier'),
-          clipId: manifest.models.some((m) => m.id === keepClip && m.family === 'clip') ? keepClip : defaultModelId(manifest.models, 'clip'),
-        });
+        // A chosen model the new manifest still lists under its family is kept; otherwise the family's default.
+        const chosenModelId: ModelsSlice['chosenModelId'] = {};
+        for (const family of MODEL_FAMILIES) {
+          const keep = get().chosenModelId[family];
+          chosenModelId[family] = manifest.models.some((m) => m.id === keep && m.family === family) ? keep : defaultModelId(manifest.models, family);
+        }
+        set({ manifest, manifestError: undefined, chosenModelId });
       } catch (e) {
         set({ manifest: null, manifestError: `Model manifest unavailable: ${errorMessage(e)}` });
       }

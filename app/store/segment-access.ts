@@ -5,11 +5,10 @@
  * tagOf), so a frame or model change never decodes against another's embedding or shows another's masks.
  * Stateless accessors over the store's (set, get); the slices keep their own state in their creators' closures.
  */
-import type { ModelEntry } from '../lib/models/manifest-types';
 import { historyInit } from '../lib/segment';
-import { defaultModelId } from '../lib/models/default-model';
 import type { ImageItem } from './images';
 import type { SegImageState, SegLayer, SegmentState } from './segment';
+import { chosenModel } from './selectors';
 import type { AppState } from './state';
 
 type Set = (partial: (s: AppState) => Partial<AppState>) => void;
@@ -22,13 +21,6 @@ const COLORS: [number, number, number][] = [
   [200, 100, 255],
   [0, 220, 220],
 ];
-
-/** The chosen segment model, else the default one (the project's trained model when the manifest has it). */
-export function segmentEntry(s: Pick<AppState, 'manifest' | 'segment'>): ModelEntry | undefined {
-  const models = s.manifest?.models ?? [];
-  const id = models.some((m) => m.id === s.segment.modelId && m.family === 'sam') ? s.segment.modelId : defaultModelId(models, 'sam');
-  return models.find((m) => m.id === id);
-}
 
 /** The selected mask of a layer, if it has one (candidates not upscaled yet are empty). */
 export function layerMask(l: SegLayer): Uint8Array | undefined {
@@ -58,7 +50,7 @@ export function currentSegImage(s: Pick<AppState, 'images' | 'currentId' | 'segm
 /** The segment slices' view of the store: request, engine, current image and its per-image state. */
 export function segmentAccess(set: Set, get: () => AppState) {
   const req = () => {
-    const entry = segmentEntry(get());
+    const entry = chosenModel(get(), 'sam');
     return entry ? get().modelRequest(entry) : null;
   };
   // model | the variants it may use (dtype choice) | backend setting | source

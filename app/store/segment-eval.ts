@@ -10,7 +10,8 @@ import { errorMessage } from '../lib/runtime/outcome';
 import { imageName, LUNGS, parseBoxes, summarizeEval, type Box, type EvalFailure, type EvalPrompt, type EvalRow, type EvalSummary } from '../lib/segment';
 import { transfer } from '../platform/browser/workers';
 import { evalFolderPlan, evaluateImage } from '../services/segment';
-import { segmentAccess, segmentEntry } from './segment-access';
+import { segmentAccess } from './segment-access';
+import { chosenModel } from './selectors';
 import type { SliceCreator } from './state';
 
 export interface SegEvalState {
@@ -94,7 +95,7 @@ export const createSegmentEvalSlice: SliceCreator<SegmentEvalSlice> = (set, get)
       }
       ev({ rows: [...rows], failed: [...failed] });
     }
-    const entry = segmentEntry(get());
+    const entry = chosenModel(get(), 'sam');
     if (failed.length) get().alert(`${failed.length} of ${todo.length} images could not be evaluated (first: ${failed[0].image}: ${failed[0].message})`);
     ev({ summary: summarizeEval(entry?.id ?? '?', prompt, rows, skipped, failed) });
   }

@@ -4,7 +4,8 @@
  */
 import { maskToPng, maskToPolygons, type Ring } from '../lib/segment';
 import { buildDicomSeg, type SegSourceAttributes } from '../lib/segment/dicom-seg';
-import { layerMask, segImageKey, segmentAccess, segmentEntry } from './segment-access';
+import { layerMask, segImageKey, segmentAccess } from './segment-access';
+import { chosenModel } from './selectors';
 import type { SliceCreator } from './state';
 
 export interface SegmentExportSlice {
@@ -34,7 +35,7 @@ export const createSegmentExportSlice: SliceCreator<SegmentExportSlice> = (set, 
       const { width: w, height: h } = item.raster;
       const stem = item.name.replace(/\.[^.]+$/, '');
       const slug = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, '_');
-      const entry = segmentEntry(get());
+      const entry = chosenModel(get(), 'sam');
       if (kind === 'png') return layers.map((l) => download(`${stem}_${slug(l.label)}_mask.png`, maskToPng(layerMask(l)!, w, h), 'image/png'));
       if (kind === 'polygons') {
         const doc = {

@@ -26,7 +26,7 @@ import { segImageKey, segmentAccess } from './segment-access';
 import type { SliceCreator } from './state';
 
 export type { SegEvalState };
-export { currentSegImage, layerMask, segImageKey, segmentEntry } from './segment-access';
+export { currentSegImage, layerMask, segImageKey } from './segment-access';
 
 export interface SegLayer {
   id: number;
@@ -62,7 +62,6 @@ export interface SegImageState {
 }
 
 export interface SegmentState {
-  modelId?: string;
   info?: SegmentModelInfo;
   loading: boolean;
   loadMessage?: string;
@@ -264,9 +263,9 @@ export const createSegmentSlice: SliceCreator<SegmentSlice> = (set, get) => {
     segmentSetModel: guarded(get, 'Changing the segment model failed', async (id: string) => {
       // Embeddings belong to a model: the per-image keys are dropped (masks stay; they are pixels).
       set((s) => ({
+        chosenModelId: { ...s.chosenModelId, sam: id },
         segment: {
           ...s.segment,
-          modelId: id,
           info: undefined,
           loadError: undefined,
           preview: undefined,

@@ -1,5 +1,5 @@
 /** Pure functions of the state that views and slices share. */
-import type { ModelEntry } from '../lib/models/manifest-types';
+import type { ModelEntry, ModelFamily } from '../lib/models/manifest-types';
 import type { ClassifierResult, OcclusionHeatmap } from '../lib/classify/types';
 import type { ZeroShotOutput } from '../lib/clip/types';
 import type { ImageItem } from './images';
@@ -8,16 +8,21 @@ import type { AppState } from './state';
 
 export { defaultPromptSets };
 
-export function classifierEntry(s: Pick<AppState, 'manifest' | 'classifierId'>): ModelEntry | undefined {
-  return s.manifest?.models.find((m) => m.id === s.classifierId);
+/**
+ * This family's chosen model (`family`: the manifest's word, 'classifier' | 'clip' | 'sam' | 'sd'): the entry of
+ * `chosenModelId[family]` when the manifest lists it under that family, else undefined (no manifest, no model of
+ * the family, or none chosen: a store without a CLIP choice runs no zero-shot). Loading a manifest sets every
+ * family's choice to the kept one or defaultModelId (models.ts). The one accessor every slice and view uses for
+ * "the model this tab runs".
+ */
+export function chosenModel(s: Pick<AppState, 'manifest' | 'chosenModelId'>, family: ModelFamily): ModelEntry | undefined {
+  const id = s.chosenModelId[family];
+  return id === undefined ? undefined : s.manifest?.models.find((m) => m.id === id && m.family === family);
 }
 
-export function clipEntry(s: Pick<AppState, 'manifest' | 'clipId'>): ModelEntry | undefined {
-  return s.manifest?.models.find((m) => m.id === s.clipId);
-}
-
-export function currentPromptSets(s: Pick<AppState, 'manifest' | 'clipId' | 'prompts'>): PromptSet[] {
-  return (s.clipId && s.prompts[s.clipId]) || defaultPromptSets(clipEntry(s));
+export function currentPromptSets(s: Pick<AppState, 'manifest' | 'chosenModelId' | 'prompts'>): PromptSet[] {
+  const clip = chosenModel(s, 'clip');
+  return (clip && s.prompts[clip.id]) || defaultPromptSets(clip);
 }
 
 /**
@@ -46,13 +51,13 @@ export function resultKey(s: Pick<AppState, 'settings'>, item: Pick<ImageItem, '
   return `${item.id}|frame ${item.dicom?.frameIndex ?? 0}|${entry.id}|${s.settings.dtypes[entry.id] ?? 'auto'}`;
 }
 
-type KeyState = Pick<AppState, 'settings' | 'images' | 'currentId' | 'manifest' | 'classifierId' | 'clipId'>;
+type KeyState = Pick<AppState, 'settings' | 'images' | 'currentId' | 'manifest' | 'chosenModelId'>;
 const currentItem = (s: KeyState) => s.images.find((i) => i.id === s.currentId);
 
 /** The current image's classification when it is the chosen classifier's for this frame and variant. */
 export function shownClassification(s: KeyState): (ClassifierResult & { weights: ModelEntry['weights'] }) | undefined {
   const item = currentItem(s);
-  const entry = classifierEntry(s);
+  const entry = chosenModel(s, 'classifier');
   const c = item?.classification;
   return item && entry && c && c.key === resultKey(s, item, entry) ? c : undefined;
 }
@@ -60,7 +65,7 @@ export function shownClassification(s: KeyState): (ClassifierResult & { weights:
 /** The current image's zero-shot labels when they are the chosen CLIP model's for this frame and variant. */
 export function shownZeroShot(s: KeyState): ImageItem['zeroShot'] {
   const item = currentItem(s);
-  const entry = clipEntry(s);
+  const entry = chosenModel(s, 'clip');
   const z: (ZeroShotOutput & { modelId: string }) | undefined = item?.zeroShot;
   return item && entry && z && z.key === resultKey(s, item, entry) ? item.zeroShot : undefined;
 }
@@ -68,7 +73,7 @@ export function shownZeroShot(s: KeyState): ImageItem['zeroShot'] {
 /** The current image's occlusion map when it is the chosen classifier's for this frame and variant. */
 export function shownOcclusion(s: KeyState & Pick<AppState, 'occlusion'>): { status: string; done: number; total: number; heatmap?: OcclusionHeatmap; error?: string } | undefined {
   const item = currentItem(s);
-  const entry = classifierEntry(s);
+  const entry = chosenModel(s, 'classifier');
   const o = item ? s.occlusion[item.id] : undefined;
   return item && entry && o && o.key === resultKey(s, item, entry) ? o : undefined;
 }

@@ -6,6 +6,7 @@ import type { BackendOverride } from '../lib/runtime';
 import type { ModelSourceSetting } from '../lib/models/sources';
 import type { DtypeChoice } from '../lib/models/dtype-choice';
 import { guarded } from './alerts';
+import { chosenModel } from './selectors';
 import type { SliceCreator } from './state';
 
 export type { ModelSourceSetting };
@@ -64,7 +65,7 @@ export const createSettingsSlice: SliceCreator<SettingsSlice> = (set, get) => ({
     // Sessions are bound to their execution provider: drop them; the next use re-creates them with the new setting.
     set({ settings });
     await get().releaseSessions();
-    if (get().classifierId && get().images.length) await get().ensureClassifierLoaded();
+    if (chosenModel(get(), 'classifier') && get().images.length) await get().ensureClassifierLoaded();
   }),
 
   setModelDtype: guarded(get, 'Changing the model variant failed', async (modelId: string, d: DtypeChoice) => {
@@ -75,6 +76,6 @@ export const createSettingsSlice: SliceCreator<SettingsSlice> = (set, get) => ({
     saveSettings(settings);
     set({ settings });
     await get().releaseSessions();
-    if (get().classifierId === modelId && get().currentId) await get().classifyCurrent();
+    if (chosenModel(get(), 'classifier')?.id === modelId && get().currentId) await get().classifyCurrent();
   }),
 });

@@ -8,12 +8,10 @@ import { errorMessage } from '../lib/runtime/outcome';
 import { modelInputFor } from '../lib/imaging/model-inputs';
 import { zeroShotImage } from '../services/zero-shot';
 import { guarded } from './alerts';
-import { clipEntry, currentPromptSets, resultKey } from './selectors';
+import { chosenModel, currentPromptSets, resultKey } from './selectors';
 import type { AppState, SliceCreator } from './state';
 
 export interface ZeroShotSlice {
-  /** CLIP model for zero-shot labels; undefined when the manifest has none. */
-  clipId?: string;
   /** Editable prompt sets per CLIP model (defaults: the manifest's config.default_prompts). */
   prompts: Record<string, PromptSet[]>;
   setClip(id: string): void;
@@ -24,7 +22,7 @@ export interface ZeroShotSlice {
 
 function keyNow(s: AppState, imageId: string): string | undefined {
   const item = s.images.find((i) => i.id === imageId);
-  const entry = clipEntry(s);
+  const entry = chosenModel(s, 'clip');
   return item && entry ? resultKey(s, item, entry) : undefined;
 }
 
@@ -36,18 +34,18 @@ export const createZeroShotSlice: SliceCreator<ZeroShotSlice> = (set, get) => {
     prompts: {},
 
     setClip(id) {
-      set({ clipId: id });
+      set((s) => ({ chosenModelId: { ...s.chosenModelId, clip: id } }));
       if (get().currentId) void get().zeroShotCurrent();
     },
 
     setPrompts(sets) {
-      const id = get().clipId;
+      const id = chosenModel(get(), 'clip')?.id;
       if (!id) return;
       set((s) => ({ prompts: { ...s.prompts, [id]: sets } }));
     },
 
     resetPrompts() {
-      const id = get().clipId;
+      const id = chosenModel(get(), 'clip')?.id;
       if (!id) return;
       set((s) => {
         const prompts = { ...s.prompts };
@@ -59,7 +57,7 @@ export const createZeroShotSlice: SliceCreator<ZeroShotSlice> = (set, get) => {
     zeroShotCurrent: guarded(get, 'Zero-shot labelling failed', async () => {
       const s = get();
       const item = s.images.find((i) => i.id === s.currentId);
-      const entry = clipEntry(s);
+      const entry = chosenModel(s, 'clip');
       if (!item || !entry) return;
       const key = resultKey(s, item, entry);
       const token = ++seq;

@@ -127,7 +127,7 @@ test.describe('results keyed by image, frame, model and variant', () => {
     await page.getByTestId('frame-picker').selectOption('1');
     await expect.poll(async () => { const [i] = await items(); return !i.busy && i.frame === 1 && i.cls?.modelId === small && !!i.zs; }, { timeout: 180_000 }).toBe(true);
     const [raced] = await items();
-    const clip = await page.evaluate(() => (window as any).cxrStudio.store.getState().clipId);
+    const clip = await page.evaluate(() => (window as any).cxrStudio.store.getState().chosenModelId.clip);
     expect(raced.cls!.key).toBe(`${raced.id}|frame 1|${small}|auto`);
     expect(raced.zs!.key).toBe(`${raced.id}|frame 1|${clip}|auto`);
     // The panel shows the chosen model's result for frame 2, named as the model that made it.

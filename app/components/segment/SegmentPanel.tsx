@@ -4,7 +4,7 @@
  * date, accession number...) go into the file.
  */
 import { useEffect, useMemo, useState } from 'react';
-import { currentSegImage, layerMask, segmentEntry, useAppStore, type SegLayer } from '../../store';
+import { chosenModel, currentSegImage, layerMask, useAppStore, type SegLayer } from '../../store';
 import { WeightsBadge } from '../WeightsBadge';
 import { saveFiles } from './canvas-util';
 
@@ -98,7 +98,7 @@ export function SegmentPanel() {
   const frame = item?.dicom?.frameIndex ?? 0;
   const sams = manifest?.models.filter((m) => m.family === 'sam') ?? [];
   // the chosen model, else the default (the project's trained lung-sam when the manifest has it)
-  const entry = useAppStore((s) => segmentEntry(s));
+  const entry = useAppStore((s) => chosenModel(s, 'sam'));
   useEffect(() => {
     if (currentId && entry) void prepare();
   }, [currentId, frame, entry?.id, prepare]);

@@ -66,8 +66,7 @@ function nodeBatchStore(modelsDir: string, classifierId: string, clipId: string 
   const store = create<AppState>()((set, get, api) => {
     const rest = {
       manifest,
-      classifierId,
-      clipId,
+      chosenModelId: { classifier: classifierId, clip: clipId },
       prompts: {},
       models: {},
       inference,
