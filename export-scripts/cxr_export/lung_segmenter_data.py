@@ -1,6 +1,7 @@
-"""Data for the lung segmenter (lung_segmenter.py): the cxr-lung-masks dataset loaded as 256-frame images with one target per lung
-(radiologist boxes decide which lung a pixel belongs to, label 127 ignored), SAM's preprocessing (longest side resize,
-ImageNet normalisation, bottom-right padding) and the seeded by-source train / evaluation split."""
+"""Data for the lung segmenter (lung_segmenter.py): the cxr-lung-masks dataset loaded as 256-frame images with one
+target per lung (radiologist boxes decide which lung a pixel belongs to, label 127 ignored), SAM's preprocessing
+(longest side resize, ImageNet normalisation, bottom-right padding) and the seeded by-source train / evaluation
+split."""
 
 from __future__ import annotations
 

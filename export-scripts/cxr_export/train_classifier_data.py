@@ -1,6 +1,6 @@
-"""Data for `cxr-export train-classifier` (train_classifier.py): the ViT image processor (resize, rescale, ImageNet-style
-normalisation with the app's mean / std), a Kermany split loaded as uint8 images with labels in LABELS order, the
-conversion to normalised tensors and the seeded training augmentation."""
+"""Data for `cxr-export train-classifier` (train_classifier.py): the ViT image processor (resize, rescale,
+ImageNet-style normalisation with the app's mean / std), a Kermany split loaded as uint8 images with labels in LABELS
+order, the conversion to normalised tensors and the seeded training augmentation."""
 
 from __future__ import annotations
 
