@@ -13,6 +13,9 @@ PyTorch modules: the classifier graphs are rebuilt from the ONNX file (cxr_expor
 clip, sam and sd are rebuilt from their seed with the same builders `cxr-export fixtures` uses. Every rebuilt module
 is checked against ONNX Runtime on the bench inputs first; when it is not the graph's module (e.g. a family has been
 re-trained since), the PyTorch column says so instead of timing another model.
+
+This module holds feeds, timing and the child (and the CLI) and re-exports the parts: bench_torch.py (the PyTorch
+modules), bench_levers.py (lever and full-size graphs).
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ExportError
+from .bench_torch import torch_callable
+from .bench_levers import prepare_levers, export_full
+
 
 DTYPE_NP = {"float32": np.float32, "int64": np.int64, "int32": np.int32, "bool": np.bool_, "float16": np.float16}
 
@@ -87,113 +93,6 @@ def _dynamic_batch(path: Path) -> bool:
 
 def load_feeds(items: dict) -> dict[str, np.ndarray]:
     return {k: np.fromfile(v["file"], dtype=DTYPE_NP[v["dtype"]]).reshape(v["dims"]) for k, v in items.items()}
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# PyTorch modules of the graphs
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def torch_callable(g: dict, device: str = "cpu"):
-    """(fn(feeds) -> {output: np.ndarray}, description) for a graph, or raise ExportError saying why none. On
-    device 'cuda' the module and the inputs live on the GPU and every call ends with a synchronize (outputs copied
-    back), so the time is the whole call."""
-    import torch
-
-    _DEV[0] = device
-
-    fam, role, entry = g["family"], g["role"], g["entry"]
-    if g["dtype"] != "fp32":
-        raise ExportError(f"{g['dtype']} graph: no PyTorch equivalent (the fp32 row is the reference)")
-    if fam == "classifier":
-        from .classifier import OUTPUTS, wrap
-        from .recover import arch_of, vit_from_onnx
-
-        model, _ = vit_from_onnx(g["path"], arch_of(entry), entry.get("labels", ["NORMAL", "PNEUMONIA"]))
-        m = wrap(model).to(device)
-
-        def fn(feeds):
-            with torch.no_grad():
-                return dict(zip(OUTPUTS, (_n(t) for t in m(_t(feeds["pixel_values"])))))
-
-        return fn, "ViTForImageClassification rebuilt from the ONNX weights (cxr_export.recover)"
-    if entry.get("weights") != "random-fixture":
-        raise ExportError(f"{fam} with {entry.get('weights')} weights: no PyTorch builder in the bench")
-    size = "full" if "(full)" in str(entry.get("source", "")) or "full" in str(g["model"]) else "tiny"
-    if fam == "clip":
-        from .clip import _wrappers, build_random_biomedclip
-
-        model, _, _ = build_random_biomedclip(size, seed=0)
-        img, txt = (w.to(device) for w in _wrappers(model))
-        if role == "image_encoder":
-            return (lambda f: {"image_embeds": _no_grad(img, f["pixel_values"])}), "open_clip BiomedCLIP tiny, seed 0"
-        if role == "text_encoder":
-            return (lambda f: {"text_embeds": _no_grad(txt, f["input_ids"])}), "open_clip BiomedCLIP tiny, seed 0"
-    if fam == "sam":
-        from .sam import build_sam
-
-        adapter, _ = build_sam("sam-vit-b", None, size, 0)
-        adapter.encoder.to(device)
-        adapter.decoder.to(device)
-        if role == "image_encoder":
-            return (lambda f: {"image_embeddings": _no_grad(adapter.encoder, f["pixel_values"])}), \
-                "transformers SamModel tiny, seed 0"
-        if role == "prompt_decoder":
-            names = ["image_embeddings", "point_coords", "point_labels", "mask_input", "has_mask_input"]
-
-            def dec(f):
-                with torch.no_grad():
-                    m, i = adapter.decoder(*[_t(f[k]) for k in names])
-                return {"masks_low_res": _n(m), "iou_predictions": _n(i)}
-
-            return dec, "transformers SamModel tiny, seed 0"
-    if fam == "sd":
-        from .sd import build_sd, wrappers
-
-        parts = build_sd(size, 0)
-        te, unet_w, vd = wrappers(parts["text_encoder"].to(device), parts["unet"].to(device), parts["vae"].to(device))
-        if role == "text_encoder":
-            return (lambda f: {"last_hidden_state": _no_grad(te, f["input_ids"])}), "diffusers tiny SD, seed 0"
-        if role == "unet":
-            u = unet_w(parts["unet"])
-
-            def un(f):
-                with torch.no_grad():
-                    return {"out_sample": _n(u(*[_t(f[k]) for k in ("sample", "timestep", "encoder_hidden_states")]))}
-
-            return un, "diffusers tiny SD UNet, seed 0"
-        if role == "vae_decoder":
-            return (lambda f: {"sample": _no_grad(vd, f["latent_sample"])}), "diffusers tiny SD VAE decoder, seed 0"
-    raise ExportError(f"no PyTorch builder for {fam}/{role}")
-
-
-_DEV = ["cpu"]
-
-
-def _t(x):
-    import torch
-
-    return torch.from_numpy(x).to(_DEV[0])
-
-
-def _n(t):
-    import torch
-
-    if _DEV[0] != "cpu":
-        torch.cuda.synchronize()
-    return t.detach().cpu().numpy()
-
-
-def _no_grad(module, x):
-    import torch
-
-    with torch.no_grad():
-        return _n(module(_t(x)))
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Timing
-# ---------------------------------------------------------------------------------------------------------------
 
 
 def _percentile(xs: list[float], q: float) -> float:
@@ -287,79 +186,6 @@ def child(g: dict, feeds_index: dict, backend: str, threads: int, warm: int, bat
     res["peak_rss_mib"] = vm_kib("VmHWM") / 1024
     res["baseline_rss_mib"] = base / 1024
     return res
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# WASM levers (graphs for scripts/bench/run.ts --levers) and full-size random exports (--full)
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def prepare_levers(spec: dict, key: str, out: Path, threads: int) -> dict:
-    """The classifier graph and its lever variants: an offline-optimised saved model (ORT_ENABLE_EXTENDED, what
-    onnxruntime writes with optimized_model_filepath), the shipped dynamic int8 model and a static QDQ int8 model
-    (per-channel S8S8, calibrated on 64 real Kermany train images); feeds at batch 1, 8, 16, 32."""
-    import onnxruntime as ort
-
-    from .quantize import KermanyCalibration, quantize_qdq
-
-    out.mkdir(parents=True, exist_ok=True)
-    g = next(x for x in spec["graphs"] if x["key"] == key)
-    graphs = {"fp32": g["path"]}
-    int8 = next((x for x in spec["graphs"] if x["model"] == g["model"] and x["dtype"] == "int8"
-                 and x["role"] == g["role"]), None)
-    if int8:
-        graphs["int8-dynamic"] = int8["path"]
-    opt = out / "model.optimized-extended.onnx"
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-    so.optimized_model_filepath = str(opt)
-    so.intra_op_num_threads = threads
-    ort.InferenceSession(g["path"], so, providers=["CPUExecutionProvider"])
-    graphs["fp32-optimized"] = str(opt)
-    qdq = out / "model.int8-qdq.onnx"
-    quantize_qdq(Path(g["path"]), qdq, KermanyCalibration(g["entry"]["preprocessing"]))
-    graphs["int8-qdq"] = str(qdq)
-    lspec = {"graphs": [{**g, "key": name, "path": p, "dtype": "fp32" if name.startswith("fp32") else "int8",
-                         "app_batch": 8} for name, p in graphs.items()]}
-    (out / "graphs.json").write_text(json.dumps(lspec))
-    index = {}
-    for name, p in graphs.items():
-        index[name] = {}
-        for b in (1, 8, 16, 32):
-            from .quantize import sample_feeds
-
-            feeds = sample_feeds(Path(p), seed=0, dims={"batch": b})
-            items = {}
-            for n, arr in feeds.items():
-                f = out / f"{name}-b{b}-{n}.bin"
-                np.ascontiguousarray(arr).tofile(f)
-                items[n] = {"file": str(f), "dims": list(arr.shape), "dtype": str(arr.dtype)}
-            index[name][str(b)] = items
-    (out / "feeds.json").write_text(json.dumps(index))
-    return {"graphs": [{"name": n, "path": p} for n, p in graphs.items()], "spec": str(out / "graphs.json"),
-            "feeds": str(out / "feeds.json")}
-
-
-def export_full(out: Path) -> dict:
-    """Full-size random architectures for --full: ViT-B/16 classifier, BiomedCLIP (ViT-B/16 + PubMedBERT) and SAM
-    ViT-B, into out (a models folder with its own manifest). SD 1.5 is left out: its fp32 UNet alone is 3.4 GB and
-    its export takes longer than a bench run should on a CPU machine (`cxr-export sd --random-init --size full`
-    writes it when wanted; point --models-dir at it)."""
-    import subprocess
-    import sys
-
-    out.mkdir(parents=True, exist_ok=True)
-    done = {}
-    for args, mid in ((["classifier", "--random-init", "--size", "full", "--id", "vit-b16-random"], "vit-b16-random"),
-                      (["clip", "--random-init", "--size", "full", "--id", "biomedclip-random"], "biomedclip-random"),
-                      (["sam", "--arch", "sam-vit-b", "--random-init", "--size", "full", "--id", "sam-vit-b-random"],
-                       "sam-vit-b-random")):
-        if (out / mid).is_dir():
-            done[mid] = "exists"
-            continue
-        # a subprocess, not cli.main: bench is itself a cli subcommand (no import cycle)
-        done[mid] = subprocess.run([sys.executable, "-m", "cxr_export", *args, "--out-dir", str(out)]).returncode
-    return done
 
 
 def run(args: argparse.Namespace) -> dict:
