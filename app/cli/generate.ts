@@ -23,7 +23,7 @@ import { composeGrid } from '../lib/generate/record';
 import { defaultModelId } from '../lib/models/default-model';
 import { encodePng } from '../lib/segment/png';
 import type { GenerateReport } from '../lib/generate/types';
-import type { ClassifierEngine } from '../lib/classify/engine';
+import type { ClassifierEngine } from '../lib/classifier/engine';
 import type { ModelRequest } from '../lib/runtime/outcome';
 import { nodeGenerateEngines } from '../platform/node/engines';
 import { nodeModelFiles } from '../platform/node/model-files';

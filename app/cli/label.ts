@@ -30,7 +30,7 @@ import path from 'node:path';
 import { groundTruthFromCsv, labelFromPath } from '../lib/batch/ground-truth';
 import { metadataFileName } from '../lib/batch/csv';
 import { batchLabels, type BatchRow } from '../lib/batch/rows';
-import { classifierThreshold } from '../lib/classify/pipeline';
+import { classifierThreshold } from '../lib/classifier/pipeline';
 import { defaultPromptSets } from '../lib/clip/prompts';
 import { findModel, parseManifest } from '../lib/models/manifest';
 import { defaultModelId } from '../lib/models/default-model';

@@ -1,5 +1,5 @@
 import { chosenModel, shownClassification, shownOcclusion, useAppStore } from '../store';
-import type { HeatmapMethod, OodVerdict } from '../lib/classify/types';
+import type { HeatmapMethod, OodVerdict } from '../lib/classifier/types';
 import { WeightsBadge } from './WeightsBadge';
 import { modelDisplayName } from '../lib/models/manifest';
 

@@ -2,8 +2,8 @@ import { useEffect, useMemo, useRef, useState } from 'react';
 import { shownClassification, shownOcclusion, useAppStore, type ImageItem } from '../store';
 import { applyWindow, presetOf, renderGray } from '../lib/imaging/windowing';
 import type { DicomImage, DicomWindow } from '../lib/imaging/dicom';
-import type { Heatmap } from '../lib/classify/types';
-import { heatmapToRGBA } from '../lib/classify';
+import type { Heatmap } from '../lib/classifier/types';
+import { heatmapToRGBA } from '../lib/classifier';
 
 /** 8-bit images are windowed on their gray values; this is the identity window for them. */
 const IDENTITY_WINDOW: DicomWindow = { center: 128, width: 256 };

@@ -1,11 +1,11 @@
 /**
  * Classification of one image, the operation behind the Viewer's classification panel (app/store/classify.ts):
  * the chosen classifier's probabilities, prediction at the model card's threshold, attention-rollout heatmap and
- * out-of-distribution verdict (app/lib/classify/engine.ts), and the occlusion-sensitivity map on request. Free of
+ * out-of-distribution verdict (app/lib/classifier/engine.ts), and the occlusion-sensitivity map on request. Free of
  * React and the DOM; the store supplies the inference service and the request.
  */
-import type { ClassifierEngine } from '../lib/classify/engine';
-import type { ClassifierResult, OcclusionHeatmap } from '../lib/classify/types';
+import type { ClassifierEngine } from '../lib/classifier/engine';
+import type { ClassifierResult, OcclusionHeatmap } from '../lib/classifier/types';
 import type { Raster } from '../lib/imaging/raster';
 import type { RuntimeReport } from '../lib/runtime/report';
 import type { ModelRequest, Progress } from '../lib/runtime/outcome';

@@ -5,7 +5,7 @@
  * sha256-verified model files and the planned variant (scripts/check-imports.mjs forbids app/cli and app/store from
  * creating engines or importing onnxruntime-web).
  */
-import { createClassifierEngine, type ClassifierEngine } from '../lib/classify/engine';
+import { createClassifierEngine, type ClassifierEngine } from '../lib/classifier/engine';
 import { createClipEngine, type ClipEngine } from '../lib/clip/engine';
 import type { OrtHost } from '../lib/runtime/sessions';
 

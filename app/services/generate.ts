@@ -11,9 +11,9 @@
  * message; images of the seeds already done are kept. A scorer that throws is the caller's to report: here it only
  * leaves the images unscored.
  */
-import type { ClassifierResult } from '../lib/classify/types';
+import type { ClassifierResult } from '../lib/classifier/types';
 import type { ModelEntry } from '../lib/models/manifest-types';
-import { positiveIndex } from '../lib/classify/postprocess';
+import { positiveIndex } from '../lib/classifier/postprocess';
 import { sha256Hex } from '../lib/models/hashing';
 import { encodePng } from '../lib/segment/png';
 import type { ModelRequest, Outcome } from '../lib/runtime/outcome';

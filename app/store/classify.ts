@@ -6,7 +6,7 @@
  * Every result is filed under resultKey (image, frame, model, variant). A result that comes back after the frame,
  * the model or the variant changed is dropped, and only the newest request for an image clears its busy flag.
  */
-import type { HeatmapMethod, OcclusionHeatmap } from '../lib/classify/types';
+import type { HeatmapMethod, OcclusionHeatmap } from '../lib/classifier/types';
 import type { RuntimeReport } from '../lib/runtime/report';
 import { errorMessage } from '../lib/runtime/outcome';
 import { modelInputFor } from '../lib/imaging/model-inputs';

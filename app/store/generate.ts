@@ -7,7 +7,7 @@
  */
 import type { GenerateEvent, GenerateReport, ImageScore, Side, UnetLayout } from '../lib/generate';
 import { checkSdFit, chooseLayout } from '../lib/generate';
-import type { ClassifierEngine } from '../lib/classify/engine';
+import type { ClassifierEngine } from '../lib/classifier/engine';
 import { errorMessage } from '../lib/runtime/outcome';
 import { browserDevice } from '../platform/browser/ort';
 import { pngDataUrl } from '../platform/browser/gallery';

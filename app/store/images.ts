@@ -9,7 +9,7 @@ import type { RasterDecodeInfo } from '../lib/imaging/raster-decode';
 import type { Raster } from '../lib/imaging/raster';
 import { DEFAULT_MAX_BYTES, fileSizeError } from '../lib/imaging/limits';
 import { distinctInputSizes, type ModelInputs } from '../lib/imaging/model-inputs';
-import type { ClassifierResult } from '../lib/classify/types';
+import type { ClassifierResult } from '../lib/classifier/types';
 import type { ZeroShotOutput } from '../lib/clip/types';
 import { transfer } from '../platform/browser/workers';
 import { errorMessage } from '../lib/runtime/outcome';

@@ -1,6 +1,6 @@
 /** Pure functions of the state that views and slices share. */
 import type { ModelEntry, ModelFamily } from '../lib/models/manifest-types';
-import type { ClassifierResult, OcclusionHeatmap } from '../lib/classify/types';
+import type { ClassifierResult, OcclusionHeatmap } from '../lib/classifier/types';
 import type { ZeroShotOutput } from '../lib/clip/types';
 import type { ImageItem } from './images';
 import { defaultPromptSets, type PromptSet } from '../lib/clip';

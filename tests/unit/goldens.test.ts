@@ -14,7 +14,7 @@ import type { ModelEntry } from '../../app/lib/models/manifest-types';
 import { loadClipTokenizer } from '../../app/lib/clip/tokenize';
 import { zeroShot } from '../../app/lib/clip/zero-shot';
 import { decodeImageFileNode } from '../../app/platform/node/decode';
-import { prepareClassifierBatch, interpretClassifierOutputs, classifierThreshold } from '../../app/lib/classify/pipeline';
+import { prepareClassifierBatch, interpretClassifierOutputs, classifierThreshold } from '../../app/lib/classifier/pipeline';
 import { REPO_ROOT, SHARED_PRESENT, hasShared, lacks, sharedPath, readBytes } from './helpers/shared';
 import { runSd } from './helpers/sd';
 import { LCMScheduler } from '../../app/lib/generate/lcm-scheduler';

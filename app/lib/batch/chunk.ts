@@ -1,5 +1,5 @@
 /** Pure steps of one batch chunk (app/store/batch.ts): the model input sizes to resize to, and a row's outcome. */
-import type { ClassifierResult } from '../classify/types';
+import type { ClassifierResult } from '../classifier/types';
 import type { ZeroShotOutput } from '../clip/types';
 import type { ModelInputSize } from '../imaging/decode-outcome';
 import type { ModelEntry } from '../models/manifest-types';

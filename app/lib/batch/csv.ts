@@ -30,7 +30,7 @@ export interface LabeledRow {
   classifier_prediction: string;
   /** classifier P(positive class), e.g. P(PNEUMONIA) */
   classifier_probability: number;
-  /** out-of-distribution score of the classifier (app/lib/classify/ood.ts); empty when the model ships no statistics */
+  /** out-of-distribution score of the classifier (app/lib/classifier/ood.ts); empty when the model ships no statistics */
   ood_score?: number | null;
   /** ood_score above the model's threshold: the image is outside what the model was trained on */
   ood?: boolean | null;

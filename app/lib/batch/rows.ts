@@ -7,7 +7,7 @@
  * - Multi-class models: the prediction is the label of highest probability; the threshold does not apply.
  */
 import type { Raster } from '../imaging/raster';
-import { argmax, positiveIndex } from '../classify/postprocess';
+import { argmax, positiveIndex } from '../classifier/postprocess';
 import type { LabeledRow } from './csv';
 
 export interface BatchRow {

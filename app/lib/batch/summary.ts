@@ -12,7 +12,7 @@
  * - the out-of-distribution fraction flagged.
  */
 import { binaryReport, rocAuc } from '../metrics/binary';
-import { positiveIndex } from '../classify/postprocess';
+import { positiveIndex } from '../classifier/postprocess';
 import { precisionAtK } from '../embeddings';
 import { multiclassMetrics } from './analysis';
 import { batchOodFraction, predictAt, type BatchLabels, type BatchRow } from './rows';

@@ -8,7 +8,7 @@
  * tests use it to prove each call's failure is caught and reported. Without that global this is a no-op.
  */
 import * as Comlink from 'comlink';
-import type { ClassifierEngine } from '../../lib/classify/engine';
+import type { ClassifierEngine } from '../../lib/classifier/engine';
 import type { ClipEngine } from '../../lib/clip/engine';
 import type { ImagingApi } from '../../lib/imaging/decode-outcome';
 import type { SegmentEngine } from '../../lib/segment/engine';

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createClassifierEngine } from '../../lib/classify/engine';
+import { createClassifierEngine } from '../../lib/classifier/engine';
 import { createGenerateEngine, type GenerateEngine } from '../../lib/generate/engine';
 import type { GenerateHost } from '../../lib/generate/engine';
 import { fileByRole } from '../../lib/models/manifest';

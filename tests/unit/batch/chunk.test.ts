@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { batchInputSizes, batchRowOutcome } from '../../../app/lib/batch/chunk';
-import type { ClassifierResult } from '../../../app/lib/classify/types';
+import type { ClassifierResult } from '../../../app/lib/classifier/types';
 import type { ModelEntry } from '../../../app/lib/models/manifest-types';
 
 const entry = (id: string, size?: [number, number], resize: 'bilinear' | 'bicubic' = 'bilinear') =>

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-web';
-import { createClassifierEngine } from '../../../app/lib/classify/engine';
+import { createClassifierEngine } from '../../../app/lib/classifier/engine';
 import { batchCoupled, findModel, parseManifest } from '../../../app/lib/models/manifest';
 import type { Raster } from '../../../app/lib/imaging/raster';
 import { decodeImageFileNode } from '../../../app/platform/node/decode';
@@ -53,7 +53,7 @@ describe.skipIf(lacks(ready, 'pneumonia-vit int8 in public/models and ../shared 
     // (what the engine avoids), so this test would catch a regression to batching
     const file = entry!.variants.int8!.files.find((f) => f.role === 'model')!;
     const s = await ort.InferenceSession.create(fs.readFileSync(path.join(MODELS, file.path)), { executionProviders: ['wasm'] });
-    const { prepareClassifierBatch } = await import('../../../app/lib/classify/pipeline');
+    const { prepareClassifierBatch } = await import('../../../app/lib/classifier/pipeline');
     const { data, dims } = prepareClassifierBatch(rasters, entry!.preprocessing!);
     const p = (await s.run({ pixel_values: new ort.Tensor('float32', data, dims) }, ['probabilities'])).probabilities.data as Float32Array;
     const batched = rasters.map((_, i) => p[i * 2 + 1]);

@@ -1,5 +1,5 @@
 /**
- * Both heatmap methods of the app (attention rollout and occlusion sensitivity, app/lib/classify) on the shipped
+ * Both heatmap methods of the app (attention rollout and occlusion sensitivity, app/lib/classifier) on the shipped
  * pneumonia-vit graph through onnxruntime-web in Node, against PyTorch references on the same real test images
  * (tests/goldens/pneumonia-vit/heatmaps.json, written by `cxr-export heatmaps` from the module rebuilt out of the
  * ONNX graph).
@@ -15,9 +15,9 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-web';
 import { parseManifest, findModel, fileByRole } from '../../../app/lib/models/manifest';
 import { decodeImageFileNode } from '../../../app/platform/node/decode';
-import { prepareClassifierBatch } from '../../../app/lib/classify/pipeline';
-import { attentionRollout } from '../../../app/lib/classify/postprocess';
-import { occlusionOffsets, occlusionSensitivity } from '../../../app/lib/classify/occlusion';
+import { prepareClassifierBatch } from '../../../app/lib/classifier/pipeline';
+import { attentionRollout } from '../../../app/lib/classifier/postprocess';
+import { occlusionOffsets, occlusionSensitivity } from '../../../app/lib/classifier/occlusion';
 import os from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { hasPython, hasShared, PYTHON, readBytes, REPO_ROOT, sharedPath } from '../helpers/shared';

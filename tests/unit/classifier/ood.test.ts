@@ -1,5 +1,5 @@
 /**
- * The out-of-distribution score (app/lib/classify/ood.ts) against the Python side that fitted it
+ * The out-of-distribution score (app/lib/classifier/ood.ts) against the Python side that fitted it
  * (export-scripts/cxr_export/ood.py): the shipped ood.json statistics, the score of stored ONNX Runtime features,
  * the attention features against their closed form, and the whole app path (decode, preprocess, onnxruntime-web,
  * features, score) on real Kermany test and adult images (tests/goldens/pneumonia-vit/ood-images.json).
@@ -10,8 +10,8 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-web';
 import { parseManifest, findModel, fileByRole } from '../../../app/lib/models/manifest';
 import { decodeImageFileNode } from '../../../app/platform/node/decode';
-import { prepareClassifierBatch } from '../../../app/lib/classify/pipeline';
-import { attentionFeatures, oodFromAttentions, oodScoreOfFeatures, parseOodStats, OodStatsError } from '../../../app/lib/classify/ood';
+import { prepareClassifierBatch } from '../../../app/lib/classifier/pipeline';
+import { attentionFeatures, oodFromAttentions, oodScoreOfFeatures, parseOodStats, OodStatsError } from '../../../app/lib/classifier/ood';
 import { hasShared, readBytes, REPO_ROOT, sharedPath } from '../helpers/shared';
 
 ort.env.wasm.numThreads = 1;

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import {
   argmax, attentionRollout, colormapRGB, heatmapToRGBA, predictFromProbabilities, softmax, upsampleBilinear,
-} from '../../../app/lib/classify/postprocess';
+} from '../../../app/lib/classifier/postprocess';
 import { hasPython, PYTHON } from '../helpers/shared';
 
 describe('softmax / argmax / predictions', () => {

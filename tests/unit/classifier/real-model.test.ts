@@ -8,8 +8,8 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-web';
 import { parseManifest, findModel, chooseVariant, fileByRole } from '../../../app/lib/models/manifest';
 import { decodeImageFileNode } from '../../../app/platform/node/decode';
-import { prepareClassifierBatch, interpretClassifierOutputs, classifierThreshold } from '../../../app/lib/classify/pipeline';
-import { attentionRollout, heatmapToRGBA } from '../../../app/lib/classify/postprocess';
+import { prepareClassifierBatch, interpretClassifierOutputs, classifierThreshold } from '../../../app/lib/classifier/pipeline';
+import { attentionRollout, heatmapToRGBA } from '../../../app/lib/classifier/postprocess';
 import { hasShared, lacks, readBytes, REPO_ROOT, sharedPath } from '../helpers/shared';
 
 ort.env.wasm.numThreads = 1;

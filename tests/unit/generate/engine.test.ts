@@ -17,7 +17,7 @@ import type { ModelEntry } from '../../../app/lib/models/manifest-types';
 import { parseGenerateArgs, runGenerate } from '../../../app/cli/generate';
 import { nodeGenerateHost } from '../../../app/platform/node/engines';
 import { nodeOrtHost } from '../../../app/platform/node/ort';
-import { createClassifierEngine } from '../../../app/lib/classify/engine';
+import { createClassifierEngine } from '../../../app/lib/classifier/engine';
 
 const MODELS = path.join(REPO_ROOT, 'public/models');
 const manifest = parseManifest(JSON.parse(fs.readFileSync(path.join(MODELS, 'manifest.json'), 'utf8')));

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createClassifierEngine, type ClassifierEngine } from '../../../app/lib/classify/engine';
+import { createClassifierEngine, type ClassifierEngine } from '../../../app/lib/classifier/engine';
 import { createClipEngine, type ClipEngine } from '../../../app/lib/clip/engine';
 import { findModel, parseManifest } from '../../../app/lib/models/manifest';
 import type { ModelEntry } from '../../../app/lib/models/manifest-types';
