@@ -1,6 +1,6 @@
 /**
  * Benchmark (prints numbers, asserts nothing): SAM-family encoder ms per image and decoder ms per interaction on
- * WASM (onnxruntime-web's Node build, the same graphs and app/lib/segment code the browser worker runs).
+ * WASM (onnxruntime-web's Node build, the same graphs and app/lib/sam code the browser worker runs).
  *
  *   npm run bench:segment -- [--models id,id] [--models-dir DIR] [--images N] [--decodes N] [--threads N]
  *
@@ -12,7 +12,7 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-web';
 import { decodeImageFileNode } from '../app/platform/node/decode';
 import { parseManifest } from '../app/lib/models/manifest';
-import type { SamPrompt } from '../app/lib/segment/layouts';
+import type { SamPrompt } from '../app/lib/sam/layouts';
 import { openSamPipeline } from '../app/platform/node/engines';
 
 const ROOT = path.resolve(import.meta.dirname, '..');

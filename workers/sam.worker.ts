@@ -1,10 +1,10 @@
 /**
- * SAM worker (family `sam`): exposes the segment engine (app/lib/segment/engine.ts) through comlink with the browser's ORT host
+ * SAM worker (family `sam`): exposes the segment engine (app/lib/sam/engine.ts) through comlink with the browser's ORT host
  * (ORT from /ort/, model bytes from the model cache) and an IndexedDB embedding store, so a reload or a return to an
  * image does not encode again.
  */
 import * as Comlink from 'comlink';
-import { createSegmentEngine, type SegmentEngine } from '../app/lib/segment/engine';
+import { createSegmentEngine, type SegmentEngine } from '../app/lib/sam/engine';
 import { browserOrtHost } from '../app/platform/browser/ort';
 import { idbEmbeddingStore } from '../app/platform/browser/embedding-store';
 

@@ -21,7 +21,7 @@ import { findModel, parseManifest } from '../lib/models/manifest';
 import type { ModelEntry } from '../lib/models/manifest-types';
 import { composeGrid } from '../lib/generate/record';
 import { defaultModelId } from '../lib/models/default-model';
-import { encodePng } from '../lib/segment/png';
+import { encodePng } from '../lib/sam/png';
 import type { GenerateReport } from '../lib/generate/types';
 import type { ClassifierEngine } from '../lib/classifier/engine';
 import type { ModelRequest } from '../lib/runtime/outcome';

@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import type { Dtype } from '../lib/models/manifest-types';
 import { findModel, parseManifest } from '../lib/models/manifest';
 import { errorMessage, type ModelRequest } from '../lib/runtime/outcome';
-import { imageName, parseBoxes, summarizeEval, type EvalFailure, type EvalPrompt, type EvalRow } from '../lib/segment/eval';
+import { imageName, parseBoxes, summarizeEval, type EvalFailure, type EvalPrompt, type EvalRow } from '../lib/sam/eval';
 import { defaultModelId } from '../lib/models/default-model';
 import { decodeImageFileNode } from '../platform/node/decode';
 import { readInputFile } from '../platform/node/read-input';

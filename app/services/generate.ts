@@ -2,7 +2,7 @@
  * The gallery run, written once for the app's generate slice (app/store/generate.ts) and `npm run generate`
  * (app/cli/generate.ts): the seeds (S..S+N-1), the sides (base / LoRA from the same initial latents), the guidance
  * default (the model's config.guidance_scale, else 1), one engine call per seed, each image PNG-encoded by the same
- * deterministic encoder everywhere (app/lib/segment/png.ts: fflate deflate level 6, filter 0), so the app and the CLI
+ * deterministic encoder everywhere (app/lib/sam/png.ts: fflate deflate level 6, filter 0), so the app and the CLI
  * write byte-identical files with the same sha256, and scored by a classifier when one is given, and the JSON record
  * that reproduces the run (app/lib/generate/record.ts). Free of React and the DOM: the engine call and the scorer
  * are injected (comlink worker in the app; in-process engine in Node).
@@ -15,7 +15,7 @@ import type { ClassifierResult } from '../lib/classifier/types';
 import type { ModelEntry } from '../lib/models/manifest-types';
 import { positiveIndex } from '../lib/classifier/postprocess';
 import { sha256Hex } from '../lib/models/hashing';
-import { encodePng } from '../lib/segment/png';
+import { encodePng } from '../lib/sam/png';
 import type { ModelRequest, Outcome } from '../lib/runtime/outcome';
 import { generationRecord, type GenerationRecord, type ImageScore, type RecordImage } from '../lib/generate/record';
 import type { Side, UnetLayout } from '../lib/generate/pipeline';

@@ -1,8 +1,8 @@
 /**
  * Segment operations, written once for the app's store (app/store/segment*.ts) and `npm run segment-eval`:
  * encode an image, decode a prompt against its embedding, segment one image, and evaluate one image against its
- * true mask (Dice / IoU per lung, app/lib/segment/eval.ts). Free of React and the DOM: the engine is the segment
- * engine (app/lib/segment/engine.ts), in a comlink worker in the app and in-process in Node, always reached through
+ * true mask (Dice / IoU per lung, app/lib/sam/eval.ts). Free of React and the DOM: the engine is the segment
+ * engine (app/lib/sam/engine.ts), in a comlink worker in the app and in-process in Node, always reached through
  * the inference service so its files are downloaded / sha256-verified and its variant is the plan's choice.
  *
  * Errors: a failed Outcome of the engine becomes a thrown Error with the engine's message (it names the cause).
@@ -11,10 +11,10 @@ import type { Raster } from '../lib/imaging/raster';
 import { rasterToGray } from '../lib/imaging/raster';
 import type { ModelRequest, Outcome } from '../lib/runtime/outcome';
 import { unwrap } from '../lib/runtime/outcome';
-import type { EncodeInfo, SegmentEngine } from '../lib/segment/engine';
-import type { Decoded, MaskDecodeOptions } from '../lib/segment/pipeline';
-import type { SamPrompt } from '../lib/segment/layouts';
-import { imageName, LUNGS, lungPrompt, scoreLung, splitLungs, type Box, type EvalPrompt, type EvalRow, type Lung } from '../lib/segment/eval';
+import type { EncodeInfo, SegmentEngine } from '../lib/sam/engine';
+import type { Decoded, MaskDecodeOptions } from '../lib/sam/pipeline';
+import type { SamPrompt } from '../lib/sam/layouts';
+import { imageName, LUNGS, lungPrompt, scoreLung, splitLungs, type Box, type EvalPrompt, type EvalRow, type Lung } from '../lib/sam/eval';
 import type { InferenceService } from './inference';
 
 /** What the segment operations need of the engine (the worker's comlink proxy or the engine itself). */

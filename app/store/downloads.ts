@@ -5,7 +5,7 @@
  */
 import { ModelDownloader, type DownloadProgress } from '../lib/models/downloader';
 import { downloadedVariants, type ModelStore, type OrphanSweep, type QuotaEstimate, type StoredModelFile } from '../lib/models/model-cache';
-import type { EmbeddingCacheStats, LruEmbeddingCache } from '../lib/segment/embedding-cache';
+import type { EmbeddingCacheStats, LruEmbeddingCache } from '../lib/sam/embedding-cache';
 import { idbEmbeddingStore } from '../platform/browser/embedding-store';
 import { variantFiles } from '../lib/models/manifest';
 import { withDtypeChoice } from '../lib/models/dtype-choice';

@@ -5,7 +5,7 @@
  * tagOf), so a frame or model change never decodes against another's embedding or shows another's masks.
  * Stateless accessors over the store's (set, get); the slices keep their own state in their creators' closures.
  */
-import { historyInit } from '../lib/segment';
+import { historyInit } from '../lib/sam';
 import type { ImageItem } from './images';
 import type { SegImageState, SegLayer, SegmentState } from './segment';
 import { chosenModel } from './selectors';
@@ -30,7 +30,7 @@ export function layerMask(l: SegLayer): Uint8Array | undefined {
 
 /**
  * A new empty layer with the index-th colour. Without a label it is "mask n" and named after its lung side once it
- * has a mask (autoLabel; app/lib/segment/lung-side.ts), until the user renames it.
+ * has a mask (autoLabel; app/lib/sam/lung-side.ts), until the user renames it.
  */
 export function newLayer(id: number, index: number, label?: string): SegLayer {
   return { id, label: label ?? `mask ${index + 1}`, autoLabel: label === undefined, color: COLORS[index % COLORS.length], points: [], selected: 0 };

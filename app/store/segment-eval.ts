@@ -7,7 +7,7 @@
  */
 import type { Raster } from '../lib/imaging/raster';
 import { errorMessage } from '../lib/runtime/outcome';
-import { imageName, LUNGS, parseBoxes, summarizeEval, type Box, type EvalFailure, type EvalPrompt, type EvalRow, type EvalSummary } from '../lib/segment';
+import { imageName, LUNGS, parseBoxes, summarizeEval, type Box, type EvalFailure, type EvalPrompt, type EvalRow, type EvalSummary } from '../lib/sam';
 import { transfer } from '../platform/browser/workers';
 import { evalFolderPlan, evaluateImage } from '../services/segment';
 import { segmentAccess } from './segment-access';

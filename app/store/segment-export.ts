@@ -1,9 +1,9 @@
 /**
  * Segment export: the current image's masks as PNG files, as polygons (JSON) or as one DICOM Segmentation
- * (app/lib/segment/dicom-seg.ts); the caller (a view) triggers the downloads.
+ * (app/lib/sam/dicom-seg.ts); the caller (a view) triggers the downloads.
  */
-import { maskToPng, maskToPolygons, type Ring } from '../lib/segment';
-import { buildDicomSeg, type SegSourceAttributes } from '../lib/segment/dicom-seg';
+import { maskToPng, maskToPolygons, type Ring } from '../lib/sam';
+import { buildDicomSeg, type SegSourceAttributes } from '../lib/sam/dicom-seg';
 import { layerMask, segImageKey, segmentAccess } from './segment-access';
 import { chosenModel } from './selectors';
 import type { SliceCreator } from './state';

@@ -1,8 +1,8 @@
 /**
  * Segment layers: several labelled masks per image, choosing among a decode's candidate masks, clearing a layer,
- * and undo/redo over the layers (app/lib/segment/history.ts). The decodes themselves are in segment.ts.
+ * and undo/redo over the layers (app/lib/sam/history.ts). The decodes themselves are in segment.ts.
  */
-import { historyPush, historyRedo, historyUndo, longestSideShape, thresholdLogits, upscaleMaskLogits } from '../lib/segment';
+import { historyPush, historyRedo, historyUndo, longestSideShape, thresholdLogits, upscaleMaskLogits } from '../lib/sam';
 import { newLayer, segImageKey, segmentAccess } from './segment-access';
 import type { SliceCreator } from './state';
 

@@ -2,7 +2,7 @@
  * Segment slice: the chosen SAM-family model, its load, each image's embedding, the prompts and decodes of the
  * active layer (one undo step each), and the hover preview (coalesced: a burst of pointer moves costs at most one
  * extra decode). Layers and undo/redo: segment-layers.ts; exports: segment-export.ts; the folder evaluation:
- * segment-eval.ts. Talks to workers/sam.worker.ts; all geometry and mask logic is in app/lib/segment.
+ * segment-eval.ts. Talks to workers/sam.worker.ts; all geometry and mask logic is in app/lib/sam.
  */
 import {
   historyPush,
@@ -14,9 +14,9 @@ import {
   type History,
   type PromptPoint,
   type SamPrompt,
-} from '../lib/segment';
-import type { PreviewImage, SegmentModelInfo } from '../lib/segment/engine';
-import type { Decoded } from '../lib/segment/pipeline';
+} from '../lib/sam';
+import type { PreviewImage, SegmentModelInfo } from '../lib/sam/engine';
+import type { Decoded } from '../lib/sam/pipeline';
 import { errorMessage } from '../lib/runtime/outcome';
 import { decodePrompt, encodeImage, loadSegmentModel } from '../services/segment';
 import { guarded } from './alerts';
@@ -326,4 +326,4 @@ export const createSegmentSlice: SliceCreator<SegmentSlice> = (set, get) => {
 };
 
 export { histogram01, LUNGS };
-export { worstCases as worstCasesOf } from '../lib/segment';
+export { worstCases as worstCasesOf } from '../lib/sam';

@@ -5,7 +5,7 @@
  */
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
 import { currentSegImage, layerMask, segImageKey, useAppStore } from '../../store';
-import type { Box } from '../../lib/segment';
+import type { Box } from '../../lib/sam';
 import { drawOverlay, rasterCanvas } from './canvas-util';
 
 /** Width (px) that shows the whole image in the height left to it in `.segment-center`. */

@@ -1,6 +1,6 @@
 /** DOM helpers of the segment views: a raster on a canvas, lib-painted overlays into a canvas, file downloads. */
 import type { Raster } from '../../lib/imaging/raster';
-import { paintMaskOverlay, type OverlayMask } from '../../lib/segment';
+import { paintMaskOverlay, type OverlayMask } from '../../lib/sam';
 
 /** A canvas holding the raster's pixels (drawn once per raster, then blitted). */
 export function rasterCanvas(r: Raster): HTMLCanvasElement {
@@ -11,7 +11,7 @@ export function rasterCanvas(r: Raster): HTMLCanvasElement {
   return c;
 }
 
-/** Paint masks (app/lib/segment/overlay.ts) into `c`, resized to w×h. */
+/** Paint masks (app/lib/sam/overlay.ts) into `c`, resized to w×h. */
 export function drawOverlay(c: HTMLCanvasElement, w: number, h: number, masks: OverlayMask[]): CanvasRenderingContext2D {
   if (c.width !== w) c.width = w;
   if (c.height !== h) c.height = h;

@@ -1,11 +1,11 @@
 /**
  * IndexedDB store of SAM image embeddings (its own databases, so clearing it never touches the model cache), capped
- * with least-recently-used eviction (app/lib/segment/embedding-cache.ts). The segment worker reads and writes it;
+ * with least-recently-used eviction (app/lib/sam/embedding-cache.ts). The segment worker reads and writes it;
  * the page shows its size and clears it (Models view).
  */
 import { clear, createStore, del, entries, get, keys, set, type UseStore } from 'idb-keyval';
-import type { CachedEmbedding } from '../../lib/segment/cache-key';
-import { LruEmbeddingCache, type EmbeddingIndexEntry, type KeyValueStore } from '../../lib/segment/embedding-cache';
+import type { CachedEmbedding } from '../../lib/sam/cache-key';
+import { LruEmbeddingCache, type EmbeddingIndexEntry, type KeyValueStore } from '../../lib/sam/embedding-cache';
 
 function kv<V>(store: UseStore): KeyValueStore<V> {
   return {

@@ -12,8 +12,8 @@ import { createGenerateEngine, type GenerateEngine } from '../../lib/generate/en
 import type { GenerateHost } from '../../lib/generate/engine';
 import { fileByRole } from '../../lib/models/manifest';
 import type { ModelEntry } from '../../lib/models/manifest-types';
-import { createSegmentEngine, type SegmentEngine } from '../../lib/segment/engine';
-import { SamPipeline, samSettings, type TensorFactory } from '../../lib/segment/pipeline';
+import { createSegmentEngine, type SegmentEngine } from '../../lib/sam/engine';
+import { SamPipeline, samSettings, type TensorFactory } from '../../lib/sam/pipeline';
 import { nodeOrtHost, type NodeOrtOptions } from './ort';
 
 /** The generate engine's host in Node: the ORT host plus the machine's memory and an event-loop yield. */

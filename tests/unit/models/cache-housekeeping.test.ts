@@ -11,8 +11,8 @@ import { sha256Hex } from '../../../app/lib/models/hashing';
 import { LocalKeyModelStore } from '../../../app/lib/models/cache-keys';
 import { CacheStorageModelStore } from '../../../app/platform/browser/model-cache';
 import { idbEmbeddingStore } from '../../../app/platform/browser/embedding-store';
-import { embeddingBytes, lruEvictions, LruEmbeddingCache, type KeyValueStore } from '../../../app/lib/segment/embedding-cache';
-import type { CachedEmbedding } from '../../../app/lib/segment/cache-key';
+import { embeddingBytes, lruEvictions, LruEmbeddingCache, type KeyValueStore } from '../../../app/lib/sam/embedding-cache';
+import type { CachedEmbedding } from '../../../app/lib/sam/cache-key';
 
 class UrlKeyedCacheStorage {
   caches = new Map<string, Map<string, Response>>();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { paintMaskOverlay } from '../../../app/lib/segment';
+import { paintMaskOverlay } from '../../../app/lib/sam';
 
 describe('mask overlay painter', () => {
   it('colours mask pixels, later masks win the colour, alpha is the larger one; size mismatches refused', () => {

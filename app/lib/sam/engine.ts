@@ -47,7 +47,7 @@ export interface SegmentEngine extends FamilyEngine {
   decode(req: ModelRequest, key: string, prompt: SamPrompt, opts?: MaskDecodeOptions): Promise<Outcome<Decoded>>;
   /**
    * The hover preview: one decode of `prompt`, its best mask painted here (in the worker, off the page's thread) as
-   * RGBA at the image's size in `style`'s colour and alpha (app/lib/segment/overlay.ts); the page only blits it.
+   * RGBA at the image's size in `style`'s colour and alpha (app/lib/sam/overlay.ts); the page only blits it.
    */
   previewDecode(req: ModelRequest, key: string, prompt: SamPrompt, style: { color: readonly [number, number, number]; alpha: number }): Promise<Outcome<PreviewImage>>;
   /** Counters for the runtime panel and tests. */

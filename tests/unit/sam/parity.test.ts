@@ -1,5 +1,5 @@
 /**
- * End-to-end parity in Node (onnxruntime-web, wasm): the app's SAM pipeline (app/lib/segment) on the synthetic
+ * End-to-end parity in Node (onnxruntime-web, wasm): the app's SAM pipeline (app/lib/sam) on the synthetic
  * image and prompts of tests/segment-goldens, against each architecture's own PyTorch pipeline (transformers
  * SamModel + SamProcessor; segment_anything SamPredictor), for every fixture layout.
  */
@@ -9,7 +9,7 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-web';
 import { parseManifest, findModel, fileByRole } from '../../../app/lib/models/manifest';
 import { decodePngNode } from '../../../app/platform/node/decode';
-import { SamPipeline, samSettings, prepareSamInput, type SamPrompt, type TensorFactory } from '../../../app/lib/segment';
+import { SamPipeline, samSettings, prepareSamInput, type SamPrompt, type TensorFactory } from '../../../app/lib/sam';
 import { REPO_ROOT, readBytes } from '../helpers/shared';
 
 ort.env.wasm.numThreads = 1;

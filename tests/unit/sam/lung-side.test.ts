@@ -1,5 +1,5 @@
 /**
- * Naming a mask by lung side (app/lib/segment/lung-side.ts) against the annotated masks of ../shared's
+ * Naming a mask by lung side (app/lib/sam/lung-side.ts) against the annotated masks of ../shared's
  * cxr-lung-masks: each image's true right-lung mask (split by its right_lung box, the dataset's own annotation,
  * which puts the patient's right lung on the image's left) must be named 'right lung', the left one 'left lung',
  * and the union of both (straddling the midline) must get no side.
@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { rasterToGray } from '../../../app/lib/imaging/raster';
-import { isFrontalView, lungSideOf, parseBoxes, splitLungs } from '../../../app/lib/segment';
+import { isFrontalView, lungSideOf, parseBoxes, splitLungs } from '../../../app/lib/sam';
 import { decodeImageFileNode } from '../../../app/platform/node/decode';
 import { hasShared, sharedPath } from '../helpers/shared';
 

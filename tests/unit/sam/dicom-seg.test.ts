@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { buildDicomSeg, packBits } from '../../../app/lib/segment/dicom-seg';
+import { buildDicomSeg, packBits } from '../../../app/lib/sam/dicom-seg';
 import { PYTHON, hasPython, hasShared, readBytes, sharedPath } from '../helpers/shared';
 
 const SRC = 'data/dicom/nih_cxr14_dx_1024.dcm';

@@ -22,7 +22,7 @@ import {
   SamPromptError,
   summarize,
   toFrame,
-} from '../../../app/lib/segment';
+} from '../../../app/lib/sam';
 
 describe('geometry', () => {
   it('longest side with Python int(x + 0.5) rounding (ResizeLongestSide.get_preprocess_shape)', () => {

@@ -72,7 +72,7 @@ export interface LruEmbeddingCacheOptions {
   exclusive?: <T>(fn: () => Promise<T>) => Promise<T>;
 }
 
-/** An EmbeddingStore (app/lib/segment/engine.ts) with a size cap and LRU eviction. */
+/** An EmbeddingStore (app/lib/sam/engine.ts) with a size cap and LRU eviction. */
 export class LruEmbeddingCache {
   readonly maxBytes: number;
   private readonly now: () => number;

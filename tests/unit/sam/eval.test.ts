@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { histogram01, lungPrompt, parseBoxes, splitLungs, summarizeEval, worstCases, type EvalRow } from '../../../app/lib/segment/eval';
+import { histogram01, lungPrompt, parseBoxes, splitLungs, summarizeEval, worstCases, type EvalRow } from '../../../app/lib/sam/eval';
 import { parseSegmentEvalArgs, segmentEval } from '../../../app/cli/segment-eval';
 import { REPO_ROOT, hasShared, sharedPath } from '../helpers/shared';
 

@@ -6,8 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
-import { createSegmentEngine, type EmbeddingStore } from '../../../app/lib/segment/engine';
-import type { CachedEmbedding } from '../../../app/lib/segment/cache-key';
+import { createSegmentEngine, type EmbeddingStore } from '../../../app/lib/sam/engine';
+import type { CachedEmbedding } from '../../../app/lib/sam/cache-key';
 import { parseManifest, findModel } from '../../../app/lib/models/manifest';
 import { nodeOrtHost } from '../../../app/platform/node/ort';
 import { decodePngNode } from '../../../app/platform/node/decode';

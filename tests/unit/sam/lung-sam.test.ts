@@ -10,7 +10,7 @@ import path from 'node:path';
 import { parseManifest, findModel } from '../../../app/lib/models/manifest';
 import { decodeImageFileNode } from '../../../app/platform/node/decode';
 import { rasterToGray } from '../../../app/lib/imaging/raster';
-import { longestSideShape, samPointArrays, lungPrompt, splitLungs, scoreLung, parseBoxes, LUNGS } from '../../../app/lib/segment';
+import { longestSideShape, samPointArrays, lungPrompt, splitLungs, scoreLung, parseBoxes, LUNGS } from '../../../app/lib/sam';
 import { openSamPipeline } from '../../../app/platform/node/engines';
 import { REPO_ROOT, hasShared, sharedPath } from '../helpers/shared';
 
