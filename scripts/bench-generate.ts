@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseManifest } from '../app/lib/models/manifest';
 import type { ModelEntry } from '../app/lib/models/manifest-types';
-import { checkSdFit, chooseLayout, createGenerateEngine } from '../app/lib/generate';
+import { checkSdFit, chooseLayout, createGenerateEngine } from '../app/lib/sd';
 import { nodeGenerateHost } from '../app/platform/node/engines';
 
 const argv = process.argv.slice(2);

@@ -1,10 +1,10 @@
 /**
- * SD worker (family `sd`): a thin comlink adapter over app/lib/generate's engine (SD sessions, LCM loop kept on the GPU
+ * SD worker (family `sd`): a thin comlink adapter over app/lib/sd's engine (SD sessions, LCM loop kept on the GPU
  * on WebGPU, per-step progress, cancel between steps, size check, fp16 NaN fallback). Model bytes come from the
  * model cache (browserOrtHost's reader).
  */
 import * as Comlink from 'comlink';
-import { createGenerateEngine } from '../app/lib/generate/engine';
+import { createGenerateEngine } from '../app/lib/sd/engine';
 import { browserOrtHost } from '../app/platform/browser/ort';
 
 Comlink.expose(

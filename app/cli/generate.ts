@@ -1,5 +1,5 @@
 /**
- * Text-to-image in Node with the app's own TypeScript LCM pipeline (app/lib/generate, onnxruntime-web's wasm
+ * Text-to-image in Node with the app's own TypeScript LCM pipeline (app/lib/sd, onnxruntime-web's wasm
  * backend): the same seed gives the same image as the gallery (and as diffusers with
  * torch.Generator("cpu").manual_seed(seed)).
  *
@@ -19,10 +19,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findModel, parseManifest } from '../lib/models/manifest';
 import type { ModelEntry } from '../lib/models/manifest-types';
-import { composeGrid } from '../lib/generate/record';
+import { composeGrid } from '../lib/sd/record';
 import { defaultModelId } from '../lib/models/default-model';
 import { encodePng } from '../lib/sam/png';
-import type { GenerateReport } from '../lib/generate/types';
+import type { GenerateReport } from '../lib/sd/types';
 import type { ClassifierEngine } from '../lib/classifier/engine';
 import type { ModelRequest } from '../lib/runtime/outcome';
 import { nodeGenerateEngines } from '../platform/node/engines';

@@ -4,7 +4,7 @@
  * default (the model's config.guidance_scale, else 1), one engine call per seed, each image PNG-encoded by the same
  * deterministic encoder everywhere (app/lib/sam/png.ts: fflate deflate level 6, filter 0), so the app and the CLI
  * write byte-identical files with the same sha256, and scored by a classifier when one is given, and the JSON record
- * that reproduces the run (app/lib/generate/record.ts). Free of React and the DOM: the engine call and the scorer
+ * that reproduces the run (app/lib/sd/record.ts). Free of React and the DOM: the engine call and the scorer
  * are injected (comlink worker in the app; in-process engine in Node).
  *
  * Errors: a failed engine Outcome ends the run with status 'error' (or 'cancelled' when the engine says so) and its
@@ -17,9 +17,9 @@ import { positiveIndex } from '../lib/classifier/postprocess';
 import { sha256Hex } from '../lib/models/hashing';
 import { encodePng } from '../lib/sam/png';
 import type { ModelRequest, Outcome } from '../lib/runtime/outcome';
-import { generationRecord, type GenerationRecord, type ImageScore, type RecordImage } from '../lib/generate/record';
-import type { Side, UnetLayout } from '../lib/generate/pipeline';
-import type { GenerateEvent, GenerateParams, GenerateReport, GeneratedImage } from '../lib/generate/types';
+import { generationRecord, type GenerationRecord, type ImageScore, type RecordImage } from '../lib/sd/record';
+import type { Side, UnetLayout } from '../lib/sd/pipeline';
+import type { GenerateEvent, GenerateParams, GenerateReport, GeneratedImage } from '../lib/sd/types';
 
 export type SideChoice = 'base' | 'lora' | 'both';
 

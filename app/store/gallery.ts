@@ -5,7 +5,7 @@
  * `npm run generate` writes for the same request (app/services/generate.ts: galleryRecord). Runs are made by
  * generate.ts. A run found 'running' at load time was cut off (page closed or crashed) and shows as such.
  */
-import { composeGrid, type RgbaImage } from '../lib/generate';
+import { composeGrid, type RgbaImage } from '../lib/sd';
 import { errorMessage } from '../lib/runtime/outcome';
 import { deleteGalleryRun, loadGalleryRuns, pngToRgba, rgbaToPng, saveBlob, saveGalleryRun } from '../platform/browser/gallery';
 import { galleryRecord } from '../services/generate';

@@ -5,8 +5,8 @@
  * state, the size check BEFORE any download (and again in the worker before any session), and saves the run to
  * IndexedDB after every seed (one key per run, gallery.ts). History and export actions are in gallery.ts.
  */
-import type { GenerateEvent, GenerateReport, ImageScore, Side, UnetLayout } from '../lib/generate';
-import { checkSdFit, chooseLayout } from '../lib/generate';
+import type { GenerateEvent, GenerateReport, ImageScore, Side, UnetLayout } from '../lib/sd';
+import { checkSdFit, chooseLayout } from '../lib/sd';
 import type { ClassifierEngine } from '../lib/classifier/engine';
 import { errorMessage } from '../lib/runtime/outcome';
 import { browserDevice } from '../platform/browser/ort';

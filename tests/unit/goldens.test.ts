@@ -17,7 +17,7 @@ import { decodeImageFileNode } from '../../app/platform/node/decode';
 import { prepareClassifierBatch, interpretClassifierOutputs, classifierThreshold } from '../../app/lib/classifier/pipeline';
 import { REPO_ROOT, SHARED_PRESENT, hasShared, lacks, sharedPath, readBytes } from './helpers/shared';
 import { runSd } from './helpers/sd';
-import { LCMScheduler } from '../../app/lib/generate/lcm-scheduler';
+import { LCMScheduler } from '../../app/lib/sd/lcm-scheduler';
 
 ort.env.wasm.numThreads = 1;
 ort.env.logLevel = 'error';
@@ -73,7 +73,7 @@ function graphFor(entry: ModelEntry, inputs: string[], metaGraph?: unknown): str
  * have yet (the LCM scheduler step and the 4-step SD generation: text encoder -> UNet x4 with the LCM step -> VAE
  * decoder). Listed here as `todo`, not skipped silently; remove an entry when its pipeline test is written.
  */
-/** Goldens whose check the app does not implement yet (none: the SD ones run through app/lib/generate). */
+/** Goldens whose check the app does not implement yet (none: the SD ones run through app/lib/sd). */
 const PENDING: Record<string, string> = {};
 
 const goldenDirs = fs.existsSync(GOLDENS) ? fs.readdirSync(GOLDENS).filter((d) => fs.statSync(path.join(GOLDENS, d)).isDirectory()) : [];
@@ -98,7 +98,7 @@ describe('goldens', () => {
         continue;
       }
       if (kind === 'lcm-step' || kind === 'sd-generation' || kind === 'sd-pipeline') {
-        // multi-graph goldens: run through the app's TypeScript scheduler / LCM pipeline (app/lib/generate)
+        // multi-graph goldens: run through the app's TypeScript scheduler / LCM pipeline (app/lib/sd)
         pipelineGolden(id, f, entry, golden);
         continue;
       }

@@ -12,7 +12,7 @@ import type { ClassifierEngine } from '../../lib/classifier/engine';
 import type { ClipEngine } from '../../lib/clip/engine';
 import type { ImagingApi } from '../../lib/imaging/decode-outcome';
 import type { SegmentEngine } from '../../lib/sam/engine';
-import type { GenerateEngine } from '../../lib/generate/engine';
+import type { GenerateEngine } from '../../lib/sd/engine';
 import type { ModelFamily } from '../../lib/models/manifest-types';
 import type { Progress } from '../../lib/runtime/outcome';
 

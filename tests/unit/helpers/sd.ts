@@ -1,11 +1,11 @@
 /**
- * Runs the app's TypeScript LCM pipeline (app/lib/generate) on an 'sd' model folder in Node with onnxruntime-web
+ * Runs the app's TypeScript LCM pipeline (app/lib/sd) on an 'sd' model folder in Node with onnxruntime-web
  * (wasm), for the golden tests: the same code the worker and `npm run generate` run.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-web';
-import { LCMScheduler, encodePrompt, generateLatentConsistency, guidanceMode, lcmStepGraph, parseSdConfig, type GenerateResult } from '../../../app/lib/generate';
+import { LCMScheduler, encodePrompt, generateLatentConsistency, guidanceMode, lcmStepGraph, parseSdConfig, type GenerateResult } from '../../../app/lib/sd';
 import { loadClipTokenizer } from '../../../app/lib/clip/tokenize';
 import { fileByRole } from '../../../app/lib/models/manifest';
 import type { ModelEntry } from '../../../app/lib/models/manifest-types';

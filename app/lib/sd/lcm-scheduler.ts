@@ -1,7 +1,7 @@
 /**
  * diffusers' LCMScheduler (Latent Consistency Models, Luo et al. 2023, arXiv:2310.04378) as pure math:
  * setTimesteps() and step() follow diffusers/schedulers/scheduling_lcm.py (diffusers 0.42) line for line, with the
- * config read from the model's scheduler_config.json. Tested against diffusers in tests/unit/generate/lcm-scheduler.test.ts
+ * config read from the model's scheduler_config.json. Tested against diffusers in tests/unit/sd/lcm-scheduler.test.ts
  * (goldens: tests/unit/fixtures/gen_lcm_goldens.py).
  *
  * Arithmetic: the beta schedule and alphas_cumprod are float32 as in PyTorch (cumprod accumulates in float64 like

@@ -11,7 +11,7 @@ import { PNG } from 'pngjs';
 import { createHash } from 'node:crypto';
 import { REPO_ROOT } from '../helpers/shared';
 import { parseManifest, findModel } from '../../../app/lib/models/manifest';
-import { checkSdFit, chooseLayout, createGenerateEngine, filesForLayout, composeGrid } from '../../../app/lib/generate';
+import { checkSdFit, chooseLayout, createGenerateEngine, filesForLayout, composeGrid } from '../../../app/lib/sd';
 import { defaultModelId } from '../../../app/lib/models/default-model';
 import type { ModelEntry } from '../../../app/lib/models/manifest-types';
 import { parseGenerateArgs, runGenerate } from '../../../app/cli/generate';

@@ -1,6 +1,6 @@
 /**
  * The worker's WebGPU code path — the LCM step as an ONNX graph fed with the UNet's output tensors
- * (app/lib/generate/step-graph.ts) — run here on wasm in Node against diffusers' pipeline (tests/goldens/tiny-sd/
+ * (app/lib/sd/step-graph.ts) — run here on wasm in Node against diffusers' pipeline (tests/goldens/tiny-sd/
  * pipeline_*.json, CFG included), with the fixture's recorded latents/noise too. goldens.test.ts covers the JS step.
  */
 import { describe, expect, it } from 'vitest';

@@ -9,7 +9,7 @@
  * theta = 2π u2, data[j] = r cos θ, data[j + 8] = r sin θ); when n % 16 != 0 the last 16 values are drawn again and
  * transformed once more. PyTorch computes the transform in float32 (SIMD log/sincos on AVX2 machines), this in
  * float64 rounded to float32: values agree to ~1e-6, not bit for bit (tested against torch.randn in
- * tests/unit/generate/torch-random.test.ts).
+ * tests/unit/sd/torch-random.test.ts).
  */
 
 const N = 624;

@@ -1,13 +1,13 @@
 /**
- * app/lib/generate's LCMScheduler, torch.randn stream and guidance embedding against diffusers / PyTorch
+ * app/lib/sd's LCMScheduler, torch.randn stream and guidance embedding against diffusers / PyTorch
  * (tests/unit/fixtures/lcm-scheduler.json, written by tests/unit/fixtures/gen_lcm_goldens.py).
  */
 import { describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
-import { LCMScheduler, parseLcmSchedulerConfig } from '../../../app/lib/generate/lcm-scheduler';
-import { TorchGenerator } from '../../../app/lib/generate/torch-random';
-import { guidanceMode, guidanceScaleEmbedding, combineCfg } from '../../../app/lib/generate/guidance';
+import { LCMScheduler, parseLcmSchedulerConfig } from '../../../app/lib/sd/lcm-scheduler';
+import { TorchGenerator } from '../../../app/lib/sd/torch-random';
+import { guidanceMode, guidanceScaleEmbedding, combineCfg } from '../../../app/lib/sd/guidance';
 import { REPO_ROOT } from '../helpers/shared';
 
 interface StepRec { timestep: number; c_skip: number; c_out: number; model_output_seed: number; sample: number[]; prev_sample: number[]; denoised: number[] }
