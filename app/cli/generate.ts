@@ -9,7 +9,7 @@
  * Writes DIR/<model>_s<seed>_<side>.png for seeds S..S+K-1, DIR/grid.png (rows = seeds, columns = sides) and
  * DIR/generation.json (prompt, seeds, steps, guidance, model id and file sha256s, per-image sha256, timesteps, timings
  * and, with --classifier, each image's score): the gallery's export writes the same record for the same request.
- * Argument parsing and file I/O around app/services/generate.ts (the gallery run), through the inference service
+ * Argument parsing and file I/O around app/services/sd.ts (the gallery run), through the inference service
  * (model files size- and sha256-verified, the plan's variant) and the app's generate engine.
  * Default model: cxr-ldm-lcm when public/models has it, else the first SD model (see defaultModelId in app/lib/models/default-model.ts).
  */
@@ -29,7 +29,7 @@ import { nodeGenerateEngines } from '../platform/node/engines';
 import { nodeModelFiles } from '../platform/node/model-files';
 import { nodePlanInputs } from '../platform/node/ort';
 import { InferenceService } from '../services/inference';
-import { galleryRecord, planGallery, runGallery, scoresFrom, type SideChoice } from '../services/generate';
+import { galleryRecord, planGallery, runGallery, scoresFrom, type SideChoice } from '../services/sd';
 
 const HELP = `usage: npm run generate -- --model ID --prompt "..." --seed S --steps N [--n K] [--side base|lora|both]
        [--guidance G] [--negative "..."] [--classifier ID] [--out DIR] [--models-dir public/models] [--threads T]`;

@@ -40,7 +40,7 @@ import { nodeOrtHost, nodePlanInputs } from '../platform/node/ort';
 import { batchCsv, batchCsvMetadata, batchDecodeSizes, batchMetricsReport, runBatchChunk, zeroShotLabels, type BatchExportContext, type BatchModels } from '../services/batch';
 import { inProcessEngines } from '../services/engines';
 import { InferenceService } from '../services/inference';
-import { parsePromptSets } from '../services/zero-shot';
+import { parsePromptSets } from '../services/clip';
 import { parseLabelArgs } from './label-args';
 import { decodeForBatchNode, listLabelInputs } from './label-inputs';
 import { ProgressWriter, readProgress, type RunIdentity } from './label-progress';

@@ -4,7 +4,7 @@
  *
  * Dice / IoU of a SAM-family model on a folder in the layout of ../shared/data/cxr-lung-masks (images/,
  * masks/<name>_mask.png with 255 lung, 127 ignore, 0 background, boxes.json with right_lung / left_lung boxes).
- * Argument parsing and file I/O around the app's own operations (app/services/segment.ts: evaluateImage), run by
+ * Argument parsing and file I/O around the app's own operations (app/services/sam.ts: evaluateImage), run by
  * the same segment engine through the inference service: model files size- and sha256-verified against the
  * manifest, the variant chosen by the execution plan (--dtype prefers one where the model has it).
  * Prints one line per image (an image or mask that cannot be read or scored is a FAILED line naming the cause, and
@@ -25,7 +25,7 @@ import { nodeSegmentEngines } from '../platform/node/engines';
 import { nodeModelFiles } from '../platform/node/model-files';
 import { nodePlanInputs } from '../platform/node/ort';
 import { InferenceService } from '../services/inference';
-import { evalFolderPlan, evaluateImage, loadSegmentModel } from '../services/segment';
+import { evalFolderPlan, evaluateImage, loadSegmentModel } from '../services/sam';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const HELP = 'usage: npm run segment-eval -- DIR [--model ID] [--prompt box|center-click] [--dtype fp32|int8|fp16] [--limit N] [--threads N] [--models-dir DIR]';

@@ -1,7 +1,7 @@
 /**
  * Classification of the current image by the chosen classifier, its out-of-distribution verdict, and the heatmap
  * method: attention rollout (comes with every classification) or occlusion sensitivity (computed on request, per
- * image, with progress). The operations are app/services/classify.ts; this slice holds their state.
+ * image, with progress). The operations are app/services/classifier.ts; this slice holds their state.
  *
  * Every result is filed under resultKey (image, frame, model, variant). A result that comes back after the frame,
  * the model or the variant changed is dropped, and only the newest request for an image clears its busy flag.
@@ -10,7 +10,7 @@ import type { HeatmapMethod, OcclusionHeatmap } from '../lib/classifier/types';
 import type { RuntimeReport } from '../lib/runtime/report';
 import { errorMessage } from '../lib/runtime/outcome';
 import { modelInputFor } from '../lib/imaging/model-inputs';
-import { classifyImage, occludeImage } from '../services/classify';
+import { classifyImage, occludeImage } from '../services/classifier';
 import { guarded } from './alerts';
 import { chosenModel, resultKey } from './selectors';
 import type { AppState, SliceCreator } from './state';

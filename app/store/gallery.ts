@@ -2,13 +2,13 @@
  * The generate gallery's history: runs kept in IndexedDB across reloads, one key per run (app/platform/browser/
  * gallery.ts), written as a run progresses and never as a whole-history rewrite, so a failed read can never lead
  * to other runs being overwritten; deleted one by one or all at once; a run exported as a grid PNG + the JSON record
- * `npm run generate` writes for the same request (app/services/generate.ts: galleryRecord). Runs are made by
+ * `npm run generate` writes for the same request (app/services/sd.ts: galleryRecord). Runs are made by
  * generate.ts. A run found 'running' at load time was cut off (page closed or crashed) and shows as such.
  */
 import { composeGrid, type RgbaImage } from '../lib/sd';
 import { errorMessage } from '../lib/runtime/outcome';
 import { deleteGalleryRun, loadGalleryRuns, pngToRgba, rgbaToPng, saveBlob, saveGalleryRun } from '../platform/browser/gallery';
-import { galleryRecord } from '../services/generate';
+import { galleryRecord } from '../services/sd';
 import { guarded } from './alerts';
 import type { GalleryRun } from './generate';
 import type { AppState, SliceCreator } from './state';

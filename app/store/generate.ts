@@ -1,7 +1,7 @@
 /**
  * Generate slice: the side-by-side base vs LoRA gallery. Each run = one prompt, N seeds, base and LoRA images from
  * the same initial latents (same seed), each scored by the chosen classifier. The run itself (seeds, sides, guidance
- * default, scoring, record) is app/services/generate.ts, the same code `npm run generate` runs; this slice adds the
+ * default, scoring, record) is app/services/sd.ts, the same code `npm run generate` runs; this slice adds the
  * state, the size check BEFORE any download (and again in the worker before any session), and saves the run to
  * IndexedDB after every seed (one key per run, gallery.ts). History and export actions are in gallery.ts.
  */
@@ -11,7 +11,7 @@ import type { ClassifierEngine } from '../lib/classifier/engine';
 import { errorMessage } from '../lib/runtime/outcome';
 import { browserDevice } from '../platform/browser/ort';
 import { pngDataUrl } from '../platform/browser/gallery';
-import { defaultGuidance, planGallery, runGallery, scoresFrom } from '../services/generate';
+import { defaultGuidance, planGallery, runGallery, scoresFrom } from '../services/sd';
 import { saveRun } from './gallery';
 import { chosenModel } from './selectors';
 import type { AppState, SliceCreator } from './state';

@@ -1,7 +1,7 @@
 /**
  * Segment folder evaluation: a folder in the cxr-lung-masks layout (images/, masks/<name>_mask.png, boxes.json) is
  * segmented lung by lung from box or point prompts and scored against the true masks by the same operation as
- * `npm run segment-eval` (app/services/segment.ts: evaluateImage); a worst case can be opened with its predicted and
+ * `npm run segment-eval` (app/services/sam.ts: evaluateImage); a worst case can be opened with its predicted and
  * true masks. An image that cannot be read or scored is a failed row (named, with its cause) and the run goes on;
  * a second folder dropped while one runs is refused with a message.
  */
@@ -9,7 +9,7 @@ import type { Raster } from '../lib/imaging/raster';
 import { errorMessage } from '../lib/runtime/outcome';
 import { imageName, LUNGS, parseBoxes, summarizeEval, type Box, type EvalFailure, type EvalPrompt, type EvalRow, type EvalSummary } from '../lib/sam';
 import { transfer } from '../platform/browser/workers';
-import { evalFolderPlan, evaluateImage } from '../services/segment';
+import { evalFolderPlan, evaluateImage } from '../services/sam';
 import { segmentAccess } from './segment-access';
 import { chosenModel } from './selectors';
 import type { SliceCreator } from './state';

@@ -18,7 +18,7 @@ import {
 import type { PreviewImage, SegmentModelInfo } from '../lib/sam/engine';
 import type { Decoded } from '../lib/sam/pipeline';
 import { errorMessage } from '../lib/runtime/outcome';
-import { decodePrompt, encodeImage, loadSegmentModel } from '../services/segment';
+import { decodePrompt, encodeImage, loadSegmentModel } from '../services/sam';
 import { guarded } from './alerts';
 import type { ImageItem } from './images';
 import type { SegEvalState } from './segment-eval';

@@ -1,12 +1,12 @@
 /**
  * Zero-shot labels of the current image by the chosen CLIP model, from editable prompt sets. The operation is
- * app/services/zero-shot.ts; results are filed under resultKey (image, frame, model, variant) like classify.ts's: a
+ * app/services/clip.ts; results are filed under resultKey (image, frame, model, variant) like classify.ts's: a
  * late result for a superseded key is dropped and only the newest request clears the busy flag.
  */
 import type { PromptSet } from '../lib/clip/types';
 import { errorMessage } from '../lib/runtime/outcome';
 import { modelInputFor } from '../lib/imaging/model-inputs';
-import { zeroShotImage } from '../services/zero-shot';
+import { zeroShotImage } from '../services/clip';
 import { guarded } from './alerts';
 import { chosenModel, currentPromptSets, resultKey } from './selectors';
 import type { AppState, SliceCreator } from './state';
