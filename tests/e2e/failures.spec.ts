@@ -116,16 +116,16 @@ test('segment and generate: each worker call failing once is an alert, never a s
   await addFiles(page, [img]);
   await expect(alertFor('imaging.decode')).toHaveCount(1);
   await addFiles(page, [img]);
-  await expect(alertFor('segment.load')).toHaveCount(1);
+  await expect(alertFor('sam.load')).toHaveCount(1);
   await expect(page.getByTestId('segment-error')).toBeVisible();
   await clickCentre();
-  await expect(alertFor('segment.info')).toHaveCount(1);
+  await expect(alertFor('sam.info')).toHaveCount(1);
   await clickCentre();
-  await expect(alertFor('segment.encode')).toHaveCount(1);
+  await expect(alertFor('sam.encode')).toHaveCount(1);
   // a failed encode does not leave the image "encoding"
   await expect(page.getByTestId('segment-embedding')).toContainText('injected fault in sam.encode');
   await clickCentre();
-  await expect(alertFor('segment.decode')).toHaveCount(1);
+  await expect(alertFor('sam.decode')).toHaveCount(1);
   await expect(page.getByTestId('segment-layer-area').first()).toHaveText('empty');
   await clickCentre();
   await expect(page.getByTestId('segment-layer-area').first()).toContainText('px', { timeout: 60_000 });
@@ -137,11 +137,11 @@ test('segment and generate: each worker call failing once is an alert, never a s
   await page.getByTestId('gen-nseeds').fill('1');
   await expect(page.getByTestId('gen-run')).toBeEnabled();
   await page.getByTestId('gen-run').click();
-  await expect(alertFor('generate.load')).toHaveCount(1, { timeout: 60_000 });
-  await expect(page.getByTestId('gen-error')).toContainText('generate.load');
+  await expect(alertFor('sd.load')).toHaveCount(1, { timeout: 60_000 });
+  await expect(page.getByTestId('gen-error')).toContainText('sd.load');
   await expect(page.getByTestId('gen-run')).toBeEnabled();
   await page.getByTestId('gen-run').click();
-  await expect(alertFor('generate.generate')).toHaveCount(1, { timeout: 60_000 });
+  await expect(alertFor('sd.generate')).toHaveCount(1, { timeout: 60_000 });
   await expect(page.getByTestId('gallery-run').first()).toHaveAttribute('data-status', 'error');
   await page.getByTestId('gen-run').click();
   await expect(page.getByTestId('gallery-run').first()).toHaveAttribute('data-status', 'done', { timeout: 120_000 });
