@@ -8,7 +8,7 @@ import { modelDisplayName } from '../lib/models/manifest';
 
 /** Text-to-image gallery: base and LoRA side by side from the same seed, scored by the classifier, with history. */
 export function GalleryView() {
-  const gen = useAppStore((s) => s.gen);
+  const gen = useAppStore((s) => s.sd); // the text-to-image (family sd) state
   const manifest = useAppStore((s) => s.manifest);
   const entry = useAppStore((s) => chosenModel(s, 'sd'));
   const setForm = useAppStore((s) => s.setGenForm);

@@ -22,7 +22,7 @@ export interface GallerySlice {
 
 /** Save one run under its own key; a failure is an alert, the run stays in memory. */
 export async function saveRun(get: () => AppState, id: string): Promise<void> {
-  const run = get().gen.runs.find((r) => r.id === id);
+  const run = get().sd.runs.find((r) => r.id === id);
   if (!run) return;
   try {
     await saveGalleryRun(run);
@@ -34,7 +34,7 @@ export async function saveRun(get: () => AppState, id: string): Promise<void> {
 const byCreatedDesc = (a: GalleryRun, b: GalleryRun) => b.created.localeCompare(a.created);
 
 export const createGallerySlice: SliceCreator<GallerySlice> = (set, get) => {
-  const patch = (p: Partial<AppState['gen']>) => set((st) => ({ gen: { ...st.gen, ...p } }));
+  const patch = (p: Partial<AppState['sd']>) => set((st) => ({ sd: { ...st.sd, ...p } }));
   let loading: Promise<void> | null = null;
   return {
     loadGalleryHistory() {
@@ -43,8 +43,8 @@ export const createGallerySlice: SliceCreator<GallerySlice> = (set, get) => {
           const stored = await loadGalleryRuns<GalleryRun>();
           // 'running' in storage: the page was closed or crashed mid-run; the seeds saved so far are kept
           const runs = stored.map((r) => (r.status === 'running' ? { ...r, status: 'cancelled' as const, message: `interrupted after ${r.seeds.length} seed(s): the page was closed or reloaded` } : r));
-          const mine = new Set(get().gen.runs.map((r) => r.id));
-          patch({ runs: [...get().gen.runs, ...runs.filter((r) => !mine.has(r.id))].sort(byCreatedDesc), historyLoaded: true, historyError: undefined });
+          const mine = new Set(get().sd.runs.map((r) => r.id));
+          patch({ runs: [...get().sd.runs, ...runs.filter((r) => !mine.has(r.id))].sort(byCreatedDesc), historyLoaded: true, historyError: undefined });
         } catch (e) {
           // Nothing is overwritten by later saves (one key per run): say so and let the user generate.
           const message = `The gallery history could not be read: ${errorMessage(e)} (saved runs are left as they are)`;
@@ -59,18 +59,18 @@ export const createGallerySlice: SliceCreator<GallerySlice> = (set, get) => {
 
     deleteGalleryRun: guarded(get, 'Deleting the run failed', async (id: string) => {
       await deleteGalleryRun(id);
-      set((st) => ({ gen: { ...st.gen, runs: st.gen.runs.filter((r) => r.id !== id) } }));
+      set((st) => ({ sd: { ...st.sd, runs: st.sd.runs.filter((r) => r.id !== id) } }));
     }),
 
     clearGallery: guarded(get, 'Deleting the history failed', async () => {
-      for (const r of get().gen.runs.filter((x) => x.status !== 'running')) {
+      for (const r of get().sd.runs.filter((x) => x.status !== 'running')) {
         await deleteGalleryRun(r.id);
-        set((st) => ({ gen: { ...st.gen, runs: st.gen.runs.filter((x) => x.id !== r.id) } }));
+        set((st) => ({ sd: { ...st.sd, runs: st.sd.runs.filter((x) => x.id !== r.id) } }));
       }
     }),
 
     exportGalleryRun: guarded(get, 'Export failed', async (id: string) => {
-      const run = get().gen.runs.find((r) => r.id === id);
+      const run = get().sd.runs.find((r) => r.id === id);
       if (!run) return;
       const entry = get().manifest?.models.find((m) => m.id === run.model.id);
       const rows: (RgbaImage | null)[][] = [];

@@ -84,7 +84,7 @@ export interface GenerateState {
 }
 
 export interface GenerateSlice {
-  gen: GenerateState;
+  sd: GenerateState;
   setGenForm(p: Partial<GenerateForm>): void;
   setGenModel(id: string): void;
   generateRun(): Promise<void>;
@@ -94,9 +94,9 @@ export interface GenerateSlice {
 
 export const createGenerateSlice: SliceCreator<GenerateSlice> = (set, get) => {
   const device = browserDevice();
-  const patch = (p: Partial<GenerateState>) => set((st) => ({ gen: { ...st.gen, ...p } }));
+  const patch = (p: Partial<GenerateState>) => set((st) => ({ sd: { ...st.sd, ...p } }));
   const updateRun = (id: string, f: (r: GalleryRun) => GalleryRun) =>
-    set((st) => ({ gen: { ...st.gen, runs: st.gen.runs.map((r) => (r.id === id ? f(r) : r)) } }));
+    set((st) => ({ sd: { ...st.sd, runs: st.sd.runs.map((r) => (r.id === id ? f(r) : r)) } }));
 
   async function score(images: { width: number; height: number; data: Uint8ClampedArray }[]): Promise<(ImageScore | undefined)[]> {
     const cls = chosenModel(get(), 'classifier');
@@ -141,7 +141,7 @@ export const createGenerateSlice: SliceCreator<GenerateSlice> = (set, get) => {
       fail(errorMessage(e));
       return;
     }
-    const form = { ...get().gen.form };
+    const form = { ...get().sd.form };
     const guidance = form.guidance ?? defaultGuidance(entry);
     const cfgGuidance = !(entry.config as { time_cond_proj_dim?: number | null })?.time_cond_proj_dim && guidance > 1;
     const fit = checkSdFit({ entry, variant, layout, backend: plan.backend, gpu: await device.gpu(), deviceMemoryGiB: (navigator as { deviceMemory?: number }).deviceMemory, unetBatch: cfgGuidance ? 2 : 1 });
@@ -156,10 +156,10 @@ export const createGenerateSlice: SliceCreator<GenerateSlice> = (set, get) => {
     try {
       loaded = (await get().inference.ensureSession(req, (message) => patch({ progress: { done: 0, total: 1, text: message } }))) as GenerateReport;
     } catch (e) {
-      fail(get().gen.cancelRequested ? 'Cancelled while preparing the model' : errorMessage(e));
+      fail(get().sd.cancelRequested ? 'Cancelled while preparing the model' : errorMessage(e));
       return;
     }
-    if (get().gen.cancelRequested) {
+    if (get().sd.cancelRequested) {
       fail('Cancelled while preparing the model');
       return;
     }
@@ -172,8 +172,8 @@ export const createGenerateSlice: SliceCreator<GenerateSlice> = (set, get) => {
         patch({ progress: { done, total, text: `seed ${e.seed} · ${e.side} · step ${e.step}/${e.total} (${Math.round(e.ms)} ms)` } });
       } else patch({ progress: { done, total, text: e.message } });
     };
-    const id = `run-${Date.now().toString(36)}-${get().gen.seq + 1}`;
-    patch({ seq: get().gen.seq + 1 });
+    const id = `run-${Date.now().toString(36)}-${get().sd.seq + 1}`;
+    patch({ seq: get().sd.seq + 1 });
     const run: GalleryRun = {
       id,
       created: new Date().toISOString(),
@@ -187,13 +187,13 @@ export const createGenerateSlice: SliceCreator<GenerateSlice> = (set, get) => {
       images: [],
       status: 'running',
     };
-    patch({ report: loaded, runs: [run, ...get().gen.runs] });
+    patch({ report: loaded, runs: [run, ...get().sd.runs] });
     const worker = get().workers.sd();
     const out = await runGallery(
       {
         generate: (r, p, on) => worker.generate(r, p, on),
         score,
-        cancelRequested: () => get().gen.cancelRequested,
+        cancelRequested: () => get().sd.cancelRequested,
       },
       req,
       gp,
@@ -216,7 +216,7 @@ export const createGenerateSlice: SliceCreator<GenerateSlice> = (set, get) => {
   }
 
   return {
-    gen: {
+    sd: {
       form: { prompt: DEFAULT_PROMPTS[0], negativePrompt: '', steps: 4, seed: 0, numSeeds: 2 },
       running: false,
       progress: null,
@@ -228,7 +228,7 @@ export const createGenerateSlice: SliceCreator<GenerateSlice> = (set, get) => {
     },
 
     setGenForm(p) {
-      const f = { ...get().gen.form, ...p };
+      const f = { ...get().sd.form, ...p };
       f.steps = Math.min(8, Math.max(2, Math.round(f.steps)));
       f.numSeeds = Math.min(8, Math.max(1, Math.round(f.numSeeds)));
       f.seed = Math.max(0, Math.floor(f.seed) || 0);
@@ -237,26 +237,26 @@ export const createGenerateSlice: SliceCreator<GenerateSlice> = (set, get) => {
     },
 
     setGenModel(id) {
-      set((st) => ({ chosenModelId: { ...st.chosenModelId, sd: id }, gen: { ...st.gen, report: null, error: undefined } }));
+      set((st) => ({ chosenModelId: { ...st.chosenModelId, sd: id }, sd: { ...st.sd, report: null, error: undefined } }));
     },
 
     async generateRun() {
-      if (get().gen.running || !get().gen.historyLoaded) return;
+      if (get().sd.running || !get().sd.historyLoaded) return;
       try {
         await galleryRun();
       } catch (e) {
         // a worker that died, a PNG that could not be encoded…: say so, keep the earlier runs, unlock the form
         const message = `Generation failed: ${errorMessage(e)}`;
-        const running = get().gen.runs.filter((r) => r.status === 'running').map((r) => r.id);
-        set((st) => ({ gen: { ...st.gen, running: false, progress: null, error: message, runs: st.gen.runs.map((r) => (r.status === 'running' ? { ...r, status: 'error' as const, message } : r)) } }));
+        const running = get().sd.runs.filter((r) => r.status === 'running').map((r) => r.id);
+        set((st) => ({ sd: { ...st.sd, running: false, progress: null, error: message, runs: st.sd.runs.map((r) => (r.status === 'running' ? { ...r, status: 'error' as const, message } : r)) } }));
         get().alert(message);
         for (const id of running) await saveRun(get, id);
       }
     },
 
     async cancelGenerate() {
-      if (!get().gen.running) return;
-      patch({ cancelRequested: true, progress: { ...(get().gen.progress ?? { done: 0, total: 1 }), text: 'cancelling…' } });
+      if (!get().sd.running) return;
+      patch({ cancelRequested: true, progress: { ...(get().sd.progress ?? { done: 0, total: 1 }), text: 'cancelling…' } });
       // a download in flight stops too (the run then ends with "Cancelled while preparing the model")
       const d = get().download;
       if (d && !d.done && !d.error && d.modelId === chosenModel(get(), 'sd')?.id) get().cancelDownload();

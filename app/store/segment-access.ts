@@ -42,9 +42,9 @@ export function segImageKey(item: Pick<ImageItem, 'id' | 'dicom'>): string {
 }
 
 /** The current image's segment state (views read it through this). */
-export function currentSegImage(s: Pick<AppState, 'images' | 'currentId' | 'segment'>): SegImageState | undefined {
+export function currentSegImage(s: Pick<AppState, 'images' | 'currentId' | 'sam'>): SegImageState | undefined {
   const item = s.images.find((i) => i.id === s.currentId);
-  return item ? s.segment.byImage[segImageKey(item)] : undefined;
+  return item ? s.sam.byImage[segImageKey(item)] : undefined;
 }
 
 /** The segment slices' view of the store: request, engine, current image and its per-image state. */
@@ -58,20 +58,20 @@ export function segmentAccess(set: Set, get: () => AppState) {
     `${r.entry.id}|${Object.keys(r.entry.variants).sort().join(',')}|${r.override}|${JSON.stringify(r.source.kind === 'local' ? { kind: 'local', name: r.source.name } : r.source)}`;
   const engine = () => get().workers.sam();
   const current = (): ImageItem | undefined => get().images.find((i) => i.id === get().currentId);
-  const patchSeg = (p: Partial<SegmentState>) => set((s) => ({ segment: { ...s.segment, ...p } }));
+  const patchSeg = (p: Partial<SegmentState>) => set((s) => ({ sam: { ...s.sam, ...p } }));
   /** Patch the state under `id` (a segImageKey); no-op when it is gone. */
   const patchImage = (id: string, p: Partial<SegImageState>) =>
     set((s) => {
-      const cur = s.segment.byImage[id];
-      return cur ? { segment: { ...s.segment, byImage: { ...s.segment.byImage, [id]: { ...cur, ...p } } } } : {};
+      const cur = s.sam.byImage[id];
+      return cur ? { sam: { ...s.sam, byImage: { ...s.sam.byImage, [id]: { ...cur, ...p } } } } : {};
     });
   const imageState = (item: ImageItem): SegImageState => {
     const key = segImageKey(item);
-    const have = get().segment.byImage[key];
+    const have = get().sam.byImage[key];
     if (have) return have;
-    const id = get().segment.layerSeq + 1;
+    const id = get().sam.layerSeq + 1;
     const st: SegImageState = { encoding: false, width: item.raster.width, height: item.raster.height, history: historyInit([newLayer(id, 0)]), activeLayer: id, decoding: false };
-    set((s) => ({ segment: { ...s.segment, layerSeq: id, byImage: { ...s.segment.byImage, [key]: st } } }));
+    set((s) => ({ sam: { ...s.sam, layerSeq: id, byImage: { ...s.sam.byImage, [key]: st } } }));
     return st;
   };
   /** The current image and the key of its segment state. */
@@ -79,7 +79,7 @@ export function segmentAccess(set: Set, get: () => AppState) {
     const item = current();
     if (!item) return undefined;
     const key = segImageKey(item);
-    return { item, key, st: get().segment.byImage[key] };
+    return { item, key, st: get().sam.byImage[key] };
   };
   const activeOf = (st: SegImageState) => st.history.present.find((l) => l.id === st.activeLayer) ?? st.history.present[0];
   return { req, tagOf, engine, current, currentKeyed, patchSeg, patchImage, imageState, activeOf };

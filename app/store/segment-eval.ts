@@ -40,7 +40,7 @@ export const createSegmentEvalSlice: SliceCreator<SegmentEvalSlice> = (set, get)
   // Folder-evaluation inputs of the current run (blobs, not decoded: decoded again when a worst case is opened).
   let evalFiles = new Map<string, { image: { blob: Blob }; mask: { blob: Blob } }>();
   let evalBoxes: Record<string, Record<(typeof LUNGS)[number], Box>> = {};
-  const ev = (p: Partial<SegEvalState>) => set((s) => ({ segment: { ...s.segment, eval: { ...s.segment.eval, ...p } } }));
+  const ev = (p: Partial<SegEvalState>) => set((s) => ({ sam: { ...s.sam, eval: { ...s.sam.eval, ...p } } }));
 
   async function decodeBlob(blob: Blob): Promise<Raster> {
     const buf = await blob.arrayBuffer();
@@ -102,7 +102,7 @@ export const createSegmentEvalSlice: SliceCreator<SegmentEvalSlice> = (set, get)
 
   return {
     async segmentEvalFolder(files, prompt = 'box') {
-      if (get().segment.eval.running) {
+      if (get().sam.eval.running) {
         get().alert(EVAL_BUSY_MESSAGE, 'info');
         return;
       }
@@ -120,7 +120,7 @@ export const createSegmentEvalSlice: SliceCreator<SegmentEvalSlice> = (set, get)
 
     async segmentEvalShow(name, lung) {
       try {
-        const r = await evalOne(name, get().segment.eval.prompt);
+        const r = await evalOne(name, get().sam.eval.prompt);
         ev({ detail: { name, lung, raster: r.raster, pred: r.pred[lung], truth: r.truth[lung], dice: r.row.lungs[lung].dice } });
       } catch (e) {
         get().alert(`${name}: ${errorMessage(e)}`);

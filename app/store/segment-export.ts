@@ -25,7 +25,7 @@ export const createSegmentExportSlice: SliceCreator<SegmentExportSlice> = (set, 
   return {
     segmentExport(kind, opts = {}) {
       const item = current();
-      const st = item && get().segment.byImage[segImageKey(item)];
+      const st = item && get().sam.byImage[segImageKey(item)];
       if (!item || !st) return [];
       const layers = st.history.present.filter((l) => layerMask(l));
       if (!layers.length) {

@@ -22,13 +22,13 @@ export const createSegmentLayersSlice: SliceCreator<SegmentLayersSlice> = (set, 
     segmentSelectCandidate(i) {
       const item = current();
       if (!item) return;
-      const st = get().segment.byImage[segImageKey(item)];
+      const st = get().sam.byImage[segImageKey(item)];
       const l = activeOf(st);
       if (!l.masks?.[i] || !l.lowRes?.[i]) return;
       let masks = l.masks;
       if (!masks[i].length) {
         // upscaled on demand: the decode only upscaled the best candidate
-        const size = get().segment.info?.imageSize;
+        const size = get().sam.info?.imageSize;
         if (!size) return;
         const m = Math.round(Math.sqrt(l.lowRes[i].length));
         masks = masks.map((x, k) => (k === i ? thresholdLogits(upscaleMaskLogits(l.lowRes![i], m, longestSideShape(item.raster.width, item.raster.height, size))) : x));
@@ -38,19 +38,19 @@ export const createSegmentLayersSlice: SliceCreator<SegmentLayersSlice> = (set, 
 
     segmentUndo() {
       const item = current();
-      const st = item && get().segment.byImage[segImageKey(item)];
+      const st = item && get().sam.byImage[segImageKey(item)];
       if (st) patchImage(segImageKey(item), { history: historyUndo(st.history) });
     },
 
     segmentRedo() {
       const item = current();
-      const st = item && get().segment.byImage[segImageKey(item)];
+      const st = item && get().sam.byImage[segImageKey(item)];
       if (st) patchImage(segImageKey(item), { history: historyRedo(st.history) });
     },
 
     segmentClear() {
       const item = current();
-      const st = item && get().segment.byImage[segImageKey(item)];
+      const st = item && get().sam.byImage[segImageKey(item)];
       if (!st) return;
       const l = activeOf(st);
       patchImage(segImageKey(item), { history: historyPush(st.history, st.history.present.map((x) => (x.id === l.id ? { ...newLayer(x.id, 0, x.label), autoLabel: x.autoLabel, color: x.color } : x))) });
@@ -61,7 +61,7 @@ export const createSegmentLayersSlice: SliceCreator<SegmentLayersSlice> = (set, 
       const item = current();
       if (!item) return;
       const st = imageState(item);
-      const id = get().segment.layerSeq + 1;
+      const id = get().sam.layerSeq + 1;
       const layer = newLayer(id, st.history.present.length, label);
       patchSeg({ layerSeq: id });
       patchImage(segImageKey(item), { history: historyPush(st.history, [...st.history.present, layer]), activeLayer: id });
@@ -74,7 +74,7 @@ export const createSegmentLayersSlice: SliceCreator<SegmentLayersSlice> = (set, 
 
     segmentRenameLayer(id, label) {
       const item = current();
-      const st = item && get().segment.byImage[segImageKey(item)];
+      const st = item && get().sam.byImage[segImageKey(item)];
       if (st) patchImage(segImageKey(item), { history: { ...st.history, present: st.history.present.map((l) => (l.id === id ? { ...l, label, autoLabel: false } : l)) } });
     },
   };

@@ -81,7 +81,7 @@ export interface SegmentState {
 }
 
 export interface SegmentSlice {
-  segment: SegmentState;
+  sam: SegmentState;
   segmentSetModel(id: string): Promise<void>;
   /** Load the model and encode the current image (embedding from the cache when there is one). */
   segmentPrepare(): Promise<void>;
@@ -121,7 +121,7 @@ export const createSegmentSlice: SliceCreator<SegmentSlice> = (set, get) => {
     const r = req();
     if (!r) return false;
     const tag = tagOf(r);
-    if (loadedFor === tag && get().segment.info) return true;
+    if (loadedFor === tag && get().sam.info) return true;
     if (loadPromise && loadedFor === tag) return loadPromise;
     loadedFor = tag;
     loadPromise = (async () => {
@@ -175,7 +175,7 @@ export const createSegmentSlice: SliceCreator<SegmentSlice> = (set, get) => {
   }
 
   function promptFor(layer: SegLayer, extra?: PromptPoint): SamPrompt {
-    const s = get().segment;
+    const s = get().sam;
     const refine = s.refine && s.info?.supportsMaskInput && layer.lowRes?.[layer.selected];
     return { points: extra ? [...layer.points, extra] : layer.points, box: layer.box, maskInput: refine ? layer.lowRes![layer.selected] : undefined };
   }
@@ -202,7 +202,7 @@ export const createSegmentSlice: SliceCreator<SegmentSlice> = (set, get) => {
     const r = req();
     if (!r) return;
     const tag = tagOf(r);
-    const st = get().segment.byImage[sk];
+    const st = get().sam.byImage[sk];
     const before = activeOf(st);
     const layer = change(before);
     patchImage(sk, { decoding: true });
@@ -214,7 +214,7 @@ export const createSegmentSlice: SliceCreator<SegmentSlice> = (set, get) => {
       get().alert(errorMessage(e));
       return;
     }
-    const now = get().segment.byImage[sk];
+    const now = get().sam.byImage[sk];
     const cur = req();
     if (!now || !cur || tagOf(cur) !== tag || now.key !== key) {
       if (now) patchImage(sk, { decoding: false });
@@ -235,20 +235,20 @@ export const createSegmentSlice: SliceCreator<SegmentSlice> = (set, get) => {
     async ({ imageKey, tag, key, prompt }) => {
       const r = req();
       if (!r || tagOf(r) !== tag) return null;
-      const style = { color: PREVIEW_COLOR, alpha: Math.min(0.6, get().segment.opacity * 0.9) };
+      const style = { color: PREVIEW_COLOR, alpha: Math.min(0.6, get().sam.opacity * 0.9) };
       const out = await engine().previewDecode(r, key, prompt, style);
-      set((s) => ({ segment: { ...s.segment, hoverDecodes: s.segment.hoverDecodes + 1 } }));
+      set((s) => ({ sam: { ...s.sam, hoverDecodes: s.sam.hoverDecodes + 1 } }));
       return out.ok ? { imageId: imageKey, ...out.value } : null;
     },
     (res) => {
       // shown only on the image and frame it was computed for, with the same model
       const item = current();
-      if (res && get().segment.hoverPreview && item && segImageKey(item) === res.imageId) patchSeg({ preview: res });
+      if (res && get().sam.hoverPreview && item && segImageKey(item) === res.imageId) patchSeg({ preview: res });
     },
   );
 
   return {
-    segment: {
+    sam: {
       loading: false,
       byImage: {},
       tool: 'click',
@@ -264,12 +264,12 @@ export const createSegmentSlice: SliceCreator<SegmentSlice> = (set, get) => {
       // Embeddings belong to a model: the per-image keys are dropped (masks stay; they are pixels).
       set((s) => ({
         chosenModelId: { ...s.chosenModelId, sam: id },
-        segment: {
-          ...s.segment,
+        sam: {
+          ...s.sam,
           info: undefined,
           loadError: undefined,
           preview: undefined,
-          byImage: Object.fromEntries(Object.entries(s.segment.byImage).map(([k, v]) => [k, { ...v, key: undefined, keyTag: undefined, from: undefined }])),
+          byImage: Object.fromEntries(Object.entries(s.sam.byImage).map(([k, v]) => [k, { ...v, key: undefined, keyTag: undefined, from: undefined }])),
         },
       }));
       if (current()) await get().segmentPrepare();
@@ -292,7 +292,7 @@ export const createSegmentSlice: SliceCreator<SegmentSlice> = (set, get) => {
 
     segmentHover(x, y) {
       const item = current();
-      const s = get().segment;
+      const s = get().sam;
       if (!item || !s.hoverPreview) return;
       const imageKey = segImageKey(item);
       const st = s.byImage[imageKey];

@@ -32,13 +32,13 @@ export function currentPromptSets(s: Pick<AppState, 'manifest' | 'chosenModelId'
  */
 export function workInProgress(s: {
   batch?: { running?: boolean };
-  segment?: { eval?: { running?: boolean } };
-  gen?: { running?: boolean };
+  sam?: { eval?: { running?: boolean } };
+  sd?: { running?: boolean };
 }): string | null {
   const running: string[] = [];
   if (s.batch?.running) running.push('a batch run');
-  if (s.segment?.eval?.running) running.push('a segmentation evaluation');
-  if (s.gen?.running) running.push('a generation');
+  if (s.sam?.eval?.running) running.push('a segmentation evaluation');
+  if (s.sd?.running) running.push('a generation');
   return running.length ? running.join(' and ') : null;
 }
 

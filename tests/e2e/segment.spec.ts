@@ -84,7 +84,7 @@ test.describe('segment view', () => {
     await page.mouse.up();
     await expect.poll(async () => page.evaluate(() => {
       const s = (window as any).cxrStudio.store.getState();
-      const st = s.segment.byImage[`${s.currentId}#f0`];
+      const st = s.sam.byImage[`${s.currentId}#f0`];
       return st.history.present[0].box ? st.history.past.length : -1;
     })).toBe(3);
     const areaBox = await layerArea(page);
@@ -200,15 +200,15 @@ test.describe('segment view', () => {
     await expect(page.getByTestId('segment-embedding')).toContainText('embedding', { timeout: 90_000 });
     await expect(page.getByTestId('segment-embedding')).not.toContainText('encoding');
     const ov = (await page.getByTestId('segment-overlay').boundingBox())!;
-    const before = await page.evaluate(() => (window as any).cxrStudio.store.getState().segment.hoverDecodes);
+    const before = await page.evaluate(() => (window as any).cxrStudio.store.getState().sam.hoverDecodes);
     // 30 moves dispatched in one task: the first starts a decode, the other 29 coalesce into one more
     await page.evaluate(({ x, y, w, hh }) => {
       const el = document.querySelector('[data-testid="segment-overlay"]')!;
       for (let i = 0; i < 30; i++) el.dispatchEvent(new PointerEvent('pointermove', { clientX: x + (w * (0.2 + i / 60)), clientY: y + hh * 0.5, bubbles: true }));
     }, { x: ov.x, y: ov.y, w: ov.width, hh: ov.height });
-    await expect.poll(async () => page.evaluate(() => (window as any).cxrStudio.store.getState().segment.preview !== undefined)).toBe(true);
+    await expect.poll(async () => page.evaluate(() => (window as any).cxrStudio.store.getState().sam.preview !== undefined)).toBe(true);
     // the first decode and the one coalesced request (on a loaded machine the second may end well after the first)
-    const decodes = () => page.evaluate(() => (window as any).cxrStudio.store.getState().segment.hoverDecodes);
+    const decodes = () => page.evaluate(() => (window as any).cxrStudio.store.getState().sam.hoverDecodes);
     await expect.poll(async () => (await decodes()) - before, { timeout: 60_000 }).toBe(2);
     await page.waitForTimeout(1500);
     expect((await decodes()) - before).toBe(2);
@@ -288,7 +288,7 @@ test.describe('segment view', () => {
     })) as [number, number];
     const points = () => page.evaluate(() => {
       const s = (window as any).cxrStudio.store.getState();
-      const st = s.segment.byImage[`${s.currentId}#f0`];
+      const st = s.sam.byImage[`${s.currentId}#f0`];
       return st.history.present.find((l: any) => l.id === st.activeLayer).points.length;
     });
     const ov = (await page.getByTestId('segment-overlay').boundingBox())!;
@@ -299,7 +299,7 @@ test.describe('segment view', () => {
     await expect.poll(points, { timeout: 60_000 }).toBe(3);
     const last = await page.evaluate(() => {
       const s = (window as any).cxrStudio.store.getState();
-      const st = s.segment.byImage[`${s.currentId}#f0`];
+      const st = s.sam.byImage[`${s.currentId}#f0`];
       return st.history.present.find((l: any) => l.id === st.activeLayer).points[2].y;
     });
     expect(last).toBeGreaterThan(h - 3);
@@ -317,7 +317,7 @@ test.describe('segment view', () => {
     const state = () => page.evaluate(() => {
       const s = (window as any).cxrStudio.store.getState();
       const f = (k: string) => {
-        const st = s.segment.byImage[`${s.currentId}#${k}`];
+        const st = s.sam.byImage[`${s.currentId}#${k}`];
         return st && { key: st.key ?? null, tag: st.keyTag ?? null, masks: st.history.present.filter((l: any) => l.masks?.length).length };
       };
       return { f0: f('f0'), f1: f('f1') };

@@ -38,9 +38,9 @@ function useFitWidth(aspect: number) {
 export function SegmentCanvas() {
   const item = useAppStore((s) => s.images.find((i) => i.id === s.currentId));
   const st = useAppStore(currentSegImage);
-  const opacity = useAppStore((s) => s.segment.opacity);
-  const preview = useAppStore((s) => s.segment.preview);
-  const tool = useAppStore((s) => s.segment.tool);
+  const opacity = useAppStore((s) => s.sam.opacity);
+  const preview = useAppStore((s) => s.sam.preview);
+  const tool = useAppStore((s) => s.sam.tool);
   const click = useAppStore((s) => s.segmentClick);
   const boxAction = useAppStore((s) => s.segmentBox);
   const hover = useAppStore((s) => s.segmentHover);

@@ -27,7 +27,7 @@ function Histogram({ values, label }: { values: number[]; label: string }) {
 }
 
 function EvalDetail() {
-  const d = useAppStore((s) => s.segment.eval.detail);
+  const d = useAppStore((s) => s.sam.eval.detail);
   const ref = useRef<HTMLCanvasElement>(null);
   useEffect(() => {
     const c = ref.current;
@@ -56,7 +56,7 @@ function EvalDetail() {
 }
 
 export function SegmentEval() {
-  const ev = useAppStore((s) => s.segment.eval);
+  const ev = useAppStore((s) => s.sam.eval);
   const run = useAppStore((s) => s.segmentEvalFolder);
   const show = useAppStore((s) => s.segmentEvalShow);
   const [prompt, setPrompt] = useState<'box' | 'center-click'>('box');

@@ -88,7 +88,7 @@ function SegmentExports({ dicom }: { dicom: boolean }) {
 
 export function SegmentPanel() {
   const manifest = useAppStore((s) => s.manifest);
-  const seg = useAppStore((s) => s.segment);
+  const seg = useAppStore((s) => s.sam);
   const item = useAppStore((s) => s.images.find((i) => i.id === s.currentId));
   const st = useAppStore(currentSegImage);
   const a = useAppStore.getState();
