@@ -1,6 +1,6 @@
 import { useEffect } from 'react';
 import { useAppStore } from '../store';
-import { DEFAULT_PROMPTS, defaultGuidance, type GalleryImage, type GalleryRun } from '../store/generate';
+import { DEFAULT_PROMPTS, defaultGuidance, type GalleryImage, type GalleryRun } from '../store/sd';
 import { chosenModel } from '../store/selectors';
 import { WeightsBadge } from './WeightsBadge';
 import type { WeightsKind } from '../lib/models/manifest-types';

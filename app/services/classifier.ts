@@ -1,5 +1,5 @@
 /**
- * Classification of one image, the operation behind the Viewer's classification panel (app/store/classify.ts):
+ * Classification of one image, the operation behind the Viewer's classification panel (app/store/classifier.ts):
  * the chosen classifier's probabilities, prediction at the model card's threshold, attention-rollout heatmap and
  * out-of-distribution verdict (app/lib/classifier/engine.ts), and the occlusion-sensitivity map on request. Free of
  * React and the DOM; the store supplies the inference service and the request.

@@ -1,6 +1,6 @@
 /**
  * Zero-shot labelling of one image by a CLIP-family model from prompt sets (app/lib/clip/engine.ts), the operation
- * behind the Viewer's zero-shot panel (app/store/zero-shot.ts) and the batch's auto_label, and the reader of a
+ * behind the Viewer's zero-shot panel (app/store/clip.ts) and the batch's auto_label, and the reader of a
  * prompts file in the manifest's default_prompts format (`npm run label -- --prompts FILE.json`).
  */
 import type { ClipEngine } from '../lib/clip/engine';

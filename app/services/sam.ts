@@ -1,5 +1,5 @@
 /**
- * Segment operations, written once for the app's store (app/store/segment*.ts) and `npm run segment-eval`:
+ * Segment operations, written once for the app's store (app/store/sam*.ts) and `npm run segment-eval`:
  * encode an image, decode a prompt against its embedding, segment one image, and evaluate one image against its
  * true mask (Dice / IoU per lung, app/lib/sam/eval.ts). Free of React and the DOM: the engine is the segment
  * engine (app/lib/sam/engine.ts), in a comlink worker in the app and in-process in Node, always reached through

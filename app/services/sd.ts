@@ -1,5 +1,5 @@
 /**
- * The gallery run, written once for the app's generate slice (app/store/generate.ts) and `npm run generate`
+ * The gallery run, written once for the app's generate slice (app/store/sd.ts) and `npm run generate`
  * (app/cli/generate.ts): the seeds (S..S+N-1), the sides (base / LoRA from the same initial latents), the guidance
  * default (the model's config.guidance_scale, else 1), one engine call per seed, each image PNG-encoded by the same
  * deterministic encoder everywhere (app/lib/sam/png.ts: fflate deflate level 6, filter 0), so the app and the CLI

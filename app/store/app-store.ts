@@ -6,19 +6,19 @@ import { create } from 'zustand';
 import { createAlertsSlice } from './alerts';
 import { createBatchSlice } from './batch';
 import { createBatchExportSlice } from './batch-export';
-import { createClassifySlice } from './classify';
+import { createClassifierSlice } from './classifier';
 import { createDownloadsSlice } from './downloads';
-import { createGallerySlice } from './gallery';
-import { createGenerateSlice } from './generate';
+import { createSdGallerySlice } from './sd-gallery';
+import { createSdSlice } from './sd';
 import { createImagesSlice } from './images';
 import { createModelsSlice } from './models';
-import { createSegmentSlice } from './segment';
-import { createSegmentEvalSlice } from './segment-eval';
-import { createSegmentExportSlice } from './segment-export';
-import { createSegmentLayersSlice } from './segment-layers';
+import { createSamSlice } from './sam';
+import { createSamEvalSlice } from './sam-eval';
+import { createSamExportSlice } from './sam-export';
+import { createSamLayersSlice } from './sam-layers';
 import { createSettingsSlice } from './settings';
 import type { AppState } from './state';
-import { createZeroShotSlice } from './zero-shot';
+import { createClipSlice } from './clip';
 
 export const useAppStore = create<AppState>()((...a) => ({
   ...createAlertsSlice(...a),
@@ -26,14 +26,14 @@ export const useAppStore = create<AppState>()((...a) => ({
   ...createModelsSlice(...a),
   ...createDownloadsSlice(...a),
   ...createImagesSlice(...a),
-  ...createClassifySlice(...a),
-  ...createZeroShotSlice(...a),
+  ...createClassifierSlice(...a),
+  ...createClipSlice(...a),
   ...createBatchSlice(...a),
   ...createBatchExportSlice(...a),
-  ...createSegmentSlice(...a),
-  ...createSegmentLayersSlice(...a),
-  ...createSegmentExportSlice(...a),
-  ...createSegmentEvalSlice(...a),
-  ...createGenerateSlice(...a),
-  ...createGallerySlice(...a),
+  ...createSamSlice(...a),
+  ...createSamLayersSlice(...a),
+  ...createSamExportSlice(...a),
+  ...createSamEvalSlice(...a),
+  ...createSdSlice(...a),
+  ...createSdGallerySlice(...a),
 }));

@@ -8,5 +8,5 @@ export type { DownloadState } from './downloads';
 export type { BatchInput, BatchRow, BatchState } from './batch';
 export type { Settings, ModelSourceSetting } from './settings';
 export * from './selectors';
-export { currentSegImage, histogram01, layerMask, LUNGS, segImageKey, worstCasesOf } from './segment';
-export type { SegLayer, SegImageState, SegmentState } from './segment';
+export { currentSegImage, histogram01, layerMask, LUNGS, segImageKey, worstCasesOf } from './sam';
+export type { SegLayer, SegImageState, SamState } from './sam';

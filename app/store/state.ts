@@ -6,34 +6,34 @@ import type { StateCreator } from 'zustand';
 import type { AlertsSlice } from './alerts';
 import type { BatchSlice } from './batch';
 import type { BatchExportSlice } from './batch-export';
-import type { ClassifySlice } from './classify';
+import type { ClassifierSlice } from './classifier';
 import type { DownloadsSlice } from './downloads';
-import type { GallerySlice } from './gallery';
-import type { GenerateSlice } from './generate';
+import type { SdGallerySlice } from './sd-gallery';
+import type { SdSlice } from './sd';
 import type { ImagesSlice } from './images';
 import type { ModelsSlice } from './models';
-import type { SegmentSlice } from './segment';
-import type { SegmentEvalSlice } from './segment-eval';
-import type { SegmentExportSlice } from './segment-export';
-import type { SegmentLayersSlice } from './segment-layers';
+import type { SamSlice } from './sam';
+import type { SamEvalSlice } from './sam-eval';
+import type { SamExportSlice } from './sam-export';
+import type { SamLayersSlice } from './sam-layers';
 import type { SettingsSlice } from './settings';
-import type { ZeroShotSlice } from './zero-shot';
+import type { ClipSlice } from './clip';
 
 export type AppState = AlertsSlice &
   SettingsSlice &
   ModelsSlice &
   DownloadsSlice &
   ImagesSlice &
-  ClassifySlice &
-  ZeroShotSlice &
+  ClassifierSlice &
+  ClipSlice &
   BatchSlice &
   BatchExportSlice &
-  SegmentSlice &
-  SegmentLayersSlice &
-  SegmentExportSlice &
-  SegmentEvalSlice &
-  GenerateSlice &
-  GallerySlice;
+  SamSlice &
+  SamLayersSlice &
+  SamExportSlice &
+  SamEvalSlice &
+  SdSlice &
+  SdGallerySlice;
 
 /** A slice: (set, get, api) of the whole store, returning its own part. */
 export type SliceCreator<T> = StateCreator<AppState, [], [], T>;

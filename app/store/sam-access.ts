@@ -7,7 +7,7 @@
  */
 import { historyInit } from '../lib/sam';
 import type { ImageItem } from './images';
-import type { SegImageState, SegLayer, SegmentState } from './segment';
+import type { SegImageState, SegLayer, SamState } from './sam';
 import { chosenModel } from './selectors';
 import type { AppState } from './state';
 
@@ -58,7 +58,7 @@ export function segmentAccess(set: Set, get: () => AppState) {
     `${r.entry.id}|${Object.keys(r.entry.variants).sort().join(',')}|${r.override}|${JSON.stringify(r.source.kind === 'local' ? { kind: 'local', name: r.source.name } : r.source)}`;
   const engine = () => get().workers.sam();
   const current = (): ImageItem | undefined => get().images.find((i) => i.id === get().currentId);
-  const patchSeg = (p: Partial<SegmentState>) => set((s) => ({ sam: { ...s.sam, ...p } }));
+  const patchSeg = (p: Partial<SamState>) => set((s) => ({ sam: { ...s.sam, ...p } }));
   /** Patch the state under `id` (a segImageKey); no-op when it is gone. */
   const patchImage = (id: string, p: Partial<SegImageState>) =>
     set((s) => {

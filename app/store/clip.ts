@@ -11,7 +11,7 @@ import { guarded } from './alerts';
 import { chosenModel, currentPromptSets, resultKey } from './selectors';
 import type { AppState, SliceCreator } from './state';
 
-export interface ZeroShotSlice {
+export interface ClipSlice {
   /** Editable prompt sets per CLIP model (defaults: the manifest's config.default_prompts). */
   prompts: Record<string, PromptSet[]>;
   setClip(id: string): void;
@@ -26,7 +26,7 @@ function keyNow(s: AppState, imageId: string): string | undefined {
   return item && entry ? resultKey(s, item, entry) : undefined;
 }
 
-export const createZeroShotSlice: SliceCreator<ZeroShotSlice> = (set, get) => {
+export const createClipSlice: SliceCreator<ClipSlice> = (set, get) => {
   const latest = new Map<string, number>();
   let seq = 0;
 

@@ -4,11 +4,11 @@
  */
 import { maskToPng, maskToPolygons, type Ring } from '../lib/sam';
 import { buildDicomSeg, type SegSourceAttributes } from '../lib/sam/dicom-seg';
-import { layerMask, segImageKey, segmentAccess } from './segment-access';
+import { layerMask, segImageKey, segmentAccess } from './sam-access';
 import { chosenModel } from './selectors';
 import type { SliceCreator } from './state';
 
-export interface SegmentExportSlice {
+export interface SamExportSlice {
   /**
    * Files to save: the caller (a view) triggers the download. DICOM SEG: `includeIdentifying` is asked of the user
    * at export time (the view's question); without it the identifying fields are left out.
@@ -20,7 +20,7 @@ function download(name: string, bytes: Uint8Array | string, type: string) {
   return { name, blob: new Blob([bytes as BlobPart], { type }) };
 }
 
-export const createSegmentExportSlice: SliceCreator<SegmentExportSlice> = (set, get) => {
+export const createSamExportSlice: SliceCreator<SamExportSlice> = (set, get) => {
   const { current } = segmentAccess(set, get);
   return {
     segmentExport(kind, opts = {}) {

@@ -10,7 +10,7 @@ import { errorMessage } from '../lib/runtime/outcome';
 import { imageName, LUNGS, parseBoxes, summarizeEval, type Box, type EvalFailure, type EvalPrompt, type EvalRow, type EvalSummary } from '../lib/sam';
 import { transfer } from '../platform/browser/workers';
 import { evalFolderPlan, evaluateImage } from '../services/sam';
-import { segmentAccess } from './segment-access';
+import { segmentAccess } from './sam-access';
 import { chosenModel } from './selectors';
 import type { SliceCreator } from './state';
 
@@ -27,7 +27,7 @@ export interface SegEvalState {
   detail?: { name: string; lung: (typeof LUNGS)[number]; raster: Raster; pred: Uint8Array; truth: Uint8Array; dice: number };
 }
 
-export interface SegmentEvalSlice {
+export interface SamEvalSlice {
   segmentEvalFolder(files: { name: string; path: string; blob: Blob }[], prompt?: EvalPrompt): Promise<void>;
   segmentEvalShow(name: string, lung: (typeof LUNGS)[number]): Promise<void>;
 }
@@ -35,7 +35,7 @@ export interface SegmentEvalSlice {
 /** The message shown when a folder is dropped while another one is being evaluated. */
 export const EVAL_BUSY_MESSAGE = 'An evaluation is running: wait for it to finish before evaluating another folder';
 
-export const createSegmentEvalSlice: SliceCreator<SegmentEvalSlice> = (set, get) => {
+export const createSamEvalSlice: SliceCreator<SamEvalSlice> = (set, get) => {
   const { req, engine } = segmentAccess(set, get);
   // Folder-evaluation inputs of the current run (blobs, not decoded: decoded again when a worst case is opened).
   let evalFiles = new Map<string, { image: { blob: Blob }; mask: { blob: Blob } }>();

@@ -12,7 +12,7 @@ import { errorMessage } from '../lib/runtime/outcome';
 import { browserDevice } from '../platform/browser/ort';
 import { pngDataUrl } from '../platform/browser/gallery';
 import { defaultGuidance, planGallery, runGallery, scoresFrom } from '../services/sd';
-import { saveRun } from './gallery';
+import { saveRun } from './sd-gallery';
 import { chosenModel } from './selectors';
 import type { AppState, SliceCreator } from './state';
 
@@ -67,7 +67,7 @@ export interface GenerateForm {
   numSeeds: number;
 }
 
-export interface GenerateState {
+export interface SdState {
   form: GenerateForm;
   running: boolean;
   progress: { done: number; total: number; text: string } | null;
@@ -83,8 +83,8 @@ export interface GenerateState {
   cancelRequested: boolean;
 }
 
-export interface GenerateSlice {
-  sd: GenerateState;
+export interface SdSlice {
+  sd: SdState;
   setGenForm(p: Partial<GenerateForm>): void;
   setGenModel(id: string): void;
   generateRun(): Promise<void>;
@@ -92,9 +92,9 @@ export interface GenerateSlice {
 }
 
 
-export const createGenerateSlice: SliceCreator<GenerateSlice> = (set, get) => {
+export const createSdSlice: SliceCreator<SdSlice> = (set, get) => {
   const device = browserDevice();
-  const patch = (p: Partial<GenerateState>) => set((st) => ({ sd: { ...st.sd, ...p } }));
+  const patch = (p: Partial<SdState>) => set((st) => ({ sd: { ...st.sd, ...p } }));
   const updateRun = (id: string, f: (r: GalleryRun) => GalleryRun) =>
     set((st) => ({ sd: { ...st.sd, runs: st.sd.runs.map((r) => (r.id === id ? f(r) : r)) } }));
 

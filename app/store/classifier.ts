@@ -15,7 +15,7 @@ import { guarded } from './alerts';
 import { chosenModel, resultKey } from './selectors';
 import type { AppState, SliceCreator } from './state';
 
-export interface ClassifySlice {
+export interface ClassifierSlice {
   /** Choose the classifier (chosenModelId.classifier) and classify the current image with it. */
   setClassifier(id: string): void;
   classifyCurrent(): Promise<void>;
@@ -54,7 +54,7 @@ function keyNow(s: AppState, imageId: string): string | undefined {
   return item && entry ? resultKey(s, item, entry) : undefined;
 }
 
-export const createClassifySlice: SliceCreator<ClassifySlice> = (set, get) => {
+export const createClassifierSlice: SliceCreator<ClassifierSlice> = (set, get) => {
   /** The newest classification request per image (a late answer to an older one neither shows nor clears busy). */
   const latest = new Map<string, number>();
   let seq = 0;

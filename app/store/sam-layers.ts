@@ -3,10 +3,10 @@
  * and undo/redo over the layers (app/lib/sam/history.ts). The decodes themselves are in segment.ts.
  */
 import { historyPush, historyRedo, historyUndo, longestSideShape, thresholdLogits, upscaleMaskLogits } from '../lib/sam';
-import { newLayer, segImageKey, segmentAccess } from './segment-access';
+import { newLayer, segImageKey, segmentAccess } from './sam-access';
 import type { SliceCreator } from './state';
 
-export interface SegmentLayersSlice {
+export interface SamLayersSlice {
   segmentSelectCandidate(i: number): void;
   segmentUndo(): void;
   segmentRedo(): void;
@@ -16,7 +16,7 @@ export interface SegmentLayersSlice {
   segmentRenameLayer(id: number, label: string): void;
 }
 
-export const createSegmentLayersSlice: SliceCreator<SegmentLayersSlice> = (set, get) => {
+export const createSamLayersSlice: SliceCreator<SamLayersSlice> = (set, get) => {
   const { current, patchSeg, patchImage, imageState, activeOf } = segmentAccess(set, get);
   return {
     segmentSelectCandidate(i) {

@@ -21,12 +21,12 @@ import { errorMessage } from '../lib/runtime/outcome';
 import { decodePrompt, encodeImage, loadSegmentModel } from '../services/sam';
 import { guarded } from './alerts';
 import type { ImageItem } from './images';
-import type { SegEvalState } from './segment-eval';
-import { segImageKey, segmentAccess } from './segment-access';
+import type { SegEvalState } from './sam-eval';
+import { segImageKey, segmentAccess } from './sam-access';
 import type { SliceCreator } from './state';
 
 export type { SegEvalState };
-export { currentSegImage, layerMask, segImageKey } from './segment-access';
+export { currentSegImage, layerMask, segImageKey } from './sam-access';
 
 export interface SegLayer {
   id: number;
@@ -61,7 +61,7 @@ export interface SegImageState {
   error?: string;
 }
 
-export interface SegmentState {
+export interface SamState {
   info?: SegmentModelInfo;
   loading: boolean;
   loadMessage?: string;
@@ -80,8 +80,8 @@ export interface SegmentState {
   layerSeq: number;
 }
 
-export interface SegmentSlice {
-  sam: SegmentState;
+export interface SamSlice {
+  sam: SamState;
   segmentSetModel(id: string): Promise<void>;
   /** Load the model and encode the current image (embedding from the cache when there is one). */
   segmentPrepare(): Promise<void>;
@@ -89,7 +89,7 @@ export interface SegmentSlice {
   segmentBox(box: Box): Promise<void>;
   segmentHover(x: number, y: number): void;
   segmentHoverEnd(): void;
-  segmentSet(p: Partial<Pick<SegmentState, 'tool' | 'refine' | 'hoverPreview' | 'opacity'>>): void;
+  segmentSet(p: Partial<Pick<SamState, 'tool' | 'refine' | 'hoverPreview' | 'opacity'>>): void;
   /** Load the chosen model's sessions (once per model request); false, with an alert, when that fails. */
   segmentEnsureLoaded(): Promise<boolean>;
   /**
@@ -112,7 +112,7 @@ function autoLabel(layer: SegLayer, layers: SegLayer[], item: ImageItem): string
   for (let n = 1; ; n++) if (!taken.has(n === 1 ? side : `${side} ${n}`)) return n === 1 ? side : `${side} ${n}`;
 }
 
-export const createSegmentSlice: SliceCreator<SegmentSlice> = (set, get) => {
+export const createSamSlice: SliceCreator<SamSlice> = (set, get) => {
   const { req, tagOf, engine, current, patchSeg, patchImage, imageState, activeOf } = segmentAccess(set, get);
   let loadPromise: Promise<boolean> | null = null;
   let loadedFor: string | null = null;
@@ -231,7 +231,7 @@ export const createSegmentSlice: SliceCreator<SegmentSlice> = (set, get) => {
     patchSeg({ preview: undefined });
   }
 
-  const hover = new LatestOnly<{ imageKey: string; tag: string; key: string; prompt: SamPrompt }, SegmentState['preview'] | null>(
+  const hover = new LatestOnly<{ imageKey: string; tag: string; key: string; prompt: SamPrompt }, SamState['preview'] | null>(
     async ({ imageKey, tag, key, prompt }) => {
       const r = req();
       if (!r || tagOf(r) !== tag) return null;

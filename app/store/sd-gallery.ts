@@ -10,10 +10,10 @@ import { errorMessage } from '../lib/runtime/outcome';
 import { deleteGalleryRun, loadGalleryRuns, pngToRgba, rgbaToPng, saveBlob, saveGalleryRun } from '../platform/browser/gallery';
 import { galleryRecord } from '../services/sd';
 import { guarded } from './alerts';
-import type { GalleryRun } from './generate';
+import type { GalleryRun } from './sd';
 import type { AppState, SliceCreator } from './state';
 
-export interface GallerySlice {
+export interface SdGallerySlice {
   loadGalleryHistory(): Promise<void>;
   deleteGalleryRun(id: string): Promise<void>;
   clearGallery(): Promise<void>;
@@ -33,7 +33,7 @@ export async function saveRun(get: () => AppState, id: string): Promise<void> {
 
 const byCreatedDesc = (a: GalleryRun, b: GalleryRun) => b.created.localeCompare(a.created);
 
-export const createGallerySlice: SliceCreator<GallerySlice> = (set, get) => {
+export const createSdGallerySlice: SliceCreator<SdGallerySlice> = (set, get) => {
   const patch = (p: Partial<AppState['sd']>) => set((st) => ({ sd: { ...st.sd, ...p } }));
   let loading: Promise<void> | null = null;
   return {
