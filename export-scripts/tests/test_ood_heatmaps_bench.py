@@ -86,7 +86,9 @@ def test_rebuilt_tiny_classifier_and_occlusion(repo_root):
     z[:, :, 8:16, 0:8] = 0
     with torch.no_grad():
         p = model(pixel_values=z).logits.double().softmax(-1)[0, occ["target"]]
-    assert occ["drop"][4] == pytest.approx(occ["base"] - float(p), abs=1e-9)
+    # occlusion_reference runs the 16 occluded images as one batch; float32 kernels are not batch-invariant
+    # (oneDNN picks them by shape), so the by-hand single image agrees to float32 rounding, not bit for bit
+    assert occ["drop"][4] == pytest.approx(occ["base"] - float(p), abs=1e-6)
 
 
 def test_bench_child_on_the_tiny_fixture(repo_root, tmp_path):

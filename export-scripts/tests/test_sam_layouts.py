@@ -29,9 +29,28 @@ def test_same_bytes_as_committed_and_small(regenerated, mid):
     old = {p.relative_to(MODELS / mid): p.read_bytes() for p in (MODELS / mid).rglob("*") if p.is_file()}
     assert new.keys() == old.keys() and new == old
     assert sum(len(b) for b in new.values()) < 1_500_000
-    g_new = {p.name: p.read_text() for p in (regenerated / "goldens" / mid).glob("*.json")}
-    g_old = {p.name: p.read_text() for p in (GOLD / mid).glob("*.json")}
-    assert g_new == g_old and len(g_new) >= 2
+    g_new = {p.name: json.loads(p.read_text()) for p in (regenerated / "goldens" / mid).glob("*.json")}
+    g_old = {p.name: json.loads(p.read_text()) for p in (GOLD / mid).glob("*.json")}
+    assert g_new.keys() == g_old.keys() and len(g_new) >= 2
+    # The weights are bit-exact (above); the PyTorch outputs are not across CPUs: oneDNN picks float32 kernels by
+    # CPU and shape, so the goldens agree to float32 rounding, far inside the 1e-4 the browser tests use them at.
+    for name in g_new:
+        assert _max_diff(g_new[name], g_old[name]) < 1e-5, name
+
+
+def _max_diff(a, b) -> float:
+    """Largest absolute difference between the numbers of two JSON values of the same shape; other leaves equal."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys()
+        return max((_max_diff(a[k], b[k]) for k in a), default=0.0)
+    if isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b)
+        return max((_max_diff(x, y) for x, y in zip(a, b)), default=0.0)
+    if isinstance(a, (int, float)) and not isinstance(a, bool):
+        assert isinstance(b, (int, float)) and not isinstance(b, bool)
+        return abs(float(a) - float(b))
+    assert a == b
+    return 0.0
 
 
 def _io(path):
