@@ -32,7 +32,7 @@ const METHODS: { id: HeatmapMethod; name: string }[] = [
 export function ClassificationPanel() {
   const item = useAppStore((s) => s.images.find((i) => i.id === s.currentId));
   const manifest = useAppStore((s) => s.manifest);
-  const setClassifier = useAppStore((s) => s.setClassifier);
+  const chooseModel = useAppStore((s) => s.chooseModel);
   const entry = useAppStore((s) => chosenModel(s, 'classifier'));
   const load = useAppStore((s) => (entry ? s.models[entry.id] : undefined));
   const classifiers = manifest?.models.filter((m) => m.family === 'classifier') ?? [];
@@ -47,7 +47,7 @@ export function ClassificationPanel() {
       <h2 id="cls-h">Classification</h2>
       <label>
         Model{' '}
-        <select value={entry?.id ?? ''} onChange={(e) => setClassifier(e.target.value)} data-testid="classifier-select">
+        <select value={entry?.id ?? ''} onChange={(e) => void chooseModel('classifier', e.target.value)} data-testid="classifier-select">
           {classifiers.map((m) => (
             <option key={m.id} value={m.id}>
               {modelDisplayName(m)}

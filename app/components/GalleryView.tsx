@@ -12,7 +12,7 @@ export function GalleryView() {
   const manifest = useAppStore((s) => s.manifest);
   const entry = useAppStore((s) => chosenModel(s, 'sd'));
   const setForm = useAppStore((s) => s.setGenForm);
-  const setModel = useAppStore((s) => s.setGenModel);
+  const chooseModel = useAppStore((s) => s.chooseModel);
   const run = useAppStore((s) => s.generateRun);
   const cancel = useAppStore((s) => s.cancelGenerate);
   const clear = useAppStore((s) => s.clearGallery);
@@ -30,7 +30,7 @@ export function GalleryView() {
         <h2>Generate</h2>
         <label>
           Model
-          <select data-testid="gen-model" value={entry?.id ?? ''} onChange={(e) => setModel(e.target.value)} disabled={gen.running}>
+          <select data-testid="gen-model" value={entry?.id ?? ''} onChange={(e) => void chooseModel('sd', e.target.value)} disabled={gen.running}>
             {sdModels.map((m) => (
               <option key={m.id} value={m.id}>
                 {modelDisplayName(m)}

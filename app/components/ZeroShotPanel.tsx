@@ -13,7 +13,7 @@ export function ZeroShotPanel() {
   const sets = useMemo(() => currentPromptSets({ manifest, chosenModelId, prompts }), [manifest, chosenModelId, prompts]);
   const setPrompts = useAppStore((s) => s.setPrompts);
   const resetPrompts = useAppStore((s) => s.resetPrompts);
-  const setClip = useAppStore((s) => s.setClip);
+  const chooseModel = useAppStore((s) => s.chooseModel);
   const run = useAppStore((s) => s.zeroShotCurrent);
   const item = useAppStore((s) => s.images.find((i) => i.id === s.currentId));
   const z = useAppStore(shownZeroShot);
@@ -25,7 +25,7 @@ export function ZeroShotPanel() {
       <h2 id="zs-h">Zero-shot labels</h2>
       <label>
         CLIP model{' '}
-        <select value={entry?.id ?? ''} onChange={(e) => setClip(e.target.value)} data-testid="clip-select">
+        <select value={entry?.id ?? ''} onChange={(e) => void chooseModel('clip', e.target.value)} data-testid="clip-select">
           {clips.map((m) => (
             <option key={m.id} value={m.id}>
               {modelDisplayName(m)}

@@ -16,8 +16,6 @@ import { chosenModel, resultKey } from './selectors';
 import type { AppState, SliceCreator } from './state';
 
 export interface ClassifierSlice {
-  /** Choose the classifier (chosenModelId.classifier) and classify the current image with it. */
-  setClassifier(id: string): void;
   classifyCurrent(): Promise<void>;
   ensureClassifierLoaded(): Promise<RuntimeReport | null>;
   /** Which heatmap the viewer shows. */
@@ -62,11 +60,6 @@ export const createClassifierSlice: SliceCreator<ClassifierSlice> = (set, get) =
   return {
     heatmapMethod: 'attention-rollout',
     occlusion: {},
-
-    setClassifier(id) {
-      set((s) => ({ chosenModelId: { ...s.chosenModelId, classifier: id } }));
-      if (get().currentId) void get().classifyCurrent();
-    },
 
     async setHeatmapMethod(m) {
       set({ heatmapMethod: m });

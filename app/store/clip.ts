@@ -14,7 +14,6 @@ import type { AppState, SliceCreator } from './state';
 export interface ClipSlice {
   /** Editable prompt sets per CLIP model (defaults: the manifest's config.default_prompts). */
   prompts: Record<string, PromptSet[]>;
-  setClip(id: string): void;
   setPrompts(sets: PromptSet[]): void;
   resetPrompts(): void;
   zeroShotCurrent(): Promise<void>;
@@ -32,11 +31,6 @@ export const createClipSlice: SliceCreator<ClipSlice> = (set, get) => {
 
   return {
     prompts: {},
-
-    setClip(id) {
-      set((s) => ({ chosenModelId: { ...s.chosenModelId, clip: id } }));
-      if (get().currentId) void get().zeroShotCurrent();
-    },
 
     setPrompts(sets) {
       const id = chosenModel(get(), 'clip')?.id;

@@ -65,6 +65,12 @@ export interface ModelsSlice {
 
   init(): Promise<void>;
   /**
+   * Choose this family's model (chosenModelId[family] = id; the one setter for every tab) and run what the change
+   * calls for: classifier/clip label the current image again, sam drops the embeddings of the old model and prepares
+   * the current image, sd clears the last run's report.
+   */
+  chooseModel(family: ModelFamily, id: string): Promise<void>;
+  /**
    * Perceived speed (issue 12.4): while the page is idle, create the sessions of the chosen classifier and CLIP model
    * when their planned variant is already in the model cache (never downloads), so the first drop only runs inference.
    */
@@ -132,6 +138,14 @@ export const createModelsSlice: SliceCreator<ModelsSlice> = (set, get) => {
       if (idle) idle(() => void get().prewarm(), { timeout: 2000 });
       else setTimeout(() => void get().prewarm(), 200);
     }),
+
+    async chooseModel(family, id) {
+      set((s) => ({ chosenModelId: { ...s.chosenModelId, [family]: id } }));
+      if (family === 'classifier' && get().currentId) void get().classifyCurrent();
+      else if (family === 'clip' && get().currentId) void get().zeroShotCurrent();
+      else if (family === 'sam') await get().samModelChanged();
+      else if (family === 'sd') set((s) => ({ sd: { ...s.sd, report: null, error: undefined } }));
+    },
 
     async prewarm() {
       const s = get();

@@ -82,7 +82,8 @@ export interface SamState {
 
 export interface SamSlice {
   sam: SamState;
-  segmentSetModel(id: string): Promise<void>;
+  /** After chooseModel('sam', id): the old model's embeddings are dropped and the current image is prepared again. */
+  samModelChanged(): Promise<void>;
   /** Load the model and encode the current image (embedding from the cache when there is one). */
   segmentPrepare(): Promise<void>;
   segmentClick(x: number, y: number, label: 0 | 1): Promise<void>;
@@ -260,10 +261,9 @@ export const createSamSlice: SliceCreator<SamSlice> = (set, get) => {
       layerSeq: 0,
     },
 
-    segmentSetModel: guarded(get, 'Changing the segment model failed', async (id: string) => {
+    samModelChanged: guarded(get, 'Changing the segment model failed', async () => {
       // Embeddings belong to a model: the per-image keys are dropped (masks stay; they are pixels).
       set((s) => ({
-        chosenModelId: { ...s.chosenModelId, sam: id },
         sam: {
           ...s.sam,
           info: undefined,

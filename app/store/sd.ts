@@ -86,7 +86,6 @@ export interface SdState {
 export interface SdSlice {
   sd: SdState;
   setGenForm(p: Partial<GenerateForm>): void;
-  setGenModel(id: string): void;
   generateRun(): Promise<void>;
   cancelGenerate(): Promise<void>;
 }
@@ -234,10 +233,6 @@ export const createSdSlice: SliceCreator<SdSlice> = (set, get) => {
       f.seed = Math.max(0, Math.floor(f.seed) || 0);
       f.guidance = f.guidance !== undefined && Number.isFinite(f.guidance) ? Math.min(15, Math.max(0, f.guidance)) : undefined;
       patch({ form: f });
-    },
-
-    setGenModel(id) {
-      set((st) => ({ chosenModelId: { ...st.chosenModelId, sd: id }, sd: { ...st.sd, report: null, error: undefined } }));
     },
 
     async generateRun() {

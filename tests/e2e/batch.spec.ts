@@ -167,9 +167,9 @@ test('batch: switching the classifier while a batch runs fails no row and shows 
   // Mid-batch: the Viewer's classifier changes twice (each change classifies the current image with that model).
   await page.evaluate(([a, b]) => {
     const s = (window as any).cxrStudio.store.getState();
-    s.setClassifier(a);
-    setTimeout(() => s.setClassifier(b), 50);
-    setTimeout(() => s.setClassifier(a), 400);
+    void s.chooseModel('classifier', a);
+    setTimeout(() => void s.chooseModel('classifier', b), 50);
+    setTimeout(() => void s.chooseModel('classifier', a), 400);
   }, [CLASSIFIER_ID, small]);
   await expect(page.getByTestId('batch-progress-text')).toContainText('32 / 32 processed · ', { timeout: 180_000 });
   await expect(page.getByTestId('batch-progress-text')).not.toContainText('failed');

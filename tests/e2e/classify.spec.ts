@@ -121,7 +121,7 @@ test.describe('results keyed by image, frame, model and variant', () => {
     await page.evaluate((small) => {
       const s = (window as any).cxrStudio.store.getState();
       void s.selectFrame(s.currentId, 1);
-      s.setClassifier(small);
+      void s.chooseModel('classifier', small);
     }, small);
     await page.getByTestId('frame-picker').selectOption('0');
     await page.getByTestId('frame-picker').selectOption('1');

@@ -92,7 +92,7 @@ export function SegmentPanel() {
   const item = useAppStore((s) => s.images.find((i) => i.id === s.currentId));
   const st = useAppStore(currentSegImage);
   const a = useAppStore.getState();
-  const setModel = useAppStore((s) => s.segmentSetModel);
+  const chooseModel = useAppStore((s) => s.chooseModel);
   const prepare = useAppStore((s) => s.segmentPrepare);
   const currentId = useAppStore((s) => s.currentId);
   const frame = item?.dicom?.frameIndex ?? 0;
@@ -109,7 +109,7 @@ export function SegmentPanel() {
       <h2>Segment</h2>
       <label>
         Model{' '}
-        <select data-testid="segment-model" value={entry?.id ?? ''} onChange={(e) => void setModel(e.target.value)}>
+        <select data-testid="segment-model" value={entry?.id ?? ''} onChange={(e) => void chooseModel('sam', e.target.value)}>
           {sams.map((m) => (
             <option key={m.id} value={m.id}>
               {m.name}
