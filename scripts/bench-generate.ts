@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseManifest } from '../app/lib/models/manifest';
 import type { ModelEntry } from '../app/lib/models/manifest-types';
-import { checkSdFit, chooseLayout, createGenerateEngine } from '../app/lib/sd';
+import { checkSdFit, chooseLayout, createSdEngine } from '../app/lib/sd';
 import { nodeGenerateHost } from '../app/platform/node/engines';
 
 const argv = process.argv.slice(2);
@@ -50,7 +50,7 @@ for (const entry of entries) {
     console.log(JSON.stringify({ model: entry.id, image_size: cfg.image_size, backend: 'wasm', refused: fit.message, weights_bytes: fit.weightsBytes, activation_bytes: fit.activationBytes }));
     continue;
   }
-  const engine = createGenerateEngine(host);
+  const engine = createSdEngine(host);
   const req = { entry, override: 'wasm' as const, source: { kind: 'app' as const } };
   const t0 = performance.now();
   const loaded = await engine.load(req);

@@ -4,16 +4,16 @@
  * image does not encode again.
  */
 import * as Comlink from 'comlink';
-import { createSegmentEngine, type SegmentEngine } from '../app/lib/sam/engine';
+import { createSamEngine, type SamEngine } from '../app/lib/sam/engine';
 import { browserOrtHost } from '../app/platform/browser/ort';
 import { idbEmbeddingStore } from '../app/platform/browser/embedding-store';
 
-const engine: SegmentEngine = createSegmentEngine(browserOrtHost(), idbEmbeddingStore());
+const engine: SamEngine = createSamEngine(browserOrtHost(), idbEmbeddingStore());
 Comlink.expose({
   ...engine,
   // the painted preview's pixels move to the page instead of being copied
-  previewDecode: async (...a: Parameters<SegmentEngine['previewDecode']>) => {
+  previewDecode: async (...a: Parameters<SamEngine['previewDecode']>) => {
     const out = await engine.previewDecode(...a);
     return out.ok ? Comlink.transfer(out, [out.value.rgba.buffer]) : out;
   },
-} satisfies SegmentEngine);
+} satisfies SamEngine);

@@ -4,11 +4,11 @@
  * model cache (browserOrtHost's reader).
  */
 import * as Comlink from 'comlink';
-import { createGenerateEngine } from '../app/lib/sd/engine';
+import { createSdEngine } from '../app/lib/sd/engine';
 import { browserOrtHost } from '../app/platform/browser/ort';
 
 Comlink.expose(
-  createGenerateEngine({
+  createSdEngine({
     ...browserOrtHost(),
     deviceMemoryGiB: (self.navigator as { deviceMemory?: number }).deviceMemory,
     // a macrotask between UNet steps: the cancel message is delivered before the next step starts

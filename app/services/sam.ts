@@ -11,14 +11,14 @@ import type { Raster } from '../lib/imaging/raster';
 import { rasterToGray } from '../lib/imaging/raster';
 import type { ModelRequest, Outcome } from '../lib/runtime/outcome';
 import { unwrap } from '../lib/runtime/outcome';
-import type { EncodeInfo, SegmentEngine } from '../lib/sam/engine';
+import type { EncodeInfo, SamEngine } from '../lib/sam/engine';
 import type { Decoded, MaskDecodeOptions } from '../lib/sam/pipeline';
 import type { SamPrompt } from '../lib/sam/layouts';
 import { imageName, LUNGS, lungPrompt, scoreLung, splitLungs, type Box, type EvalPrompt, type EvalRow, type Lung } from '../lib/sam/eval';
 import type { InferenceService } from './inference';
 
 /** What the segment operations need of the engine (the worker's comlink proxy or the engine itself). */
-export type SegmentEngineLike = Pick<SegmentEngine, 'encode' | 'decode' | 'info'>;
+export type SamEngineLike = Pick<SamEngine, 'encode' | 'decode' | 'info'>;
 
 /**
  * The identity of a per-image segment result: which image (and frame), which model and variant/backend/source.
@@ -39,21 +39,21 @@ export function sameSegmentKey(a: SegmentResultKey | undefined, b: SegmentResult
 /** The sessions of `req` exist (downloaded and verified first): the engine's interface for this model. */
 export async function loadSegmentModel(inference: InferenceService, req: ModelRequest, onProgress?: (m: string) => void) {
   await inference.ensureSession(req, onProgress);
-  return unwrap(await inference.engine<SegmentEngine>('sam').info(req));
+  return unwrap(await inference.engine<SamEngine>('sam').info(req));
 }
 
 /** The image's embedding for this model (memory, the embedding cache, else the encoder). */
-export async function encodeImage(engine: SegmentEngineLike, req: ModelRequest, raster: Raster): Promise<EncodeInfo> {
+export async function encodeImage(engine: SamEngineLike, req: ModelRequest, raster: Raster): Promise<EncodeInfo> {
   return unwrap(await engine.encode(req, raster));
 }
 
 /** One decode of `prompt` against an encoded image (`key` from encodeImage). */
-export async function decodePrompt(engine: SegmentEngineLike, req: ModelRequest, key: string, prompt: SamPrompt, opts?: MaskDecodeOptions): Promise<Decoded> {
+export async function decodePrompt(engine: SamEngineLike, req: ModelRequest, key: string, prompt: SamPrompt, opts?: MaskDecodeOptions): Promise<Decoded> {
   return unwrap(await (engine.decode(req, key, prompt, opts) as Promise<Outcome<Decoded>>));
 }
 
 /** Segment one image from one prompt: encode (or reuse the embedding), then decode; the best mask is `masks[best]`. */
-export async function segmentImage(engine: SegmentEngineLike, req: ModelRequest, raster: Raster, prompt: SamPrompt, opts: MaskDecodeOptions = { masks: 'best' }): Promise<Decoded & { encode: EncodeInfo }> {
+export async function segmentImage(engine: SamEngineLike, req: ModelRequest, raster: Raster, prompt: SamPrompt, opts: MaskDecodeOptions = { masks: 'best' }): Promise<Decoded & { encode: EncodeInfo }> {
   const enc = await encodeImage(engine, req, raster);
   return { ...(await decodePrompt(engine, req, enc.key, prompt, opts)), encode: enc };
 }
@@ -70,7 +70,7 @@ export interface EvaluatedImage {
  * box centre), the best mask scored (ignore pixels excluded). Throws when the mask's size is not the image's.
  */
 export async function evaluateImage(
-  engine: SegmentEngineLike,
+  engine: SamEngineLike,
   req: ModelRequest,
   a: { name: string; image: Raster; mask: Raster; boxes: Record<Lung, Box>; prompt: EvalPrompt },
 ): Promise<EvaluatedImage> {

@@ -15,7 +15,7 @@ import {
   type PromptPoint,
   type SamPrompt,
 } from '../lib/sam';
-import type { PreviewImage, SegmentModelInfo } from '../lib/sam/engine';
+import type { PreviewImage, SamModelInfo } from '../lib/sam/engine';
 import type { Decoded } from '../lib/sam/pipeline';
 import { errorMessage } from '../lib/runtime/outcome';
 import { decodePrompt, encodeImage, loadSegmentModel } from '../services/sam';
@@ -62,7 +62,7 @@ export interface SegImageState {
 }
 
 export interface SamState {
-  info?: SegmentModelInfo;
+  info?: SamModelInfo;
   loading: boolean;
   loadMessage?: string;
   loadError?: string;

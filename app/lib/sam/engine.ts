@@ -20,7 +20,7 @@ export interface EmbeddingStore {
   set(key: string, value: CachedEmbedding): Promise<void>;
 }
 
-export interface SegmentModelInfo {
+export interface SamModelInfo {
   report: RuntimeReport;
   layout: SamLayout;
   supportsBox: boolean;
@@ -39,9 +39,9 @@ export interface EncodeInfo {
   resident: 'gpu' | 'cpu';
 }
 
-export interface SegmentEngine extends FamilyEngine {
+export interface SamEngine extends FamilyEngine {
   /** The loaded model's interface (layout, box / mask-input support) and runtime report. */
-  info(req: ModelRequest, onProgress?: Progress): Promise<Outcome<SegmentModelInfo>>;
+  info(req: ModelRequest, onProgress?: Progress): Promise<Outcome<SamModelInfo>>;
   /** Embedding of `raster` for this model: memory, then the cache, else the encoder (and store it). */
   encode(req: ModelRequest, raster: Raster): Promise<Outcome<EncodeInfo>>;
   decode(req: ModelRequest, key: string, prompt: SamPrompt, opts?: MaskDecodeOptions): Promise<Outcome<Decoded>>;
@@ -79,7 +79,7 @@ export async function rasterSha256(r: Raster): Promise<string> {
 
 const RESIDENT = 4;
 
-export function createSegmentEngine(host: OrtHost, embeddings?: EmbeddingStore): SegmentEngine {
+export function createSamEngine(host: OrtHost, embeddings?: EmbeddingStore): SamEngine {
   const factory = createSessionFactory(host);
   const pool = new SessionPool<Loaded>();
   /** Embeddings in use, most recent last, with their feature tensors created once (reused by every decode). */
@@ -173,7 +173,7 @@ export function createSegmentEngine(host: OrtHost, embeddings?: EmbeddingStore):
     return where;
   }
 
-  const infoOf = (l: Loaded): SegmentModelInfo => ({
+  const infoOf = (l: Loaded): SamModelInfo => ({
     report: { ...l.report },
     layout: l.pipe.itf.layout,
     supportsBox: l.pipe.itf.supportsBox,

@@ -59,7 +59,7 @@ function keyOf(req: GenerateModelRequest, forceFp32: boolean): string {
   return `${req.entry.id}|${req.override}|${JSON.stringify(req.source)}|${forceFp32}`;
 }
 
-export function createGenerateEngine(host: GenerateHost) {
+export function createSdEngine(host: GenerateHost) {
   let current: Promise<Loaded> | null = null;
   let currentKey = '';
   let cancelled = false;
@@ -300,7 +300,7 @@ export function createGenerateEngine(host: GenerateHost) {
   };
 }
 
-export type GenerateEngine = ReturnType<typeof createGenerateEngine> & FamilyEngine;
+export type SdEngine = ReturnType<typeof createSdEngine> & FamilyEngine;
 
 export class ModelTooLarge extends Error {
   readonly fit: FitReport;

@@ -11,8 +11,8 @@ import * as Comlink from 'comlink';
 import type { ClassifierEngine } from '../../lib/classifier/engine';
 import type { ClipEngine } from '../../lib/clip/engine';
 import type { ImagingApi } from '../../lib/imaging/decode-outcome';
-import type { SegmentEngine } from '../../lib/sam/engine';
-import type { GenerateEngine } from '../../lib/sd/engine';
+import type { SamEngine } from '../../lib/sam/engine';
+import type { SdEngine } from '../../lib/sd/engine';
 import type { ModelFamily } from '../../lib/models/manifest-types';
 import type { Progress } from '../../lib/runtime/outcome';
 
@@ -20,8 +20,8 @@ export interface WorkerRegistry {
   imaging(): ImagingApi;
   classifier(): ClassifierEngine;
   clip(): ClipEngine;
-  sam(): SegmentEngine;
-  sd(): GenerateEngine;
+  sam(): SamEngine;
+  sd(): SdEngine;
   /** Release every model session (backend setting changed, model deleted); workers stay alive. */
   resetModels(): Promise<void>;
   /**
@@ -90,8 +90,8 @@ export function browserWorkers(): WorkerRegistry {
   const imaging = lazyRemote<ImagingApi>('imaging', () => spawn('imaging'), ['decode', 'decodeForBatch', 'listZip']);
   const classifier = lazyRemote<ClassifierEngine>('classifier', () => spawn('classifier'), ['load', 'classify', 'occlusion', 'release', 'reset']).api;
   const clip = lazyRemote<ClipEngine>('clip', () => spawn('clip'), ['load', 'zeroShot', 'release', 'reset']).api;
-  const sam = lazyRemote<SegmentEngine>('sam', () => spawn('sam'), ['load', 'info', 'encode', 'decode', 'previewDecode', 'stats', 'release', 'reset']).api;
-  const sd = lazyRemote<GenerateEngine>('sd', () => spawn('sd'), ['load', 'generate', 'cancel', 'release', 'reset']).api;
+  const sam = lazyRemote<SamEngine>('sam', () => spawn('sam'), ['load', 'info', 'encode', 'decode', 'previewDecode', 'stats', 'release', 'reset']).api;
+  const sd = lazyRemote<SdEngine>('sd', () => spawn('sd'), ['load', 'generate', 'cancel', 'release', 'reset']).api;
   return {
     imaging: () => imaging.api,
     classifier: () => classifier,

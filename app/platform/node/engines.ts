@@ -8,11 +8,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createClassifierEngine } from '../../lib/classifier/engine';
-import { createGenerateEngine, type GenerateEngine } from '../../lib/sd/engine';
+import { createSdEngine, type SdEngine } from '../../lib/sd/engine';
 import type { GenerateHost } from '../../lib/sd/engine';
 import { fileByRole } from '../../lib/models/manifest';
 import type { ModelEntry } from '../../lib/models/manifest-types';
-import { createSegmentEngine, type SegmentEngine } from '../../lib/sam/engine';
+import { createSamEngine, type SamEngine } from '../../lib/sam/engine';
 import { SamPipeline, samSettings, type TensorFactory } from '../../lib/sam/pipeline';
 import { nodeOrtHost, type NodeOrtOptions } from './ort';
 
@@ -31,13 +31,13 @@ function generateHost(opts: NodeOrtOptions): GenerateHost {
 }
 
 /** Segment engine for `npm run segment-eval` (no embedding store: every image is encoded once per run). */
-export function nodeSegmentEngines(opts: NodeOrtOptions): { sam: SegmentEngine } {
-  return { sam: createSegmentEngine(nodeOrtHost(opts)) };
+export function nodeSegmentEngines(opts: NodeOrtOptions): { sam: SamEngine } {
+  return { sam: createSamEngine(nodeOrtHost(opts)) };
 }
 
 /** Generate engine (+ the classifier engine that scores the images) for `npm run generate`. */
-export function nodeGenerateEngines(opts: NodeOrtOptions): { sd: GenerateEngine; classifier: ReturnType<typeof createClassifierEngine> } {
-  return { sd: createGenerateEngine(generateHost(opts)) as GenerateEngine, classifier: createClassifierEngine(nodeOrtHost(opts)) };
+export function nodeGenerateEngines(opts: NodeOrtOptions): { sd: SdEngine; classifier: ReturnType<typeof createClassifierEngine> } {
+  return { sd: createSdEngine(generateHost(opts)) as SdEngine, classifier: createClassifierEngine(nodeOrtHost(opts)) };
 }
 
 /**

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
-import { createSegmentEngine, type EmbeddingStore } from '../../../app/lib/sam/engine';
+import { createSamEngine, type EmbeddingStore } from '../../../app/lib/sam/engine';
 import type { CachedEmbedding } from '../../../app/lib/sam/cache-key';
 import { parseManifest, findModel } from '../../../app/lib/models/manifest';
 import { nodeOrtHost } from '../../../app/platform/node/ort';
@@ -33,7 +33,7 @@ function mapStore(): EmbeddingStore & { size: number } {
 describe('segment engine (Node host)', () => {
   it('encodes once, then memory, then the store after a "reload"; same masks from the cached embedding', async () => {
     const store = mapStore();
-    const e1 = createSegmentEngine(host, store);
+    const e1 = createSamEngine(host, store);
     const a = await e1.encode(req('tiny-sam'), image);
     expect(a.ok && a.value.from).toBe('encoder');
     const b = await e1.encode(req('tiny-sam'), image);
@@ -41,7 +41,7 @@ describe('segment engine (Node host)', () => {
     expect(store.size).toBe(1);
     const prompt = { points: [{ x: 20, y: 30, label: 1 as const }] };
     const d1 = await e1.decode(req('tiny-sam'), a.ok ? a.value.key : '', prompt);
-    const e2 = createSegmentEngine(host, store);
+    const e2 = createSamEngine(host, store);
     const c = await e2.encode(req('tiny-sam'), image);
     expect(c.ok && c.value.from).toBe('indexeddb');
     const d2 = await e2.decode(req('tiny-sam'), c.ok ? c.value.key : '', prompt);
@@ -66,7 +66,7 @@ describe('segment engine (Node host)', () => {
   });
 
   it('the hover preview is the best mask painted in the engine: yellow at the alpha asked, nothing elsewhere', async () => {
-    const e = createSegmentEngine(host);
+    const e = createSamEngine(host);
     const enc = await e.encode(req('tiny-sam'), image);
     if (!enc.ok) throw new Error(enc.message);
     const prompt = { points: [{ x: 20, y: 30, label: 1 as const }] };
@@ -86,7 +86,7 @@ describe('segment engine (Node host)', () => {
   });
 
   it('a release asked for while an encode and a decode run waits for them (no session released under a run)', async () => {
-    const e = createSegmentEngine(host);
+    const e = createSamEngine(host);
     const first = await e.encode(req('tiny-sam'), image);
     expect(first.ok).toBe(true);
     if (!first.ok) return;
@@ -109,7 +109,7 @@ describe('segment engine (Node host)', () => {
       id: 'broken-sam',
       variants: { fp32: { dtype: 'fp32' as const, files: [sam.variants.fp32!.files[0], { ...cls.variants.fp32!.files.find((f) => f.role === 'model')!, role: 'prompt_decoder' }] } },
     };
-    const e = createSegmentEngine(host);
+    const e = createSamEngine(host);
     const out = await e.info({ entry: broken, override: 'wasm', source: { kind: 'app' } });
     expect(out.ok).toBe(false);
     if (!out.ok) expect(out.message).toMatch(/no SAM decoder interface.*Missing input image_embeddings, input point_coords/);

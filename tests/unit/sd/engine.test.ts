@@ -11,7 +11,7 @@ import { PNG } from 'pngjs';
 import { createHash } from 'node:crypto';
 import { REPO_ROOT } from '../helpers/shared';
 import { parseManifest, findModel } from '../../../app/lib/models/manifest';
-import { checkSdFit, chooseLayout, createGenerateEngine, filesForLayout, composeGrid } from '../../../app/lib/sd';
+import { checkSdFit, chooseLayout, createSdEngine, filesForLayout, composeGrid } from '../../../app/lib/sd';
 import { defaultModelId } from '../../../app/lib/models/default-model';
 import type { ModelEntry } from '../../../app/lib/models/manifest-types';
 import { parseGenerateArgs, runGenerate } from '../../../app/cli/generate';
@@ -82,7 +82,7 @@ describe('npm run generate (app/cli/generate.ts)', () => {
 
 describe('generate engine', () => {
   it('cancels between steps, keeps working afterwards, and the two-graph layout gives the same images as the scaled one', async () => {
-    const engine = createGenerateEngine(nodeGenerateHost(MODELS, 1));
+    const engine = createSdEngine(nodeGenerateHost(MODELS, 1));
     const req = { entry: tiny, override: 'wasm' as const, source: { kind: 'app' as const } };
     const p = { prompt: 'a normal chest X-ray', steps: 6, guidanceScale: 1, seed: 11, sides: ['base' as const, 'lora' as const] };
     let steps = 0;
@@ -111,7 +111,7 @@ describe('generate engine', () => {
   });
 
   it('serialises its calls: a release asked for during a generation waits for it, and generations queue (same images as one by one)', async () => {
-    const engine = createGenerateEngine(nodeGenerateHost(MODELS, 1));
+    const engine = createSdEngine(nodeGenerateHost(MODELS, 1));
     const req = { entry: tiny, override: 'wasm' as const, source: { kind: 'app' as const } };
     const p = { prompt: 'a normal chest X-ray', steps: 3, guidanceScale: 1, seed: 4, sides: ['base' as const] };
     const order: string[] = [];
@@ -130,7 +130,7 @@ describe('generate engine', () => {
   it('refuses SD 1.5 (real sizes) on WASM with the numbers, before reading any file', async () => {
     let reads = 0;
     const host = { ...nodeGenerateHost(MODELS, 1), reader: () => async () => { reads++; throw new Error('must not read'); } };
-    const engine = createGenerateEngine(host);
+    const engine = createSdEngine(host);
     const r = await engine.load({ entry: sd15, override: 'wasm', source: { kind: 'app' } });
     expect(r.ok).toBe(false);
     if (r.ok) return;
