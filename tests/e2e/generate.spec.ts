@@ -36,7 +36,7 @@ async function workerImage(page: Page, g: { prompt: string; seed: number; steps:
     const store = (window as unknown as { cxrStudio: { store: { getState(): { manifest: { models: { id: string }[] }; modelRequest(e: unknown): unknown; workers: { generate(): Engine } } } } }).cxrStudio.store;
     const st = store.getState();
     const req = st.modelRequest(st.manifest.models.find((m) => m.id === MODEL));
-    const r = await st.workers.generate().generate(req, { prompt: g.prompt, steps: g.steps, guidanceScale: g.guidance, seed: g.seed, sides: [g.side], returnImage: true });
+    const r = await st.workers.sd().generate(req, { prompt: g.prompt, steps: g.steps, guidanceScale: g.guidance, seed: g.seed, sides: [g.side], returnImage: true });
     if (!r.ok) throw new Error(r.message);
     return { image: Array.from(r.value!.images[0].image), backend: r.value!.images[0].backend };
   }, { g, MODEL });
