@@ -33,7 +33,7 @@ async function setForm(page: Page, f: { steps?: number; seed?: number; seeds?: n
 async function workerImage(page: Page, g: { prompt: string; seed: number; steps: number; guidance: number; side: 'base' | 'lora' }) {
   return page.evaluate(async ({ g, MODEL }) => {
     type Engine = { generate(...a: unknown[]): Promise<{ ok: boolean; message?: string; value?: { images: { image: Float32Array; backend: string }[] } }> };
-    const store = (window as unknown as { cxrStudio: { store: { getState(): { manifest: { models: { id: string }[] }; modelRequest(e: unknown): unknown; workers: { generate(): Engine } } } } }).cxrStudio.store;
+    const store = (window as unknown as { cxrStudio: { store: { getState(): { manifest: { models: { id: string }[] }; modelRequest(e: unknown): unknown; workers: { sd(): Engine } } } } }).cxrStudio.store;
     const st = store.getState();
     const req = st.modelRequest(st.manifest.models.find((m) => m.id === MODEL));
     const r = await st.workers.sd().generate(req, { prompt: g.prompt, steps: g.steps, guidanceScale: g.guidance, seed: g.seed, sides: [g.side], returnImage: true });
