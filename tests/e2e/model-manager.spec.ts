@@ -29,9 +29,9 @@ test.describe('model manager', () => {
     const row = page.getByTestId(`model-row-${FIXTURE_CLASSIFIER_ID}`);
     await expect(row).toContainText('RANDOM WEIGHTS — not a diagnosis');
     await expect(page.getByTestId(`model-state-${FIXTURE_CLASSIFIER_ID}`)).toHaveText('not downloaded');
-    // Trained models show their card's measured metrics at a glance: a classifier's accuracy, a segmenter's Dice, a
+    // Trained models show their card's measured metrics at a glance: a classifier's and a CLIP model's accuracy, a segmenter's Dice, a
     // generator's fraction called PNEUMONIA (the headline key of its family, with the card's own value).
-    const headline: Record<string, string> = { classifier: 'accuracy', sam: 'box_right_lung_dice_mean', sd: 'lcm4_lora_frac_pneumonia' };
+    const headline: Record<string, string> = { classifier: 'accuracy', clip: 'accuracy', sam: 'box_right_lung_dice_mean', sd: 'lcm4_lora_frac_pneumonia' };
     for (const m of readManifest()!.models.filter((x) => x.weights === 'trained')) {
       const key = headline[m.family];
       expect(key, `a headline metric for family ${m.family}`).toBeTruthy();
