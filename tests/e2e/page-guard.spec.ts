@@ -102,6 +102,8 @@ test.describe('page', () => {
   test('model menus name a random-weights fixture once (issue 18.9)', async ({ page }) => {
     await openApp(page);
     for (const select of ['classifier-select', 'clip-select']) {
+      // the menus fill when the manifest has loaded (openApp does not wait for it)
+      await expect(page.getByTestId(select).locator('option').first()).toBeAttached();
       const options = await page.getByTestId(select).locator('option').allInnerTexts();
       expect(options.length, select).toBeGreaterThan(0);
       for (const o of options) expect((o.match(/random weights/gi) ?? []).length, o).toBeLessThanOrEqual(1);
