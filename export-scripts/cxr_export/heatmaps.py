@@ -8,7 +8,7 @@
   argmax class of the unoccluded image. Computed here with the PyTorch module's forward passes.
 
 The module is the one the ONNX graph came from, rebuilt from the graph (cxr_export.recover, parity-checked), so
-the references hold for the shipped weights. Writes tests/goldens/<id>/heatmaps.json; tests/unit/classify/
+the references hold for the shipped weights. Writes tests/goldens/<id>/heatmaps.json; tests/unit/classifier/
 heatmaps.test.ts runs app/lib's rollout and occlusion on onnxruntime-web against it.
 """
 

@@ -25,7 +25,7 @@ used for nothing but its flagged fraction.
 Writes <id>/ood.json (fp32) and <id>/ood.<dtype>.json (each further variant, fitted on that variant's own
 outputs) and lists each as a file with role 'ood' in its manifest variant. P is stored as its Cholesky factor
 U (P = U^T U, U upper triangular, rows packed, float32, base64), so the score is ||U (f - mu_c)||. The format is read
-by app/lib/classify/ood.ts.
+by app/lib/classifier/ood.ts.
 
 This module is the job (fit per variant, write the documents and goldens, the CLI) and re-exports the parts:
 ood_images.py, ood_score.py.

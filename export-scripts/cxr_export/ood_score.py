@@ -1,6 +1,6 @@
 """The statistics and the score of `cxr-export ood` (ood.py): attention-map features, the class means and tied
 covariance of the Mahalanobis score (Lee et al., NeurIPS 2018, eq. 2), the threshold rule, K-fold cross-validation,
-AUROC, and the packed Cholesky factor the app reads (app/lib/classify/ood.ts)."""
+AUROC, and the packed Cholesky factor the app reads (app/lib/classifier/ood.ts)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ RECEIVED_EPS = 1e-6
 def attention_features(att: np.ndarray) -> np.ndarray:
     """attentions [b, L, H, T, T] (softmax rows) -> features [b, 2*L*T] (float64): per layer and token the head-mean
     entropy of its attention row, then per layer and token log(1e-6 + the head- and query-mean attention it
-    receives). app/lib/classify/ood.ts computes the same."""
+    receives). app/lib/classifier/ood.ts computes the same."""
     a = np.asarray(att, np.float64)
     b = a.shape[0]
     ent = -(a * np.log(a + ENTROPY_EPS)).sum(-1).mean(2)  # [b, L, T]

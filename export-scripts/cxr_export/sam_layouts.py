@@ -1,6 +1,6 @@
 """Tiny random SAM fixtures in the two ONNX layouts people publish, and end-to-end PyTorch goldens for the app.
 
-Layouts (the app's lib/segment/layouts.ts detects them from the graphs' input/output names):
+Layouts (the app's lib/sam/layouts.ts detects them from the graphs' input/output names):
 
   segment-anything   encoder.onnx  input_image float32 [1,3,S,S] (normalised, padded; samexporter without
                      --use-preprocess) -> image_embeddings [1,C,E,E]
