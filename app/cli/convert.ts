@@ -18,7 +18,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { PNG } from 'pngjs';
 import { decodeImageFileNode } from '../platform/node/decode';
-import { readInputFile } from '../platform/node/read-input';
+import { readInputFile, walkFiles } from '../platform/node/read-input';
 import { isImageDecodeError } from '../lib/imaging';
 import { encodeNpyFloat32, planConversion, type ConversionPlan } from '../lib/imaging/export';
 import { freeTextValues, scrubValues, withoutFreeText } from './sidecar-privacy';
@@ -63,20 +63,7 @@ function expand(inputs: string[]): { file: string; rel: string }[] {
       out.push({ file: input, rel: path.basename(input) });
       continue;
     }
-    const seen = new Set<string>();
-    const rec = (d: string) => {
-      const real = fs.realpathSync(d);
-      if (seen.has(real)) return;
-      seen.add(real);
-      for (const name of fs.readdirSync(d).sort()) {
-        if (name.startsWith('.')) continue;
-        const p = path.join(d, name);
-        const s = fs.statSync(p, { throwIfNoEntry: false });
-        if (s?.isDirectory()) rec(p);
-        else if (s?.isFile()) out.push({ file: p, rel: path.relative(input, p) });
-      }
-    };
-    rec(input);
+    for (const p of walkFiles(input)) out.push({ file: p, rel: path.relative(input, p) });
   }
   return out;
 }

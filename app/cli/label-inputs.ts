@@ -10,33 +10,13 @@ import { isImageDecodeError, sniffFormat } from '../lib/imaging';
 import type { ModelInputSize } from '../lib/imaging/decode-outcome';
 import { resizeRaster } from '../lib/imaging/preprocess';
 import { decodeImageFileNode } from '../platform/node/decode';
-import { readInputFile } from '../platform/node/read-input';
+import { readInputFile, walkFiles } from '../platform/node/read-input';
 import type { BatchDecoded } from '../services/batch';
 
 export interface LabelInput {
   /** Path relative to DIR (or the zip's entry path), '/'-separated: the image_id. */
   rel: string;
   read(): Promise<Uint8Array>;
-}
-
-/** Files under dir (symlinks followed, each real directory once, hidden entries skipped), sorted. */
-export function walkFiles(dir: string): string[] {
-  const out: string[] = [];
-  const seen = new Set<string>();
-  const rec = (d: string) => {
-    const real = fs.realpathSync(d);
-    if (seen.has(real)) return;
-    seen.add(real);
-    for (const name of fs.readdirSync(d).sort()) {
-      if (name.startsWith('.')) continue;
-      const p = path.join(d, name);
-      const st = fs.statSync(p);
-      if (st.isDirectory()) rec(p);
-      else if (st.isFile()) out.push(p);
-    }
-  };
-  rec(dir);
-  return out;
 }
 
 /**
