@@ -12,7 +12,7 @@ import { errorMessage } from '../lib/runtime/outcome';
 import { modelInputFor } from '../lib/imaging/model-inputs';
 import { classifyImage, occludeImage } from '../services/classifier';
 import { guarded } from './alerts';
-import { chosenModel, resultKey } from './selectors';
+import { chosenModel, resultKey, resultKeyNow } from './selectors';
 import type { AppState, SliceCreator } from './state';
 
 export interface ClassifierSlice {
@@ -43,13 +43,6 @@ function target(s: AppState) {
   const item = s.images.find((i) => i.id === s.currentId);
   const entry = chosenModel(s, 'classifier');
   return item && entry ? { item, entry, key: resultKey(s, item, entry) } : undefined;
-}
-
-/** The key the image's result would be filed under now (undefined when the image is gone or the model changed). */
-function keyNow(s: AppState, imageId: string): string | undefined {
-  const item = s.images.find((i) => i.id === imageId);
-  const entry = chosenModel(s, 'classifier');
-  return item && entry ? resultKey(s, item, entry) : undefined;
 }
 
 export const createClassifierSlice: SliceCreator<ClassifierSlice> = (set, get) => {
@@ -102,12 +95,12 @@ export const createClassifierSlice: SliceCreator<ClassifierSlice> = (set, get) =
       latest.set(item.id, token);
       const finish = (p: Parameters<AppState['patchImage']>[1]) => {
         // A result is filed only while its key is still the image's current one; busy is cleared by the newest request.
-        const current = keyNow(get(), item.id) === key;
+        const current = resultKeyNow(get(), item.id, 'classifier') === key;
         const newest = latest.get(item.id) === token;
         if (newest) latest.delete(item.id);
         get().patchImage(item.id, { ...(current ? p : {}), ...(newest ? { classifying: false } : {}) });
         // The frame, model or variant changed while this ran (and nothing newer is running): run for what is shown now.
-        if (!current && newest && get().currentId === item.id && keyNow(get(), item.id)) void get().classifyCurrent();
+        if (!current && newest && get().currentId === item.id && resultKeyNow(get(), item.id, 'classifier')) void get().classifyCurrent();
         return current;
       };
       get().patchImage(item.id, { classifying: true, classifyError: undefined });

@@ -1,6 +1,6 @@
 /**
  * Zero-shot labels of the current image by the chosen CLIP model, from editable prompt sets. The operation is
- * app/services/clip.ts; results are filed under resultKey (image, frame, model, variant) like classify.ts's: a
+ * app/services/clip.ts; results are filed under resultKey (image, frame, model, variant) like classifier.ts's: a
  * late result for a superseded key is dropped and only the newest request clears the busy flag.
  */
 import type { PromptSet } from '../lib/clip/types';
@@ -8,7 +8,7 @@ import { errorMessage } from '../lib/runtime/outcome';
 import { modelInputFor } from '../lib/imaging/model-inputs';
 import { zeroShotImage } from '../services/clip';
 import { guarded } from './alerts';
-import { chosenModel, currentPromptSets, resultKey } from './selectors';
+import { chosenModel, currentPromptSets, resultKey, resultKeyNow } from './selectors';
 import type { AppState, SliceCreator } from './state';
 
 export interface ClipSlice {
@@ -17,12 +17,6 @@ export interface ClipSlice {
   setPrompts(sets: PromptSet[]): void;
   resetPrompts(): void;
   zeroShotCurrent(): Promise<void>;
-}
-
-function keyNow(s: AppState, imageId: string): string | undefined {
-  const item = s.images.find((i) => i.id === imageId);
-  const entry = chosenModel(s, 'clip');
-  return item && entry ? resultKey(s, item, entry) : undefined;
 }
 
 export const createClipSlice: SliceCreator<ClipSlice> = (set, get) => {
@@ -57,11 +51,11 @@ export const createClipSlice: SliceCreator<ClipSlice> = (set, get) => {
       const token = ++seq;
       latest.set(item.id, token);
       const finish = (p: Parameters<AppState['patchImage']>[1]) => {
-        const current = keyNow(get(), item.id) === key;
+        const current = resultKeyNow(get(), item.id, 'clip') === key;
         const newest = latest.get(item.id) === token;
         if (newest) latest.delete(item.id);
         get().patchImage(item.id, { ...(current ? p : {}), ...(newest ? { zeroShotRunning: false } : {}) });
-        if (!current && newest && get().currentId === item.id && keyNow(get(), item.id)) void get().zeroShotCurrent();
+        if (!current && newest && get().currentId === item.id && resultKeyNow(get(), item.id, 'clip')) void get().zeroShotCurrent();
       };
       get().patchImage(item.id, { zeroShotRunning: true, zeroShotError: undefined });
       try {

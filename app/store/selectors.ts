@@ -52,6 +52,16 @@ export function resultKey(s: Pick<AppState, 'settings'>, item: Pick<ImageItem, '
 }
 
 type KeyState = Pick<AppState, 'settings' | 'images' | 'currentId' | 'manifest' | 'chosenModelId'>;
+
+/**
+ * The key an image's result from `family`'s chosen model would be filed under now; undefined when the image is gone
+ * or the family has no model. A run compares it with the key it started under to know whether its answer is current.
+ */
+export function resultKeyNow(s: Pick<AppState, 'settings' | 'images' | 'manifest' | 'chosenModelId'>, imageId: string, family: ModelFamily): string | undefined {
+  const item = s.images.find((i) => i.id === imageId);
+  const entry = chosenModel(s, family);
+  return item && entry ? resultKey(s, item, entry) : undefined;
+}
 const currentItem = (s: KeyState) => s.images.find((i) => i.id === s.currentId);
 
 /** The current image's classification when it is the chosen classifier's for this frame and variant. */
