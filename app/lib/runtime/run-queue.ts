@@ -3,7 +3,8 @@
  * session ("Session already started"), and the app starts runs from several places at once (the Viewer's
  * classification, a batch chunk, occlusion's many passes). Releasing a session while a run is in flight frees the
  * buffers under it, so `release` waits for the queued runs to end first. WASM queues runs inside ORT anyway, so the
- * queue costs nothing there. (The segment engine keeps its own queue for the same reason.)
+ * queue costs nothing there. The SAM and SD engines queue whole calls (encode, decode, generate, load) with the same
+ * RunQueue.
  */
 import type { Session } from './sessions';
 

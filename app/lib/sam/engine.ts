@@ -9,6 +9,7 @@ import type { RuntimeReport } from '../runtime/report';
 import type { Raster } from '../imaging/raster';
 import { sha256Hex } from '../models/hashing';
 import { outcome, type FamilyEngine, type ModelRequest, type Outcome, type Progress } from '../runtime/outcome';
+import { RunQueue } from '../runtime/run-queue';
 import { createSessionFactory, requestKey, SessionPool, type OrtHost, type Session } from '../runtime/sessions';
 import { embeddingCacheKey, type CachedEmbedding } from './cache-key';
 import { SamPipeline, samSettings, type Decoded, type MaskDecodeOptions, type Embedding, type TensorFactory, type TensorLike } from './pipeline';
@@ -87,12 +88,8 @@ export function createSamEngine(host: OrtHost, embeddings?: EmbeddingStore): Sam
   const counts = { encodes: 0, decodes: 0, cacheHits: 0 };
   // One session run at a time: ORT's WebGPU backend refuses a run while another is in flight ("Session already
   // started"), and a hover decode may overlap a click's. WASM queues anyway, so this costs nothing there.
-  let chain: Promise<unknown> = Promise.resolve();
-  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
-    const p = chain.then(fn, fn);
-    chain = p.catch(() => undefined);
-    return p;
-  };
+  const queue = new RunQueue();
+  const serial = <T>(fn: () => Promise<T>): Promise<T> => queue.run(fn);
   // Calls in flight (load, info, encode, decode): a release or reset waits for those started before it, so a session
   // is never released under a running encode or decode.
   const inflight = new Set<Promise<unknown>>();

@@ -11,6 +11,7 @@
 import type * as Ort from 'onnxruntime-web';
 import type { ModelEntry, ModelVariant } from '../models/manifest-types';
 import { planExecution, fallbackToWasm, type ExecutionInputs, type ExecutionPlan } from '../runtime';
+import { RunQueue } from '../runtime/run-queue';
 import type { OrtHost } from '../runtime/sessions';
 import { errorMessage, type FamilyEngine, type Outcome, type Progress } from '../runtime/outcome';
 import { loadClipTokenizer, type ClipTokenizer } from '../clip/tokenize';
@@ -67,12 +68,8 @@ export function createSdEngine(host: GenerateHost) {
   // One call at a time: a generation, a load (which may release another model's sessions) and a release run in
   // order, so sessions are never released under a running generation and WebGPU never sees two runs of a session
   // at once ("Session already started"). cancel() is not queued: it stops the running generation between steps.
-  let chain: Promise<unknown> = Promise.resolve();
-  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
-    const p = chain.then(fn, fn);
-    chain = p.catch(() => undefined);
-    return p;
-  };
+  const queue = new RunQueue();
+  const serial = <T>(fn: () => Promise<T>): Promise<T> => queue.run(fn);
 
   async function release(): Promise<void> {
     const p = current;
