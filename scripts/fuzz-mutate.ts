@@ -5,6 +5,7 @@
  * and deeply nested elements (DICOM sequences), oversized and compressed chunks (PNG zTXt/iCCP/iTXt/IDAT bombs).
  */
 import { deflateSync, zlibSync } from 'fflate';
+import { pngChunk } from '../app/lib/imaging/png-encode';
 import { crc32 } from '../app/lib/util/crc32';
 
 export type Kind = 'dicom' | 'png' | 'jpeg' | 'zip';
@@ -158,16 +159,6 @@ function pngChunks(b: Uint8Array): { at: number; type: string; len: number }[] {
     if (len > b.length) break;
     i += 12 + len;
   }
-  return out;
-}
-
-function pngChunk(type: string, data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(12 + data.length);
-  const dv = new DataView(out.buffer);
-  dv.setUint32(0, data.length);
-  for (let k = 0; k < 4; k++) out[4 + k] = type.charCodeAt(k);
-  out.set(data, 8);
-  dv.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
   return out;
 }
 

@@ -21,7 +21,7 @@ import { findModel, parseManifest } from '../lib/models/manifest';
 import type { ModelEntry } from '../lib/models/manifest-types';
 import { composeGrid } from '../lib/sd/record';
 import { defaultModelId } from '../lib/models/default-model';
-import { encodePng } from '../lib/sam/png';
+import { encodePng } from '../lib/imaging/png-encode';
 import type { GenerateReport } from '../lib/sd/types';
 import type { ClassifierEngine } from '../lib/classifier/engine';
 import type { ModelRequest } from '../lib/runtime/outcome';

@@ -15,7 +15,7 @@ import type { ClassifierResult } from '../lib/classifier/types';
 import type { ModelEntry } from '../lib/models/manifest-types';
 import { positiveIndex } from '../lib/classifier/postprocess';
 import { sha256Hex } from '../lib/models/hashing';
-import { encodePng } from '../lib/sam/png';
+import { encodePng } from '../lib/imaging/png-encode';
 import type { ModelRequest, Outcome } from '../lib/runtime/outcome';
 import { generationRecord, type GenerationRecord, type ImageScore, type RecordImage } from '../lib/sd/record';
 import type { Side, UnetLayout } from '../lib/sd/pipeline';
