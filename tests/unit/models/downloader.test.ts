@@ -6,18 +6,9 @@ import { MemoryModelStore, summarizeByModel } from '../../../app/lib/models/mode
 import { CacheStorageModelStore } from '../../../app/platform/browser/model-cache';
 import { sha256Hex } from '../../../app/lib/models/hashing';
 import type { FetchLike } from '../../../app/lib/models/sources';
+import { bytesOf } from '../helpers/bytes';
 
 const SRC = { kind: 'app' as const, baseUrl: 'https://models.test/' };
-
-function bytesOf(n: number, seed = 1): Uint8Array {
-  const b = new Uint8Array(n);
-  let x = seed;
-  for (let i = 0; i < n; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    b[i] = x >>> 24;
-  }
-  return b;
-}
 
 interface ServerOpts {
   files: Record<string, Uint8Array>;

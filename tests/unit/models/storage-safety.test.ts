@@ -12,16 +12,7 @@ import { MemoryModelStore } from '../../../app/lib/models/model-cache';
 import { checkModelFilePath, checkStableKey, unsafePathReason, UnsafeModelPathError } from '../../../app/lib/models/safe-path';
 import { fetchManifest, localSourceFromFiles, resolveFileUrl, type FetchLike } from '../../../app/lib/models/sources';
 import { readVerified } from '../../../app/lib/models/verified-read';
-
-function bytesOf(n: number, seed = 1): Uint8Array {
-  const b = new Uint8Array(n);
-  let x = seed;
-  for (let i = 0; i < n; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    b[i] = x >>> 24;
-  }
-  return b;
-}
+import { bytesOf } from '../helpers/bytes';
 
 const HOSTILE = [
   'victim/../victim2/model.onnx',
