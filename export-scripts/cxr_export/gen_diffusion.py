@@ -12,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import load_ckpt
 from .gen_data import Budget, _setup, _write_json
-from .gen_loop import train_loop
+from .gen_loop import resume, train_loop
 from .gen_models import (GEN_SIZES, NORMAL_CAPTIONS, PNEUMONIA_CAPTION, UNCOND_P, build_text, build_unet,
                          cached_latents, ddpm_config, gen_tokenizer, load_base, load_vae, text_states,
                          write_base_folder)
@@ -44,13 +43,10 @@ def stage_unet(args) -> dict:
     opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=1e-2)
     sched = DDPMScheduler.from_config(ddpm_config())
     g = torch.Generator().manual_seed(args.seed)
-    ck = load_ckpt(sdir / "ckpt.pt")
+    ck = resume(sdir, unet, opt, g)
     step, wall = 0, 0.0
     if ck:
-        unet.load_state_dict(ck["model"])
         ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["opt"])
-        g.set_state(ck["gen"])
         step, wall = ck["step"], ck["wall_s"]
     budget = Budget(args.time_budget_min, args.max_steps, step)
     bs = args.batch_size or 32
@@ -161,12 +157,9 @@ def stage_lcm(args) -> dict:
     lr = args.lr or 1e-4
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
     g = torch.Generator().manual_seed(args.seed)
-    ck = load_ckpt(sdir / "ckpt.pt")
+    ck = resume(sdir, student, opt, g, strict=False)
     step, wall = 0, 0.0
     if ck:
-        student.load_state_dict(ck["model"], strict=False)
-        opt.load_state_dict(ck["opt"])
-        g.set_state(ck["gen"])
         step, wall = ck["step"], ck["wall_s"]
     budget = Budget(args.time_budget_min, args.max_steps, step)
     bs = args.batch_size or 32

@@ -10,10 +10,22 @@ from typing import Callable
 
 import numpy as np
 
-from .common import save_ckpt
+from .common import load_ckpt, save_ckpt
 from .gen_data import Budget, _append_log
 
 SAVE_EVERY_S = 300
+
+
+def resume(sdir: Path, model, opt, gen, strict: bool = True) -> dict | None:
+    """Restore `model`, `opt` (its optimiser) and `gen` (its torch.Generator) from sdir/ckpt.pt as train_loop saved
+    it, and return the checkpoint dict for the stage's own keys (step, wall_s, ema, ...); None when there is none.
+    `strict=False` for a model whose frozen parts are not in the checkpoint."""
+    ck = load_ckpt(sdir / "ckpt.pt")
+    if ck:
+        model.load_state_dict(ck["model"], strict=strict)
+        opt.load_state_dict(ck["opt"])
+        gen.set_state(ck["gen"])
+    return ck
 
 
 def train_loop(sdir: Path, name: str, budget: Budget, step: int, train_step: Callable[[int], dict],

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import load_ckpt
 from .errors import ExportError
 from .gen_data import Budget, _setup, _write_json, to_pixels, train_images
-from .gen_loop import train_loop
+from .gen_loop import resume, train_loop
 from .gen_models import GEN_SIZES, build_vae, load_vae
 
 
@@ -38,11 +37,8 @@ def stage_vae(args) -> dict:
         vae.train()
         return float((r - eval_x).abs().mean())
 
-    ck = load_ckpt(sdir / "ckpt.pt")
+    ck = resume(sdir, vae, opt, g)
     if ck:
-        vae.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
-        g.set_state(ck["gen"])
         step, init_l1, wall = ck["step"], ck["recon_l1_init"], ck["wall_s"]
     else:
         step, init_l1, wall = 0, recon_l1(), 0.0
@@ -115,11 +111,8 @@ def stage_vae_decoder(args) -> dict:
         with torch.no_grad():
             return float((vae.decode(vae.encode(eval_x).latent_dist.mode()).sample - eval_x).abs().mean())
 
-    ck = load_ckpt(sdir / "ckpt.pt")
+    ck = resume(sdir, vae, opt, g)
     if ck:
-        vae.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
-        g.set_state(ck["gen"])
         step, init_l1, wall = ck["step"], ck["recon_l1_init"], ck["wall_s"]
     else:
         step, init_l1, wall = 0, recon_l1(), 0.0
