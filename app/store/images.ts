@@ -84,6 +84,9 @@ export interface ImagesSlice {
 export const createImagesSlice: SliceCreator<ImagesSlice> = (set, get) => {
   /** Set by cancelDecoding, read by the addFiles loop (not rendered: not state). */
   let cancelRequested = false;
+  /** The newest frame request per image (selectFrame): only its decode is shown. */
+  const frameWanted = new Map<string, { frame: number; token: number }>();
+  let frameSeq = 0;
   return {
   images: [],
   imageSeq: 0,
@@ -174,10 +177,23 @@ export const createImagesSlice: SliceCreator<ImagesSlice> = (set, get) => {
 
   selectFrame: guarded(get, 'Showing the frame failed', async (id: string, frame: number) => {
     const item = get().images.find((i) => i.id === id);
-    if (!item?.source || !item.dicom || frame === item.dicom.frameIndex) return;
-    // A copy goes to the worker (the kept bytes stay for the next frame change).
-    const copy = item.source.slice(0);
-    const out = await get().workers.imaging().decode(transfer(copy, [copy]), { frame });
+    if (!item?.source || !item.dicom) return;
+    // Compared with the newest request, not the frame shown: picks made while a decode runs (0 -> 1 -> 0) must end on
+    // the last one picked, and a stale decode that finishes late must not replace it.
+    if (frame === (frameWanted.get(id)?.frame ?? item.dicom.frameIndex)) return;
+    const token = ++frameSeq;
+    frameWanted.set(id, { frame, token });
+    const newest = () => frameWanted.get(id)?.token === token;
+    let out;
+    try {
+      // A copy goes to the worker (the kept bytes stay for the next frame change).
+      const copy = item.source.slice(0);
+      out = await get().workers.imaging().decode(transfer(copy, [copy]), { frame });
+    } finally {
+      if (newest()) frameWanted.delete(id);
+      else out = undefined;
+    }
+    if (!out) return;
     if (!out.ok) {
       get().alert(`${item.name}, frame ${frame + 1}: ${out.message}`);
       return;
