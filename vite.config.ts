@@ -14,7 +14,20 @@ import { VitePWA } from 'vite-plugin-pwa';
  * that load only ORT's own glue file, and no CDN (ORT's wasmPaths points at the same folder).
  */
 const ORT_DIST = path.resolve(import.meta.dirname, 'node_modules/onnxruntime-web/dist');
-const ORT_FILES = ['ort.min.mjs', 'ort-wasm-simd-threaded.jsep.mjs', 'ort-wasm-simd-threaded.jsep.wasm'];
+/**
+ * Two builds, one per WebGPU engine (app/lib/runtime/webgpu-engine.ts): JSEP (ort.min.mjs, the default, precached)
+ * and the native WebGPU EP (ort.webgpu.min.mjs + its Asyncify wasm, fetched only by a worker that uses it and then
+ * cached on demand, not precached: 27 MB more for every visitor otherwise). A worker imports exactly one of them.
+ */
+const ORT_FILES = [
+  'ort.min.mjs',
+  'ort-wasm-simd-threaded.jsep.mjs',
+  'ort-wasm-simd-threaded.jsep.wasm',
+  'ort.webgpu.min.mjs',
+  'ort-wasm-simd-threaded.asyncify.mjs',
+  'ort-wasm-simd-threaded.asyncify.wasm',
+];
+const ORT_ON_DEMAND = 'ort/ort-wasm-simd-threaded.asyncify.wasm';
 
 function contentType(file: string): string {
   if (file.endsWith('.wasm')) return 'application/wasm';
@@ -127,11 +140,17 @@ export default defineConfig({
         // The app shell, incl. ORT's own glue and wasm (28 MB) so the runtime works offline.
         globPatterns: ['**/*.{js,mjs,css,html,svg,png,wasm,webmanifest}'],
         // Model files are NOT precached: the app downloads them on request into its own model cache.
-        globIgnores: ['models/**'],
+        globIgnores: ['models/**', ORT_ON_DEMAND],
         maximumFileSizeToCacheInBytes: 64 * 1024 * 1024,
         navigateFallback: 'index.html',
         navigateFallbackDenylist: [/^\/models\//, /^\/ort\//],
         runtimeCaching: [
+          {
+            // The native WebGPU EP's wasm: cached on first use (a worker on that engine), then served offline.
+            urlPattern: ({ url }) => url.pathname.endsWith('/ort/ort-wasm-simd-threaded.asyncify.wasm'),
+            handler: 'CacheFirst',
+            options: { cacheName: 'cxr-ort-on-demand', expiration: { maxEntries: 2 } },
+          },
           {
             // The manifest: fresh when online, last copy when offline.
             urlPattern: ({ url }) => /\/models\/manifest\.json$/.test(url.pathname),
@@ -159,6 +178,14 @@ export default defineConfig({
   ],
   worker: {
     format: 'es',
+  },
+  resolve: {
+    // transformers.js's browser build imports its own ORT; both names become the app's one ORT (/ort/), which
+    // app/lib/runtime/transformers.ts sets on globalThis before importing it (scripts/check-prod-build.mjs checks).
+    alias: [
+      { find: /^onnxruntime-web\/webgpu$/, replacement: path.resolve(import.meta.dirname, 'app/platform/browser/ort-global.ts') },
+      { find: /^onnxruntime-common$/, replacement: path.resolve(import.meta.dirname, 'app/platform/browser/ort-global.ts') },
+    ],
   },
   build: {
     target: 'es2022',

@@ -12,6 +12,7 @@ import * as ort from 'onnxruntime-web';
 import { parseManifest, findModel, chooseVariant, fileByRole } from '../../app/lib/models/manifest';
 import type { ModelEntry } from '../../app/lib/models/manifest-types';
 import { loadClipTokenizer } from '../../app/lib/clip/tokenize';
+import { nodeTransformers } from '../../app/platform/node/ort';
 import { zeroShot } from '../../app/lib/clip/zero-shot';
 import { decodeImageFileNode } from '../../app/platform/node/decode';
 import { prepareClassifierBatch, interpretClassifierOutputs, classifierThreshold } from '../../app/lib/classifier/pipeline';
@@ -128,9 +129,9 @@ describe('goldens', () => {
       const tokFile = entry ? fileByRole(entry.variants.fp32 ?? Object.values(entry.variants)[0]!, 'tokenizer') : undefined;
       if (prompts && ids) {
         const tokPath = tokFile ? path.join(MODELS, tokFile.path) : null;
-        it.skipIf(lacks(!!tokPath && fs.existsSync(tokPath), `the tokenizer of ${id} in public/models (its golden ${f} is committed)`))(`${id}/${f}: the TypeScript tokenizer gives the golden input_ids`, () => {
+        it.skipIf(lacks(!!tokPath && fs.existsSync(tokPath), `the tokenizer of ${id} in public/models (its golden ${f} is committed)`))(`${id}/${f}: the TypeScript tokenizer gives the golden input_ids`, async () => {
           const cfg = { ...(entry!.config ?? {}), ...(golden.meta ?? {}) } as { context_length: number; pad_token_id: number };
-          const tok = loadClipTokenizer(fs.readFileSync(tokPath!, 'utf8'), cfg);
+          const tok = loadClipTokenizer(await nodeTransformers(), fs.readFileSync(tokPath!, 'utf8'), cfg);
           const b = tok.encodeBatch(prompts);
           expect(b.dims).toEqual(ids.dims);
           expect(Array.from(b.ids, Number)).toEqual(ids.data);
@@ -207,7 +208,7 @@ describe('CLIP models in public/models', () => {
     const present = !!(tok && txt && img && [tok, txt, img].every((f) => fs.existsSync(path.join(MODELS, f.path))));
     it.skipIf(lacks(present, `the files of ${entry.id} listed in the manifest`))(`${entry.id}: default prompts tokenize, encode, and zero-shot a real image end to end`, async () => {
       const cfg = entry.config as { context_length: number; pad_token_id: number; logit_scale: number; default_prompts: Record<string, string[]> };
-      const tk = loadClipTokenizer(fs.readFileSync(path.join(MODELS, tok!.path), 'utf8'), cfg);
+      const tk = loadClipTokenizer(await nodeTransformers(), fs.readFileSync(path.join(MODELS, tok!.path), 'utf8'), cfg);
       const ts = await session(path.join(MODELS, txt!.path));
       const labels = [];
       for (const [label, texts] of Object.entries(cfg.default_prompts)) {

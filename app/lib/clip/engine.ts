@@ -13,6 +13,7 @@ import { createSessionFactory, nowMs, requestKey, SessionPool, type OrtHost, typ
 import { serialSession } from '../runtime/run-queue';
 import { usablePromptSets } from './prompts';
 import { loadClipTokenizer, type ClipTokenizer } from './tokenize';
+import { loadTransformers } from '../runtime/transformers';
 import type { PromptSet, ZeroShotOutput } from './types';
 import { zeroShot, type LabelPrompts } from './zero-shot';
 
@@ -62,7 +63,7 @@ export function createClipEngine(host: OrtHost): ClipEngine {
       const release = () => Promise.all([image.release(), text.release()]);
       try {
         if (!tokFile) throw new Error(`${req.entry.name}: no tokenizer file in the manifest`);
-        const tokenizer = loadClipTokenizer(await reader(tokFile), {
+        const tokenizer = loadClipTokenizer(await loadTransformers(await host.ort()), await reader(tokFile), {
           context_length: cfgNumber(req.entry, 'context_length'),
           pad_token_id: cfgNumber(req.entry, 'pad_token_id', 0),
         });

@@ -1,9 +1,17 @@
 /**
- * Text tokenization for CLIP text encoders with @huggingface/tokenizers: encode prompts, truncate to the context
- * length keeping the trailing special token ([SEP] / <|endoftext|>) like HF's truncation=True, pad with pad_token_id,
- * and pack as int64 [n, context_length].
+ * Text tokenization for CLIP text encoders: tokenizer.json is run by transformers.js's PreTrainedTokenizer (which wraps
+ * @huggingface/tokenizers; app/lib/runtime/transformers.ts loads it on the app's ORT). Truncation and padding stay
+ * here: transformers.js's `truncation: true` cuts the trailing special token ([SEP] / <|endoftext|>), which CLIP's
+ * pooling (argmax of the ids, HF CLIPTextTransformer) needs; HF Python keeps it (tests/unit/clip/tokenize.test.ts).
+ * Encode prompts, truncate to the context length keeping the trailing special token like HF's truncation=True, pad
+ * with pad_token_id, and pack as int64 [n, context_length].
  */
-import { Tokenizer } from '@huggingface/tokenizers';
+import type { Transformers } from '../runtime/transformers';
+
+/** The part of transformers.js's PreTrainedTokenizer used here. */
+interface TextTokenizer {
+  encode(text: string, opts?: { add_special_tokens?: boolean }): number[];
+}
 
 export interface ClipTextConfig {
   context_length: number;
@@ -21,15 +29,15 @@ export interface TokenizedBatch {
 }
 
 export class ClipTokenizer {
-  readonly tokenizer: Tokenizer;
+  readonly tokenizer: TextTokenizer;
   readonly contextLength: number;
   readonly padTokenId: number;
   private readonly specialIds: Set<number>;
 
-  constructor(tokenizerJson: object, config: ClipTextConfig, tokenizerConfig: object = {}) {
+  constructor(transformers: Transformers, tokenizerJson: object, config: ClipTextConfig, tokenizerConfig: object = {}) {
     if (!Number.isInteger(config.context_length) || config.context_length < 2) throw new Error(`CLIP config: bad context_length ${config.context_length}`);
     if (!Number.isInteger(config.pad_token_id) || config.pad_token_id < 0) throw new Error(`CLIP config: bad pad_token_id ${config.pad_token_id}`);
-    this.tokenizer = new Tokenizer(tokenizerJson, tokenizerConfig);
+    this.tokenizer = new transformers.PreTrainedTokenizer(tokenizerJson, tokenizerConfig) as unknown as TextTokenizer;
     this.contextLength = config.context_length;
     this.padTokenId = config.pad_token_id;
     this.specialIds = new Set<number>();
@@ -42,10 +50,10 @@ export class ClipTokenizer {
    * truncation=True: the text is shortened, the tokens the post-processor adds ([CLS] … [SEP], <sot> … <eot>) are kept.
    */
   encode(text: string): number[] {
-    const full = this.tokenizer.encode(text, { add_special_tokens: true }).ids.map(Number);
+    const full = this.tokenizer.encode(text, { add_special_tokens: true }).map(Number);
     const L = this.contextLength;
     if (full.length <= L) return full;
-    const content = this.tokenizer.encode(text, { add_special_tokens: false }).ids.map(Number);
+    const content = this.tokenizer.encode(text, { add_special_tokens: false }).map(Number);
     const added = full.length - content.length;
     if (added >= 0 && added < L) {
       // locate the content inside the full encoding to split prefix / suffix specials
@@ -81,11 +89,14 @@ export class ClipTokenizer {
   }
 }
 
-/** Build from tokenizer.json bytes/text/object and the manifest's CLIP config. */
-export function loadClipTokenizer(tokenizerJson: string | Uint8Array | object, config: ClipTextConfig, tokenizerConfig?: object): ClipTokenizer {
+/**
+ * Build from tokenizer.json bytes/text/object and the manifest's CLIP config, on `transformers` (loadTransformers of
+ * the engine's ORT). Throws on JSON that does not parse or a tokenizer transformers.js cannot build.
+ */
+export function loadClipTokenizer(transformers: Transformers, tokenizerJson: string | Uint8Array | object, config: ClipTextConfig, tokenizerConfig?: object): ClipTokenizer {
   let json: object;
   if (typeof tokenizerJson === 'string') json = JSON.parse(tokenizerJson);
   else if (tokenizerJson instanceof Uint8Array) json = JSON.parse(new TextDecoder().decode(tokenizerJson));
   else json = tokenizerJson;
-  return new ClipTokenizer(json, config, tokenizerConfig);
+  return new ClipTokenizer(transformers, json, config, tokenizerConfig);
 }

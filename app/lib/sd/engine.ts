@@ -15,6 +15,7 @@ import { RunQueue } from '../runtime/run-queue';
 import type { OrtHost } from '../runtime/sessions';
 import { errorMessage, type FamilyEngine, type Outcome, type Progress } from '../runtime/outcome';
 import { loadClipTokenizer, type ClipTokenizer } from '../clip/tokenize';
+import { loadTransformers } from '../runtime/transformers';
 import { LCMScheduler } from './lcm-scheduler';
 import { guidanceMode } from './guidance';
 import { lcmStepGraph } from './step-graph';
@@ -135,7 +136,7 @@ export function createSdEngine(host: GenerateHost) {
         const schedFile = variant.files.find((f) => f.role === 'scheduler_config');
         if (!tokFile || !schedFile) throw new Error(`${req.entry.name}: the manifest lists no tokenizer / scheduler_config file`);
         const td = new TextDecoderLite();
-        const tokenizer = loadClipTokenizer(td.decode(await readFile(tokFile)), config);
+        const tokenizer = loadClipTokenizer(await loadTransformers(ort), td.decode(await readFile(tokFile)), config);
         const schedulerConfig = JSON.parse(td.decode(await readFile(schedFile)));
         new LCMScheduler(schedulerConfig); // validate now, not at the first generation
         return { variant, layout, hasLora, fit, textEncoder, unets, vaeDecoder, tokenizer, schedulerConfig };

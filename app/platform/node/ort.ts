@@ -8,6 +8,12 @@ import * as ort from 'onnxruntime-web';
 import type { Dtype, ModelEntry } from '../../lib/models/manifest-types';
 import { modelPlanFacts, NO_GPU, type ExecutionInputs } from '../../lib/runtime';
 import type { Ort, OrtHost } from '../../lib/runtime/sessions';
+import { loadTransformers, type Transformers } from '../../lib/runtime/transformers';
+
+/** transformers.js on the CLIs' one ORT (onnxruntime-web's Node build; never onnxruntime-node). */
+export function nodeTransformers(): Promise<Transformers> {
+  return loadTransformers(ort as unknown as Ort);
+}
 
 export interface NodeOrtOptions {
   /** Folder holding manifest.json and the model folders. */

@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import * as ort from 'onnxruntime-web';
 import { parseManifest, findModel, fileByRole } from '../../../app/lib/models/manifest';
 import { loadClipTokenizer } from '../../../app/lib/clip/tokenize';
+import { nodeTransformers } from '../../../app/platform/node/ort';
 import { zeroShot } from '../../../app/lib/clip/zero-shot';
 import { decodeImageFileNode } from '../../../app/platform/node/decode';
 import { toModelInput } from '../../../app/lib/imaging/preprocess';
@@ -53,7 +54,7 @@ describe.skipIf(!hasClipExporter || lacksShared(IMG))('exported tiny BiomedCLIP:
     const file = path.join(sharedPath(IMG), fs.readdirSync(sharedPath(IMG)).sort()[3]);
     const ref = JSON.parse(execFileSync(PYTHON, ['-c', PY, root, file, JSON.stringify(prompts)]).toString());
 
-    const tok = loadClipTokenizer(fs.readFileSync(path.join(root, fileByRole(v, 'tokenizer')!.path), 'utf8'), cfg);
+    const tok = loadClipTokenizer(await nodeTransformers(), fs.readFileSync(path.join(root, fileByRole(v, 'tokenizer')!.path), 'utf8'), cfg);
     const b = tok.encodeBatch(prompts);
     expect(prompts.map((_, i) => Array.from(b.ids.subarray(i * cfg.context_length, (i + 1) * cfg.context_length), Number))).toEqual(ref.ids);
 

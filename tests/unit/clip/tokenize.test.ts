@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { loadClipTokenizer } from '../../../app/lib/clip/tokenize';
+import { nodeTransformers } from '../../../app/platform/node/ort';
 import { hasPython, PYTHON } from '../helpers/shared';
 
 const PROMPTS = [
@@ -31,12 +32,12 @@ print(json.dumps([e.ids for e in tok.encode_batch(json.loads(sys.argv[3]))]))
 `;
 
 describe.skipIf(!hasPython)('ClipTokenizer vs HF tokenizers (Python)', () => {
-  it('WordPiece prompts: ids, truncation keeping [SEP], padding, int64 packing', () => {
+  it('WordPiece prompts: ids, truncation keeping [SEP], padding, int64 packing', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-tok-'));
     const file = path.join(dir, 'tokenizer.json');
     const L = 12;
     const expected = JSON.parse(execFileSync(PYTHON, ['-c', PY, file, String(L), JSON.stringify(PROMPTS)]).toString()) as number[][];
-    const tok = loadClipTokenizer(fs.readFileSync(file, 'utf8'), { context_length: L, pad_token_id: 0 });
+    const tok = loadClipTokenizer(await nodeTransformers(), fs.readFileSync(file, 'utf8'), { context_length: L, pad_token_id: 0 });
     const batch = tok.encodeBatch(PROMPTS);
     expect(batch.dims).toEqual([PROMPTS.length, L]);
     expect(batch.ids).toBeInstanceOf(BigInt64Array);

@@ -7,6 +7,7 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-web';
 import { LCMScheduler, encodePrompt, generateLatentConsistency, guidanceMode, lcmStepGraph, parseSdConfig, type GenerateResult } from '../../../app/lib/sd';
 import { loadClipTokenizer } from '../../../app/lib/clip/tokenize';
+import { nodeTransformers } from '../../../app/platform/node/ort';
 import { fileByRole } from '../../../app/lib/models/manifest';
 import type { ModelEntry } from '../../../app/lib/models/manifest-types';
 
@@ -38,7 +39,7 @@ export async function runSd(modelsDir: string, entry: ModelEntry, run: SdRun): P
     return path.join(modelsDir, f.path);
   };
   const cfg = parseSdConfig(entry.config, entry.id);
-  const tok = loadClipTokenizer(fs.readFileSync(file('tokenizer'), 'utf8'), cfg);
+  const tok = loadClipTokenizer(await nodeTransformers(), fs.readFileSync(file('tokenizer'), 'utf8'), cfg);
   const scheduler = new LCMScheduler(JSON.parse(fs.readFileSync(file('scheduler_config'), 'utf8')));
   const te = await session(file('text_encoder'), file('text_encoder'));
   const unet = await session(file(run.unetRole), file(run.unetRole));
