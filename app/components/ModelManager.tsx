@@ -7,6 +7,8 @@ import { headlineMetrics, totalBytes } from '../lib/models/manifest';
 import type { Dtype, ModelEntry } from '../lib/models/manifest-types';
 import { quantizedVerdict } from '../lib/models/quantized';
 import { WeightsBadge } from './WeightsBadge';
+import { HubModelPicker } from './HubModelPicker';
+import { entrySource } from '../lib/hub/source';
 
 function eta(s: number | null | undefined): string {
   if (s == null) return 'estimating…';
@@ -116,7 +118,7 @@ function ModelRow({ entry }: { entry: ModelEntry }) {
   const downloadModel = useAppStore((s) => s.downloadModel);
   const verifyModel = useAppStore((s) => s.verifyModel);
   const deleteModel = useAppStore((s) => s.deleteModel);
-  const have = downloadedVariants(entry, source, stored);
+  const have = downloadedVariants(entry, entrySource(entry, source), stored);
   const busy = download?.modelId === entry.id && !download.done && !download.error;
   const metrics = entry.card.metrics ?? {};
   return (
@@ -272,6 +274,7 @@ export function ModelManager() {
   return (
     <div className="models-layout">
       <SourcePicker />
+      <HubModelPicker />
       <section className="panel" aria-labelledby="mm-h">
         <h2 id="mm-h">Models</h2>
         {manifestError && <p className="error-text">{manifestError}</p>}

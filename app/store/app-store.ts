@@ -19,6 +19,7 @@ import { createSamLayersSlice } from './sam-layers';
 import { createSettingsSlice } from './settings';
 import type { AppState } from './state';
 import { createClipSlice } from './clip';
+import { createHubSlice } from './hub';
 
 export const useAppStore = create<AppState>()((...a) => ({
   ...createAlertsSlice(...a),
@@ -36,4 +37,5 @@ export const useAppStore = create<AppState>()((...a) => ({
   ...createSamEvalSlice(...a),
   ...createSdSlice(...a),
   ...createSdGallerySlice(...a),
+  ...createHubSlice(...a),
 }));

@@ -9,6 +9,7 @@ import type { EmbeddingCacheStats, LruEmbeddingCache } from '../lib/sam/embeddin
 import { idbEmbeddingStore } from '../platform/browser/embedding-store';
 import { variantFiles } from '../lib/models/manifest';
 import { withDtypeChoice } from '../lib/models/dtype-choice';
+import { entrySource } from '../lib/hub/source';
 import { errorMessage } from '../lib/runtime/outcome';
 import { browserModelStore } from '../platform/browser/model-cache';
 import { guarded } from './alerts';
@@ -87,7 +88,7 @@ export const createDownloadsSlice: SliceCreator<DownloadsSlice> = (set, get) => 
     set({ download: { modelId: id } });
     try {
       await modelDownloader().download({
-        source: s.source,
+        source: entrySource(entry, s.source),
         files: variantFiles(entry.variants[plan.dtype]!),
         modelId: entry.id,
         dtype: plan.dtype,
@@ -172,7 +173,7 @@ export const createDownloadsSlice: SliceCreator<DownloadsSlice> = (set, get) => 
     verifyModel: guarded(get, 'Verifying the model files failed', async (id: string) => {
       const entry = get().manifest?.models.find((m) => m.id === id);
       if (!entry) return;
-      const dtypes = downloadedVariants(entry, get().source, get().stored);
+      const dtypes = downloadedVariants(entry, entrySource(entry, get().source), get().stored);
       if (!dtypes.length) {
         await get().downloadModel(id);
         return;
@@ -186,7 +187,7 @@ export const createDownloadsSlice: SliceCreator<DownloadsSlice> = (set, get) => 
         try {
           for (const dtype of dtypes) {
             await modelDownloader().download({
-              source: get().source,
+              source: entrySource(entry, get().source),
               files: variantFiles(entry.variants[dtype]!),
               modelId: entry.id,
               dtype,

@@ -15,6 +15,8 @@ import { browserDevice } from '../platform/browser/ort';
 import { loadLastManifest, loadLocalManifest, saveLastManifest, saveLocalManifest } from '../platform/browser/saved-manifests';
 import { browserWorkers, type WorkerRegistry } from '../platform/browser/workers';
 import { InferenceService } from '../services/inference';
+import { entrySource } from '../lib/hub/source';
+import { mergeHubModels } from './hub';
 import { guarded } from './alerts';
 import { chosenModel } from './selectors';
 import { defaultModelId } from '../lib/models/default-model';
@@ -99,7 +101,7 @@ export const createModelsSlice: SliceCreator<ModelsSlice> = (set, get) => {
     engines: { classifier: workers.classifier(), clip: workers.clip(), sam: workers.sam(), sd: workers.sd() },
     files: {
       async ensure(entry, dtype) {
-        if (downloadedVariants(entry, get().source, get().stored).includes(dtype)) return;
+        if (downloadedVariants(entry, entrySource(entry, get().source), get().stored).includes(dtype)) return;
         setLoad(entry.id, { status: 'loading', message: 'downloading model files' });
         if (!(await get().downloadModel(entry.id))) throw new DownloadReportedError(get().download?.error ?? `Download of ${entry.name} failed`);
       },
@@ -155,7 +157,7 @@ export const createModelsSlice: SliceCreator<ModelsSlice> = (set, get) => {
         try {
           const req = get().modelRequest(listed);
           const plan = await inference.plan(req);
-          if (!downloadedVariants(listed, get().source, get().stored).includes(plan.dtype)) continue;
+          if (!downloadedVariants(listed, entrySource(listed, get().source), get().stored).includes(plan.dtype)) continue;
           await get().ensureModelLoaded(listed.id);
         } catch {
           /* prewarming is best effort: the first real use reports any problem */
@@ -182,6 +184,8 @@ export const createModelsSlice: SliceCreator<ModelsSlice> = (set, get) => {
             get().alert(`Using the last saved model list: ${errorMessage(e)}`, 'info');
           }
         }
+        // Models added from the Hub (store/hub.ts) are listed after the source's own.
+        manifest = mergeHubModels(manifest, get().hubModels)!;
         // A chosen model the new manifest still lists under its family is kept; otherwise the family's default.
         const chosenModelId: ModelsSlice['chosenModelId'] = {};
         for (const family of MODEL_FAMILIES) {
@@ -190,7 +194,7 @@ export const createModelsSlice: SliceCreator<ModelsSlice> = (set, get) => {
         }
         set({ manifest, manifestError: undefined, chosenModelId });
       } catch (e) {
-        set({ manifest: null, manifestError: `Model manifest unavailable: ${errorMessage(e)}` });
+        set({ manifest: mergeHubModels(null, get().hubModels), manifestError: `Model manifest unavailable: ${errorMessage(e)}` });
       }
     },
 
@@ -212,7 +216,7 @@ export const createModelsSlice: SliceCreator<ModelsSlice> = (set, get) => {
 
     modelRequest(entry) {
       const s = get();
-      return { entry: withDtypeChoice(entry, s.settings.dtypes[entry.id]), override: s.settings.backend, source: workerSource(s.source) };
+      return { entry: withDtypeChoice(entry, s.settings.dtypes[entry.id]), override: s.settings.backend, source: workerSource(entrySource(entry, s.source)) };
     },
 
     async ensureModelLoaded(id) {

@@ -18,6 +18,7 @@ import type { SamExportSlice } from './sam-export';
 import type { SamLayersSlice } from './sam-layers';
 import type { SettingsSlice } from './settings';
 import type { ClipSlice } from './clip';
+import type { HubSlice } from './hub';
 
 export type AppState = AlertsSlice &
   SettingsSlice &
@@ -33,7 +34,8 @@ export type AppState = AlertsSlice &
   SamExportSlice &
   SamEvalSlice &
   SdSlice &
-  SdGallerySlice;
+  SdGallerySlice &
+  HubSlice;
 
 /** A slice: (set, get, api) of the whole store, returning its own part. */
 export type SliceCreator<T> = StateCreator<AppState, [], [], T>;

@@ -86,7 +86,8 @@ export function createClipEngine(host: OrtHost): ClipEngine {
     const [h, w] = pre.size;
     const input = new ort.Tensor('float32', toModelInputBatch(rasters, pre), [rasters.length, 3, h, w]);
     const out = await l.image.run({ [l.image.inputNames[0] ?? 'pixel_values']: input });
-    const t = out.image_embeds ?? out[l.image.outputNames[0]];
+    // CLIP towers give image_embeds / text_embeds; SigLIP's (transformers.js layout) give pooler_output.
+    const t = out.image_embeds ?? out.pooler_output ?? out[l.image.outputNames[0]];
     const D = Number(t.dims[1]);
     const data = t.data as Float32Array;
     const res = rasters.map((_, i) => data.slice(i * D, (i + 1) * D));
@@ -108,7 +109,7 @@ export function createClipEngine(host: OrtHost): ClipEngine {
         feeds.attention_mask = new ort.Tensor('int64', BigInt64Array.from(batch.attentionMask, (v) => BigInt(v)), batch.dims);
       }
       const out = await l.text.run(feeds);
-      const t = out.text_embeds ?? out[l.text.outputNames[0]];
+      const t = out.text_embeds ?? out.pooler_output ?? out[l.text.outputNames[0]];
       const D = Number(t.dims[1]);
       const data = t.data as Float32Array;
       missing.forEach((p, i) => l.textCache.set(p, data.slice(i * D, (i + 1) * D)));
