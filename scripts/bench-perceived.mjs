@@ -26,12 +26,18 @@ const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const log = (m) => process.stderr.write(`[perceived] ${m}\n`);
 
 function parseArgs(argv) {
-  const a = { image: path.resolve(REPO, '../shared/data/kermany-cxr-224/test/PNEUMONIA/person99_bacteria_473.jpeg'), port: 4176 };
+  const a = { image: path.resolve(REPO, '../shared/data/kermany-cxr-224/test/PNEUMONIA/person99_bacteria_473.jpeg'), port: 4176, dist: 'dist', compare: null, runs: 5, only: ['viewer', 'warm', 'segment', 'generate'], think: 0, legacy: false };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const v = () => argv[++i];
     if (k === '--image') a.image = path.resolve(v());
     else if (k === '--port') a.port = Number(v());
+    else if (k === '--dist') a.dist = v();
+    else if (k === '--runs') a.runs = Number(v());
+    else if (k === '--only') a.only = v().split(',');
+    else if (k === '--compare') a.compare = v();
+    else if (k === '--think-ms') a.think = Number(v());
+    else if (k === '--legacy') a.legacy = true;
     else throw new Error(`unknown argument ${k}`);
   }
   return a;
@@ -56,6 +62,16 @@ const state = (page) =>
     const m = s.chosenModelId.classifier ? s.models[s.chosenModelId.classifier] : undefined;
     return { classifier: s.chosenModelId.classifier, status: m?.status, dtype: m?.report?.dtype, backend: m?.report?.backend, sessionCreateMs: m?.report?.sessionCreateMs };
   });
+
+/** Debian's Chromium with the flags of playwright.config.ts, on a persistent profile folder. */
+function launch(profile) {
+  return chromium.launchPersistentContext(profile, {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    viewport: { width: 1400, height: 900 },
+    args: ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+  });
+}
 
 async function visit(context, base, image, { waitPrewarm }) {
   const page = await context.newPage();
@@ -85,12 +101,12 @@ async function visit(context, base, image, { waitPrewarm }) {
 }
 
 /**
- * `vite preview` of dist/ on 127.0.0.1:port (COOP/COEP from vite.config.ts), up and answering.
+ * `vite preview` of `dist` (default dist/) on 127.0.0.1:port (COOP/COEP from vite.config.ts), up and answering.
  * Returns its base URL and a stop() that ends the server's process group.
  */
-export async function startPreview(port) {
-  if (!fs.existsSync(path.join(REPO, 'dist', 'index.html'))) throw new Error('dist/ is missing: run `npm run build:test` first');
-  const server = spawn('npx', ['vite', 'preview', '--host', '127.0.0.1', '--port', String(port), '--strictPort'], { cwd: REPO, detached: true, stdio: 'ignore' });
+export async function startPreview(port, dist = 'dist') {
+  if (!fs.existsSync(path.join(REPO, dist, 'index.html'))) throw new Error(`${dist}/ is missing: run \`npm run build:test\` (or vite build --mode test --outDir ${dist}) first`);
+  const server = spawn('npx', ['vite', 'preview', '--host', '127.0.0.1', '--port', String(port), '--strictPort', '--outDir', dist], { cwd: REPO, detached: true, stdio: 'ignore' });
   const stop = () => {
     try {
       process.kill(-server.pid, 'SIGTERM');
@@ -116,12 +132,7 @@ export async function measurePerceived(base, image) {
   if (!fs.existsSync(image)) throw new Error(`no such image ${image}`);
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-perceived-'));
   try {
-    const context = await chromium.launchPersistentContext(profile, {
-      executablePath: '/usr/bin/chromium',
-      headless: true,
-      viewport: { width: 1400, height: 900 },
-      args: ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
-    });
+    const context = await launch(profile);
     try {
       const load0 = os.loadavg();
       const fresh = await visit(context, base, image, { waitPrewarm: false });
@@ -139,13 +150,287 @@ export async function measurePerceived(base, image) {
   }
 }
 
+
+// ---------------------------------------------------------------------------------------------------------------
+// The user-facing first interactions (issue 21.1), each run `runs` times, min / median / max printed. With
+// --compare DIST2 the same scenarios run on a second build (another preview server), run by run in alternation, so
+// both see the same load of this shared machine.
+// ---------------------------------------------------------------------------------------------------------------
+
+const KERMANY_TEST = path.resolve(REPO, '../shared/data/kermany-cxr-224/test/PNEUMONIA');
+const LUNG_DIR = path.resolve(REPO, '../shared/data/cxr-lung-masks');
+
+/** min / median / max of numbers (null when none). */
+export function summary(xs) {
+  const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+  if (!v.length) return null;
+  const mid = v.length >> 1;
+  const median = v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+  return { min: Math.round(v[0]), median: Math.round(median), max: Math.round(v[v.length - 1]), n: v.length };
+}
+
+/** A fresh profile folder and the browser on it; close() removes both. */
+async function openProfile() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-perceived-'));
+  const context = await launch(dir);
+  return {
+    context,
+    async close() {
+      await context.close().catch(() => undefined);
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function openPage(context, base) {
+  const page = await context.newPage();
+  page.on('pageerror', (e) => log(`page error: ${e.message}`));
+  await page.goto(base + '/', { timeout: 180_000 });
+  await page.getByTestId('dropzone').waitFor({ state: 'visible', timeout: 180_000 });
+  await page.waitForFunction(() => !!window.cxrStudio?.store.getState().manifest, null, { timeout: 180_000 });
+  return page;
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * In-page clock: from the next `event` on window (capture phase) to the second animation frame after the store
+ * first satisfies `readySrc` (a function's source, evaluated in the page): the result is on screen.
+ */
+async function armTimer(page, event, readySrc) {
+  await page.evaluate(
+    ({ event, readySrc }) => {
+      const ready = new Function('s', `return (${readySrc})(s)`);
+      const t = (window.__perceived = { start: null, ready: null, painted: null });
+      window.addEventListener(event, () => (t.start ??= performance.now()), { capture: true, once: true });
+      const unsub = window.cxrStudio.store.subscribe((s) => {
+        if (t.start == null || t.ready != null || !ready(s)) return;
+        t.ready = performance.now();
+        requestAnimationFrame(() => requestAnimationFrame(() => (t.painted = performance.now())));
+        unsub();
+      });
+    },
+    { event, readySrc },
+  );
+}
+
+async function readTimer(page, timeout) {
+  const h = await page.waitForFunction(() => window.__perceived?.painted != null && window.__perceived, null, { timeout, polling: 50 });
+  const t = await h.jsonValue();
+  return t.painted - t.start;
+}
+
+function kermanyImages(n) {
+  return fs.readdirSync(KERMANY_TEST).filter((f) => /\.jpe?g$/i.test(f)).sort().slice(0, n).map((f) => path.join(KERMANY_TEST, f));
+}
+
+const classifierState = (page) =>
+  page.evaluate(() => {
+    const s = window.cxrStudio.store.getState();
+    const m = s.models[s.chosenModelId.classifier];
+    return { model: s.chosenModelId.classifier, dtype: m?.report?.dtype, backend: m?.report?.backend, sessionCreateMs: m?.report?.sessionCreateMs, inferenceMs: m?.report?.lastInferenceMs };
+  });
+
+async function dropAndWaitClassified(page, image) {
+  const t = performance.now();
+  await page.getByTestId('file-input').setInputFiles(image);
+  await page.getByTestId('classification-result').waitFor({ state: 'visible', timeout: 300_000 });
+  return performance.now() - t;
+}
+
+function lungImages(n) {
+  const boxes = JSON.parse(fs.readFileSync(path.join(LUNG_DIR, 'boxes.json'), 'utf8'));
+  const files = fs.readdirSync(path.join(LUNG_DIR, 'images')).sort().filter((f) => boxes[f.replace(/\.[^.]+$/, '')]?.right_lung);
+  return files.slice(0, n).map((f) => ({ file: path.join(LUNG_DIR, 'images', f), box: boxes[f.replace(/\.[^.]+$/, '')].right_lung }));
+}
+
+const openTab = (page, name) => page.getByRole('button', { name, exact: true }).click();
+
+/**
+ * Each scenario: setup(profile) once per build (a warm-up visit that caches the models), then run(i) per run, a new
+ * tab (or profile) each time. Times in ms. `think`: ms a user spends between opening a tab and acting (choosing a
+ * file, reading the form); 0 acts at once.
+ */
+const SCENARIOS = {
+  viewer: {
+    what: 'Viewer: fresh profile, page up, drop → first classification painted (download included)',
+    profilePerRun: true,
+    async run({ base, think }, i) {
+      const prof = await openProfile();
+      try {
+        const page = await openPage(prof.context, base);
+        if (think) await sleep(think);
+        const ms = await dropAndWaitClassified(page, kermanyImages(i + 1)[i]);
+        return { ms, ...(await classifierState(page)) };
+      } finally {
+        await prof.close();
+      }
+    },
+  },
+  warm: {
+    what: 'Viewer: warm profile, idle prewarm done, drop → classification painted',
+    async setup({ context, base }) {
+      const page = await openPage(context, base);
+      await dropAndWaitClassified(page, kermanyImages(1)[0]);
+      // the zero-shot model too, so both are cached and the idle prewarm creates both sessions
+      await page.getByTestId('zero-shot-result').waitFor({ state: 'visible', timeout: 300_000 });
+      await page.close();
+    },
+    async run({ context, base }, i) {
+      const page = await openPage(context, base);
+      await page.waitForFunction(() => {
+        const s = window.cxrStudio.store.getState();
+        const ok = (id) => !id || s.models[id]?.status === 'ready';
+        return !!s.chosenModelId.classifier && ok(s.chosenModelId.classifier) && ok(s.chosenModelId.clip);
+      }, null, { timeout: 300_000 });
+      const ms = await dropAndWaitClassified(page, kermanyImages(i + 2)[i + 1]);
+      const st = await classifierState(page);
+      await page.close();
+      return { ms, ...st };
+    },
+  },
+  segment: {
+    what: 'Segment: model cached, adult X-ray opened, box drawn at once → mouse-up to mask painted',
+    async setup({ context, base }) {
+      const page = await openPage(context, base);
+      await openTab(page, 'Segment');
+      await page.getByTestId('file-input').setInputFiles(lungImages(1)[0].file);
+      await page.waitForFunction(() => Object.values(window.cxrStudio.store.getState().sam.byImage).some((v) => v.key && !v.encoding), null, { timeout: 300_000 });
+      await page.close();
+    },
+    async run({ context, base, think }, i) {
+      const img = lungImages(i + 2)[i + 1]; // a new image each run: no embedding from the cache
+      const page = await openPage(context, base);
+      await openTab(page, 'Segment');
+      if (think) await sleep(think);
+      const t0 = performance.now();
+      await page.getByTestId('file-input').setInputFiles(img.file);
+      const ov = page.getByTestId('segment-overlay');
+      await ov.waitFor({ state: 'visible', timeout: 120_000 });
+      const openMs = performance.now() - t0;
+      const [w, h] = await page.evaluate(() => {
+        const s = window.cxrStudio.store.getState();
+        const it = s.images.find((im) => im.id === s.currentId);
+        return [it.raster.width, it.raster.height];
+      });
+      await armTimer(page, 'pointerup', '(s) => Object.values(s.sam.byImage).some((v) => v.history.present.some((l) => l.masks && l.masks[l.selected] && l.masks[l.selected].length > 0))');
+      const bb = await ov.boundingBox();
+      const at = (x, y) => [bb.x + (x * bb.width) / w, bb.y + (y * bb.height) / h];
+      const [x0, y0, x1, y1] = img.box;
+      await page.mouse.move(...at(x0, y0));
+      await page.mouse.down();
+      await page.mouse.move(...at((x0 + x1) / 2, (y0 + y1) / 2), { steps: 4 });
+      await page.mouse.move(...at(x1, y1), { steps: 4 });
+      await page.mouse.up();
+      const ms = await readTimer(page, 300_000);
+      const st = await page.evaluate(() => {
+        const s = window.cxrStudio.store.getState();
+        const v = Object.values(s.sam.byImage).find((x) => x.key);
+        const r = s.sam.info?.report;
+        return { size: v && `${v.width}x${v.height}`, from: v?.from, encodeMs: v?.encodeMs && Math.round(v.encodeMs), decodeMs: v?.decodeMs && Math.round(v.decodeMs), dtype: r?.dtype, backend: r?.backend, sessionCreateMs: r?.sessionCreateMs };
+      });
+      await page.close();
+      return { ms, openMs: Math.round(openMs), ...st };
+    },
+  },
+  generate: {
+    what: 'Generate: model cached, default form, Generate clicked → first image painted',
+    async setup({ context, base }) {
+      const page = await openPage(context, base);
+      await openTab(page, 'Generate');
+      await page.waitForFunction(() => window.cxrStudio.store.getState().sd.historyLoaded, null, { timeout: 120_000 });
+      await page.getByTestId('gen-run').click();
+      await page.waitForFunction(() => { const s = window.cxrStudio.store.getState().sd; return !s.running && s.runs.length > 0; }, null, { timeout: 600_000, polling: 200 });
+      await page.close();
+    },
+    async run({ context, base, think }) {
+      const page = await openPage(context, base);
+      await openTab(page, 'Generate');
+      await page.waitForFunction(() => window.cxrStudio.store.getState().sd.historyLoaded, null, { timeout: 120_000 });
+      if (think) await sleep(think);
+      await page.evaluate(() => (window.__perceivedOld = window.cxrStudio.store.getState().sd.runs.map((r) => r.id)));
+      await armTimer(page, 'click', '(s) => s.sd.runs.some((r) => r.images.length > 0 && !(window.__perceivedOld || []).includes(r.id))');
+      await page.getByTestId('gen-run').click();
+      const ms = await readTimer(page, 600_000);
+      await page.waitForFunction(() => !window.cxrStudio.store.getState().sd.running, null, { timeout: 600_000, polling: 200 });
+      const st = await page.evaluate(() => {
+        const s = window.cxrStudio.store.getState().sd;
+        const run = s.runs[0];
+        const im = run.images[0];
+        return { model: run.model.id, dtype: run.model.dtype, backend: run.model.backend, steps: run.steps, sides: run.sides.join('+'), seeds: run.seeds.length, firstImageMs: im?.totalMs, size: im && `${im.width}x${im.height}`, sessionCreateMs: s.report?.sessionCreateMs };
+      });
+      await page.close();
+      return { ms, ...st };
+    },
+  },
+};
+
+/**
+ * Every chosen scenario `runs` times on each build (`targets`: [{ label, base }]), alternating builds run by run.
+ * Returns per scenario and build the runs and their min / median / max (ms), with the load averages.
+ */
+export async function measureFirstInteractions(targets, { runs = 5, only = Object.keys(SCENARIOS), think = 0 } = {}) {
+  const result = { cores: os.cpus().length, runs, think_ms: think, scenarios: {} };
+  for (const k of only) {
+    const sc = SCENARIOS[k];
+    if (!sc) throw new Error(`unknown scenario ${k} (${Object.keys(SCENARIOS).join(', ')})`);
+    log(`${sc.what} ×${runs} on ${targets.map((t) => t.label).join(', ')}`);
+    const load0 = os.loadavg()[0];
+    const envs = [];
+    try {
+      for (const t of targets) {
+        const env = { ...t, think, rows: [] };
+        if (!sc.profilePerRun) {
+          env.profile = await openProfile();
+          env.context = env.profile.context;
+          await sc.setup(env);
+        }
+        envs.push(env);
+      }
+      for (let i = 0; i < runs; i++) {
+        for (const env of envs) {
+          const l = os.loadavg()[0];
+          const r = await sc.run(env, i);
+          r.ms = Math.round(r.ms);
+          r.load1 = Math.round(l * 10) / 10;
+          env.rows.push(r);
+          log(`${k} ${env.label} #${i + 1}: ${r.ms} ms ${JSON.stringify(r)}`);
+        }
+      }
+    } finally {
+      for (const env of envs) await env.profile?.close();
+    }
+    result.scenarios[k] = { what: sc.what, load1: [Math.round(load0 * 10) / 10, Math.round(os.loadavg()[0] * 10) / 10], builds: Object.fromEntries(envs.map((e) => [e.label, { ms: summary(e.rows.map((r) => r.ms)), runs: e.rows }])) };
+  }
+  return result;
+}
+
 async function main() {
   const a = parseArgs(process.argv.slice(2));
-  const { base, stop } = await startPreview(a.port);
+  const servers = [await startPreview(a.port, a.dist)];
+  const stopAll = () => servers.forEach((s) => s.stop());
+  for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => (stopAll(), process.exit(130)));
   try {
-    process.stdout.write(JSON.stringify(await measurePerceived(base, a.image)) + '\n');
+    if (a.legacy) {
+      process.stdout.write(JSON.stringify(await measurePerceived(servers[0].base, a.image)) + '\n');
+      return;
+    }
+    const targets = [{ label: a.dist, base: servers[0].base }];
+    if (a.compare) {
+      servers.push(await startPreview(a.port + 1, a.compare));
+      targets.unshift({ label: a.compare, base: servers[1].base });
+    }
+    const r = await measureFirstInteractions(targets, { runs: a.runs, only: a.only, think: a.think });
+    const labels = targets.map((t) => t.label);
+    process.stdout.write(`\nFirst interactions (${r.runs} runs each, ms, min / median / max; think time ${r.think_ms} ms; ${r.cores} cores):\n`);
+    process.stdout.write(`| interaction | ${labels.join(' | ')} | load (1 min) |\n| --- |${labels.map(() => ' ---: |').join('')} ---: |\n`);
+    for (const s of Object.values(r.scenarios)) {
+      const cell = (l) => (s.builds[l]?.ms ? `${s.builds[l].ms.min} / ${s.builds[l].ms.median} / ${s.builds[l].ms.max}` : '–');
+      process.stdout.write(`| ${s.what} | ${labels.map(cell).join(' | ')} | ${s.load1.join('–')} |\n`);
+    }
+    process.stdout.write(JSON.stringify(r) + '\n');
   } finally {
-    stop();
+    stopAll();
   }
 }
 

@@ -20,6 +20,11 @@ export function GalleryView() {
   useEffect(() => {
     if (!gen.historyLoaded) void loadHistory();
   }, [gen.historyLoaded, loadHistory]);
+  // a cached model's sessions are created while the user reads the form (never a download: issue 21.1)
+  const prewarm = useAppStore((s) => s.generatePrewarm);
+  useEffect(() => {
+    if (entry) void prewarm();
+  }, [entry?.id, prewarm]);
   const sdModels = manifest?.models.filter((m) => m.family === 'sd') ?? [];
   const f = gen.form;
   const pct = gen.progress ? Math.round((100 * gen.progress.done) / Math.max(1, gen.progress.total)) : 0;

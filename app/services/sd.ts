@@ -1,7 +1,7 @@
 /**
  * The gallery run, written once for the app's generate slice (app/store/sd.ts) and `npm run generate`
  * (app/cli/generate.ts): the seeds (S..S+N-1), the sides (base / LoRA from the same initial latents), the guidance
- * default (the model's config.guidance_scale, else 1), one engine call per seed, each image PNG-encoded by the same
+ * default (the model's config.guidance_scale, else 1), one engine call per seed and side, each image PNG-encoded by the same
  * deterministic encoder everywhere (app/lib/sam/png.ts: fflate deflate level 6, filter 0), so the app and the CLI
  * write byte-identical files with the same sha256, and scored by a classifier when one is given, and the JSON record
  * that reproduces the run (app/lib/sd/record.ts). Free of React and the DOM: the engine call and the scorer
@@ -113,43 +113,55 @@ export interface GalleryOutcome {
 }
 
 /**
- * Run a planned gallery: one engine call per seed (all sides from the same initial latents), each image encoded,
- * hashed and scored. `onSeed` gets each finished seed's images (the app saves the run as it progresses).
+ * Run a planned gallery: for each seed, one engine call per side (every side of a seed starts from the same
+ * initial latents: torch.Generator(seed), so this equals one call for all sides), each image encoded and hashed as
+ * soon as it exists and handed to `onImage` (the gallery shows it before the next side runs: the first image is
+ * seen after one side's steps, issue 21.1), then the seed's images scored together. `onSeed` gets each finished
+ * seed's scored images (the app saves the run as it progresses).
  */
 export async function runGallery(
   deps: GalleryDeps,
   req: ModelRequest,
   plan: GalleryPlan,
-  hooks: { onEvent?(e: GenerateEvent): void; onSeed?(seed: number, images: GalleryImageResult[], report: GenerateReport): void | Promise<void> } = {},
+  hooks: {
+    onEvent?(e: GenerateEvent): void;
+    /** One image, unscored, as soon as it is made. */
+    onImage?(seed: number, image: GalleryImageResult, report: GenerateReport): void | Promise<void>;
+    onSeed?(seed: number, images: GalleryImageResult[], report: GenerateReport): void | Promise<void>;
+  } = {},
 ): Promise<GalleryOutcome> {
   const out: GalleryOutcome = { status: 'done', seeds: [], images: [] };
   for (const seed of plan.seeds) {
-    if (deps.cancelRequested?.()) return { ...out, status: 'cancelled', message: `Cancelled: before seed ${seed}` };
-    const r = await deps.generate(req, { prompt: plan.prompt, negativePrompt: plan.negativePrompt, steps: plan.steps, guidanceScale: plan.guidance, seed, sides: plan.sides }, hooks.onEvent);
-    if (!r.ok) return { ...out, status: r.message.startsWith('Cancelled') ? 'cancelled' : 'error', message: r.message };
-    out.report = r.value.report;
-    const scores = deps.score ? await deps.score(r.value.images.map((i) => ({ width: i.width, height: i.height, data: i.rgba }))) : [];
     const imgs: GalleryImageResult[] = [];
-    for (const [k, im] of r.value.images.entries()) {
-      const png = encodePng(im.rgba, im.width, im.height, 4);
-      imgs.push({
-        side: im.side,
-        seed,
-        file: generatedFileName(req.entry.id, seed, im.side),
-        width: im.width,
-        height: im.height,
-        sha256: await sha256Hex(png),
-        timesteps: im.timesteps,
-        stepMs: im.stepMs.map((x) => Math.round(x * 10) / 10),
-        totalMs: Math.round(im.totalMs),
-        ...(scores[k] ? { score: scores[k] } : {}),
-        png,
-        rgba: im.rgba,
-      });
+    for (const side of plan.sides) {
+      if (deps.cancelRequested?.()) return { ...out, status: 'cancelled', message: `Cancelled: before seed ${seed}${imgs.length ? ` (${side} side)` : ''}` };
+      const r = await deps.generate(req, { prompt: plan.prompt, negativePrompt: plan.negativePrompt, steps: plan.steps, guidanceScale: plan.guidance, seed, sides: [side] }, hooks.onEvent);
+      if (!r.ok) return { ...out, status: r.message.startsWith('Cancelled') ? 'cancelled' : 'error', message: r.message };
+      out.report = r.value.report;
+      for (const im of r.value.images) {
+        const png = encodePng(im.rgba, im.width, im.height, 4);
+        const img: GalleryImageResult = {
+          side: im.side,
+          seed,
+          file: generatedFileName(req.entry.id, seed, im.side),
+          width: im.width,
+          height: im.height,
+          sha256: await sha256Hex(png),
+          timesteps: im.timesteps,
+          stepMs: im.stepMs.map((x) => Math.round(x * 10) / 10),
+          totalMs: Math.round(im.totalMs),
+          png,
+          rgba: im.rgba,
+        };
+        imgs.push(img);
+        await hooks.onImage?.(seed, img, r.value.report);
+      }
     }
+    const scores = deps.score ? await deps.score(imgs.map((i) => ({ width: i.width, height: i.height, data: i.rgba }))) : [];
+    const scored = imgs.map((im, k) => (scores[k] ? { ...im, score: scores[k] } : im));
     out.seeds.push(seed);
-    out.images.push(...imgs);
-    await hooks.onSeed?.(seed, imgs, r.value.report);
+    out.images.push(...scored);
+    await hooks.onSeed?.(seed, scored, out.report!);
   }
   return out;
 }

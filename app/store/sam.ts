@@ -18,6 +18,7 @@ import {
 import type { PreviewImage, SamModelInfo } from '../lib/sam/engine';
 import type { Decoded } from '../lib/sam/pipeline';
 import { errorMessage } from '../lib/runtime/outcome';
+import { downloadedVariants } from '../lib/models/model-cache';
 import { decodePrompt, encodeImage, loadSegmentModel } from '../services/sam';
 import { guarded } from './alerts';
 import type { ImageItem } from './images';
@@ -86,6 +87,13 @@ export interface SamSlice {
   samModelChanged(): Promise<void>;
   /** Load the model and encode the current image (embedding from the cache when there is one). */
   segmentPrepare(): Promise<void>;
+  /**
+   * The Segment tab was opened: when the chosen model's planned variant is already downloaded, create its sessions
+   * and warm the decoder and (no image open yet) the encoder, so the first box after an image opens costs one encode
+   * and one decode. Never downloads (a model not cached waits for the user's first image); silent on failure (the
+   * first real use reports it).
+   */
+  segmentPrewarm(): Promise<void>;
   segmentClick(x: number, y: number, label: 0 | 1): Promise<void>;
   segmentBox(box: Box): Promise<void>;
   segmentHover(x: number, y: number): void;
@@ -283,6 +291,19 @@ export const createSamSlice: SliceCreator<SamSlice> = (set, get) => {
       }
       await ensureEncoded(item);
     }),
+
+    async segmentPrewarm() {
+      const r = req();
+      if (!r || get().sam.loading || (loadedFor === tagOf(r) && get().sam.info)) return;
+      try {
+        const plan = await get().inference.plan(r);
+        if (!downloadedVariants(r.entry, get().source, get().stored).includes(plan.dtype)) return;
+        if (!(await ensureLoaded()) || current()) return; // an image opened meanwhile: its encode is the warm-up
+        await engine().prewarm(r);
+      } catch {
+        /* prewarming is best effort */
+      }
+    },
 
     segmentClick: guarded(get, 'Segmentation failed', (x: number, y: number, label: 0 | 1) => interact((l) => ({ ...l, points: [...l.points, { x, y, label }] }))),
 

@@ -14,6 +14,7 @@ import { pngDataUrl } from '../platform/browser/gallery';
 import { defaultGuidance, planGallery, runGallery, scoresFrom } from '../services/sd';
 import { saveRun } from './sd-gallery';
 import { chosenModel } from './selectors';
+import { downloadedVariants } from '../lib/models/model-cache';
 import type { AppState, SliceCreator } from './state';
 
 export { defaultGuidance };
@@ -88,6 +89,12 @@ export interface SdSlice {
   setGenForm(p: Partial<GenerateForm>): void;
   generateRun(): Promise<void>;
   cancelGenerate(): Promise<void>;
+  /**
+   * The Generate tab was opened: when the chosen model's planned variant is already downloaded and fits here,
+   * create its sessions now (the worker checks the fit again), so the first Generate click pays no session
+   * creation. Never downloads (that waits for the user's Generate click); silent on failure (the run reports it).
+   */
+  generatePrewarm(): Promise<void>;
 }
 
 
@@ -198,12 +205,21 @@ export const createSdSlice: SliceCreator<SdSlice> = (set, get) => {
       gp,
       {
         onEvent,
+        // each image is shown as soon as it is made (unscored); the seed's scores follow, then the run is saved
+        onImage: async (seed, im, report) => {
+          const img: GalleryImage = { side: im.side, seed, width: im.width, height: im.height, url: await pngDataUrl(im.png), sha256: im.sha256, totalMs: im.totalMs, stepMs: im.stepMs, timesteps: im.timesteps, file: im.file };
+          patch({ report });
+          updateRun(id, (r) => ({ ...r, images: [...r.images, img] }));
+        },
         onSeed: async (seed, images, report) => {
           patch({ report });
           get().modelRan(entry.id, report);
-          const imgs: GalleryImage[] = [];
-          for (const im of images) imgs.push({ side: im.side, seed, width: im.width, height: im.height, url: await pngDataUrl(im.png), sha256: im.sha256, totalMs: im.totalMs, stepMs: im.stepMs, timesteps: im.timesteps, file: im.file, score: im.score });
-          updateRun(id, (r) => ({ ...r, seeds: [...r.seeds, seed], images: [...r.images, ...imgs] }));
+          const scoreOf = new Map(images.map((im) => [im.side, im.score]));
+          updateRun(id, (r) => ({
+            ...r,
+            seeds: [...r.seeds, seed],
+            images: r.images.map((g) => (g.seed === seed && scoreOf.get(g.side) ? { ...g, score: scoreOf.get(g.side) } : g)),
+          }));
           await saveRun(get, id);
         },
       },
@@ -246,6 +262,24 @@ export const createSdSlice: SliceCreator<SdSlice> = (set, get) => {
         set((st) => ({ sd: { ...st.sd, running: false, progress: null, error: message, runs: st.sd.runs.map((r) => (r.status === 'running' ? { ...r, status: 'error' as const, message } : r)) } }));
         get().alert(message);
         for (const id of running) await saveRun(get, id);
+      }
+    },
+
+    async generatePrewarm() {
+      const s = get();
+      const entry = chosenModel(s, 'sd');
+      if (!entry || s.sd.running) return;
+      try {
+        const req = s.modelRequest(entry);
+        const plan = await s.inference.plan(req);
+        if (!downloadedVariants(entry, get().source, get().stored).includes(plan.dtype)) return;
+        const variant = entry.variants[plan.dtype]!;
+        const { layout } = chooseLayout(entry, variant);
+        const cfg = !(entry.config as { time_cond_proj_dim?: number | null })?.time_cond_proj_dim && (get().sd.form.guidance ?? defaultGuidance(entry)) > 1;
+        if (!checkSdFit({ entry, variant, layout, backend: plan.backend, gpu: await device.gpu(), deviceMemoryGiB: (navigator as { deviceMemory?: number }).deviceMemory, unetBatch: cfg ? 2 : 1 }).ok) return;
+        await s.inference.ensureSession(req);
+      } catch {
+        /* prewarming is best effort: Generate reports any problem */
       }
     },
 

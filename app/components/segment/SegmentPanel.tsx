@@ -99,9 +99,12 @@ export function SegmentPanel() {
   const sams = manifest?.models.filter((m) => m.family === 'sam') ?? [];
   // the chosen model, else the default (the project's trained lung-sam when the manifest has it)
   const entry = useAppStore((s) => chosenModel(s, 'sam'));
+  const prewarm = useAppStore((s) => s.segmentPrewarm);
   useEffect(() => {
     if (currentId && entry) void prepare();
-  }, [currentId, frame, entry?.id, prepare]);
+    // no image yet: a cached model's sessions are created and warmed while the user chooses one
+    else if (entry) void prewarm();
+  }, [currentId, frame, entry?.id, prepare, prewarm]);
   const active = st?.history.present.find((l) => l.id === st.activeLayer);
 
   return (

@@ -51,6 +51,13 @@ export interface SamEngine extends FamilyEngine {
    * RGBA at the image's size in `style`'s colour and alpha (app/lib/sam/overlay.ts); the page only blits it.
    */
   previewDecode(req: ModelRequest, key: string, prompt: SamPrompt, style: { color: readonly [number, number, number]; alpha: number }): Promise<Outcome<PreviewImage>>;
+  /**
+   * Load the sessions (as info) and warm the ENCODER too: one encode of a blank S×S image, dropped. Meant for when
+   * the model is cached and no image is open yet (the Segment tab was opened): ORT's first encoder run is about
+   * twice a later one (0.7 s more for lung-sam on WASM here), paid before the user has chosen an image. The decoder
+   * is warmed at every load (SamPipeline.warmDecoder). Resolves with the encoder warm-up's ms (0 when skipped).
+   */
+  prewarm(req: ModelRequest): Promise<Outcome<{ warmEncodeMs: number }>>;
   /** Counters for the runtime panel and tests. */
   stats(): Promise<{ encodes: number; decodes: number; cacheHits: number }>;
 }
@@ -66,6 +73,8 @@ interface Loaded {
   pipe: SamPipeline;
   report: RuntimeReport;
   encoderSha: string;
+  /** The encoder has run once (a real image or the prewarm's blank one). */
+  encoderWarm: boolean;
   release(): Promise<void>;
 }
 
@@ -117,7 +126,10 @@ export function createSamEngine(host: OrtHost, embeddings?: EmbeddingStore): Sam
       try {
         const pipe = new SamPipeline(await tensor(), sessions.image_encoder, sessions.prompt_decoder, samSettings(req.entry));
         const enc = req.entry.variants[report.dtype]?.files.find((f: ModelFile) => f.role === 'image_encoder');
-        return { pipe, report, encoderSha: enc?.sha256 ?? 'unknown', release };
+        // the decoder's first-run costs are paid at load, not at the user's first click (issue 21.1)
+        onProgress?.('warming the prompt decoder up');
+        await serial(() => pipe.warmDecoder());
+        return { pipe, report, encoderSha: enc?.sha256 ?? 'unknown', encoderWarm: false, release };
       } catch (e) {
         await release();
         throw e;
@@ -201,6 +213,7 @@ export function createSamEngine(host: OrtHost, embeddings?: EmbeddingStore): Sam
           return { key, from: 'indexeddb' as const, encodeMs: cached.encodeMs, geometry: cached.geometry, resident: where };
         }
         const emb = await serial(() => l.pipe.encode(raster));
+        l.encoderWarm = true;
         counts.encodes++;
         l.report.lastInferenceMs = Math.round(emb.encodeMs * 10) / 10;
         const where = await keep(key, emb, t, l.report.backend);
@@ -232,6 +245,16 @@ export function createSamEngine(host: OrtHost, embeddings?: EmbeddingStore): Sam
           return { width, height, rgba };
         }),
       ),
+
+    prewarm: (req) =>
+      tracked(outcome(`Could not load ${req.entry.name}`, async () => {
+        const l = await get(req);
+        if (l.encoderWarm) return { warmEncodeMs: 0 };
+        l.encoderWarm = true;
+        const S = l.pipe.settings.pre.size;
+        const emb = await serial(() => l.pipe.encode({ width: S, height: S, data: new Uint8ClampedArray(S * S * 4) }));
+        return { warmEncodeMs: Math.round(emb.encodeMs) };
+      })),
 
     stats: async () => ({ ...counts }),
 

@@ -28,6 +28,8 @@ export type TensorFactory = (type: 'float32' | 'int64', data: Float32Array | Big
 export interface SessionLike {
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
+  /** ORT >= 1.22: each input's declared shape (symbolic dims as strings); used only to warm the decoder up. */
+  readonly inputMetadata?: readonly { name: string; isTensor?: boolean; shape?: readonly (number | string)[] }[];
   run(feeds: Record<string, TensorLike>, fetches: string[]): Promise<Record<string, TensorLike>>;
 }
 
@@ -119,6 +121,34 @@ export class SamPipeline {
     }
     input.dispose?.();
     return { features, geometry: x.geometry, encodeMs };
+  }
+
+  /**
+   * Warm the decoder up: one decode of a centre click on an all-zero embedding (S×S frame), result dropped. ORT's
+   * first run of a session pays for its memory arena and kernel preparation (0.1-1 s for lung-sam's decoder on
+   * WASM here, later runs 0.1-0.2 s; scripts/bench-perceived.mjs): paid now, while the user opens an image, and
+   * not at the first click. The feature shapes come from the decoder's input metadata (a leading symbolic batch
+   * dim counts as 1); without static shapes nothing runs and it returns false. Never throws: a failure here is
+   * reported by the first real decode.
+   */
+  async warmDecoder(): Promise<boolean> {
+    try {
+      const meta = new Map((this.decoder.inputMetadata ?? []).map((m) => [m.name, m.shape]));
+      const features: Embedding['features'] = {};
+      for (const name of this.itf.features) {
+        const shape = meta.get(name);
+        if (!shape) return false;
+        const dims = shape.map((d, i) => (typeof d === 'number' && d > 0 ? d : i === 0 ? 1 : NaN));
+        if (dims.some((d) => !Number.isFinite(d))) return false;
+        features[name] = { data: new Float32Array(dims.reduce((a, b) => a * b, 1)), dims };
+      }
+      const S = this.settings.pre.size;
+      const emb: Embedding = { features, geometry: { origW: S, origH: S, resizedW: S, resizedH: S, size: S }, encodeMs: 0 };
+      await this.decode(emb, { points: [{ x: S / 2, y: S / 2, label: 1 }] }, { masks: 'best' });
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Decoder feeds for a prompt (exposed for tests and the benchmark). */

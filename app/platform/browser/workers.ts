@@ -90,7 +90,7 @@ export function browserWorkers(): WorkerRegistry {
   const imaging = lazyRemote<ImagingApi>('imaging', () => spawn('imaging'), ['decode', 'decodeForBatch', 'listZip']);
   const classifier = lazyRemote<ClassifierEngine>('classifier', () => spawn('classifier'), ['load', 'classify', 'occlusion', 'release', 'reset']).api;
   const clip = lazyRemote<ClipEngine>('clip', () => spawn('clip'), ['load', 'zeroShot', 'release', 'reset']).api;
-  const sam = lazyRemote<SamEngine>('sam', () => spawn('sam'), ['load', 'info', 'encode', 'decode', 'previewDecode', 'stats', 'release', 'reset']).api;
+  const sam = lazyRemote<SamEngine>('sam', () => spawn('sam'), ['load', 'info', 'encode', 'decode', 'previewDecode', 'prewarm', 'stats', 'release', 'reset']).api;
   const sd = lazyRemote<SdEngine>('sd', () => spawn('sd'), ['load', 'generate', 'cancel', 'release', 'reset']).api;
   return {
     imaging: () => imaging.api,

@@ -116,4 +116,30 @@ describe('segment engine (Node host)', () => {
     const ok = await e.encode(req('tiny-sam'), image);
     expect(ok.ok).toBe(true);
   });
+  it('warms the decoder at load and the encoder on prewarm: the same masks as a cold engine, and the warm-up is not counted', async () => {
+    for (const id of ['tiny-sam', 'tiny-sam-hf', 'lung-sam']) {
+      const cold = createSamEngine(host);
+      const warm = createSamEngine(host);
+      const p = await warm.prewarm(req(id));
+      // the blank-image encode ran (ms > 0), once: a second prewarm has nothing left to warm
+      expect(p.ok && p.value.warmEncodeMs).toBeGreaterThan(0);
+      const p2 = await warm.prewarm(req(id));
+      expect(p2.ok && p2.value.warmEncodeMs).toBe(0);
+      expect(await warm.stats()).toEqual({ encodes: 0, decodes: 0, cacheHits: 0 });
+      const prompt = { points: [{ x: 20, y: 30, label: 1 as const }, { x: 40, y: 12, label: 0 as const }] };
+      const out = [];
+      for (const e of [cold, warm]) {
+        const enc = await e.encode(req(id), image);
+        expect(enc.ok && enc.value.from).toBe('encoder');
+        const d = await e.decode(req(id), enc.ok ? enc.value.key : '', prompt);
+        expect(d.ok ? 'ok' : `${id}: ${d.message}`).toBe('ok');
+        out.push(d.ok ? d.value : null);
+      }
+      expect(out[1]!.iou).toEqual(out[0]!.iou);
+      expect(Array.from(out[1]!.lowRes[0])).toEqual(Array.from(out[0]!.lowRes[0]));
+      expect(Array.from(out[1]!.masks[out[1]!.best])).toEqual(Array.from(out[0]!.masks[out[0]!.best]));
+      await cold.reset();
+      await warm.reset();
+    }
+  }, 180_000);
 });
