@@ -9,6 +9,13 @@ export function WeightsBadge({ weights }: { weights: WeightsKind }) {
       </span>
     );
   }
+  if (weights === 'external') {
+    return (
+      <span className="badge badge-random" data-testid="weights-badge">
+        external model, weights not checked by this project — not a diagnosis
+      </span>
+    );
+  }
   return (
     <span className="badge badge-trained" data-testid="weights-badge">
       {weights === 'trained' ? 'trained research model — not a diagnosis' : 'pretrained weights — not a diagnosis'}

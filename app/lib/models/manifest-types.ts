@@ -5,8 +5,12 @@
 
 export type ModelFamily = 'classifier' | 'clip' | 'sam' | 'sd';
 export type Dtype = 'fp32' | 'fp16' | 'int8';
-/** 'trained': real weights with a card of measured metrics. 'random-fixture': random weights, for tests and plumbing only. */
-export type WeightsKind = 'trained' | 'random-fixture' | 'pretrained';
+/**
+ * 'trained': real weights with a card of measured metrics. 'random-fixture': random weights, for tests and plumbing
+ * only. 'external': a model added from the Hub by the user (app/lib/hub), never in a manifest; its weights are not
+ * checked by this project.
+ */
+export type WeightsKind = 'trained' | 'random-fixture' | 'pretrained' | 'external';
 
 export interface ModelFile {
   /** What the file is for, e.g. 'model', 'image_encoder', 'text_encoder', 'tokenizer', 'prompt_decoder', 'unet', 'unet_lora', 'vae_decoder', 'scheduler_config'. */

@@ -1,0 +1,4 @@
+export * from './ref';
+export * from './layout';
+export * from './entry';
+export * from './source';
