@@ -17,6 +17,7 @@ import {
 } from '../lib/sam';
 import type { PreviewImage, SamModelInfo } from '../lib/sam/engine';
 import type { Decoded } from '../lib/sam/pipeline';
+import { entrySource } from '../lib/hub/source';
 import { errorMessage } from '../lib/runtime/outcome';
 import { downloadedVariants } from '../lib/models/model-cache';
 import { decodePrompt, encodeImage, loadSegmentModel } from '../services/sam';
@@ -297,7 +298,7 @@ export const createSamSlice: SliceCreator<SamSlice> = (set, get) => {
       if (!r || get().sam.loading || (loadedFor === tagOf(r) && get().sam.info)) return;
       try {
         const plan = await get().inference.plan(r);
-        if (!downloadedVariants(r.entry, get().source, get().stored).includes(plan.dtype)) return;
+        if (!downloadedVariants(r.entry, entrySource(r.entry, get().source), get().stored).includes(plan.dtype)) return;
         if (!(await ensureLoaded()) || current()) return; // an image opened meanwhile: its encode is the warm-up
         await engine().prewarm(r);
       } catch {
