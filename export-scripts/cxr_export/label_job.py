@@ -91,8 +91,9 @@ def read_parts(out: Path, identity: dict) -> list[dict] | None:
     return [r for p in parts for r in rows_of(pq.read_table(p, schema=ROW_SCHEMA))]
 
 
-def ray_batches(table: pa.Table, kwargs: dict, workers: int, batch: int, address: str | None):
-    """Yields finished pa.Tables from a Ray Data actor pool of `workers` Labellers (see the module comment)."""
+def start_ray(workers: int, address: str | None) -> None:
+    """Connects to `address` (auto, ray://HOST:PORT) or starts a local Ray with workers + 1 logical CPUs; the
+    dashboard, usage statistics and log forwarding off (no network calls beyond the cluster)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
@@ -101,13 +102,21 @@ def ray_batches(table: pa.Table, kwargs: dict, workers: int, batch: int, address
         if address:
             ray.init(address=address, **init)
         else:
-            ray.init(num_cpus=workers, object_store_memory=256 * 1024 * 1024, **init)
+            # one logical CPU per actor plus one for Ray Data's own tasks (else the pool can starve them)
+            ray.init(num_cpus=workers + 1, object_store_memory=256 * 1024 * 1024, **init)
+
+
+def ray_batches(table: pa.Table, kwargs: dict, workers: int, batch: int):
+    """Yields finished pa.Tables from a Ray Data actor pool of `workers` Labellers (see the module comment)."""
+    import ray
+
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
-    ds = ray.data.from_arrow(table).repartition(max(1, -(-table.num_rows // batch)))
+    # one block per batch (references only: a few hundred bytes each), so batches stream to the actors as they free up
+    ds = ray.data.from_arrow([table.slice(s, batch) for s in range(0, table.num_rows, batch)])
     ds = ds.map_batches(Labeller, fn_constructor_kwargs=kwargs, batch_size=batch, batch_format="pyarrow",
-                        concurrency=workers, num_cpus=kwargs.get("threads", 1))
+                        compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1)
     for t in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
         yield t
 
@@ -156,13 +165,17 @@ def run(args) -> dict:
               "threads": args.threads, "providers": args.providers}
     # local: model loading is left out of the rate, as npm run label does; ray: start-up is in it (first_batch_seconds)
     worker = Labeller(**kwargs) if pending and args.engine != "ray" else None
+    t_start = time.perf_counter()
+    if pending and args.engine == "ray":
+        start_ray(args.workers, args.address)
+    startup = time.perf_counter() - t_start
     t0 = time.perf_counter()
     first = None
     done = dict(by_index)
     if pending:
         table = input_table(pending)
         if args.engine == "ray":
-            batches = ray_batches(table, kwargs, args.workers, args.batch, args.address)
+            batches = ray_batches(table, kwargs, args.workers, args.batch)
         else:
             batches = (worker(table.slice(s, args.batch)) for s in range(0, table.num_rows, args.batch))
         for t in batches:
@@ -192,7 +205,7 @@ def run(args) -> dict:
     ran = len(pending)
     rep.update(images_per_second=ran / seconds if seconds > 0 else None, seconds=seconds, threads=args.threads,
                batch=args.batch, resumed_rows=len(by_index), out=str(out / CSV_NAME), engine=args.engine,
-               workers=args.workers if args.engine == "ray" else 1, first_batch_seconds=first)
+               workers=args.workers if args.engine == "ray" else 1, first_batch_seconds=first, ray_init_seconds=startup if args.engine == "ray" else None)
     (out / "metrics.json").write_text(json.dumps(rep, indent=2) + "\n")
     log(f"wrote {sum(r['status'] == 'done' for r in all_rows)} rows to {out / CSV_NAME}; {rep['skipped']} skipped; "
         f"{rep['images_per_second'] or 0:.1f} images/second")
