@@ -159,7 +159,34 @@ def write_hub_fixtures(out: Path, seed: int = 0, only: list[str] | None = None) 
         report[name]["wall_s"] = round(time.time() - t0, 1)
     report["total_bytes"] = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     write_json(out / GOLDENS / "report.json", report)
+    if not only or set(only) >= set(REPOS):
+        write_json(out / GOLDENS / "stamp.json", {"sources": SOURCES, "hash": sources_hash(SOURCES)})
     return report
+
+
+# The modules whose code decides the fixtures' bytes. _goldens/stamp.json records their hash after a full run, so a
+# test can tell a stale folder (tests/unit/helpers/hub-fixtures.ts, export-scripts/tests/test_hub_fixtures.py).
+SOURCES = ["hub_fixtures.py", "hub_fixtures_common.py", "hub_fixtures_text.py", "hub_fixtures_sam.py",
+           "sam_models.py", "quantize.py", "sam_layouts_hf.py", "sam_layouts_cases.py", "fixtures_goldens.py"]
+
+
+def sources_hash(sources: list[str]) -> str:
+    """sha256 over the listed cxr_export modules' bytes, in order; first 16 hex digits."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in sources:
+        h.update((Path(__file__).parent / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def is_fresh(out: Path) -> bool:
+    """out holds a full run of the current generator (stamp.json's hash matches the sources now)."""
+    try:
+        stamp = json.loads((Path(out) / GOLDENS / "stamp.json").read_text())
+        return stamp["sources"] == SOURCES and stamp["hash"] == sources_hash(SOURCES)
+    except (OSError, ValueError, KeyError):
+        return False
 
 
 def run(args: argparse.Namespace) -> dict:

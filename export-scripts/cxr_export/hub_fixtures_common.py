@@ -65,8 +65,17 @@ def save_config(model, repo: Path) -> None:
     model.config.save_pretrained(repo)
 
 
-def save_processor(proc, repo: Path) -> None:
+def save_processor(proc, repo: Path, processor_class: str | None = None) -> None:
+    """preprocessor_config.json: the image processor's save_pretrained, plus `processor_class` where the family has a
+    processor (as the published repos' files carry it, written by older transformers' Processor.save_pretrained;
+    transformers 5 writes a nested processor_config.json instead, which transformers.js does not read). transformers.js'
+    AutoProcessor picks SamProcessor (post_process_masks) from it."""
     proc.save_pretrained(repo)
+    if processor_class:
+        path = repo / "preprocessor_config.json"
+        doc = json.loads(path.read_text())
+        doc["processor_class"] = processor_class
+        path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
 
 
 def write_golden(gdir: Path, name: str, doc: dict) -> Path:

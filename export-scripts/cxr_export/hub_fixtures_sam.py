@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .common import seed_all
-from .hub_fixtures_common import ORG, _np, export_graph, save_config, write_golden, write_image
+from .hub_fixtures_common import ORG, _np, export_graph, save_config, save_processor, write_golden, write_image
 
 POINT = ([[20.0, 24.0]], [1])
 POINTS = ([[20.0, 24.0], [50.0, 10.0]], [1, 0])
@@ -91,7 +91,7 @@ def _write_repo(out: Path, name: str, model, proc, enc_cls, dec_cls, dec_feeds: 
     repo = out / ORG / name
     (repo / "onnx").mkdir(parents=True, exist_ok=True)
     save_config(model, repo)
-    proc.save_pretrained(repo)
+    save_processor(proc, repo, "SamProcessor")
     t_pix = torch.from_numpy(pix)
     with torch.no_grad():
         emb, pe = (_np(t) for t in enc_cls()(t_pix))

@@ -91,7 +91,7 @@ def clip_repo(out: Path, gdir: Path, seed: int) -> dict:
     _restore_scale(model, {"logit_scale": float(np.log(1 / 0.07))})
     save_config(model, repo)
     size, crop = {"shortest_edge": 32}, {"height": 32, "width": 32}
-    save_processor(CLIPImageProcessor(size=size, crop_size=crop), repo)
+    save_processor(CLIPImageProcessor(size=size, crop_size=crop), repo, "CLIPProcessor")
     img_name, rgb = write_image(gdir, 32, 32)
     pix = CLIPImageProcessorPil(size=size, crop_size=crop)(images=Image.fromarray(rgb, "RGB"),
                                                            return_tensors="np")["pixel_values"].astype(np.float32)
@@ -211,10 +211,11 @@ def siglip_repo(out: Path, gdir: Path, seed: int) -> dict:
                        vision_config=dict(image_size=32, patch_size=8, **tower), attn_implementation="eager")
     model = SiglipModel(cfg).eval()
     _spread_(model, seed)
-    _restore_scale(model, {"logit_scale": float(np.log(10.0)), "logit_bias": -10.0})
+    # exp(logit_scale) = 10, bias 0: a random model's sigmoid probabilities spread over (0, 1) instead of all ~1e-6
+    _restore_scale(model, {"logit_scale": float(np.log(10.0)), "logit_bias": 0.0})
     save_config(model, repo)
     size = {"height": 32, "width": 32}
-    save_processor(SiglipImageProcessor(size=size), repo)
+    save_processor(SiglipImageProcessor(size=size), repo, "SiglipProcessor")
     img_name, rgb = write_image(gdir, 32, 32)
     pix = SiglipImageProcessorPil(size=size)(images=Image.fromarray(rgb, "RGB"),
                                              return_tensors="np")["pixel_values"].astype(np.float32)

@@ -1,8 +1,9 @@
 /**
  * Tiny random-weight models in the Hugging Face Hub / transformers.js layout (issue 20), written by
  * `cxr-export hub-fixtures` (export-scripts/cxr_export/hub_fixtures*.py) into tests/.hub-fixtures/ (git-ignored) and
- * rebuilt when those modules change (a stamp file holds the hash of their sources). Served by scripts/hub-server.mjs.
- * Layout and goldens: /work/notes/hub-fixtures.md and the module docstring of hub_fixtures.py.
+ * rebuilt when the generator changed: after a full run it writes _goldens/stamp.json {sources, hash} (sha256 over
+ * those cxr_export modules), which is recomputed here. Served by scripts/hub-server.mjs. Layout and goldens: the
+ * module docstring of hub_fixtures.py.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -18,34 +19,35 @@ export const HUB_REPOS = ['tiny-clip', 'tiny-siglip', 'tiny-sam', 'tiny-sam-boxe
   (n) => `${HUB_ORG}/${n}`,
 );
 
-const SOURCES = ['hub_fixtures.py', 'hub_fixtures_common.py', 'hub_fixtures_text.py', 'hub_fixtures_sam.py', 'sam_models.py', 'quantize.py',
-  'sam_layouts_hf.py', 'sam_layouts_cases.py'].map((f) => path.join(REPO_ROOT, 'export-scripts/cxr_export', f));
-
-function sourceHash(): string {
-  const h = crypto.createHash('sha256');
-  for (const f of SOURCES) h.update(fs.readFileSync(f));
-  return h.digest('hex').slice(0, 16);
+/** The folder holds a full run of the current generator (hub_fixtures.is_fresh, same hash). */
+export function hubFixturesFresh(root = HUB_FIXTURES_DIR): boolean {
+  try {
+    const stamp = JSON.parse(fs.readFileSync(path.join(root, '_goldens', 'stamp.json'), 'utf8')) as
+      { sources: string[]; hash: string };
+    const h = crypto.createHash('sha256');
+    for (const f of stamp.sources) h.update(fs.readFileSync(path.join(REPO_ROOT, 'export-scripts/cxr_export', f)));
+    return h.digest('hex').slice(0, 16) === stamp.hash;
+  } catch {
+    return false;
+  }
 }
 
 /**
- * The hub fixtures root (tests/.hub-fixtures), generated on first use or when the generator changed; null without
- * PyTorch. Concurrent callers: the generator replaces each repo folder whole, and the stamp is written last.
+ * The hub fixtures root (tests/.hub-fixtures), generated on first use or when the generator changed (about 2-3 min);
+ * null without PyTorch. The generator replaces each repo folder whole and writes the stamp last.
  */
 export function ensureHubFixtures(): string | null {
   if (!hasTorch) return null;
-  const stamp = path.join(HUB_FIXTURES_DIR, '_goldens', 'stamp');
-  const want = sourceHash();
-  if (fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8').trim() === want) return HUB_FIXTURES_DIR;
+  if (hubFixturesFresh()) return HUB_FIXTURES_DIR;
   execFileSync(PYTHON, ['-m', 'cxr_export', 'hub-fixtures', '--out', HUB_FIXTURES_DIR], {
     cwd: path.join(REPO_ROOT, 'export-scripts'),
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, OMP_NUM_THREADS: '1' },
   });
-  fs.writeFileSync(stamp, want + '\n');
   return HUB_FIXTURES_DIR;
 }
 
-/** A golden of the generator: _goldens/<name>.json (format: hub_fixtures.py docstring). */
+/** A golden of the generator: _goldens/<name>.json (format: hub_fixtures.py docstring, /work/notes/hub-fixtures.md). */
 export function readHubGolden<T = Record<string, unknown>>(name: string): T {
   return JSON.parse(fs.readFileSync(path.join(HUB_FIXTURES_DIR, '_goldens', `${name}.json`), 'utf8')) as T;
 }
