@@ -21,6 +21,7 @@ import { nodeOrtHost } from '../../../app/platform/node/ort';
 import { decodePngNode } from '../../../app/platform/node/decode';
 import type { ModelRequest } from '../../../app/lib/runtime/outcome';
 import { REPO_ROOT } from '../helpers/shared';
+import { ensureHubFixtures } from '../helpers/hub-fixtures';
 
 const ROOT = path.join(REPO_ROOT, 'tests', '.hub-fixtures');
 const GOLDENS = path.join(ROOT, '_goldens');
@@ -40,9 +41,9 @@ const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
 const image = (name: string) => decodePngNode(new Uint8Array(fs.readFileSync(path.join(GOLDENS, name))));
 
 beforeAll(async () => {
-  if (!fs.existsSync(GOLDENS)) throw new Error(`${ROOT} is missing: write it with \`.venv/bin/python -m cxr_export hub-fixtures\``);
+  if (!ensureHubFixtures()) throw new Error(`${ROOT} cannot be written without PyTorch in .venv (npm run setup)`);
   hub = await createHubServer({ root: ROOT, port: 0 });
-});
+}, 300_000);
 afterAll(async () => {
   await hub?.close();
 });
