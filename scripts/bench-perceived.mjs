@@ -26,7 +26,7 @@ const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const log = (m) => process.stderr.write(`[perceived] ${m}\n`);
 
 function parseArgs(argv) {
-  const a = { image: path.resolve(REPO, '../shared/data/kermany-cxr-224/test/PNEUMONIA/person99_bacteria_473.jpeg'), port: 4176, dist: 'dist', compare: null, runs: 5, only: ['viewer', 'warm', 'segment', 'generate'], think: 0, legacy: false };
+  const a = { image: path.resolve(REPO, '../shared/data/kermany-cxr-224/test/PNEUMONIA/person99_bacteria_473.jpeg'), port: 4176, dist: 'dist', compare: null, runs: 5, only: ['viewer', 'warm', 'segment', 'generate'], think: 0, afterPrewarm: false, legacy: false };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const v = () => argv[++i];
@@ -37,6 +37,7 @@ function parseArgs(argv) {
     else if (k === '--only') a.only = v().split(',');
     else if (k === '--compare') a.compare = v();
     else if (k === '--think-ms') a.think = Number(v());
+    else if (k === '--after-prewarm') a.afterPrewarm = true;
     else if (k === '--legacy') a.legacy = true;
     else throw new Error(`unknown argument ${k}`);
   }
@@ -247,6 +248,28 @@ function lungImages(n) {
 const openTab = (page, name) => page.getByRole('button', { name, exact: true }).click();
 
 /**
+ * --after-prewarm: wait until the tab's prewarm made the family's sessions ready (models[id] 'ready' and `extra`,
+ * a store expression of `s`), at most PREWARM_WAIT_MS (a build without a prewarm waits that long and goes on):
+ * a user who opened the tab and took that long to choose an image or read the form. Returns the ms waited.
+ */
+const PREWARM_WAIT_MS = 45_000;
+async function waitPrewarm(page, family, extra) {
+  const t = performance.now();
+  await page
+    .waitForFunction(
+      ({ family, extra }) => {
+        const s = window.cxrStudio.store.getState();
+        const id = s.chosenModelId[family];
+        return !!id && s.models[id]?.status === 'ready' && new Function('s', `return ${extra}`)(s);
+      },
+      { family, extra },
+      { timeout: PREWARM_WAIT_MS, polling: 100 },
+    )
+    .catch(() => undefined);
+  return Math.round(performance.now() - t);
+}
+
+/**
  * Each scenario: setup(profile) once per build (a warm-up visit that caches the models), then run(i) per run, a new
  * tab (or profile) each time. Times in ms. `think`: ms a user spends between opening a tab and acting (choosing a
  * file, reading the form); 0 acts at once.
@@ -298,11 +321,13 @@ const SCENARIOS = {
       await page.waitForFunction(() => Object.values(window.cxrStudio.store.getState().sam.byImage).some((v) => v.key && !v.encoding), null, { timeout: 300_000 });
       await page.close();
     },
-    async run({ context, base, think }, i) {
+    async run(env, i) {
+      const { context, base, think } = env;
       const img = lungImages(i + 2)[i + 1]; // a new image each run: no embedding from the cache
       const page = await openPage(context, base);
       await openTab(page, 'Segment');
       if (think) await sleep(think);
+      if (env.afterPrewarm) env.rowExtra = { waitedMs: await waitPrewarm(page, 'sam', '!s.sam.prewarming') };
       const t0 = performance.now();
       await page.getByTestId('file-input').setInputFiles(img.file);
       const ov = page.getByTestId('segment-overlay');
@@ -343,11 +368,13 @@ const SCENARIOS = {
       await page.waitForFunction(() => { const s = window.cxrStudio.store.getState().sd; return !s.running && s.runs.length > 0; }, null, { timeout: 600_000, polling: 200 });
       await page.close();
     },
-    async run({ context, base, think }) {
+    async run(env) {
+      const { context, base, think } = env;
       const page = await openPage(context, base);
       await openTab(page, 'Generate');
       await page.waitForFunction(() => window.cxrStudio.store.getState().sd.historyLoaded, null, { timeout: 120_000 });
       if (think) await sleep(think);
+      if (env.afterPrewarm) env.rowExtra = { waitedMs: await waitPrewarm(page, 'sd', 'true') };
       await page.evaluate(() => (window.__perceivedOld = window.cxrStudio.store.getState().sd.runs.map((r) => r.id)));
       await armTimer(page, 'click', '(s) => s.sd.runs.some((r) => r.images.length > 0 && !(window.__perceivedOld || []).includes(r.id))');
       await page.getByTestId('gen-run').click();
@@ -369,8 +396,8 @@ const SCENARIOS = {
  * Every chosen scenario `runs` times on each build (`targets`: [{ label, base }]), alternating builds run by run.
  * Returns per scenario and build the runs and their min / median / max (ms), with the load averages.
  */
-export async function measureFirstInteractions(targets, { runs = 5, only = Object.keys(SCENARIOS), think = 0 } = {}) {
-  const result = { cores: os.cpus().length, runs, think_ms: think, scenarios: {} };
+export async function measureFirstInteractions(targets, { runs = 5, only = Object.keys(SCENARIOS), think = 0, afterPrewarm = false } = {}) {
+  const result = { cores: os.cpus().length, runs, think_ms: think, after_prewarm: afterPrewarm, scenarios: {} };
   for (const k of only) {
     const sc = SCENARIOS[k];
     if (!sc) throw new Error(`unknown scenario ${k} (${Object.keys(SCENARIOS).join(', ')})`);
@@ -379,7 +406,7 @@ export async function measureFirstInteractions(targets, { runs = 5, only = Objec
     const envs = [];
     try {
       for (const t of targets) {
-        const env = { ...t, think, rows: [] };
+        const env = { ...t, think, afterPrewarm, rows: [] };
         if (!sc.profilePerRun) {
           env.profile = await openProfile();
           env.context = env.profile.context;
@@ -390,7 +417,8 @@ export async function measureFirstInteractions(targets, { runs = 5, only = Objec
       for (let i = 0; i < runs; i++) {
         for (const env of envs) {
           const l = os.loadavg()[0];
-          const r = await sc.run(env, i);
+          env.rowExtra = {};
+          const r = { ...(await sc.run(env, i)), ...env.rowExtra };
           r.ms = Math.round(r.ms);
           r.load1 = Math.round(l * 10) / 10;
           env.rows.push(r);
@@ -420,9 +448,9 @@ async function main() {
       servers.push(await startPreview(a.port + 1, a.compare));
       targets.unshift({ label: a.compare, base: servers[1].base });
     }
-    const r = await measureFirstInteractions(targets, { runs: a.runs, only: a.only, think: a.think });
+    const r = await measureFirstInteractions(targets, { runs: a.runs, only: a.only, think: a.think, afterPrewarm: a.afterPrewarm });
     const labels = targets.map((t) => t.label);
-    process.stdout.write(`\nFirst interactions (${r.runs} runs each, ms, min / median / max; think time ${r.think_ms} ms; ${r.cores} cores):\n`);
+    process.stdout.write(`\nFirst interactions (${r.runs} runs each, ms, min / median / max; think time ${r.think_ms} ms${r.after_prewarm ? `, then up to ${PREWARM_WAIT_MS / 1000} s for the tab's prewarm` : ''}; ${r.cores} cores):\n`);
     process.stdout.write(`| interaction | ${labels.join(' | ')} | load (1 min) |\n| --- |${labels.map(() => ' ---: |').join('')} ---: |\n`);
     for (const s of Object.values(r.scenarios)) {
       const cell = (l) => (s.builds[l]?.ms ? `${s.builds[l].ms.min} / ${s.builds[l].ms.median} / ${s.builds[l].ms.max}` : '–');

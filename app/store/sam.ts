@@ -78,6 +78,8 @@ export interface SamState {
   preview?: { imageId: string } & PreviewImage;
   /** Decodes run for the hover preview (the runtime panel and tests read it). */
   hoverDecodes: number;
+  /** segmentPrewarm is creating / warming the sessions (bench-perceived waits for it). */
+  prewarming?: boolean;
   eval: SegEvalState;
   layerSeq: number;
 }
@@ -299,10 +301,13 @@ export const createSamSlice: SliceCreator<SamSlice> = (set, get) => {
       try {
         const plan = await get().inference.plan(r);
         if (!downloadedVariants(r.entry, entrySource(r.entry, get().source), get().stored).includes(plan.dtype)) return;
+        patchSeg({ prewarming: true });
         if (!(await ensureLoaded()) || current()) return; // an image opened meanwhile: its encode is the warm-up
         await engine().prewarm(r);
       } catch {
         /* prewarming is best effort */
+      } finally {
+        if (get().sam.prewarming) patchSeg({ prewarming: false });
       }
     },
 

@@ -15,6 +15,7 @@ import { defaultGuidance, planGallery, runGallery, scoresFrom } from '../service
 import { saveRun } from './sd-gallery';
 import { chosenModel } from './selectors';
 import { downloadedVariants } from '../lib/models/model-cache';
+import { entrySource } from '../lib/hub/source';
 import type { AppState, SliceCreator } from './state';
 
 export { defaultGuidance };
@@ -272,12 +273,12 @@ export const createSdSlice: SliceCreator<SdSlice> = (set, get) => {
       try {
         const req = s.modelRequest(entry);
         const plan = await s.inference.plan(req);
-        if (!downloadedVariants(entry, get().source, get().stored).includes(plan.dtype)) return;
+        if (!downloadedVariants(entry, entrySource(entry, get().source), get().stored).includes(plan.dtype)) return;
         const variant = entry.variants[plan.dtype]!;
         const { layout } = chooseLayout(entry, variant);
         const cfg = !(entry.config as { time_cond_proj_dim?: number | null })?.time_cond_proj_dim && (get().sd.form.guidance ?? defaultGuidance(entry)) > 1;
         if (!checkSdFit({ entry, variant, layout, backend: plan.backend, gpu: await device.gpu(), deviceMemoryGiB: (navigator as { deviceMemory?: number }).deviceMemory, unetBatch: cfg ? 2 : 1 }).ok) return;
-        await s.inference.ensureSession(req);
+        get().modelRan(entry.id, await s.inference.ensureSession(req));
       } catch {
         /* prewarming is best effort: Generate reports any problem */
       }
