@@ -11,11 +11,14 @@ export interface HubServerOptions {
   corrupt?: string[];
   /** OWNER/NAME/PATH answered 404 EntryNotFound and not listed. */
   hide?: string[];
+  /** Resolve of an LFS file answers 302 to /_lfs/{owner}/{name}/{sha256}/{basename} (the Hub's CDN redirect). */
+  redirectLfs?: boolean;
 }
 export interface HubServerState {
   offline: boolean;
   corrupt: Set<string>;
   hide: Set<string>;
+  redirectLfs: boolean;
   requests: { method: string; path: string; status: number; bytes: number }[];
 }
 export interface RunningHubServer {

@@ -4,7 +4,7 @@
  * (tests/.hub-fixtures, written by `cxr-export hub-fixtures`; any Hub-layout folder works). Plain Node, no deps.
  *
  *   node scripts/hub-server.mjs --root DIR [--port 4199] [--host 127.0.0.1] [--offline-file X]
- *                               [--corrupt OWNER/NAME/PATH]... [--hide OWNER/NAME/PATH]...
+ *                               [--corrupt OWNER/NAME/PATH]... [--hide OWNER/NAME/PATH]... [--redirect-lfs]
  *
  * Endpoints (as huggingface.co serves them; huggingface_hub's HfApi and transformers.js read the same fields):
  *   GET|HEAD /{owner}/{name}/resolve/{revision}/{path}   file bytes; ETag (LFS: "sha256", else "git blob sha1"),
@@ -21,7 +21,9 @@
  *   --offline-file X  while file X exists, every request is dropped (socket destroyed: a network error, as offline)
  *   --corrupt R/P     serve R/P with one byte flipped (same size) while metadata keeps the true sha256
  *   --hide R/P        R/P is absent (404 EntryNotFound, not listed)
- *   POST /_control {offline?, corrupt?: [..], hide?: [..]} sets them at run time; GET /_requests lists the requests
+ *   --redirect-lfs    resolve of an LFS file answers 302 (with X-Linked-Etag / X-Linked-Size / ETag) to
+ *                     /_lfs/{owner}/{name}/{sha256}/{basename}, which serves the bytes: the Hub's CDN redirect
+ *   POST /_control {offline?, corrupt?: [..], hide?: [..], redirectLfs?} sets them at run time; GET /_requests lists the requests
  *   served ({method, path, status, bytes}), DELETE /_requests clears the list. /_control and /_requests are never
  *   dropped by offline.
  * Import: `import { createHubServer } from './hub-server.mjs'` -> {server, url, close(), state} (tests).
@@ -36,7 +38,7 @@ const LFS_PATTERNS = [/\.onnx$/, /\.onnx_data$/, /\.onnx\.data$/, /\.bin$/, /\.s
   /\.pt$/, /\.pth$/, /\.ckpt$/, /\.pb$/, /\.tflite$/, /\.npy$/, /\.npz$/, /\.gz$/, /\.zip$/, /\.tar$/, /\.ot$/,
   /\.model$/, /\.wasm$/];
 const EXPOSE = ['ETag', 'Content-Length', 'Content-Range', 'Accept-Ranges', 'X-Linked-Etag', 'X-Linked-Size',
-  'X-Repo-Commit', 'X-Error-Code', 'X-Error-Message', 'Link'].join(', ');
+  'X-Repo-Commit', 'X-Error-Code', 'X-Error-Message', 'Link', 'Location'].join(', ');
 const MIME = { '.json': 'application/json', '.txt': 'text/plain; charset=utf-8', '.md': 'text/markdown; charset=utf-8',
   '.png': 'image/png' };
 
@@ -235,6 +237,21 @@ function handle(req, res, root, state) {
     const rel = parts.slice(4).join('/');
     const f = repo.files.find((x) => x.path === rel);
     if (!f) return notFound(res, 'EntryNotFound', `${rel} does not exist on "${parts[3]}"`);
+    if (f.lfs && state.redirectLfs) {
+      // the Hub answers an LFS file with a 302 to its CDN; the redirect itself carries the linked metadata
+      const location = `/_lfs/${repo.id}/${f.sha256}/${encodeURIComponent(path.basename(f.path))}`;
+      res.writeHead(302, { Location: location, 'X-Linked-Etag': `"${f.sha256}"`, 'X-Linked-Size': String(f.size),
+        'X-Repo-Commit': repo.sha, 'ETag': `"${f.sha256}"`, 'Content-Length': '0' });
+      res.end();
+      return 0;
+    }
+    return serveFile(req, res, repo, f, state);
+  }
+  if (parts[0] === '_lfs' && parts.length >= 5) {
+    // the "CDN" behind --redirect-lfs: /_lfs/{owner}/{name}/{sha256}/{basename}
+    const repo = loadRepo(root, parts[1], parts[2], state);
+    const f = repo?.files.find((x) => x.lfs && x.sha256 === parts[3]);
+    if (!repo || !f) return sendJson(res, 404, { error: 'Not found' });
     return serveFile(req, res, repo, f, state);
   }
   return notFound(res, 'RepositoryNotFound', 'Repository not found');
@@ -261,22 +278,24 @@ async function control(req, res, state) {
     if (typeof body.offline === 'boolean') state.offline = body.offline;
     if (Array.isArray(body.corrupt)) state.corrupt = new Set(body.corrupt);
     if (Array.isArray(body.hide)) state.hide = new Set(body.hide);
+    if (typeof body.redirectLfs === 'boolean') state.redirectLfs = body.redirectLfs;
     return sendJson(res, 200, describe(state));
   } catch (e) {
     return sendJson(res, 400, { error: `bad control body: ${e.message}` });
   }
 }
 
-const describe = (s) => ({ offline: s.offline, corrupt: [...s.corrupt], hide: [...s.hide] });
+const describe = (s) => ({ offline: s.offline, corrupt: [...s.corrupt], hide: [...s.hide], redirectLfs: s.redirectLfs });
 
 /**
  * Starts the server. opts: {root, port = 4199 (0: any free port), host = '127.0.0.1', offlineFile, corrupt: [],
- * hide: []}. Resolves to {server, url, state, close()}.
+ * hide: [], redirectLfs: false}. Resolves to {server, url, state, close()}.
  */
 export function createHubServer(opts) {
   const root = path.resolve(opts.root);
   if (!fs.existsSync(root)) throw new Error(`hub-server: --root ${root} does not exist`);
-  const state = { offline: false, corrupt: new Set(opts.corrupt ?? []), hide: new Set(opts.hide ?? []), requests: [] };
+  const state = { offline: false, corrupt: new Set(opts.corrupt ?? []), hide: new Set(opts.hide ?? []), requests: [],
+    redirectLfs: Boolean(opts.redirectLfs) };
   const server = http.createServer((req, res) => {
     if (req.url.startsWith('/_control') || req.url.startsWith('/_requests')) {
       control(req, res, state).catch(() => res.destroy());
@@ -319,6 +338,7 @@ function parseArgs(argv) {
     else if (a === '--offline-file') o.offlineFile = path.resolve(v());
     else if (a === '--corrupt') o.corrupt.push(v());
     else if (a === '--hide') o.hide.push(v());
+    else if (a === '--redirect-lfs') o.redirectLfs = true;
     else throw new Error(`unknown argument ${a}`);
   }
   if (!o.root) throw new Error('--root DIR is required');

@@ -151,6 +151,26 @@ describe('hub-server', () => {
     expect(tree.find((e) => e.path === rel)?.lfs?.oid).toBe(sha256(file(rel)));
   });
 
+  it('redirectLfs answers LFS files with the Hub CDN 302 (linked metadata on the redirect); following it gives the bytes', async () => {
+    const rel = 'onnx/model.onnx';
+    await fetch(`${hub.url}/_control`, { method: 'POST', body: JSON.stringify({ redirectLfs: true }) });
+    try {
+      const r = await fetch(`${hub.url}/${REPO}/resolve/main/${rel}`, { redirect: 'manual' });
+      expect(r.status).toBe(302);
+      expect(r.headers.get('x-linked-etag')).toBe(`"${sha256(file(rel))}"`);
+      expect(r.headers.get('x-linked-size')).toBe(String(file(rel).length));
+      expect(r.headers.get('location')).toContain(sha256(file(rel)));
+      const followed = await fetch(`${hub.url}/${REPO}/resolve/main/${rel}`);
+      expect(followed.status).toBe(200);
+      expect(followed.url).toContain('/_lfs/');
+      expect(Buffer.from(await followed.arrayBuffer()).equals(file(rel))).toBe(true);
+      // small (non-LFS) files are served in place, as on the Hub
+      expect((await fetch(`${hub.url}/${REPO}/resolve/main/config.json`, { redirect: 'manual' })).status).toBe(200);
+    } finally {
+      await fetch(`${hub.url}/_control`, { method: 'POST', body: JSON.stringify({ redirectLfs: false }) });
+    }
+  });
+
   it('drops every request while the offline file exists, and logs what it served', async () => {
     await fetch(`${hub.url}/_requests`, { method: 'DELETE' });
     fs.writeFileSync(offlineFile, '');
