@@ -4,8 +4,8 @@
  * no `cxrStudio` global in any script of the build. Usage: node scripts/check-prod-build.mjs [DIST=dist]
  * (the browser tests run against `vite build --mode test`, which has the hook; tests/run-all.sh builds both).
  *
- * It also checks that the build holds exactly one ONNX Runtime: the self-hosted ort/ort.min.mjs and its one wasm
- * (vite.config.ts). Nothing else may carry ORT's JS (onnxruntime-common's backend registry, found by the message only
+ * It also checks that each worker gets exactly one ONNX Runtime: the self-hosted builds in ort/, JSEP (ort.min.mjs) or
+ * the native WebGPU EP (ort.webgpu.min.mjs), each with its one wasm (vite.config.ts). Nothing else may carry ORT's JS (onnxruntime-common's backend registry, found by the message only
  * it has), and no other ORT wasm may be emitted: @huggingface/transformers' browser build imports its own
  * onnxruntime-web, which vite.config.ts aliases to the app's instance (app/platform/browser/ort-global.ts).
  */
@@ -25,13 +25,27 @@ if (bad.length) {
   process.exit(1);
 }
 
-// One ORT: its backend registry's error text is in ORT's JS (and in no other library this app bundles).
+// One ORT per worker. ORT's JS (its backend registry's error text, in no other library this app bundles) only in the
+// two self-hosted builds of ort/, one per WebGPU engine (app/lib/runtime/webgpu-engine.ts; a worker imports exactly
+// one): JSEP (ort.min.mjs) and the native WebGPU EP (ort.webgpu.min.mjs), each with its one wasm; no CDN URL anywhere;
+// the native EP's 27 MB wasm is cached on demand by the service worker, never precached.
 const ORT_MARKER = 'no available backend found';
-const ortJs = code.filter((f) => fs.readFileSync(f, 'utf8').includes(ORT_MARKER)).map((f) => path.relative(dist, f).split(path.sep).join('/'));
-const ortWasm = files(dist).filter((f) => /ort-wasm[^/\\]*\.wasm$/.test(f)).map((f) => path.relative(dist, f).split(path.sep).join('/'));
-if (ortJs.length !== 1 || ortJs[0] !== 'ort/ort.min.mjs' || ortWasm.length !== 1 || !ortWasm[0].startsWith('ort/')) {
-  console.error(`check-prod-build: expected exactly one ONNX Runtime (ort/ort.min.mjs and one ort/*.wasm); found ORT code in [${ortJs.join(', ')}] and ORT wasm [${ortWasm.join(', ')}]`);
+const ORT_JS = ['ort/ort.min.mjs', 'ort/ort.webgpu.min.mjs'];
+const ORT_WASM = ['ort/ort-wasm-simd-threaded.asyncify.wasm', 'ort/ort-wasm-simd-threaded.jsep.wasm'];
+const ortJs = code.filter((f) => fs.readFileSync(f, 'utf8').includes(ORT_MARKER)).map((f) => path.relative(dist, f).split(path.sep).join('/')).sort();
+const ortWasm = files(dist).filter((f) => /ort-wasm[^/\\]*\.wasm$/.test(f)).map((f) => path.relative(dist, f).split(path.sep).join('/')).sort();
+const problems = [];
+if (ortJs.join() !== ORT_JS.join() || ortWasm.join() !== ORT_WASM.join()) {
+  problems.push(`expected ORT's JS only in [${ORT_JS.join(', ')}] and ORT wasm [${ORT_WASM.join(', ')}]; found ORT code in [${ortJs.join(', ')}] and ORT wasm [${ortWasm.join(', ')}]`);
+}
+for (const f of code) {
+  if (/cdn\.jsdelivr|jsdelivr\.net|unpkg\.com|cdnjs/.test(fs.readFileSync(f, 'utf8'))) problems.push(`${path.relative(dist, f)} mentions a CDN`);
+}
+const sw = fs.existsSync(path.join(dist, 'sw.js')) ? fs.readFileSync(path.join(dist, 'sw.js'), 'utf8') : '';
+if (sw.includes('"ort/ort-wasm-simd-threaded.asyncify.wasm"')) problems.push('sw.js precaches the native WebGPU EP wasm (27 MB): it is cached on demand');
+if (problems.length) {
+  console.error(`check-prod-build: ${problems.join('; ')}`);
   process.exit(1);
 }
 const tjs = code.filter((f) => /transformers/.test(path.basename(f))).map((f) => `${path.relative(dist, f)} (${fs.statSync(f).size} bytes)`);
-console.log(`check-prod-build: ${code.length} scripts in ${path.relative(process.cwd(), dist) || '.'}, no test hook; one ONNX Runtime (${ortJs[0]}, ${ortWasm[0]}); transformers.js: ${tjs.join(', ') || 'none'}`);
+console.log(`check-prod-build: ${code.length} scripts in ${path.relative(process.cwd(), dist) || '.'}, no test hook; one ONNX Runtime per worker (${ortJs.join(' or ')}), no CDN; transformers.js: ${tjs.join(', ') || 'none'}`);

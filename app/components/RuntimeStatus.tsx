@@ -1,11 +1,13 @@
 import { useAppStore } from '../store';
-import type { BackendOverride } from '../lib/runtime';
+import type { BackendOverride, WebGpuEngineSetting } from '../lib/runtime';
 import { describeGpu } from '../lib/runtime';
 
 /** Backend setting and, per loaded model, what actually runs where and why. */
 export function RuntimeStatus() {
   const backend = useAppStore((s) => s.settings.backend);
   const setBackend = useAppStore((s) => s.setBackend);
+  const engine = useAppStore((s) => s.settings.webgpuEngine);
+  const setWebgpuEngine = useAppStore((s) => s.setWebgpuEngine);
   const models = useAppStore((s) => s.models);
   const manifest = useAppStore((s) => s.manifest);
   const entries = Object.entries(models);
@@ -18,6 +20,18 @@ export function RuntimeStatus() {
           <option value="auto">auto</option>
           <option value="webgpu">WebGPU</option>
           <option value="wasm">WASM</option>
+        </select>
+      </label>{' '}
+      <label title="Which onnxruntime-web build runs WebGPU: JSEP (ort.min.mjs) or the native WebGPU EP (ort.webgpu.min.mjs)">
+        WebGPU engine{' '}
+        <select
+          value={engine}
+          onChange={(e) => setWebgpuEngine(e.target.value as WebGpuEngineSetting)}
+          data-testid="webgpu-engine-select"
+        >
+          <option value="auto">auto</option>
+          <option value="jsep">JSEP</option>
+          <option value="native">native WebGPU EP</option>
         </select>
       </label>
       <span className="muted small">
@@ -37,6 +51,10 @@ export function RuntimeStatus() {
               <dl className="facts">
                 <dt>backend</dt>
                 <dd data-testid="runtime-backend">{r.backend}</dd>
+                <dt>ORT build</dt>
+                <dd data-testid="runtime-engine" data-engine={r.engine ?? ''}>
+                  {r.ortBuild ?? '—'}
+                </dd>
                 <dt>adapter</dt>
                 <dd data-testid="runtime-adapter">{describeGpu(r.gpu)}</dd>
                 <dt>shader-f16</dt>

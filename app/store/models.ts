@@ -20,7 +20,7 @@ import { mergeHubModels } from './hub';
 import { guarded } from './alerts';
 import { chosenModel } from './selectors';
 import { defaultModelId } from '../lib/models/default-model';
-import { loadSettings, saveSettings } from './settings';
+import { loadSettings, ortWorkerConfig, saveSettings } from './settings';
 import type { SliceCreator } from './state';
 
 export type { DownloadState } from './downloads';
@@ -92,7 +92,7 @@ export interface ModelsSlice {
 
 export const createModelsSlice: SliceCreator<ModelsSlice> = (set, get) => {
   const device = browserDevice();
-  const workers = browserWorkers();
+  const workers = browserWorkers(ortWorkerConfig(loadSettings()));
 
   const setLoad = (id: string, m: ModelLoadState) => set((st) => ({ models: { ...st.models, [id]: m } }));
 

@@ -2,7 +2,8 @@
  * User settings persisted in localStorage: read synchronously at start-up, so the first model load already uses the
  * chosen backend (idb-keyval would make the first render wait).
  */
-import type { BackendOverride } from '../lib/runtime';
+import type { BackendOverride, OrtWorkerConfig, WebGpuEngineSetting } from '../lib/runtime';
+import { parseWebGpuEngine } from '../lib/runtime/webgpu-engine';
 import type { ModelSourceSetting } from '../lib/models/sources';
 import type { DtypeChoice } from '../lib/models/dtype-choice';
 import { guarded } from './alerts';
@@ -16,13 +17,15 @@ export type { DtypeChoice };
 
 export interface Settings {
   backend: BackendOverride;
+  /** Which onnxruntime-web WebGPU engine: JSEP, the native WebGPU EP, or 'auto' (lib/runtime/webgpu-engine.ts). */
+  webgpuEngine: WebGpuEngineSetting;
   modelSource: ModelSourceSetting;
   /** Dtype choice by model id (absent: 'auto'). */
   dtypes: Record<string, DtypeChoice>;
 }
 
 const KEY = 'cxr-studio.settings.v1';
-export const DEFAULT_SETTINGS: Settings = { backend: 'auto', modelSource: { kind: 'app' }, dtypes: {} };
+export const DEFAULT_SETTINGS: Settings = { backend: 'auto', webgpuEngine: 'auto', modelSource: { kind: 'app' }, dtypes: {} };
 const DTYPE_CHOICES: DtypeChoice[] = ['auto', 'fp32', 'fp16', 'int8'];
 
 export function loadSettings(): Settings {
@@ -34,10 +37,15 @@ export function loadSettings(): Settings {
     const modelSource = s.modelSource && ['app', 'hf', 'local'].includes(s.modelSource.kind) ? s.modelSource : { kind: 'app' as const };
     const dtypes: Record<string, DtypeChoice> = {};
     for (const [k, v] of Object.entries(s.dtypes ?? {})) if (DTYPE_CHOICES.includes(v)) dtypes[k] = v;
-    return { backend, modelSource, dtypes };
+    return { backend, webgpuEngine: parseWebGpuEngine(s.webgpuEngine), modelSource, dtypes };
   } catch {
     return { ...DEFAULT_SETTINGS };
   }
+}
+
+/** The ORT config model workers start with (app/platform/browser/workers.ts). */
+export function ortWorkerConfig(s: Pick<Settings, 'backend' | 'webgpuEngine'>): OrtWorkerConfig {
+  return { engine: s.webgpuEngine, backend: s.backend };
 }
 
 export function saveSettings(s: Settings): void {
@@ -52,6 +60,11 @@ export interface SettingsSlice {
   settings: Settings;
   /** Force WASM or WebGPU, or let the app decide; sessions are re-created with the new setting. */
   setBackend(b: BackendOverride): Promise<void>;
+  /**
+   * Choose the WebGPU engine (JSEP, native WebGPU EP, auto). Each model worker loads one ORT build for its lifetime,
+   * so sessions are released and the model workers restarted with the new build.
+   */
+  setWebgpuEngine(e: WebGpuEngineSetting): Promise<void>;
   /** Choose a model's dtype (Models view); its sessions are re-created with the new variant. */
   setModelDtype(modelId: string, d: DtypeChoice): Promise<void>;
 }
@@ -65,6 +78,17 @@ export const createSettingsSlice: SliceCreator<SettingsSlice> = (set, get) => ({
     // Sessions are bound to their execution provider: drop them; the next use re-creates them with the new setting.
     set({ settings });
     await get().releaseSessions();
+    // WASM needs no WebGPU engine: a worker on the native build goes back to the precached JSEP build, and back.
+    get().workers.configureOrt(ortWorkerConfig(settings));
+    if (chosenModel(get(), 'classifier') && get().images.length) await get().ensureClassifierLoaded();
+  }),
+
+  setWebgpuEngine: guarded(get, 'Changing the WebGPU engine failed', async (webgpuEngine: WebGpuEngineSetting) => {
+    const settings = { ...get().settings, webgpuEngine };
+    saveSettings(settings);
+    set({ settings });
+    await get().releaseSessions();
+    get().workers.configureOrt(ortWorkerConfig(settings));
     if (chosenModel(get(), 'classifier') && get().images.length) await get().ensureClassifierLoaded();
   }),
 

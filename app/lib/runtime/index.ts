@@ -1,3 +1,4 @@
 export * from './execution-plan';
 export * from './gpu-probe';
 export * from './report';
+export * from './webgpu-engine';

@@ -9,6 +9,7 @@ import type { Dtype, ModelEntry, ModelFile } from '../models/manifest-types';
 import type { ModelSource } from '../models/sources';
 import { fallbackToWasm, planExecution, type BackendOverride, type ExecutionInputs, type ExecutionPlan } from './execution-plan';
 import type { RuntimeReport } from './report';
+import type { EngineChoice } from './webgpu-engine';
 
 export type Ort = typeof OrtModule;
 export type Session = OrtModule.InferenceSession;
@@ -19,8 +20,13 @@ export type FileReader = (file: ModelFile) => Promise<Uint8Array>;
 
 /** What a platform supplies to run models. */
 export interface OrtHost {
-  /** The one ORT instance (browser: the app's /ort/ort.min.mjs; Node: onnxruntime-web's Node build). */
+  /**
+   * The one ORT instance (browser: the build of the worker's WebGPU engine, /ort/ort.min.mjs for JSEP or
+   * /ort/ort.webgpu.min.mjs for the native EP; Node: onnxruntime-web's Node build). Always the same module.
+   */
   ort(): Promise<Ort>;
+  /** Which build ort() is and why (browser workers; absent in Node, whose build has no WebGPU). */
+  engine?(): Promise<EngineChoice>;
   /** The facts a plan needs for this model on this device (GPU, isolation, cores, the dtypes on offer). */
   planInputs(entry: ModelEntry, override: BackendOverride): Promise<ExecutionInputs>;
   /** Reader of the model files of a source. */
@@ -60,8 +66,11 @@ export function createSessionFactory(host: OrtHost): SessionFactory {
   return {
     async create(entry, roles, override, source, onProgress) {
       const ort = await host.ort();
+      const engine = await host.engine?.();
       const inputs = await host.planInputs(entry, override);
       let plan: ExecutionPlan = planExecution(inputs);
+      // The build's reason first: which engine would run WebGPU (or why it does not matter).
+      if (engine) plan = { ...plan, reasons: [...engine.reasons, ...plan.reasons] };
       if (host.numThreads) plan = { ...plan, numThreads: host.numThreads };
       if (!threadsSet) {
         ort.env.wasm.numThreads = plan.numThreads;
@@ -85,6 +94,7 @@ export function createSessionFactory(host: OrtHost): SessionFactory {
         backend: plan.backend,
         dtype: plan.dtype,
         numThreads: plan.numThreads,
+        ...(engine ? { engine: engine.engine, ortBuild: engine.build.label } : {}),
         gpu: inputs.gpu,
         reasons: plan.reasons,
         fellBack,

@@ -7,6 +7,7 @@ import { resolveFileUrl, type ModelSource } from '../../lib/models/sources';
 import { readVerified } from '../../lib/models/verified-read';
 import { modelPlanFacts, probeGpu, type BackendOverride, type ExecutionInputs, type GpuFacts } from '../../lib/runtime';
 import type { FileReader, Ort, OrtHost } from '../../lib/runtime/sessions';
+import { chooseWebGpuEngine, engineLoadFailed, ortConfigFromWorkerName, type EngineChoice, type OrtWorkerConfig } from '../../lib/runtime/webgpu-engine';
 import { appBasePath } from './env';
 import { browserModelStore } from './model-cache';
 
@@ -62,25 +63,54 @@ export async function cachedDtypes(entry: ModelEntry, source: ModelSource): Prom
   return out;
 }
 
-/** The OrtHost of a model worker. */
-export function browserOrtHost(): OrtHost {
-  let ortPromise: Promise<Ort> | null = null;
+/**
+ * Throws unless `url` can be fetched: in Cache Storage (the service worker's on-demand ORT cache) or answered by the
+ * server. ORT fetches its wasm only when the first session is created, too late to choose another build; a HEAD
+ * request costs nothing where a GET would download the 27 MB twice.
+ */
+async function reachable(url: string): Promise<void> {
+  if (await globalThis.caches?.match(url).catch(() => undefined)) return;
+  const r = await fetch(url, { method: 'HEAD' });
+  if (!r.ok) throw new Error(`${url.split('/').pop()}: HTTP ${r.status}`);
+}
+
+/**
+ * The OrtHost of a model worker. Its ORT build is chosen once, on the first ort() call, from the worker's config
+ * (its name: ortWorkerName in lib/runtime/webgpu-engine.ts, set by app/platform/browser/workers.ts from the settings)
+ * and the adapter's facts: JSEP -> /ort/ort.min.mjs, native WebGPU EP -> /ort/ort.webgpu.min.mjs. One build per
+ * worker; ort() always returns that same module (transformers.js shares it through globalThis, lib/runtime/transformers.ts).
+ */
+export function browserOrtHost(config: OrtWorkerConfig = ortConfigFromWorkerName(self.name)): OrtHost {
+  let loaded: Promise<{ ort: Ort; choice: EngineChoice }> | null = null;
   const device = browserDevice();
+  const load = () => {
+    loaded ??= (async () => {
+      const base = ortBaseUrl();
+      let choice = chooseWebGpuEngine(config, await device.gpu());
+      let ort: Ort;
+      try {
+        if (choice.engine === 'native') await reachable(`${base}${choice.build.wasm}`);
+        ort = (await import(/* @vite-ignore */ `${base}${choice.build.module}`)) as Ort;
+      } catch (e) {
+        // Only the native build can be missing (offline before its wasm was ever fetched: it is cached on demand,
+        // vite.config.ts); JSEP is precached. Nothing of the failed build ran yet, so this is still one ORT per worker.
+        if (choice.engine !== 'native') throw e;
+        choice = engineLoadFailed(choice, e);
+        ort = (await import(/* @vite-ignore */ `${base}${choice.build.module}`)) as Ort;
+      }
+      // Never a CDN: ORT's glue (.mjs) and .wasm come from the same folder of this app.
+      ort.env.wasm.wasmPaths = base;
+      ort.env.logLevel = 'error';
+      return { ort, choice };
+    })();
+    loaded.catch(() => {
+      loaded = null;
+    });
+    return loaded;
+  };
   return {
-    ort() {
-      ortPromise ??= (async () => {
-        const base = ortBaseUrl();
-        const ort = (await import(/* @vite-ignore */ `${base}ort.min.mjs`)) as Ort;
-        // Never a CDN: ORT's glue (.mjs) and .wasm come from the same folder of this app.
-        ort.env.wasm.wasmPaths = base;
-        ort.env.logLevel = 'error';
-        return ort;
-      })();
-      ortPromise.catch(() => {
-        ortPromise = null;
-      });
-      return ortPromise;
-    },
+    ort: async () => (await load()).ort,
+    engine: async () => (await load()).choice,
     planInputs: device.planInputs,
     reader: modelCacheReader,
     downloadedDtypes: cachedDtypes,

@@ -15,15 +15,28 @@ import type { SamEngine } from '../../lib/sam/engine';
 import type { SdEngine } from '../../lib/sd/engine';
 import type { ModelFamily } from '../../lib/models/manifest-types';
 import type { Progress } from '../../lib/runtime/outcome';
+import { ortWorkerName, workerOrtKey, type OrtWorkerConfig } from '../../lib/runtime/webgpu-engine';
 
 export interface WorkerRegistry {
   imaging(): ImagingApi;
+  /**
+   * Batch decoding spread over a pool of imaging workers (batchImagingPoolSize), each call to the least busy one, so
+   * that a chunk's images decode in parallel, and beside the model workers' inference of the previous chunk.
+   */
+  batchImaging(): Pick<ImagingApi, 'decodeForBatch'>;
   classifier(): ClassifierEngine;
   clip(): ClipEngine;
   sam(): SamEngine;
   sd(): SdEngine;
   /** Release every model session (backend setting changed, model deleted); workers stay alive. */
   resetModels(): Promise<void>;
+  /**
+   * The ORT config model workers start with (WebGPU engine and backend settings: lib/runtime/webgpu-engine.ts). A
+   * worker loads one onnxruntime-web build for its lifetime, so when the build the config asks for changes
+   * (workerOrtKey), the model workers are terminated and the next call starts them with the new config. Release the
+   * sessions first (their calls in flight are rejected).
+   */
+  configureOrt(cfg: OrtWorkerConfig): void;
   /**
    * Cancel what the imaging worker is doing (a large file decoding): the worker is terminated, its pending calls
    * reject with "cancelled", and the next call starts a fresh one.
@@ -35,11 +48,11 @@ type Faults = { workerCallsFailOnce?: boolean };
 
 /**
  * A family's engine backed by a comlink worker started on first use: function arguments (progress callbacks) are
- * proxied, `release`/`reset` on a worker never started do nothing, faults are injected when asked.
+ * proxied, `release`/`reset` on a worker never started do nothing, faults are injected when asked (once per method
+ * name over the workers sharing `failed`: a pool of workers fails like one).
  */
-function lazyRemote<T extends object>(name: string, start: () => Worker, methods: (keyof T & string)[]): { api: T; terminate(reason: string): void } {
+function lazyRemote<T extends object>(name: string, start: () => Worker, methods: (keyof T & string)[], failed = new Set<string>()): { api: T; terminate(reason: string): void } {
   const faults = (globalThis as { __CXR_FAULTS__?: Faults }).__CXR_FAULTS__;
-  const failed = new Set<string>();
   let remote: Comlink.Remote<T> | null = null;
   let worker: Worker | null = null;
   /** Rejecters of the calls in flight: a terminated worker never answers them. */
@@ -76,24 +89,62 @@ function lazyRemote<T extends object>(name: string, start: () => Worker, methods
   };
 }
 
-function spawn(file: 'imaging' | ModelFamily): Worker {
-  // Literal URLs: Vite bundles each worker from its `new URL(..., import.meta.url)`.
+/**
+ * A worker of `file`; a model worker's name carries its ORT config (ortWorkerName), read by its ORT host
+ * (app/platform/browser/ort.ts) before the first message.
+ */
+function spawn(file: 'imaging' | ModelFamily, ort: OrtWorkerConfig): Worker {
+  // Literal URLs and a literal `type`: Vite bundles each worker from its `new URL(..., import.meta.url)`.
   if (file === 'imaging') return new Worker(new URL('../../../workers/imaging.worker.ts', import.meta.url), { type: 'module', name: 'imaging' });
-  if (file === 'classifier') return new Worker(new URL('../../../workers/classifier.worker.ts', import.meta.url), { type: 'module', name: 'classifier' });
-  if (file === 'sam') return new Worker(new URL('../../../workers/sam.worker.ts', import.meta.url), { type: 'module', name: 'sam' });
-  if (file === 'sd') return new Worker(new URL('../../../workers/sd.worker.ts', import.meta.url), { type: 'module', name: 'sd' });
-  return new Worker(new URL('../../../workers/clip.worker.ts', import.meta.url), { type: 'module', name: 'clip' });
+  const name = ortWorkerName(file, ort);
+  if (file === 'classifier') return new Worker(new URL('../../../workers/classifier.worker.ts', import.meta.url), { type: 'module', name });
+  if (file === 'sam') return new Worker(new URL('../../../workers/sam.worker.ts', import.meta.url), { type: 'module', name });
+  if (file === 'sd') return new Worker(new URL('../../../workers/sd.worker.ts', import.meta.url), { type: 'module', name });
+  return new Worker(new URL('../../../workers/clip.worker.ts', import.meta.url), { type: 'module', name });
 }
 
-/** The app's registry; each worker starts on its first call. */
-export function browserWorkers(): WorkerRegistry {
-  const imaging = lazyRemote<ImagingApi>('imaging', () => spawn('imaging'), ['decode', 'decodeForBatch', 'listZip']);
-  const classifier = lazyRemote<ClassifierEngine>('classifier', () => spawn('classifier'), ['load', 'classify', 'occlusion', 'release', 'reset']).api;
-  const clip = lazyRemote<ClipEngine>('clip', () => spawn('clip'), ['load', 'zeroShot', 'release', 'reset']).api;
-  const sam = lazyRemote<SamEngine>('sam', () => spawn('sam'), ['load', 'info', 'encode', 'decode', 'previewDecode', 'prewarm', 'stats', 'release', 'reset']).api;
-  const sd = lazyRemote<SdEngine>('sd', () => spawn('sd'), ['load', 'generate', 'cancel', 'release', 'reset']).api;
+/**
+ * Imaging workers for batch decoding: half the logical cores (the model workers' WASM threads take the rest), at
+ * least 2 so that one decode overlaps another's file read, at most 4 (a 224 px PNG decodes in a few ms).
+ */
+export function batchImagingPoolSize(hardwareConcurrency: number | undefined): number {
+  return Math.max(2, Math.min(4, Math.floor((hardwareConcurrency || 2) / 2)));
+}
+
+/** The app's registry; each worker starts on its first call, model workers with the ORT config `ort`. */
+export function browserWorkers(ort: OrtWorkerConfig = { engine: 'auto', backend: 'auto' }): WorkerRegistry {
+  let ortConfig = ort;
+  const imaging = lazyRemote<ImagingApi>('imaging', () => spawn('imaging', ortConfig), ['decode', 'decodeForBatch', 'listZip']);
+  const classifierW = lazyRemote<ClassifierEngine>('classifier', () => spawn('classifier', ortConfig), ['load', 'classify', 'occlusion', 'release', 'reset']);
+  const clipW = lazyRemote<ClipEngine>('clip', () => spawn('clip', ortConfig), ['load', 'zeroShot', 'release', 'reset']);
+  const samW = lazyRemote<SamEngine>('sam', () => spawn('sam', ortConfig), ['load', 'info', 'encode', 'decode', 'previewDecode', 'prewarm', 'stats', 'release', 'reset']);
+  const sdW = lazyRemote<SdEngine>('sd', () => spawn('sd', ortConfig), ['load', 'generate', 'cancel', 'release', 'reset']);
+  const [classifier, clip, sam, sd] = [classifierW.api, clipW.api, samW.api, sdW.api];
+  const poolFaults = new Set<string>();
+  const pool = Array.from({ length: batchImagingPoolSize(globalThis.navigator?.hardwareConcurrency) }, () => ({
+    remote: lazyRemote<ImagingApi>('imaging', () => spawn('imaging', ortConfig), ['decodeForBatch'], poolFaults),
+    busy: 0,
+  }));
+  const batchImaging: Pick<ImagingApi, 'decodeForBatch'> = {
+    async decodeForBatch(...args) {
+      const w = pool.reduce((a, b) => (b.busy < a.busy ? b : a));
+      w.busy++;
+      try {
+        return await w.remote.api.decodeForBatch(...args);
+      } finally {
+        w.busy--;
+      }
+    },
+  };
   return {
+    configureOrt(cfg) {
+      const changed = workerOrtKey(cfg) !== workerOrtKey(ortConfig);
+      ortConfig = cfg;
+      if (!changed) return;
+      for (const w of [classifierW, clipW, samW, sdW]) w.terminate('the WebGPU engine setting changed');
+    },
     imaging: () => imaging.api,
+    batchImaging: () => batchImaging,
     classifier: () => classifier,
     clip: () => clip,
     sam: () => sam,
