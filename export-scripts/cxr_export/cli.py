@@ -30,12 +30,12 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("sd", "cxr_export.sd"),
     ("quantize", "cxr_export.quantize"),
     ("fixtures", "cxr_export.fixtures"),
-    ("hub-fixtures", "cxr_export.hub_fixtures"),
     ("ood", "cxr_export.ood"),
     ("heatmaps", "cxr_export.heatmaps"),
     ("bench", "cxr_export.bench"),
     ("variant-goldens", "cxr_export.variant_goldens"),
     ("label", "cxr_export.label_job"),
+    ("segment-eval", "cxr_export.segment_eval_ray"),
 ]
 
 
