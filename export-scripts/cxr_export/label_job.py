@@ -99,14 +99,16 @@ def start_ray(workers: int, address: str | None) -> None:
 
     if not ray.is_initialized():
         init = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
-        if address:
+        if address and address.startswith("ray://"):
+            ray.init(address=address)  # Ray Client: the cluster's own settings apply
+        elif address:
             ray.init(address=address, **init)
         else:
             # one logical CPU per actor plus one for Ray Data's own tasks (else the pool can starve them)
             ray.init(num_cpus=workers + 1, object_store_memory=256 * 1024 * 1024, **init)
 
 
-def ray_batches(table: pa.Table, kwargs: dict, workers: int, batch: int):
+def ray_batches(table: pa.Table, kwargs: dict, workers: int, batch: int, gpus: float = 0):
     """Yields finished pa.Tables from a Ray Data actor pool of `workers` Labellers (see the module comment)."""
     import ray
 
@@ -116,7 +118,7 @@ def ray_batches(table: pa.Table, kwargs: dict, workers: int, batch: int):
     # one block per batch (references only: a few hundred bytes each), so batches stream to the actors as they free up
     ds = ray.data.from_arrow([table.slice(s, batch) for s in range(0, table.num_rows, batch)])
     ds = ds.map_batches(Labeller, fn_constructor_kwargs=kwargs, batch_size=batch, batch_format="pyarrow",
-                        compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1)
+                        compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1, **({"num_gpus": gpus} if gpus else {}))
     for t in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
         yield t
 
@@ -175,7 +177,7 @@ def run(args) -> dict:
     if pending:
         table = input_table(pending)
         if args.engine == "ray":
-            batches = ray_batches(table, kwargs, args.workers, args.batch)
+            batches = ray_batches(table, kwargs, args.workers, args.batch, args.gpus_per_worker)
         else:
             batches = (worker(table.slice(s, args.batch)) for s in range(0, table.num_rows, args.batch))
         for t in batches:
@@ -239,6 +241,7 @@ def register(sub) -> None:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads per worker")
     p.add_argument("--providers", nargs="*", default=None, help="onnxruntime providers, e.g. CUDAExecutionProvider CPUExecutionProvider")
+    p.add_argument("--gpus-per-worker", type=float, default=0, help="Ray: GPUs each actor reserves (with --providers CUDAExecutionProvider)")
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--resume", action="store_true")
     p.set_defaults(func=_main)
