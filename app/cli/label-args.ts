@@ -20,11 +20,15 @@ export interface LabelArgs {
   embeddingsOut?: string;
   /** Continue a stopped run from its progress file instead of starting over. */
   resume: boolean;
+  /** Hub base URL for `hf:owner/name` models (--hub, else $CXR_HUB_BASE, else https://huggingface.co). */
+  hubBase?: string;
 }
 
-export const HELP = `usage: npm run label -- DIR|FILE.zip [--model pneumonia-vit] [--out labeled_dataset.csv] [--models-dir public/models]
+export const HELP = `usage: npm run label -- DIR|FILE.zip [--model pneumonia-vit|hf:OWNER/NAME[@REV]] [--out labeled_dataset.csv] [--models-dir public/models]
        [--batch 16] [--threads N] [--dtype fp32|int8|fp16] [--truth labels.csv] [--clip MODEL_ID] [--prompts FILE.json]
-       [--threshold T] [--limit N] [--embeddings-out embeddings.json] [--resume]`;
+       [--threshold T] [--limit N] [--embeddings-out embeddings.json] [--resume] [--hub URL]
+  hf:OWNER/NAME[@REV] (--model, --clip): a Hub repo in the transformers.js ONNX layout, read from --hub (a mirror) or
+  https://huggingface.co; its files are cached under $CXR_HUB_CACHE (default ~/.cache/cxr-studio/hub), sha256-checked.`;
 
 function repoRoot(): string {
   return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -65,6 +69,7 @@ export function parseLabelArgs(argv: string[]): LabelArgs {
       case '--limit': a.limit = num(k, v()); break;
       case '--embeddings-out': a.embeddingsOut = v(); break;
       case '--resume': a.resume = true; break;
+      case '--hub': a.hubBase = v(); break;
       case '-h': case '--help': process.stdout.write(HELP + '\n'); process.exit(0);
       // falls through (process.exit never returns)
       default:
@@ -92,5 +97,6 @@ export function parseLabelArgs(argv: string[]): LabelArgs {
     limit: a.limit,
     embeddingsOut: a.embeddingsOut ? path.resolve(a.embeddingsOut) : undefined,
     resume: !!a.resume,
+    hubBase: a.hubBase ?? (process.env.CXR_HUB_BASE || undefined),
   };
 }

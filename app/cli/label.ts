@@ -35,7 +35,9 @@ import { defaultPromptSets } from '../lib/clip/prompts';
 import { findModel, parseManifest } from '../lib/models/manifest';
 import { defaultModelId } from '../lib/models/default-model';
 import type { ModelRequest } from '../lib/runtime/outcome';
-import { nodeModelFiles } from '../platform/node/model-files';
+import { nodeHubModelFiles } from '../platform/node/hub-files';
+import { entrySource } from '../lib/hub/source';
+import { resolveHubModel } from '../services/hub';
 import { nodeOrtHost, nodePlanInputs } from '../platform/node/ort';
 import { batchCsv, batchCsvMetadata, batchDecodeSizes, batchMetricsReport, runBatchChunk, zeroShotLabels, type BatchExportContext, type BatchModels } from '../services/batch';
 import { inProcessEngines } from '../services/engines';
@@ -54,12 +56,13 @@ async function main() {
   const manifestPath = path.join(args.modelsDir, 'manifest.json');
   if (!fs.existsSync(manifestPath)) throw new Error(`No model manifest at ${manifestPath} (export the models first, or pass --models-dir)`);
   const manifest = parseManifest(JSON.parse(fs.readFileSync(manifestPath, 'utf8')));
-  const entry = findModel(manifest, args.model);
+  const hubModel = (id: string) => resolveHubModel(id, { hubBase: args.hubBase });
+  const entry = args.model.startsWith('hf:') ? await hubModel(args.model) : findModel(manifest, args.model);
   if (!entry) throw new Error(`Model '${args.model}' is not in ${manifestPath} (have: ${manifest.models.map((m) => m.id).join(', ')})`);
   if (entry.family !== 'classifier') throw new Error(`Model '${args.model}' is a ${entry.family}, not a classifier`);
   // --prompts without --clip: the manifest's default CLIP model (defaultModelId: a trained one before a random fixture).
   const clipId = args.clip ?? (args.prompts ? defaultModelId(manifest.models, 'clip') : undefined);
-  const clipEntry = clipId ? findModel(manifest, clipId) : undefined;
+  const clipEntry = clipId?.startsWith('hf:') ? await hubModel(clipId) : clipId ? findModel(manifest, clipId) : undefined;
   if (clipId && (!clipEntry || clipEntry.family !== 'clip')) throw new Error(`No CLIP model '${clipId}' in the manifest`);
   if (args.prompts && !clipEntry) throw new Error(`--prompts needs a CLIP model and ${manifestPath} has none`);
   const prompts = promptSets ?? defaultPromptSets(clipEntry);
@@ -69,9 +72,10 @@ async function main() {
 
   // The same service and engines as the app, with Node's adapters: files verified on disk, ORT's Node build (WASM).
   const nodeOpts = { modelsDir: args.modelsDir, threads: args.threads, preferDtype: args.dtype };
-  const inference = new InferenceService({ files: nodeModelFiles(args.modelsDir), planInputs: nodePlanInputs(nodeOpts), engines: inProcessEngines(nodeOrtHost(nodeOpts)) });
+  const inference = new InferenceService({ files: nodeHubModelFiles(args.modelsDir), planInputs: nodePlanInputs(nodeOpts), engines: inProcessEngines(nodeOrtHost(nodeOpts)) });
   const source = { kind: 'local' as const, files: new Map<string, Blob>(), name: args.modelsDir };
-  const request = (e: typeof entry): ModelRequest => ({ entry: e, override: 'wasm', source });
+  // A Hub model's files come from its repo (cached under $CXR_HUB_CACHE), the others' from the models folder.
+  const request = (e: typeof entry): ModelRequest => ({ entry: e, override: 'wasm', source: entrySource(e, source) });
   const models: BatchModels = { classifier: request(entry), clip: clipEntry ? request(clipEntry) : undefined, prompts };
   const zsLabels = zeroShotLabels(models);
 

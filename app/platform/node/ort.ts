@@ -6,9 +6,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-web';
 import type { Dtype, ModelEntry } from '../../lib/models/manifest-types';
+import type { ModelSource } from '../../lib/models/sources';
 import { modelPlanFacts, NO_GPU, type ExecutionInputs } from '../../lib/runtime';
 import type { Ort, OrtHost } from '../../lib/runtime/sessions';
 import { loadTransformers, type Transformers } from '../../lib/runtime/transformers';
+import { hubDirFor } from './hub-files';
 
 /** transformers.js on the CLIs' one ORT (onnxruntime-web's Node build; never onnxruntime-node). */
 export function nodeTransformers(): Promise<Transformers> {
@@ -44,16 +46,18 @@ export function nodePlanInputs(opts: NodeOrtOptions): (entry: ModelEntry) => Pro
 export function nodeOrtHost(opts: NodeOrtOptions): OrtHost {
   const instance = ort as unknown as Ort;
   instance.env.logLevel = 'error';
+  // Hub models' files live in the Hub cache (hub-files.ts), every other model's in the models folder.
+  const rootOf = (source?: ModelSource) => (source && hubDirFor(source)) || opts.modelsDir;
   return {
     ort: async () => instance,
     planInputs: nodePlanInputs(opts),
     numThreads: opts.threads,
-    downloadedDtypes: async (entry) =>
+    downloadedDtypes: async (entry, source) =>
       Object.entries(entry.variants)
-        .filter(([, v]) => v?.files.length && v.files.flatMap((f) => [f, ...(f.external_data ?? [])]).every((f) => fs.existsSync(path.join(opts.modelsDir, f.path))))
+        .filter(([, v]) => v?.files.length && v.files.flatMap((f) => [f, ...(f.external_data ?? [])]).every((f) => fs.existsSync(path.join(rootOf(source), f.path))))
         .map(([d]) => d as Dtype),
-    reader: () => async (file) => {
-      const p = path.join(opts.modelsDir, file.path);
+    reader: (source) => async (file) => {
+      const p = path.join(rootOf(source), file.path);
       if (!fs.existsSync(p)) throw new Error(`Model file missing: ${p}`);
       const buf = fs.readFileSync(p);
       return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
