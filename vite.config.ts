@@ -57,6 +57,28 @@ function selfHostedOrt(): Plugin {
 }
 
 /**
+ * transformers.js' browser build falls back to jsDelivr for ORT's wasm when `wasmPaths` is unset
+ * (src/backends/onnx.js). The app always sets it before importing transformers.js (app/lib/runtime/transformers.ts),
+ * so that branch never runs; the CDN prefix is still replaced by the app's own ort/ folder, so the build holds no CDN
+ * URL at all (scripts/check-prod-build.mjs checks) and even that branch could only reach this origin.
+ */
+function transformersWithoutCdn(): Plugin {
+  let ortBase = '/ort/';
+  const CDN = 'https://cdn.jsdelivr.net/npm/onnxruntime-web@${ONNX_ENV.versions.web}/dist/';
+  return {
+    name: 'cxr-transformers-without-cdn',
+    configResolved(c) {
+      ortBase = `${c.base.endsWith('/') ? c.base : `${c.base}/`}ort/`;
+    },
+    transform(code, id) {
+      if (!/@huggingface[\\/]transformers[\\/]dist[\\/]transformers\.web\.js$/.test(id.split('?')[0])) return null;
+      if (!code.includes(CDN)) this.error(`transformers.web.js no longer has the CDN fallback this plugin replaces (${CDN}): check src/backends/onnx.js`);
+      return { code: code.replace(CDN, ortBase), map: null };
+    },
+  };
+}
+
+/**
  * The page's Content-Security-Policy, as a <meta> in the built index.html (so it holds on any static host; a host that
  * can send headers should send the same policy plus `frame-ancestors 'none'`, which a meta tag cannot carry).
  * - script-src 'self' 'wasm-unsafe-eval': the app's own modules and WebAssembly (ORT, the DICOM codecs); no inline
@@ -108,6 +130,7 @@ export default defineConfig({
   plugins: [
     react(),
     selfHostedOrt(),
+    transformersWithoutCdn(),
     cspMeta(),
     VitePWA({
       // Prompt, never auto-update: a new version waits until the user reloads (app/components/UpdateBanner.tsx asks
@@ -178,6 +201,8 @@ export default defineConfig({
   ],
   worker: {
     format: 'es',
+    // transformers.js is imported in the model workers (lib/runtime/transformers.ts): the same CDN-free copy there.
+    plugins: () => [transformersWithoutCdn()],
   },
   resolve: {
     // transformers.js's browser build imports its own ORT; both names become the app's one ORT (/ort/), which
