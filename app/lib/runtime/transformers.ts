@@ -13,7 +13,9 @@
  * (app/lib/models, app/lib/hub) and hands transformers.js parsed JSON only.
  *
  * APIs the app uses (and why): PreTrainedTokenizer (tokenizer.json + tokenizer_config.json, replacing a direct
- * @huggingface/tokenizers dependency: transformers.js wraps that same library).
+ * @huggingface/tokenizers dependency: transformers.js wraps that same library). Its image processors and
+ * SamImageProcessor.post_process_masks are the reference the app's own preprocessing and mask upscale are tested equal
+ * to (tests/unit/hub/library-parity.test.ts; README "Models from the Hub" says why the app keeps its own).
  */
 import type { Ort } from './sessions';
 
