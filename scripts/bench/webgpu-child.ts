@@ -8,11 +8,27 @@
  * Outputs stay on the GPU between runs (preferredOutputLocation 'gpu-buffer'); a run is timed until its first output
  * is read back (getData), so the number is the whole call. fp16 graphs only when the adapter has shader-f16.
  *
+ * The engine (issue 21.4, app/lib/runtime/webgpu-engine.ts): CXR_WEBGPU_ENGINE=native (default; `onnxruntime-web/webgpu`,
+ * ORT's C++ WebGPU EP on Dawn's bindings) or jsep (the default build's JSEP kernels, dist/ort.bundle.min.mjs: the
+ * package exports no Node entry for it, so it is imported by path). scripts/bench/gpu.sh runs the bench once per engine.
+ *
  * NOT RUN in this project's session: no GPU machine was lent (see README, "GPU bench").
  */
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { median, percentile } from './stats';
+
+const ENGINE = process.env.CXR_WEBGPU_ENGINE === 'jsep' ? 'jsep' : 'native';
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** The ORT build of ENGINE (both carry the WebGPU EP under the name 'webgpu'). */
+async function loadOrt(): Promise<typeof import('onnxruntime-web')> {
+  if (ENGINE === 'native') return (await import('onnxruntime-web/webgpu')) as typeof import('onnxruntime-web');
+  const file = path.join(ROOT, 'node_modules/onnxruntime-web/dist/ort.bundle.min.mjs');
+  return (await import(pathToFileURL(file).href)) as typeof import('onnxruntime-web');
+}
 
 interface FeedFile { file: string; dims: number[]; dtype: string }
 interface ChildSpec { path: string; feeds: Record<string, Record<string, FeedFile>>; warm: number; batchIters: number; dtype?: string }
@@ -47,7 +63,7 @@ async function main(): Promise<void> {
   const adapter = await installDawn();
   const info = adapter.info;
   if (spec.dtype === 'fp16' && !adapter.features.has('shader-f16')) throw new Error('fp16 graph but the adapter lacks shader-f16');
-  const ort = await import('onnxruntime-web/webgpu');
+  const ort = await loadOrt();
   ort.env.logLevel = 'error';
   const tensor = (f: FeedFile) => {
     const b = fs.readFileSync(f.file);
@@ -81,7 +97,8 @@ async function main(): Promise<void> {
     times.push(performance.now() - s);
   }
   const res: Record<string, unknown> = {
-    backend: `onnxruntime-web webgpu (Node, dawn.node; ${info.vendor} ${info.architecture} ${info.description ?? ''})`.trim(),
+    backend: `onnxruntime-web webgpu ${ENGINE === 'jsep' ? 'JSEP' : 'native EP'} (Node, dawn.node; ${info.vendor} ${info.architecture} ${info.description ?? ''})`.trim(),
+    webgpu_engine: ENGINE,
     shader_f16: adapter.features.has('shader-f16'),
     cold_create_ms: create,
     first_run_ms: first,
@@ -109,7 +126,7 @@ async function main(): Promise<void> {
 }
 
 main()
-  .catch((e) => process.stdout.write(`BENCH ${JSON.stringify({ backend: 'onnxruntime-web webgpu (Node)', unavailable: String(e instanceof Error ? e.message : e) })}\n`))
+  .catch((e) => process.stdout.write(`BENCH ${JSON.stringify({ backend: `onnxruntime-web webgpu ${ENGINE} (Node)`, webgpu_engine: ENGINE, unavailable: String(e instanceof Error ? e.message : e) })}\n`))
   .finally(() => {
     delete (globalThis.navigator as { gpu?: unknown }).gpu; // or dawn.node keeps Node alive
     process.exit(0);

@@ -69,7 +69,9 @@ export interface EngineChoice {
  * 1. backend setting WASM, or no WebGPU adapter → JSEP build: its WASM EP is what the app has always run and its
  *    wasm is precached for offline use; the native build's wasm is fetched only when the native engine is used.
  * 2. a software fallback adapter (SwiftShader, isFallbackAdapter) → JSEP: the planner runs WASM there unless WebGPU
- *    is forced, and on SwiftShader the two engines measured alike (README table), so the precached build wins.
+ *    is forced, so the precached build wins. Measured on SwiftShader (scripts/bench/webgpu-engines.ts, README): warm
+ *    runs alike, the native EP's first run (WGSL compilation) about 2x faster; forcing WebGPU there is for testing,
+ *    and JSEP is the build every forced-WebGPU test of the app covers (SD's GPU-resident loop included).
  * 3. a hardware adapter → native EP: on an H100 it ran ViT-B/16 in 14.8 ms vs JSEP's 25.1 ms and the SAM ViT-B
  *    encoder in 187–200 ms vs 278 ms (../shared/notes/webgpu-here.md), with identical fp32 outputs; it needs no
  *    optional adapter feature (shader-f16 is used when present, and fp16 is gated on it by the planner either way).
@@ -87,7 +89,7 @@ export function chooseWebGpuEngine(cfg: OrtWorkerConfig, gpu: GpuFacts): EngineC
   if (cfg.engine === 'jsep') return pick('jsep', 'WebGPU engine: JSEP, chosen in settings');
   if (cfg.engine === 'native') return pick('native', 'WebGPU engine: native WebGPU EP, chosen in settings');
   if (gpu.isFallbackAdapter) {
-    return pick('jsep', 'WebGPU engine auto: JSEP (software fallback adapter: both engines measured alike there, and its wasm is precached)');
+    return pick('jsep', 'WebGPU engine auto: JSEP (software fallback adapter: WebGPU only when forced, and JSEP is precached; choose native to try it)');
   }
   return pick('native', 'WebGPU engine auto: native WebGPU EP (hardware adapter; measured 1.4-1.7x faster than JSEP on an H100)');
 }
