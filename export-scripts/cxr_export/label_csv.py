@@ -36,7 +36,7 @@ def js_number(x: float) -> str:
     if v == int(v) and abs(v) < 1e21:
         return str(int(v))
     r = repr(v)
-    if "e" in r:  # Python switches to exponents below 1e-4; JavaScript only below 1e-6
+    if "e" in r and abs(v) < 1:  # Python switches to exponents below 1e-4, JavaScript below 1e-6 (and both at 1e21)
         mant, exp = r.split("e")
         digits = mant.replace("-", "").replace(".", "")
         e = int(exp)
