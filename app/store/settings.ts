@@ -78,8 +78,9 @@ export const createSettingsSlice: SliceCreator<SettingsSlice> = (set, get) => ({
     // Sessions are bound to their execution provider: drop them; the next use re-creates them with the new setting.
     set({ settings });
     await get().releaseSessions();
-    // WASM needs no WebGPU engine: a worker on the native build goes back to the precached JSEP build, and back.
-    get().workers.configureOrt(ortWorkerConfig(settings));
+    // WASM needs no WebGPU engine: a worker on the native build goes back to the precached JSEP build, and back
+    // (restarted only when the build changes: never on SwiftShader with engine 'auto').
+    await get().workers.configureOrt(ortWorkerConfig(settings));
     if (chosenModel(get(), 'classifier') && get().images.length) await get().ensureClassifierLoaded();
   }),
 
@@ -88,7 +89,7 @@ export const createSettingsSlice: SliceCreator<SettingsSlice> = (set, get) => ({
     saveSettings(settings);
     set({ settings });
     await get().releaseSessions();
-    get().workers.configureOrt(ortWorkerConfig(settings));
+    await get().workers.configureOrt(ortWorkerConfig(settings));
     if (chosenModel(get(), 'classifier') && get().images.length) await get().ensureClassifierLoaded();
   }),
 

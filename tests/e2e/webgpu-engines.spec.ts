@@ -134,7 +134,7 @@ for (const { engine, module } of ENGINES) {
       };
       const gpu = await result();
       expect(gpu.report.backend).toBe('webgpu');
-      // The same image on WASM, same worker build (both builds carry the WASM EP).
+      // The same image on WASM (a native worker is restarted on the precached JSEP build: WASM needs no WebGPU engine).
       await page.getByTestId('backend-select').selectOption('wasm');
       await expect(runtime.getByTestId('runtime-backend')).toHaveText('wasm', { timeout: 120_000 });
       // eslint-disable-next-line @typescript-eslint/no-explicit-any

@@ -25,8 +25,11 @@ export interface OrtHost {
    * /ort/ort.webgpu.min.mjs for the native EP; Node: onnxruntime-web's Node build). Always the same module.
    */
   ort(): Promise<Ort>;
-  /** Which build ort() is and why (browser workers; absent in Node, whose build has no WebGPU). */
-  engine?(): Promise<EngineChoice>;
+  /**
+   * Which build ort() is and why, the reasons for the backend setting `override` of this request (browser workers;
+   * absent in Node, whose build has no WebGPU).
+   */
+  engine?(override?: BackendOverride): Promise<EngineChoice>;
   /** The facts a plan needs for this model on this device (GPU, isolation, cores, the dtypes on offer). */
   planInputs(entry: ModelEntry, override: BackendOverride): Promise<ExecutionInputs>;
   /** Reader of the model files of a source. */
@@ -66,7 +69,7 @@ export function createSessionFactory(host: OrtHost): SessionFactory {
   return {
     async create(entry, roles, override, source, onProgress) {
       const ort = await host.ort();
-      const engine = await host.engine?.();
+      const engine = await host.engine?.(override);
       const inputs = await host.planInputs(entry, override);
       let plan: ExecutionPlan = planExecution(inputs);
       // The build's reason first: which engine would run WebGPU (or why it does not matter).

@@ -105,12 +105,12 @@ export function engineLoadFailed(choice: EngineChoice, cause: unknown): EngineCh
 }
 
 /**
- * Which build the page expects a worker to load, as far as the page can know without the worker's adapter: 'jsep'
- * when the backend is WASM, else the engine setting. Model workers are restarted when this changes (one build per
- * worker), and not when it stays the same.
+ * Whether model workers started with `before` must be restarted for `after`: only when the two configs pick
+ * different builds on this adapter (a worker keeps one build for its lifetime). E.g. switching the backend between
+ * WASM and WebGPU on SwiftShader with engine 'auto' keeps the JSEP workers; JSEP -> native restarts them.
  */
-export function workerOrtKey(cfg: OrtWorkerConfig): string {
-  return cfg.backend === 'wasm' ? 'wasm' : cfg.engine;
+export function buildChanges(before: OrtWorkerConfig, after: OrtWorkerConfig, gpu: GpuFacts): boolean {
+  return chooseWebGpuEngine(before, gpu).engine !== chooseWebGpuEngine(after, gpu).engine;
 }
 
 const NAME_RE = /\[ort engine=(auto|jsep|native) backend=(auto|webgpu|wasm)\]$/;

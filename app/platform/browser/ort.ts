@@ -110,7 +110,14 @@ export function browserOrtHost(config: OrtWorkerConfig = ortConfigFromWorkerName
   };
   return {
     ort: async () => (await load()).ort,
-    engine: async () => (await load()).choice,
+    async engine(override) {
+      const { choice } = await load();
+      if (!override || override === config.backend) return choice;
+      // The backend setting changed since the worker started (it is restarted only when the build would change):
+      // the reasons for the current setting, unless that setting would pick another build than the one running.
+      const now = chooseWebGpuEngine({ ...config, backend: override }, await device.gpu());
+      return now.engine === choice.engine ? { ...choice, reasons: now.reasons } : choice;
+    },
     planInputs: device.planInputs,
     reader: modelCacheReader,
     downloadedDtypes: cachedDtypes,

@@ -15,7 +15,9 @@ import type { SamEngine } from '../../lib/sam/engine';
 import type { SdEngine } from '../../lib/sd/engine';
 import type { ModelFamily } from '../../lib/models/manifest-types';
 import type { Progress } from '../../lib/runtime/outcome';
-import { ortWorkerName, workerOrtKey, type OrtWorkerConfig } from '../../lib/runtime/webgpu-engine';
+import type { GpuFacts } from '../../lib/runtime/execution-plan';
+import { probeGpu } from '../../lib/runtime/gpu-probe';
+import { buildChanges, ortWorkerName, type OrtWorkerConfig } from '../../lib/runtime/webgpu-engine';
 
 export interface WorkerRegistry {
   imaging(): ImagingApi;
@@ -32,11 +34,11 @@ export interface WorkerRegistry {
   resetModels(): Promise<void>;
   /**
    * The ORT config model workers start with (WebGPU engine and backend settings: lib/runtime/webgpu-engine.ts). A
-   * worker loads one onnxruntime-web build for its lifetime, so when the build the config asks for changes
-   * (workerOrtKey), the model workers are terminated and the next call starts them with the new config. Release the
-   * sessions first (their calls in flight are rejected).
+   * worker loads one onnxruntime-web build for its lifetime, so when the build the new config picks on this page's
+   * adapter differs from the old one's, the model workers are terminated and the next call starts them with the new
+   * config (their calls in flight are rejected: release the sessions first). Otherwise they keep running.
    */
-  configureOrt(cfg: OrtWorkerConfig): void;
+  configureOrt(cfg: OrtWorkerConfig): Promise<void>;
   /**
    * Cancel what the imaging worker is doing (a large file decoding): the worker is terminated, its pending calls
    * reject with "cancelled", and the next call starts a fresh one.
@@ -114,6 +116,8 @@ export function batchImagingPoolSize(hardwareConcurrency: number | undefined): n
 /** The app's registry; each worker starts on its first call, model workers with the ORT config `ort`. */
 export function browserWorkers(ort: OrtWorkerConfig = { engine: 'auto', backend: 'auto' }): WorkerRegistry {
   let ortConfig = ort;
+  /** The page's adapter facts (the workers probe their own; the same browser gives the same adapter). */
+  let gpuFacts: Promise<GpuFacts> | null = null;
   const imaging = lazyRemote<ImagingApi>('imaging', () => spawn('imaging', ortConfig), ['decode', 'decodeForBatch', 'listZip']);
   const classifierW = lazyRemote<ClassifierEngine>('classifier', () => spawn('classifier', ortConfig), ['load', 'classify', 'occlusion', 'release', 'reset']);
   const clipW = lazyRemote<ClipEngine>('clip', () => spawn('clip', ortConfig), ['load', 'zeroShot', 'release', 'reset']);
@@ -137,10 +141,12 @@ export function browserWorkers(ort: OrtWorkerConfig = { engine: 'auto', backend:
     },
   };
   return {
-    configureOrt(cfg) {
-      const changed = workerOrtKey(cfg) !== workerOrtKey(ortConfig);
+    async configureOrt(cfg) {
+      const before = ortConfig;
       ortConfig = cfg;
-      if (!changed) return;
+      gpuFacts ??= probeGpu();
+      const gpu = await gpuFacts;
+      if (!buildChanges(before, cfg, gpu)) return;
       for (const w of [classifierW, clipW, samW, sdW]) w.terminate('the WebGPU engine setting changed');
     },
     imaging: () => imaging.api,

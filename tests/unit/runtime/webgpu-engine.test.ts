@@ -18,7 +18,7 @@ import {
   ortConfigFromWorkerName,
   ortWorkerName,
   parseWebGpuEngine,
-  workerOrtKey,
+  buildChanges,
   type GpuFacts,
   type OrtWorkerConfig,
 } from '../../../app/lib/runtime';
@@ -92,11 +92,16 @@ describe('worker config', () => {
     expect(ortConfigFromWorkerName('x [ort engine=cuda backend=auto]')).toEqual(cfg('auto'));
   });
 
-  it('workers restart only when the build they may load changes', () => {
-    expect(workerOrtKey(cfg('native', 'auto'))).toBe(workerOrtKey(cfg('native', 'webgpu')));
-    expect(workerOrtKey(cfg('native', 'wasm'))).toBe(workerOrtKey(cfg('jsep', 'wasm')));
-    expect(workerOrtKey(cfg('native'))).not.toBe(workerOrtKey(cfg('jsep')));
-    expect(workerOrtKey(cfg('auto', 'wasm'))).not.toBe(workerOrtKey(cfg('auto', 'auto')));
+  it('workers restart only when the build they would load changes on this adapter', () => {
+    // SwiftShader, engine auto: WASM <-> WebGPU keeps the JSEP workers (the existing forced-WebGPU tests rely on it).
+    expect(buildChanges(cfg('auto', 'wasm'), cfg('auto', 'webgpu'), SWIFTSHADER)).toBe(false);
+    expect(buildChanges(cfg('auto', 'auto'), cfg('jsep', 'auto'), SWIFTSHADER)).toBe(false);
+    expect(buildChanges(cfg('jsep'), cfg('native'), SWIFTSHADER)).toBe(true);
+    // A hardware adapter: auto is native, so leaving WASM (JSEP) or choosing JSEP restarts.
+    expect(buildChanges(cfg('auto', 'wasm'), cfg('auto', 'auto'), H100)).toBe(true);
+    expect(buildChanges(cfg('auto'), cfg('jsep'), H100)).toBe(true);
+    expect(buildChanges(cfg('auto', 'auto'), cfg('auto', 'webgpu'), H100)).toBe(false);
+    expect(buildChanges(cfg('native'), cfg('jsep'), NO_GPU)).toBe(false);
   });
 
   it('stored settings: unknown values read as auto', () => {
