@@ -29,7 +29,7 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-if ! .venv/bin/python -c "import torch, onnxruntime, open_clip, diffusers, peft, ray.data, pyarrow, cxr_export" >/dev/null 2>&1; then
+if ! .venv/bin/python -c "import torch, onnxruntime, open_clip, diffusers, peft, ray.data, pyarrow, skimage, cxr_export" >/dev/null 2>&1; then
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -r export-scripts/requirements.txt
   .venv/bin/pip install -q --no-deps -e export-scripts
