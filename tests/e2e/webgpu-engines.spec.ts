@@ -108,8 +108,19 @@ for (const { engine, module } of ENGINES) {
         const m = /\/ort\/(ort\.[\w.]+\.mjs|[\w.-]+\.wasm)$/.exec(new URL(r.url()).pathname);
         if (m) ortLoads.push(m[1]);
       });
+      // Under the app's Content-Security-Policy (vite.config.ts), as in page-guard.spec.ts: no violation, page or worker.
+      const cspConsole: string[] = [];
+      page.on('console', (m) => {
+        if (/Content Security Policy|Content-Security-Policy/i.test(m.text())) cspConsole.push(m.text());
+      });
+      await page.addInitScript(() => {
+        const w = window as unknown as { __csp: string[] };
+        w.__csp = [];
+        document.addEventListener('securitypolicyviolation', (e) => w.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));
+      });
       await page.goto('/');
       await expect(page.getByTestId('dropzone')).toBeVisible();
+      expect(await page.locator('meta[http-equiv="Content-Security-Policy"]').getAttribute('content')).toContain("script-src 'self' 'wasm-unsafe-eval'");
       expect(await hasAdapter(page), 'this Chromium has a WebGPU adapter').toBe(true);
       await page.getByTestId('webgpu-engine-select').selectOption(engine);
       await page.getByTestId('backend-select').selectOption('webgpu');
@@ -147,6 +158,8 @@ for (const { engine, module } of ENGINES) {
       const d = Math.max(...gpu.values.map((p, k) => Math.abs(p - wasm.values[k])));
       console.log(`[parity] app classifier, ${engine} WebGPU vs WASM: max |diff| over ${gpu.values.length} probabilities + heatmap values = ${d.toExponential(1)}`);
       expect(d).toBeLessThan(TOL);
+      expect(await page.evaluate(() => (window as unknown as { __csp: string[] }).__csp)).toEqual([]);
+      expect(cspConsole).toEqual([]);
       // The setting survives a reload.
       await page.reload();
       await expect(page.getByTestId('webgpu-engine-select')).toHaveValue(engine);
