@@ -10,6 +10,7 @@ export function HubModelPicker() {
   const hubBase = useAppStore((s) => s.hubBase);
   const setHubBase = useAppStore((s) => s.setHubBase);
   const add = useAppStore((s) => s.addHubModel);
+  const addFolder = useAppStore((s) => s.addHubFolder);
   const remove = useAppStore((s) => s.removeHubModel);
   const state = useAppStore((s) => s.hubAdd);
   const models = useAppStore((s) => s.hubModels);
@@ -42,6 +43,20 @@ export function HubModelPicker() {
         <button type="submit" disabled={checking || !spec.trim()} data-testid="hub-add">
           {checking ? 'Checking…' : 'Add'}
         </button>
+        <label className="button">
+          Local folder in this layout…
+          <input
+            type="file"
+            multiple
+            data-testid="hub-folder-input"
+            ref={(el) => el?.setAttribute('webkitdirectory', '')}
+            onChange={async (e) => {
+              const files = [...(e.target.files ?? [])];
+              e.target.value = '';
+              if (files.length) await addFolder(files);
+            }}
+          />
+        </label>
       </form>
       <form
         className="row small"

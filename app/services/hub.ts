@@ -14,6 +14,7 @@ import type { FetchLike } from '../lib/models/sources';
 import { hubModelEntry, type HubJsonFiles, type HubModelEntry, type PinnedHashes } from '../lib/hub/entry';
 import { familyLayout, HubLayoutError, parseHubTree, planHubFiles, type HubFileInfo } from '../lib/hub/layout';
 import { hubFileUrl, hubRevisionUrl, hubTreeUrl, parseHubRef, type HubRef } from '../lib/hub/ref';
+import { LOCAL_HUB_BASE } from '../lib/hub/source';
 
 /** A file without an LFS sha256 is read and hashed when the model is added only up to this size. */
 export const MAX_UNHASHED_BYTES = 32 * 1024 * 1024;
@@ -44,6 +45,36 @@ function parseJson(bytes: Uint8Array, path: string, repo: string): Record<string
   } catch (e) {
     throw new HubLayoutError(`${repo}: ${path} is not a JSON object (${(e as Error).message})`);
   }
+}
+
+/**
+ * The ModelEntry of a local folder laid out like a Hub repo (`files`: path in the folder -> Blob). Every file the
+ * entry lists is hashed here (there is no LFS metadata): that hash is what the import into the model cache and every
+ * later read are checked against. Throws HubLayoutError like resolveHubModel.
+ */
+export async function resolveHubFolder(files: Map<string, Blob>, name: string): Promise<HubModelEntry> {
+  const label = `folder “${name}”`;
+  const readBlob = async (p: string) => {
+    const b = files.get(p);
+    if (!b) throw new HubLayoutError(`${label} has no ${p}`);
+    return new Uint8Array(await b.arrayBuffer());
+  };
+  const config = parseJson(await readBlob('config.json'), 'config.json', label);
+  const layout = familyLayout(config, label);
+  const tree: HubFileInfo[] = [...files].map(([path, b]) => ({ path, size: b.size }));
+  const plan = planHubFiles(layout, tree, label);
+  const pinned: PinnedHashes = {};
+  const jsonOf = async (p: string) => parseJson(await readBlob(p), p, label);
+  for (const f of new Set(plan.variants.flatMap((v) => Object.values(v.files)).concat(Object.values(plan.optional)))) pinned[f.path] = await sha256Hex(await readBlob(f.path));
+  const json: HubJsonFiles = { config, preprocessor: await jsonOf('preprocessor_config.json') };
+  if (layout.family === 'clip') {
+    json.tokenizer = await jsonOf('tokenizer.json');
+    if (plan.optional.tokenizer_config) json.tokenizerConfig = await jsonOf('tokenizer_config.json');
+  }
+  const ref: HubRef = { base: LOCAL_HUB_BASE, repo: name, revision: 'local' };
+  const architecture = (config.architectures as string[])[0];
+  const entry = hubModelEntry(ref, { base: LOCAL_HUB_BASE, repo: name, requested: 'main', revision: 'local', architecture }, plan, json, pinned);
+  return { ...entry, id: `hf:local/${name}`, name: `${name} (local folder)`, source: `local folder “${name}”`, card: { ...entry.card, summary: `External model from the local folder “${name}” (${architecture}): weights not checked by this project.` } };
 }
 
 export interface ResolveHubOptions {

@@ -8,7 +8,12 @@ import type { HubModelEntry } from '../lib/hub/entry';
 import { normalizeHubBase } from '../lib/hub/ref';
 import { errorMessage } from '../lib/runtime/outcome';
 import { loadHubBase, loadHubModels, saveHubBase, saveHubModels } from '../platform/browser/hub-models';
-import { resolveHubModel } from '../services/hub';
+import { resolveHubFolder, resolveHubModel } from '../services/hub';
+import { ModelDownloader } from '../lib/models/downloader';
+import { variantFiles } from '../lib/models/manifest';
+import { localSourceFromFiles } from '../lib/models/sources';
+import { entrySource } from '../lib/hub/source';
+import { browserModelStore } from '../platform/browser/model-cache';
 import type { SliceCreator } from './state';
 
 export interface HubAddState {
@@ -25,6 +30,11 @@ export interface HubSlice {
   setHubBase(base: string): void;
   /** Read the repo's config and file list, add it (replacing one of the same id) and choose it for its family. */
   addHubModel(spec: string): Promise<HubModelEntry | null>;
+  /**
+   * Add a local folder laid out like a Hub repo (picked with a directory input): its files are hashed, and imported
+   * into the model cache now (the folder's blobs last one visit), so it runs offline and after reloads.
+   */
+  addHubFolder(files: File[]): Promise<HubModelEntry | null>;
   /** Remove a Hub model from the list and its files from the model cache. */
   removeHubModel(id: string): Promise<void>;
 }
@@ -60,6 +70,32 @@ export const createHubSlice: SliceCreator<HubSlice> = (set, get) => {
       set({ hubAdd: { spec, status: 'checking' } });
       try {
         const entry = await resolveHubModel(spec, { hubBase: get().hubBase });
+        publish([...get().hubModels.filter((m) => m.id !== entry.id), entry]);
+        set({ hubAdd: { spec, status: 'added', message: `${entry.name}: ${entry.family} (${entry.hub.architecture}), ${Object.keys(entry.variants).join(', ')}` } });
+        await get().chooseModel(entry.family, entry.id);
+        return entry;
+      } catch (e) {
+        const message = `Cannot add ${spec}: ${errorMessage(e)}`;
+        set({ hubAdd: { spec, status: 'error', message } });
+        get().alert(message);
+        return null;
+      }
+    },
+
+    async addHubFolder(picked) {
+      const source = localSourceFromFiles(picked);
+      const name = (source.kind === 'local' && source.name) || 'folder';
+      const spec = `local folder “${name}”`;
+      set({ hubAdd: { spec, status: 'checking' } });
+      try {
+        if (source.kind !== 'local') throw new Error('not a folder');
+        const entry = await resolveHubFolder(source.files, name);
+        const target = entrySource(entry, source);
+        const downloader = new ModelDownloader({ store: browserModelStore() });
+        for (const [dtype, v] of Object.entries(entry.variants)) {
+          await downloader.download({ source: { ...target, files: source.files } as typeof source, files: variantFiles(v!), modelId: entry.id, dtype });
+        }
+        await get().refreshStored();
         publish([...get().hubModels.filter((m) => m.id !== entry.id), entry]);
         set({ hubAdd: { spec, status: 'added', message: `${entry.name}: ${entry.family} (${entry.hub.architecture}), ${Object.keys(entry.variants).join(', ')}` } });
         await get().chooseModel(entry.family, entry.id);

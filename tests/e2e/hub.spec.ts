@@ -245,3 +245,27 @@ test('a cached Hub model runs after an offline reload, its files re-verified fro
   expect(external).toEqual([]);
   expect(errors).toEqual([]);
 });
+
+test('a local folder in the Hub layout is added, imported into the cache, and runs as PyTorch does after a reload', async ({ page, context }) => {
+  test.setTimeout(180_000);
+  const errors = watchErrors(page);
+  const external = await offlineExceptHub(context);
+  const id = 'hf:local/tiny-vit-cxr';
+  const g = golden('tiny-vit-cxr');
+  await open(page, [id]);
+  await page.getByRole('button', { name: 'Models', exact: true }).click();
+  await page.getByTestId('hub-folder-input').setInputFiles(path.join(ROOT, OWNER, 'tiny-vit-cxr'));
+  await expect(page.getByTestId('hub-add-state')).toHaveAttribute('data-status', 'added', { timeout: 60_000 });
+  await expect(page.getByTestId(`model-state-${id}`)).toHaveText(/downloaded \(.*fp32.*\)/);
+  await expect(page.getByTestId(`model-row-${id}`).getByTestId('weights-badge')).toContainText('external model, weights not checked by this project');
+  await page.reload(); // the folder's blobs are gone; the model runs from the cache, re-verified
+  await page.getByTestId('classifier-select').selectOption(id);
+  await addFiles(page, [png(g.image)]);
+  await expect.poll(() => state(page, () => (window as any).cxrStudio.store.getState().images[0]?.classification?.modelId ?? null), { timeout: 90_000 }).toBe(id); // eslint-disable-line @typescript-eslint/no-explicit-any
+  const probs = await state(page, () => (window as any).cxrStudio.store.getState().images[0].classification.probabilities); // eslint-disable-line @typescript-eslint/no-explicit-any
+  const d = maxDiff(probs as number[], g.outputs.probs.data);
+  console.log(`hub tiny-vit-cxr from a local folder in Chromium vs PyTorch: max |Δprob| ${d.toExponential(2)}`);
+  expect(d).toBeLessThan(1e-4);
+  expect(external).toEqual([]);
+  expect(errors).toEqual([]);
+});

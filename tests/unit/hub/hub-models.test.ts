@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHubServer, type RunningHubServer } from '../../../scripts/hub-server.mjs';
-import { resolveHubModel } from '../../../app/services/hub';
+import { resolveHubFolder, resolveHubModel } from '../../../app/services/hub';
 import type { HubModelEntry } from '../../../app/lib/hub';
 import { withDtypeChoice } from '../../../app/lib/models/dtype-choice';
 import { createClipEngine } from '../../../app/lib/clip/engine';
@@ -80,6 +80,23 @@ describe('adding Hub repos by id', () => {
     const served = (await (await fetch(`${hub.url}/_requests`)).json()) as { path: string }[];
     expect(served.length).toBeGreaterThan(0);
     expect(served.filter((r) => r.path.includes('.onnx'))).toEqual([]);
+  });
+
+  it('a local folder in the Hub layout: every listed file hashed from its bytes; a wrong architecture named', async () => {
+    const folder = (name: string) => {
+      const dir = path.join(ROOT, OWNER, name);
+      const files = new Map<string, Blob>();
+      for (const rel of fs.readdirSync(dir, { recursive: true }) as string[]) {
+        const p = path.join(dir, rel);
+        if (fs.statSync(p).isFile()) files.set(rel.split(path.sep).join('/'), new Blob([fs.readFileSync(p)]));
+      }
+      return files;
+    };
+    const e = await resolveHubFolder(folder('tiny-sam'), 'tiny-sam');
+    expect(e.id).toBe('hf:local/tiny-sam');
+    expect(e.family).toBe('sam');
+    for (const v of Object.values(e.variants)) for (const f of v!.files) expect(f.sha256, f.path).toBe(sha256(path.join(ROOT, OWNER, 'tiny-sam', f.path)));
+    await expect(resolveHubFolder(folder('tiny-bert'), 'tiny-bert')).rejects.toThrow(/folder “tiny-bert”: architecture BertModel is not one the app runs/);
   });
 
   it('an unknown repo says so', async () => {
