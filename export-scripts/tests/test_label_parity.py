@@ -23,6 +23,7 @@ from cxr_export.label_compare import compare, jpeg_decoders_differ, read_csv
 
 TSX = REPO_ROOT / "node_modules" / ".bin" / "tsx"
 PER_CLASS = 12
+ADULT = 3
 TIMING = {"images_per_second", "seconds", "threads", "batch", "out", "resumed_rows", "engine", "workers",
           "first_batch_seconds", "ray_init_seconds"}
 
@@ -47,7 +48,7 @@ def node_label(inp, out_csv, *extra) -> dict:
 
 def kermany_subset(shared_dir: Path, dst: Path, n: int, as_png: bool) -> Path:
     """n images per class of the Kermany test split under dst/NORMAL, dst/PNEUMONIA (PNG: Pillow's pixels, lossless),
-    plus a text file named .png (a skipped row on both sides) and a top-level image whose name starts with '='
+    plus ADULT lung-mask images of other sizes (PNG only: the resize path), a text file named .png (a skipped row on both sides) and a top-level image whose name starts with '='
     (its image_id cell is neutralised against CSV injection on both sides)."""
     from PIL import Image
 
@@ -60,7 +61,10 @@ def kermany_subset(shared_dir: Path, dst: Path, n: int, as_png: bool) -> Path:
             else:
                 (dst / cls / f.name).symlink_to(f)
     first = sorted((src / "NORMAL").iterdir())[0]
-    if as_png:
+    if as_png:  # adult X-rays of other sizes (up to 1024 px): both sides resize them to 224 (Pillow's bilinear)
+        (dst / "adult").mkdir()
+        for f in sorted((shared_dir / "data" / "cxr-lung-masks" / "images").iterdir())[:ADULT]:
+            Image.open(f).convert("RGB").save(dst / "adult" / (f.stem + ".png"))
         Image.open(first).convert("RGB").save(dst / "=HYPERLINK(1).png")
     else:
         (dst / "=HYPERLINK(1).jpeg").symlink_to(first)
@@ -82,7 +86,8 @@ def test_same_rows_labels_and_scores_on_the_same_pixels(png_runs):
     py, node = read_csv(d / "py" / "labeled_dataset.csv"), read_csv(d / "node" / "labeled_dataset.csv")
     rep = compare(py, node, tol=1e-4)
     print(json.dumps({k: rep[k] for k in ("rows_py", "rows_node", "same_pixels")}))
-    assert len(py) == 2 * PER_CLASS + 1 and rep["agree"], rep
+    assert len(py) == 2 * PER_CLASS + 1 + ADULT and rep["agree"], rep
+    assert sum(i.startswith("adult/") for i in py) == ADULT
     # the header, the row order and the neutralised '=...' cell are byte-identical
     a = (d / "py" / "labeled_dataset.csv").read_bytes().split(b"\r\n")
     b = (d / "node" / "labeled_dataset.csv").read_bytes().split(b"\r\n")
