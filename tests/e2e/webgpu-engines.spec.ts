@@ -216,3 +216,41 @@ test(`in the app: SAM on the native WebGPU EP with the GPU-resident embedding, m
   expect(report?.engine).toBe(engine);
   expect(errors).toEqual([]);
 });
+
+// The SD pipeline's GPU-resident loop on the native EP: gpu-buffer outputs of the UNet feed the in-memory step graph and
+// the next UNet step (lib/sd/engine.ts); generate.spec.ts covers the same on JSEP.
+test('in the app: tiny-sd on the native WebGPU EP keeps the latents on the GPU and matches diffusers within 1e-3', async ({ page }) => {
+  test.setTimeout(540_000); // SwiftShader compiles every WGSL shader on the CPU
+  needsModel('tiny-sd');
+  const gold = path.join(REPO, 'tests/goldens/tiny-sd/pipeline_lora_seed42.json');
+  needs(fs.existsSync(gold), 'tests/goldens/tiny-sd/pipeline_lora_seed42.json');
+  const errors = watchErrors(page);
+  await page.goto('/');
+  await expect(page.getByTestId('dropzone')).toBeVisible();
+  expect(await hasAdapter(page), 'this Chromium has a WebGPU adapter').toBe(true);
+  await page.getByTestId('webgpu-engine-select').selectOption('native');
+  await page.getByTestId('backend-select').selectOption('webgpu');
+  await expect.poll(async () => (await state(page)).manifest?.models?.some((m: { id: string }) => m.id === 'tiny-sd'), { timeout: 60_000 }).toBe(true);
+  const g = JSON.parse(fs.readFileSync(gold, 'utf8'));
+  const w = await page.evaluate(async (meta) => {
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    const st = (window as any).cxrStudio.store.getState();
+    const entry = st.manifest.models.find((m: { id: string }) => m.id === 'tiny-sd');
+    // The files come from the model cache, as for a user: download first.
+    if (!(await st.downloadModel('tiny-sd'))) throw new Error('tiny-sd download failed');
+    const req = st.modelRequest(entry);
+    const load = await st.workers.sd().load(req);
+    if (!load.ok) throw new Error(load.message);
+    const r = await st.workers.sd().generate(req, { prompt: meta.prompt, steps: meta.num_inference_steps, guidanceScale: meta.guidance_scale, seed: meta.seed, sides: ['lora'], returnImage: true });
+    if (!r.ok) throw new Error(r.message);
+    return { image: Array.from(r.value.images[0].image as Float32Array), backend: r.value.images[0].backend as string, report: load.value };
+  }, g.meta);
+  expect(w.backend).toBe('webgpu');
+  expect(w.report.gpuResident).toBe(true);
+  expect(w.report.fellBack).toBe(false);
+  expect(w.image.length).toBe(g.outputs.image.data.length);
+  const d = w.image.reduce((m: number, x: number, i: number) => Math.max(m, Math.abs(x - g.outputs.image.data[i])), 0);
+  console.log(`[parity] app tiny-sd lora on the native WebGPU EP: max |image - diffusers| = ${d.toExponential(2)}`);
+  expect(d).toBeLessThan(1e-3);
+  expect(errors).toEqual([]);
+});
