@@ -195,6 +195,32 @@ async function openPage(context, base) {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
+ * Where the time goes: every change of the segment state (model loading and its stage, encoding, decoding, masks)
+ * and of the gallery's progress text, with performance.now(), kept in window.__timeline (read by timeline()).
+ */
+async function trackTimeline(page) {
+  await page.evaluate(() => {
+    const tl = (window.__timeline = []);
+    let last = '';
+    const label = (s) => {
+      const seg = Object.values(s.sam.byImage)[0];
+      const masks = seg?.history.present.some((l) => l.masks?.[l.selected]?.length) ? 'mask' : '';
+      const models = Object.entries(s.models).map(([id, m]) => `${id}:${m.status}`).join(',');
+      return [s.sam.loading ? `sam loading: ${s.sam.loadMessage ?? ''}` : s.sam.info ? 'sam ready' : '', s.sam.prewarming ? 'prewarming' : '', seg?.encoding ? 'encoding' : seg?.key ? 'encoded' : '', seg?.decoding ? 'decoding' : '', masks, s.sd.progress?.text ?? '', models].filter(Boolean).join(' | ');
+    };
+    window.cxrStudio.store.subscribe((s) => {
+      const l = label(s);
+      if (l !== last) tl.push([Math.round(performance.now()), (last = l)]);
+    });
+  });
+}
+
+/** The timeline, in ms relative to the timer's start (the user's action). */
+async function timeline(page) {
+  return page.evaluate(() => (window.__timeline ?? []).map(([t, l]) => `${Math.round(t - (window.__perceived?.start ?? 0))} ${l}`));
+}
+
+/**
  * In-page clock: from the next `event` on window (capture phase) to the second animation frame after the store
  * first satisfies `readySrc` (a function's source, evaluated in the page): the result is on screen.
  */
@@ -216,9 +242,21 @@ async function armTimer(page, event, readySrc) {
 }
 
 async function readTimer(page, timeout) {
-  const h = await page.waitForFunction(() => window.__perceived?.painted != null && window.__perceived, null, { timeout, polling: 50 });
-  const t = await h.jsonValue();
-  return t.painted - t.start;
+  try {
+    const h = await page.waitForFunction(() => window.__perceived?.painted != null && window.__perceived, null, { timeout, polling: 50 });
+    const t = await h.jsonValue();
+    return t.painted - t.start;
+  } catch (e) {
+    // say what the page was doing (timer, alerts, segment / generate state) instead of a bare timeout
+    const st = await page
+      .evaluate(() => {
+        const s = window.cxrStudio.store.getState();
+        const seg = Object.values(s.sam.byImage).map((v) => ({ key: !!v.key, encoding: v.encoding, decoding: v.decoding, error: v.error, layers: v.history.present.map((l) => ({ box: l.box, points: l.points.length, masks: l.masks?.map((m) => m.length) })) }));
+        return { timer: window.__perceived, alerts: s.alerts.map((a) => a.message), sam: { loading: s.sam.loading, loadError: s.sam.loadError, seg }, sd: { running: s.sd.running, error: s.sd.error, progress: s.sd.progress } };
+      })
+      .catch((x) => String(x));
+    throw new Error(`${e.message}; page state: ${JSON.stringify(st)}`);
+  }
 }
 
 function kermanyImages(n) {
@@ -325,6 +363,7 @@ const SCENARIOS = {
       const { context, base, think } = env;
       const img = lungImages(i + 2)[i + 1]; // a new image each run: no embedding from the cache
       const page = await openPage(context, base);
+      await trackTimeline(page);
       await openTab(page, 'Segment');
       if (think) await sleep(think);
       if (env.afterPrewarm) env.rowExtra = { waitedMs: await waitPrewarm(page, 'sam', '!s.sam.prewarming') };
@@ -339,7 +378,15 @@ const SCENARIOS = {
         return [it.raster.width, it.raster.height];
       });
       await armTimer(page, 'pointerup', '(s) => Object.values(s.sam.byImage).some((v) => v.history.present.some((l) => l.masks && l.masks[l.selected] && l.masks[l.selected].length > 0))');
-      const bb = await ov.boundingBox();
+      // the canvas is sized after it appears (useFitWidth): drag only once its box has stopped moving
+      let bb = await ov.boundingBox();
+      for (let same = 0; same < 3; ) {
+        await sleep(100);
+        const nb = await ov.boundingBox();
+        same = JSON.stringify(nb) === JSON.stringify(bb) ? same + 1 : 0;
+        bb = nb;
+      }
+      await page.evaluate(() => window.addEventListener('pointerdown', (e) => (window.__perceived.downOn = e.target?.dataset?.testid), { capture: true, once: true }));
       const at = (x, y) => [bb.x + (x * bb.width) / w, bb.y + (y * bb.height) / h];
       const [x0, y0, x1, y1] = img.box;
       await page.mouse.move(...at(x0, y0));
@@ -347,6 +394,8 @@ const SCENARIOS = {
       await page.mouse.move(...at((x0 + x1) / 2, (y0 + y1) / 2), { steps: 4 });
       await page.mouse.move(...at(x1, y1), { steps: 4 });
       await page.mouse.up();
+      const downOn = await page.evaluate(() => window.__perceived.downOn);
+      if (downOn !== 'segment-overlay') throw new Error(`the drag started on ${downOn}, not on the segment canvas`);
       const ms = await readTimer(page, 300_000);
       const st = await page.evaluate(() => {
         const s = window.cxrStudio.store.getState();
@@ -354,6 +403,7 @@ const SCENARIOS = {
         const r = s.sam.info?.report;
         return { size: v && `${v.width}x${v.height}`, from: v?.from, encodeMs: v?.encodeMs && Math.round(v.encodeMs), decodeMs: v?.decodeMs && Math.round(v.decodeMs), dtype: r?.dtype, backend: r?.backend, sessionCreateMs: r?.sessionCreateMs };
       });
+      if (process.env.CXR_PERCEIVED_TIMELINE) log(`timeline (ms from mouse-up):\n  ${(await timeline(page)).join('\n  ')}`);
       await page.close();
       return { ms, openMs: Math.round(openMs), ...st };
     },
@@ -371,6 +421,7 @@ const SCENARIOS = {
     async run(env) {
       const { context, base, think } = env;
       const page = await openPage(context, base);
+      await trackTimeline(page);
       await openTab(page, 'Generate');
       await page.waitForFunction(() => window.cxrStudio.store.getState().sd.historyLoaded, null, { timeout: 120_000 });
       if (think) await sleep(think);
@@ -380,6 +431,7 @@ const SCENARIOS = {
       await page.getByTestId('gen-run').click();
       const ms = await readTimer(page, 600_000);
       await page.waitForFunction(() => !window.cxrStudio.store.getState().sd.running, null, { timeout: 600_000, polling: 200 });
+      if (process.env.CXR_PERCEIVED_TIMELINE) log(`timeline (ms from the click):\n  ${(await timeline(page)).join('\n  ')}`);
       const st = await page.evaluate(() => {
         const s = window.cxrStudio.store.getState().sd;
         const run = s.runs[0];
@@ -418,8 +470,15 @@ export async function measureFirstInteractions(targets, { runs = 5, only = Objec
         for (const env of envs) {
           const l = os.loadavg()[0];
           env.rowExtra = {};
-          const r = { ...(await sc.run(env, i)), ...env.rowExtra };
-          r.ms = Math.round(r.ms);
+          let r;
+          try {
+            r = { ...(await sc.run(env, i)), ...env.rowExtra };
+          } catch (e) {
+            // one run that fails (a timeout on this shared machine) is reported as such; the others go on
+            r = { ms: null, failed: String(e.message ?? e).split('\n')[0].slice(0, 300), ...env.rowExtra };
+            for (const p of env.context?.pages() ?? []) await p.close().catch(() => undefined);
+          }
+          if (r.ms != null) r.ms = Math.round(r.ms);
           r.load1 = Math.round(l * 10) / 10;
           env.rows.push(r);
           log(`${k} ${env.label} #${i + 1}: ${r.ms} ms ${JSON.stringify(r)}`);
@@ -453,7 +512,11 @@ async function main() {
     process.stdout.write(`\nFirst interactions (${r.runs} runs each, ms, min / median / max; think time ${r.think_ms} ms${r.after_prewarm ? `, then up to ${PREWARM_WAIT_MS / 1000} s for the tab's prewarm` : ''}; ${r.cores} cores):\n`);
     process.stdout.write(`| interaction | ${labels.join(' | ')} | load (1 min) |\n| --- |${labels.map(() => ' ---: |').join('')} ---: |\n`);
     for (const s of Object.values(r.scenarios)) {
-      const cell = (l) => (s.builds[l]?.ms ? `${s.builds[l].ms.min} / ${s.builds[l].ms.median} / ${s.builds[l].ms.max}` : '–');
+      const cell = (l) => {
+      const b = s.builds[l];
+      const failed = b?.runs.filter((r) => r.failed).length;
+      return `${b?.ms ? `${b.ms.min} / ${b.ms.median} / ${b.ms.max}` : '–'}${failed ? ` (${failed} failed)` : ''}`;
+    };
       process.stdout.write(`| ${s.what} | ${labels.map(cell).join(' | ')} | ${s.load1.join('–')} |\n`);
     }
     process.stdout.write(JSON.stringify(r) + '\n');
