@@ -254,3 +254,25 @@ test('in the app: tiny-sd on the native WebGPU EP keeps the latents on the GPU a
   expect(d).toBeLessThan(1e-3);
   expect(errors).toEqual([]);
 });
+
+test('native engine whose wasm cannot be fetched (offline before first use): the worker loads JSEP instead and says why', async ({ page }) => {
+  test.setTimeout(240_000);
+  needsModel('tiny-vit-classifier');
+  needsSharedData();
+  const errors = watchErrors(page);
+  await page.context().route('**/ort/ort-wasm-simd-threaded.asyncify.wasm', (r) => r.abort('internetdisconnected'));
+  await page.goto('/');
+  await expect(page.getByTestId('dropzone')).toBeVisible();
+  expect(await hasAdapter(page), 'this Chromium has a WebGPU adapter').toBe(true);
+  await page.getByTestId('webgpu-engine-select').selectOption('native');
+  await page.getByTestId('backend-select').selectOption('webgpu');
+  await expect(page.getByTestId('classifier-select').locator('option[value="tiny-vit-classifier"]')).toHaveCount(1);
+  await page.getByTestId('classifier-select').selectOption('tiny-vit-classifier');
+  await addFiles(page, [kermanyImage('NORMAL', 0)]);
+  await expect(page.getByTestId('classification-result')).toBeVisible({ timeout: 200_000 });
+  const runtime = page.getByTestId('runtime-tiny-vit-classifier');
+  await expect(runtime.getByTestId('runtime-backend')).toHaveText('webgpu');
+  await expect(runtime.getByTestId('runtime-engine')).toHaveAttribute('data-engine', 'jsep');
+  await expect(runtime.getByTestId('runtime-reasons')).toContainText('the native WebGPU EP build failed to load');
+  expect(errors).toEqual([]);
+});
