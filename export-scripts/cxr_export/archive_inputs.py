@@ -69,7 +69,49 @@ def label_from_path(path: str, labels: list[str]) -> str | None:
     return None
 
 
-def list_inputs(src: str, labels: list[str]) -> tuple[list[dict], list[str]]:
+def truth_table(path, labels: list[str]):
+    """ground-truth.ts groundTruthFromCsv: a CSV with an image column (image_id/path/filename/file/image/file_name/
+    name) and a label column (label/ground_truth/class/target/diagnosis); labels canonicalised to `labels`
+    case-insensitively, 0/1/... to labels[i]. Returns lookup(image_id) -> label or None: the whole relative path,
+    else a path suffix match, else the basename, else the stem. ExportError naming the missing column."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        rows = [r for r in csv.reader(f) if r and r != [""]]
+    if not rows:
+        raise ExportError("The ground-truth CSV is empty")
+    head = [h.strip().lower() for h in rows[0]]
+    img_cols = ["image_id", "path", "filename", "file", "image", "file_name", "name"]
+    ic = next((i for i, h in enumerate(head) if h in img_cols), -1)
+    lc = next((i for i, h in enumerate(head) if h in LABEL_COLS), -1)
+    if ic < 0 or lc < 0:
+        need = f"an image column (one of {', '.join(img_cols)})" if ic < 0 else f"a label column (one of {', '.join(LABEL_COLS)})"
+        raise ExportError(f"The ground-truth CSV needs {need}; found {', '.join(rows[0])}")
+    norm = lambda p: p.replace("\\", "/").removeprefix("./").lower()  # noqa: E731
+    base = lambda p: norm(p).rsplit("/", 1)[-1]  # noqa: E731
+    stem = lambda p: base(p)[:base(p).rfind(".")] if base(p).rfind(".") > 0 else base(p)  # noqa: E731
+    full, by_base, by_stem = {}, {}, {}
+    for r in rows[1:]:
+        img, lab = (r[ic] if ic < len(r) else "").strip(), (r[lc] if lc < len(r) else "").strip()
+        if not img or not lab:
+            continue
+        canon = next((x for x in labels if x.lower() == lab.lower()), None)
+        lab = canon or (labels[int(lab)] if lab.isdigit() and int(lab) < len(labels) else lab)
+        full[norm(img)] = by_base[base(img)] = by_stem[stem(img)] = lab
+
+    def lookup(p: str) -> str | None:
+        n = norm(p)
+        if n in full:
+            return full[n]
+        for k, v in full.items():  # a CSV path may be relative to another root: match by suffix
+            if n.endswith("/" + k) or k.endswith("/" + n):
+                return v
+        return by_base.get(base(p)) or by_stem.get(stem(p))
+
+    return lookup
+
+
+def list_inputs(src: str, labels: list[str], truth=None) -> tuple[list[dict], list[str]]:
     """(rows [{index, image_id, ref, ground_truth}], notes). `ref` is (kind, location, member): ('file', path, None),
     ('zip', zip path, entry name) or ('uri', uri, None). ExportError when src is none of folder, zip, CSV, Parquet."""
     p = Path(src)
@@ -87,7 +129,8 @@ def list_inputs(src: str, labels: list[str]) -> tuple[list[dict], list[str]]:
         raise ExportError(f"{src}: a URI input must be listed in a CSV or Parquet file (one path/uri per row)")
     else:
         raise ExportError(f"{src}: not a folder, a zip, or a .csv/.parquet list of images")
-    rows = [{"index": i, "image_id": iid, "ref": ref, "ground_truth": gt if gt is not None else label_from_path(iid, labels)}
+    gt_of = truth or (lambda iid: label_from_path(iid, labels))  # --truth replaces the folder names, as in label.ts
+    rows = [{"index": i, "image_id": iid, "ref": ref, "ground_truth": gt if gt is not None else gt_of(iid)}
             for i, (iid, ref, gt) in enumerate(items)]
     return rows, notes
 

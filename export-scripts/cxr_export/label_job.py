@@ -142,7 +142,10 @@ def run(args) -> dict:
     threshold = args.threshold if args.threshold is not None else card_thr if isinstance(card_thr, (int, float)) else 0.5
     dtype = choose_variant(entry, args.dtype)["dtype"]
 
-    rows, notes = list_inputs(args.input, labels["labels"])
+    from .archive_inputs import truth_table
+
+    truth = truth_table(args.truth, labels["labels"]) if args.truth else None
+    rows, notes = list_inputs(args.input, labels["labels"], truth)
     for n in notes:
         log(n)
     if args.limit:
@@ -238,6 +241,7 @@ def register(sub) -> None:
     p.add_argument("--models-dir", default=str(repo / "public" / "models"))
     p.add_argument("--dtype", choices=["fp32", "int8"], default="fp32")
     p.add_argument("--threshold", type=float, default=None)
+    p.add_argument("--truth", default=None, help="ground-truth CSV (image_id|path|filename + label columns)")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads per worker")
     p.add_argument("--providers", nargs="*", default=None, help="onnxruntime providers, e.g. CUDAExecutionProvider CPUExecutionProvider")

@@ -94,3 +94,19 @@ def test_bad_input_is_refused_naming_it(tmp_path):
                        cwd=REPO_ROOT / "export-scripts", capture_output=True, text=True, timeout=120,
                        env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "export-scripts")})
     assert r.returncode == 1 and "no image column" in r.stderr and "filename_typo" in r.stderr
+
+
+def test_truth_csv_gives_the_ground_truth_of_a_flat_folder(tmp_path, shared_dir):
+    """--truth: Kermany's own labels.csv (paths like test/NORMAL/x.jpeg) labels a flat folder of those files, matched
+    by path suffix / basename as app/lib/batch/ground-truth.ts does."""
+    import csv as csvmod
+
+    root = shared_dir / "data" / "kermany-cxr-224"
+    ref = {r["path"]: r["label"] for r in csvmod.DictReader(open(root / "labels.csv"))}
+    picked = [p for p in sorted(ref) if p.startswith("test/")][::90]
+    (tmp_path / "flat").mkdir()
+    for p in picked:
+        (tmp_path / "flat" / p.rsplit("/", 1)[1]).symlink_to(root / p)
+    py_label(tmp_path / "flat", tmp_path / "out", "--truth", str(root / "labels.csv"))
+    got = {r["image_id"]: r["ground_truth"] for r in csvmod.DictReader(open(tmp_path / "out" / "labeled_dataset.csv"))}
+    assert got == {p.rsplit("/", 1)[1]: ref[p] for p in picked} and {"NORMAL", "PNEUMONIA"} <= set(got.values())
