@@ -3,7 +3,8 @@ cluster, with the same models, preprocessing, CSV and metrics as `npm run label`
 
     cxr-export label INPUT --out DIR [--engine local|ray] [--address auto|ray://HOST:PORT] [--workers N]
                      [--model pneumonia-vit] [--clip ID] [--prompts FILE.json] [--models-dir public/models]
-                     [--dtype fp32|int8] [--threshold T] [--batch 16] [--threads 1] [--limit N] [--resume]
+                     [--dtype fp32|int8] [--threshold T] [--truth CSV] [--batch 16] [--threads 1] [--limit N]
+                     [--providers CUDAExecutionProvider CPUExecutionProvider] [--gpus-per-worker G] [--resume]
 
 Writes DIR/labeled_dataset.csv (+ .meta.json), DIR/metrics.json (also the last line of stdout) and
 DIR/embeddings.parquet (image_id, classifier_embedding, clip_embedding: for similar-case search at archive scale).
