@@ -37,7 +37,8 @@ const label = (out: string) =>
   });
 
 describe('label CLI with a Hub model', () => {
-  it('labels with hf:cxr-fixtures/tiny-vit-cxr as PyTorch does, its files cached and checked', async () => {
+  it('labels with hf:cxr-fixtures/tiny-vit-cxr as PyTorch does, its files cached and checked (graphs through the Hub\'s LFS 302)', async () => {
+    await fetch(`${hub.url}/_control`, { method: 'POST', body: JSON.stringify({ redirectLfs: true }) });
     const g = JSON.parse(fs.readFileSync(path.join(ROOT, '_goldens', 'tiny-vit-cxr.json'), 'utf8'));
     const out = path.join(tmp, 'out.csv');
     await label(out);
@@ -48,6 +49,9 @@ describe('label CLI with a Hub model', () => {
     expect(Math.abs(p - g.outputs.probs.data[1])).toBeLessThan(1e-4);
     const cached = fs.readdirSync(path.join(tmp, 'cache'), { recursive: true }) as string[];
     expect(cached.some((f) => f.endsWith(path.join('onnx', 'model.onnx')))).toBe(true);
+    const served = (await (await fetch(`${hub.url}/_requests`)).json()) as { path: string; status: number }[];
+    expect(served.some((r) => r.status === 302 && r.path.endsWith('/onnx/model.onnx'))).toBe(true);
+    await fetch(`${hub.url}/_control`, { method: 'POST', body: JSON.stringify({ redirectLfs: false }) });
   }, 180_000);
 
   it('a graph that does not match its LFS sha256 is refused, and not kept', async () => {
