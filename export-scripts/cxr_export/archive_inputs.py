@@ -119,10 +119,8 @@ def list_inputs(src: str, labels: list[str], truth=None) -> tuple[list[dict], li
     if p.is_dir():
         items = [(f.relative_to(p).as_posix(), ("file", str(f), None), None) for f in walk_files(p)]
     elif p.is_file() and zipfile.is_zipfile(p):
-        with zipfile.ZipFile(p) as z:
-            names = [i.filename for i in z.infolist()]
-        items = [(n, ("zip", str(p.resolve()), n), None) for n in names if not is_junk_entry(n)]
-        notes += [f"ignored zip entry {n}" for n in names if is_junk_entry(n) and not n.endswith("/")]
+        items, zip_notes = _list_zip(p)
+        notes += zip_notes
     elif p.suffix.lower() in (".csv", ".parquet", ".pq") and p.is_file():
         items = _list_table(p)
     elif "://" in src:
@@ -133,6 +131,67 @@ def list_inputs(src: str, labels: list[str], truth=None) -> tuple[list[dict], li
     rows = [{"index": i, "image_id": iid, "ref": ref, "ground_truth": gt if gt is not None else gt_of(iid)}
             for i, (iid, ref, gt) in enumerate(items)]
     return rows, notes
+
+
+def unsafe_entry_reason(name: str) -> str | None:
+    """zip-paths.ts unsafeEntryReason: why a zip entry name could point outside a folder, or None."""
+    import re
+
+    r = []
+    segs = re.split(r"[\\/]+", name)
+    if "\\" in name:
+        r.append("backslashes")
+    if re.match(r"^[A-Za-z]:", name):
+        r.append("a drive letter")
+    if re.match(r"^[\\/]", name):
+        r.append("an absolute path")
+    if ".." in segs:
+        r.append("'..' segments")
+    elif "." in segs[:-1] or segs[-1] == "." or re.search(r"[^\\/][\\/]{2,}", name):
+        r.append("'.' or empty segments")
+    if "\0" in name:
+        r.append("a NUL character")
+    return ", ".join(r) or None
+
+
+def sanitize_entry_path(name: str) -> str:
+    """zip-paths.ts sanitizeEntryPath (Python zipfile's extraction rule, '\\' as a separator): '' when nothing is left."""
+    import re
+
+    body = re.sub(r"^[A-Za-z]:", "", name.replace("\0", ""))
+    segs = [x for x in re.split(r"[\\/]+", body) if x not in ("", ".", "..")]
+    return "/".join(segs) + ("/" if segs and re.search(r"[\\/]$", name) else "")
+
+
+def _list_zip(p: Path) -> tuple[list[tuple], list[str]]:
+    """Entries of a zip as zip.ts listZip takes them: unsafe names made safe (reported), junk and folders left out,
+    duplicates, encrypted entries and methods other than store/deflate skipped with the reason (the stored name is
+    still what is read)."""
+    items, notes, seen = [], [], set()
+    with zipfile.ZipFile(p) as z:
+        infos = z.infolist()
+    for i in infos:
+        unsafe = unsafe_entry_reason(i.filename)
+        path = sanitize_entry_path(i.filename) if unsafe else i.filename
+        if unsafe and not path:
+            notes.append(f"skip {i.filename}: unsafe name ({unsafe}) with nothing left once made safe; skipped")
+            continue
+        if is_junk_entry(path):
+            continue
+        if path in seen:
+            notes.append(f"skip {i.filename}: " + (f"unsafe name ({unsafe}); its safe form {path} is already another "
+                                                   "entry's name; skipped" if unsafe else "a second entry of the same name; skipped"))
+            continue
+        seen.add(path)
+        if i.flag_bits & 0x1 or i.compress_type == 99:
+            notes.append(f"skip {path}: the entry is encrypted (password-protected zips are not supported)")
+        elif i.compress_type not in (0, 8):
+            notes.append(f"skip {path}: compression method {i.compress_type} is not supported; re-zip with Deflate or store")
+        else:
+            if unsafe:
+                notes.append(f"renamed {i.filename!r} -> {path}: {unsafe}")
+            items.append((path, ("zip", str(p.resolve()), i.filename), None))
+    return items, notes
 
 
 def _list_table(p: Path) -> list[tuple]:

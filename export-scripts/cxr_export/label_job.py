@@ -205,7 +205,7 @@ def run(args) -> dict:
     rep = {"model": entry["id"], "dtype": dtype, "weights": entry["weights"],
            **lc.report(all_rows, threshold, labels, zs if zero_shot else []),
            "auto_label_source": clip_id if zero_shot else "classifier",
-           "skipped": sum(r["status"] == "error" for r in all_rows)}
+           "skipped": sum(r["status"] == "error" for r in all_rows) + sum(n.startswith("skip ") for n in notes)}
     if not clip_id:
         rep.pop("clip_precision_at_5")
     ran = len(pending)

@@ -110,3 +110,24 @@ def test_truth_csv_gives_the_ground_truth_of_a_flat_folder(tmp_path, shared_dir)
     py_label(tmp_path / "flat", tmp_path / "out", "--truth", str(root / "labels.csv"))
     got = {r["image_id"]: r["ground_truth"] for r in csvmod.DictReader(open(tmp_path / "out" / "labeled_dataset.csv"))}
     assert got == {p.rsplit("/", 1)[1]: ref[p] for p in picked} and {"NORMAL", "PNEUMONIA"} <= set(got.values())
+
+
+def test_zip_with_unsafe_and_unsupported_entries_lists_like_npm_run_label(tmp_path, shared_dir):
+    """Entry names like '../x.jpeg' or 'a\\..\\y.jpeg' become the same safe image_ids as in the app's zip reader
+    (zip-paths.ts: '..' segments dropped, not resolved), a bzip2 entry is skipped and counted, and `npm run label` on the same zip agrees."""
+    from test_label_parity import node_label
+
+    src = sorted((shared_dir / "data" / "kermany-cxr-224" / "test" / "NORMAL").iterdir())[:4]
+    z = tmp_path / "odd.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.write(src[0], "../escape.jpeg")
+        zf.write(src[1], "NORMAL\\..\\..\\win.jpeg")
+        zf.write(src[2], "NORMAL/plain.jpeg")
+        zf.write(src[3], "NORMAL/bz.jpeg", compress_type=zipfile.ZIP_BZIP2)
+    py = py_label(z, tmp_path / "py")
+    node = node_label(z, tmp_path / "node" / "labeled_dataset.csv")
+    ids = lambda p: [line.split(",")[0] for line in p.read_bytes().decode().split("\r\n")[1:] if line]  # noqa: E731
+    got = ids(tmp_path / "py" / "labeled_dataset.csv")
+    assert got == ids(tmp_path / "node" / "labeled_dataset.csv")
+    assert sorted(got) == ["NORMAL/plain.jpeg", "NORMAL/win.jpeg", "escape.jpeg"]  # ".." dropped, as zipfile does
+    assert py["n"] == node["n"] == 3 and py["skipped"] == node["skipped"] == 1
