@@ -4,8 +4,10 @@ workers read themselves (the driver never holds the images).
 
 - Folder: app/platform/node/read-input.ts walkFiles: recursive, names sorted per folder, symlinks followed, each real
   folder once, hidden entries skipped. image_id = the path relative to the folder, '/'-separated.
-- Zip: entries in central-directory order, junk entries (app/lib/batch/zip.ts isJunkEntry: folders, __MACOSX, dot
-  files, Thumbs.db) left out; image_id = the entry name.
+- Zip: entries in central-directory order as app/lib/batch/zip.ts lists them: unsafe names ('..', absolute, drive
+  letters, backslashes) made safe as zip-paths.ts does and reported, junk entries (folders, __MACOSX, dot files,
+  Thumbs.db) left out, duplicates, encrypted entries and methods other than store/deflate skipped and counted;
+  image_id = the (safe) entry name.
 - List: a CSV or Parquet with one of the columns path / uri / image_id / image / file / filename; relative local
   paths are resolved against the list's folder; image_id = the value as written. An optional label column
   (label / ground_truth / class / target / diagnosis) gives the ground truth.
