@@ -15,15 +15,16 @@ def prepare_levers(spec: dict, key: str, out: Path, threads: int) -> dict:
     (per-channel S8S8, calibrated on 64 real Kermany train images); feeds at batch 1, 8, 16, 32."""
     import onnxruntime as ort
 
-    from .quantize import KermanyCalibration, quantize_qdq
+    from .quantize import QDQ_SMOOTH_ALPHA, KermanyCalibration, quantize_qdq
 
     out.mkdir(parents=True, exist_ok=True)
     g = next(x for x in spec["graphs"] if x["key"] == key)
     graphs = {"fp32": g["path"]}
-    int8 = next((x for x in spec["graphs"] if x["model"] == g["model"] and x["dtype"] == "int8"
-                 and x["role"] == g["role"]), None)
-    if int8:
-        graphs["int8-dynamic"] = int8["path"]
+    from .quantize import quantize_file
+
+    dyn = out / "model.int8-dynamic.onnx"  # the shipped int8 is static QDQ now: dynamic is made here to compare
+    quantize_file(Path(g["path"]), dyn, "int8")
+    graphs["int8-dynamic"] = str(dyn)
     opt = out / "model.optimized-extended.onnx"
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
@@ -32,7 +33,8 @@ def prepare_levers(spec: dict, key: str, out: Path, threads: int) -> dict:
     ort.InferenceSession(g["path"], so, providers=["CPUExecutionProvider"])
     graphs["fp32-optimized"] = str(opt)
     qdq = out / "model.int8-qdq.onnx"
-    quantize_qdq(Path(g["path"]), qdq, KermanyCalibration(g["entry"]["preprocessing"]))
+    quantize_qdq(Path(g["path"]), qdq, KermanyCalibration(g["entry"]["preprocessing"]),
+                 QDQ_SMOOTH_ALPHA.get(g["entry"]["id"]))
     graphs["int8-qdq"] = str(qdq)
     lspec = {"graphs": [{**g, "key": name, "path": p, "dtype": "fp32" if name.startswith("fp32") else "int8",
                          "app_batch": 8} for name, p in graphs.items()]}

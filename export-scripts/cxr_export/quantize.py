@@ -3,9 +3,10 @@
 Every .onnx graph of the entry's fp32 variant gets a sibling `<stem>.<dtype>.onnx`:
   int8  onnxruntime.quantization.quantize_dynamic (MatMul weights, signed int8, per tensor), activations quantized
         on the fly (DynamicQuantizeLinear + MatMulInteger, which onnxruntime-web runs); or, with --int8-method qdq
-        (classifiers), quantize_static in QDQ format (per-channel S8S8 MatMul, activation ranges calibrated (MinMax)
-        on 64 seeded Kermany *train* images through the entry's own preprocessing): ~1.8x faster on WASM than
-        dynamic here (the README's lever table), at the cost of a calibration set;
+        (classifiers, CLIP image towers), quantize_static in QDQ format (per-channel S8S8 weight MatMuls, the
+        attention products left float32, activation ranges calibrated (MinMax) on 512 seeded Kermany *train* images
+        through the entry's own preprocessing, SmoothQuant where QDQ_SMOOTH_ALPHA says; settings chosen on the
+        validation split by `cxr-export quantize-search`): faster on WASM than dynamic and batch-independent;
   fp16  weights and compute in float16 with float32 graph inputs/outputs (a Cast at each end), written by the
         float16 conversion in this file (onnx helpers only; no onnxconverter-common needed). Ops that must stay
         float32 (Resize scales, ...) get Casts around them.
@@ -163,39 +164,47 @@ def sample_feeds(onnx_path: Path, seed: int = 0, dims: dict[str, int] | None = N
 
 
 class KermanyCalibration:
-    """onnxruntime.quantization CalibrationDataReader: n seeded Kermany train images (never test) through the
-    classifier's preprocessing (manifest `preprocessing`), fed as pixel_values in batches."""
+    """onnxruntime.quantization CalibrationDataReader: n seeded Kermany train images (never test, nor the validation
+    part train-classifier held out: clip_data.VAL_FRAC / SPLIT_SEED) through the entry's preprocessing (manifest
+    `preprocessing`), fed as pixel_values in batches; `x` [n,3,H,W] holds them all (SmoothQuant reads them too)."""
 
-    def __init__(self, prep: dict, n: int = 64, batch: int = 8, seed: int = 0):
+    def __init__(self, prep: dict, n: int = 512, batch: int = 16, seed: int = 0):
+        from .clip_data import SPLIT_SEED, VAL_FRAC
+        from .data import kermany_split, shared_dir, stratified_split
         from .images import preprocess_file
-        from .data import kermany_split, shared_dir
 
         items = kermany_split(shared_dir() / "data" / "kermany-cxr-224", "train")
+        train_idx, _ = stratified_split([lab for _, lab in items], VAL_FRAC, SPLIT_SEED)
         rng = np.random.default_rng(seed)
-        pick = [items[i][0] for i in sorted(rng.choice(len(items), size=min(n, len(items)), replace=False))]
-        xs = np.stack([preprocess_file(p, prep) for p in pick])
-        self.batches = iter([{"pixel_values": xs[i:i + batch]} for i in range(0, len(xs), batch)])
+        pick = [items[i][0] for i in sorted(rng.choice(train_idx, size=min(n, len(train_idx)), replace=False))]
+        self.x = np.stack([preprocess_file(p, prep) for p in pick])
+        self.batches = iter([{"pixel_values": self.x[i:i + batch]} for i in range(0, len(self.x), batch)])
 
     def get_next(self):
         return next(self.batches, None)
 
 
-def quantize_qdq(src: Path, dst: Path, calibration) -> None:
-    """Static int8 in QDQ format (QuantizeLinear/DequantizeLinear around MatMul; per-channel signed int8 weights and
-    activations, MinMax ranges from the calibration reader), which onnxruntime-web's CPU EP fuses into int8 MatMuls."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
-    quantize_static(str(src), str(dst), calibration, quant_format=QuantFormat.QDQ, per_channel=True,
-                    weight_type=QuantType.QInt8, activation_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
-                    calibrate_method=CalibrationMethod.MinMax)
+# Static QDQ settings chosen on the validation split by `cxr-export quantize-search` (README "int8"): SmoothQuant
+# alpha per model id (None: no smoothing); every other setting is quantize_search.quantize_static_graph's default.
+QDQ_SMOOTH_ALPHA = {"pneumonia-vit": 0.5}
 
 
-def quantize_file(src: Path, dst: Path, dtype: str, calibration=None) -> None:
+def quantize_qdq(src: Path, dst: Path, calibration, smooth_alpha: float | None = None) -> None:
+    """Static int8 in QDQ format of the weight MatMuls (per-channel S8S8; the attention products, Softmax, LayerNorm,
+    the Gemm heads and the patch Conv stay float32), activation ranges MinMax over the calibration images, after
+    SmoothQuant with smooth_alpha if given (quantize_search.quantize_static_graph). onnxruntime-web's CPU EP fuses
+    the Q/DQ pairs into int8 MatMuls."""
+    from .quantize_search import quantize_static_graph
+
+    quantize_static_graph(src, dst, calibration.x, smooth_alpha=smooth_alpha)
+
+
+def quantize_file(src: Path, dst: Path, dtype: str, calibration=None, smooth_alpha: float | None = None) -> None:
     """One graph -> its dtype sibling: int8 dynamic, int8 static QDQ when a calibration reader is given, or fp16."""
     from .onnx_utils import save_model
 
     if dtype == "int8" and calibration is not None:
-        quantize_qdq(src, dst, calibration)
+        quantize_qdq(src, dst, calibration, smooth_alpha)
     elif dtype == "int8":
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -238,9 +247,15 @@ def quantize(models_dir, model_id: str, dtype: str, seed: int = 0, max_diff: flo
     # down-sampling; sample_feeds' default of 2 is not)
     ls = (entry.get("config") or {}).get("latent_size")
     dims = {"height": int(ls), "width": int(ls)} if ls else None
-    if qdq and entry.get("family") != "classifier":
-        raise ExportError(f"{model_id}: --int8-method qdq calibrates on X-ray images and is for classifiers only")
+    if qdq and entry.get("family") not in ("classifier", "clip"):
+        raise ExportError(f"{model_id}: --int8-method qdq calibrates on X-ray images: classifiers and CLIP image towers")
+    calibration = KermanyCalibration(entry["preprocessing"], seed=seed).x if qdq else None
+    shared = []  # qdq: graphs without pixel_values (CLIP's text tower) stay float32, their fp32 file shared
     files = []
+    # a file the existing variant has of its own (pneumonia-vit's ood.int8.json, fitted on that variant's outputs by
+    # `cxr-export ood`) is kept; refit it after replacing the graph
+    own = {f["role"]: f for f in (entry["variants"].get(dtype) or {}).get("files", [])
+           if not f["path"].endswith(".onnx") and f not in base["files"]}
     worst = 0.0
     written: list[tuple[Path, Path]] = []
     per_graph = {}
@@ -248,13 +263,16 @@ def quantize(models_dir, model_id: str, dtype: str, seed: int = 0, max_diff: flo
         for rec in base["files"]:
             src = models_dir / rec["path"]
             if src.suffix != ".onnx":
-                files.append(rec)
+                files.append(own.get(rec["role"], rec))
                 continue
             if not src.is_file():
                 raise ExportError(f"{src}: listed in the manifest but missing")
             final = src.with_name(f"{src.stem}.{dtype}.onnx")
             tmp = src.with_name(f".{src.stem}.{dtype}.tmp-{os.getpid()}.onnx")
-            quantize_file(src, tmp, dtype, KermanyCalibration(entry["preprocessing"], seed=seed) if qdq else None)
+            if qdq and "pixel_values" not in [i.name for i in _load(src).graph.input]:
+                shared.append(rec)
+                continue
+            quantize_file(src, tmp, dtype, _Calib(calibration) if qdq else None, QDQ_SMOOTH_ALPHA.get(model_id))
             written.append((tmp, final))
             feeds = feeds_fn(src) if feeds_fn else sample_feeds(src, seed, dims)
             ref = run_onnx(src, feeds)
@@ -281,11 +299,14 @@ def quantize(models_dir, model_id: str, dtype: str, seed: int = 0, max_diff: flo
                 if p.exists():
                     p.unlink()
         raise
+    files.extend(shared)
     for rec in base["files"]:
         src = models_dir / rec["path"]
-        if src.suffix == ".onnx":
+        if src.suffix == ".onnx" and rec not in shared:
             files.append(mf.file_record(models_dir, src.with_name(f"{src.stem}.{dtype}.onnx"), rec["role"]))
-    how = ("onnxruntime quantize_static int8 QDQ (MatMul, per-channel S8S8, MinMax on 64 Kermany train images)"
+    alpha = QDQ_SMOOTH_ALPHA.get(model_id)
+    how = ("onnxruntime quantize_static int8 QDQ (weight MatMuls, per-channel S8S8, MinMax on 512 Kermany train "
+           f"images{f', SmoothQuant alpha {alpha}' if alpha else ''}; graphs without pixel_values stay fp32)"
            if qdq else "onnxruntime quantize_dynamic int8 (MatMul weights)" if dtype == "int8"
            else "float16 weights/compute, float32 I/O")
     variant = {"dtype": dtype, "files": files, "parity": mf.parity_record(
@@ -296,6 +317,13 @@ def quantize(models_dir, model_id: str, dtype: str, seed: int = 0, max_diff: flo
         variant["activation_quantization"] = "static" if qdq else "dynamic"
     mf.add_variant(models_dir, model_id, dtype, variant)
     return variant
+
+
+class _Calib:
+    """The calibration images as quantize_qdq takes them (an object with `x`)."""
+
+    def __init__(self, x: np.ndarray):
+        self.x = x
 
 
 def run(args: argparse.Namespace) -> dict:

@@ -70,11 +70,58 @@ def batch_coupled_dynamic(models) -> bool:
     return batch_coupled(models / "q" / "model.int8.onnx")
 
 
-def test_int8_qdq_is_for_classifiers_only(tmp_path):
+def test_int8_qdq_keeps_the_attention_products_float(exported, kermany_dir):
+    """Only MatMuls with a weight operand are quantized: quantize_static's MatMulConstBOnly is ignored in QDQ format,
+    and quantizing QK^T and softmax(.)V (scores in steps of ~1 before the softmax) was what drifted the card 0.021."""
+    import onnx
+
+    assert main(["quantize", "--id", "q", "--dtype", "int8", "--int8-method", "qdq", "--out-dir", str(exported)]) == 0
+    g = onnx.load(str(exported / "q" / "model.int8.onnx")).graph
+    producer = {o: n for n in g.node for o in n.output}
+    weight_mm, attention_mm = 0, 0
+    for n in g.node:
+        if n.op_type != "MatMul":
+            continue
+        quantized = [producer.get(i) is not None and producer[i].op_type == "DequantizeLinear" for i in n.input]
+        if all(quantized):
+            weight_mm += 1
+        else:
+            assert not any(quantized), f"{n.name}: one operand quantized"
+            attention_mm += 1
+    assert weight_mm > 0 and attention_mm > 0
+    assert not any(n.op_type == "QuantizeLinear" and producer.get(n.input[0]) is not None
+                   and producer[n.input[0]].op_type == "Softmax" for n in g.node)
+
+
+def test_int8_qdq_clip_quantizes_the_image_tower_only(tmp_path, kermany_dir):
+    """CLIP: the image tower (pixel_values) is quantized statically; the text tower has no image calibration set and
+    stays the fp32 file, shared by the int8 variant, so the whole variant is batch-independent ('static')."""
     models = tmp_path / "m"
     assert main(["clip", "--random-init", "--size", "tiny", "--out-dir", str(models), "--id", "c"]) == 0
-    with pytest.raises(ExportError, match="classifiers only"):
-        quantize(models, "c", "int8", int8_method="qdq")
+    v = quantize(models, "c", "int8", int8_method="qdq")
+    paths = {f["role"]: f["path"] for f in v["files"]}
+    assert paths["image_encoder"] == "c/image_encoder.int8.onnx" and paths["text_encoder"] == "c/text_encoder.onnx"
+    assert v["activation_quantization"] == "static"
+    assert not (models / "c" / "text_encoder.int8.onnx").exists()
+
+
+def test_smoothquant_rewrite_is_exact_in_float(exported, kermany_dir):
+    """quantize_smooth.smooth moves scale between LayerNorm/v_proj and the next MatMul: the float graph computes the
+    same function (Xiao et al. 2023 eq. 4) up to float rounding, on real images."""
+    import numpy as np
+
+    from cxr_export.images import preprocess_file
+    from cxr_export.quantize_smooth import smooth
+
+    entry = mf.load(exported)["models"][0]
+    imgs = sorted((kermany_dir / "train" / "PNEUMONIA").iterdir())[:4] + sorted((kermany_dir / "test" / "NORMAL").iterdir())[:2]
+    x = np.stack([preprocess_file(p, entry["preprocessing"]) for p in imgs])
+    dst = exported / "smoothed.onnx"
+    assert smooth(exported / "q" / "model.onnx", dst, x[:4], alpha=0.5) > 0
+    ref = run_onnx(exported / "q" / "model.onnx", {"pixel_values": x[4:]})
+    got = run_onnx(dst, {"pixel_values": x[4:]})
+    for k in ("logits", "embedding"):
+        assert np.abs(ref[k] - got[k]).max() < 1e-4 * max(1.0, float(np.abs(ref[k]).max()))
 
 
 def test_a_unet_is_quantized_at_its_own_latent_size(tmp_path):

@@ -284,8 +284,8 @@ function runLevers(a: Args, work: string): LeverRow[] {
   for (const b of [1, 8, 16, 32]) lever(`batch ${b}`, 'fp32', b, {}, ortFp32);
   lever('static batch (freeDimensionOverrides batch=8)', 'fp32', 8, { freeDimensionOverrides: { batch: 8 } }, ortFp32);
   lever('pre-allocated outputs', 'fp32', 8, { preallocate: true }, ortFp32);
-  lever('int8 dynamic (shipped model.int8.onnx)', 'int8-dynamic', 8, {}, ortOf('int8-dynamic'));
-  lever('int8 QDQ static (calibrated on 64 Kermany train images)', 'int8-qdq', 8, {}, ortOf('int8-qdq'));
+  lever('int8 dynamic (quantize_dynamic)', 'int8-dynamic', 8, {}, ortOf('int8-dynamic'));
+  lever('int8 QDQ static (the shipped model.int8.onnx: cxr-export quantize --int8-method qdq)', 'int8-qdq', 8, {}, ortOf('int8-qdq'));
   return rows;
 }
 
