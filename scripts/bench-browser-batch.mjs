@@ -4,6 +4,11 @@
  *
  *   node scripts/bench-browser-batch.mjs [--dir ../shared/data/kermany-cxr-224/test] [--backend wasm|webgpu|auto]
  *                                        [--model pneumonia-vit] [--port 4174] [--no-warmup] [--timeout-min 30]
+ *                                        [--dist dist] [--no-cli] [--clip cxr-clip] [--cli-batch 16] [--threads 2]
+ *
+ * Unless --no-cli, `npm run label` (app/cli/label.ts: onnxruntime-web's Node build, the same engines and models:
+ * the classifier and --clip) labels the same folder first in the same run, and the line printed last holds both
+ * numbers: {browser: {...}, cli: {...}, browser_over_cli}.
  *
  * Starts `vite preview` on 127.0.0.1:PORT (and stops it at the end), launches Debian's /usr/bin/chromium through
  * playwright-core (never downloads a browser), opens the app, picks the backend and classifier like
@@ -15,6 +20,7 @@
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -30,6 +36,11 @@ function parseArgs(argv) {
     port: 4174,
     warmup: true,
     timeoutMin: 30,
+    dist: 'dist',
+    cli: true,
+    clip: 'cxr-clip',
+    cliBatch: 16,
+    threads: 2,
   };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
@@ -44,8 +55,13 @@ function parseArgs(argv) {
     else if (k === '--port') a.port = Number(v());
     else if (k === '--no-warmup') a.warmup = false;
     else if (k === '--timeout-min') a.timeoutMin = Number(v());
+    else if (k === '--dist') a.dist = v();
+    else if (k === '--no-cli') a.cli = false;
+    else if (k === '--clip') a.clip = v();
+    else if (k === '--cli-batch') a.cliBatch = Number(v());
+    else if (k === '--threads') a.threads = Number(v());
     else if (k === '-h' || k === '--help') {
-      process.stdout.write('usage: node scripts/bench-browser-batch.mjs [--dir DIR] [--backend wasm|webgpu|auto] [--model ID] [--port 4174] [--no-warmup] [--timeout-min 30]\n');
+      process.stdout.write('usage: node scripts/bench-browser-batch.mjs [--dir DIR] [--backend wasm|webgpu|auto] [--model ID] [--port 4174] [--no-warmup] [--timeout-min 30] [--dist dist] [--no-cli] [--clip ID] [--cli-batch 16] [--threads 2]\n');
       process.exit(0);
     } else throw new Error(`unknown argument ${k}`);
   }
@@ -81,10 +97,10 @@ async function waitForHttp(url, ms, server) {
   throw new Error(`${url} did not answer within ${ms / 1000} s`);
 }
 
-function startPreview(port) {
-  if (!fs.existsSync(path.join(REPO, 'dist', 'index.html'))) throw new Error('dist/ is missing: run `npx vite build` first');
+function startPreview(port, dist) {
+  if (!fs.existsSync(path.join(REPO, dist, 'index.html'))) throw new Error(`${dist}/ is missing: run \`npx vite build --outDir ${dist}\` first`);
   // Own process group, so the whole npx → vite tree can be stopped by its id at the end.
-  const server = spawn('npx', ['vite', 'preview', '--host', '127.0.0.1', '--port', String(port), '--strictPort'], {
+  const server = spawn('npx', ['vite', 'preview', '--host', '127.0.0.1', '--port', String(port), '--strictPort', '--outDir', dist], {
     cwd: REPO,
     detached: true,
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -127,6 +143,29 @@ async function waitFinished(page, total, timeoutMs) {
   );
 }
 
+/** `npm run label` on the same folder and models; its metrics JSON (last stdout line) with images_per_second. */
+function runCli(args) {
+  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bench-cli-')), 'labeled_dataset.csv');
+  const argv = ['tsx', 'app/cli/label.ts', args.dir, '--model', args.model, '--clip', args.clip, '--batch', String(args.cliBatch), '--threads', String(args.threads), '--out', out];
+  log(`cli: npx ${argv.join(' ')}`);
+  return new Promise((resolve, reject) => {
+    const p = spawn('npx', argv, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => process.stderr.write(`[cli] ${d}`));
+    p.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`npm run label exited with ${code}`));
+      const last = stdout.trim().split('\n').pop();
+      try {
+        const m = JSON.parse(last);
+        resolve({ images_per_second: m.images_per_second, accuracy: m.accuracy, auc: m.auc, zero_shot_auc: m.zero_shot_auc, threads: args.threads, batch: args.cliBatch, clip: args.clip });
+      } catch (e) {
+        reject(new Error(`npm run label's last line is not JSON: ${last}`));
+      }
+    });
+  });
+}
+
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   if (!fs.existsSync(args.dir)) throw new Error(`no such folder: ${args.dir}`);
@@ -143,7 +182,10 @@ async function main() {
     process.exit(130);
   });
   try {
-    server = startPreview(args.port);
+    fs.mkdirSync(path.join(REPO, 'test-results'), { recursive: true });
+    const cli = args.cli ? await runCli(args) : null;
+    if (cli) log(`cli: ${cli.images_per_second} images/s`);
+    server = startPreview(args.port, args.dist);
     await waitForHttp(base, 60_000, server);
     log(`vite preview on ${base}`);
     browser = await chromium.launch({
@@ -223,7 +265,7 @@ async function main() {
     result.backend_used = await scoped(page, `runtime-${args.model}`, 'runtime-backend');
     result.dtype = await scoped(page, `runtime-${args.model}`, 'runtime-dtype');
     if (errors.length) log(`page errors:\n  ${errors.join('\n  ')}`);
-    process.stdout.write(JSON.stringify(result) + '\n');
+    process.stdout.write(JSON.stringify(cli ? { browser: result, cli, browser_over_cli: Number((result.images_per_second / cli.images_per_second).toFixed(2)) } : result) + '\n');
   } finally {
     if (browser) await browser.close().catch(() => {});
     cleanup();

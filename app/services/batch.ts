@@ -56,27 +56,39 @@ export function zeroShotLabels(models: Pick<BatchModels, 'clip' | 'prompts'>): s
 
 const attempt = <R>(p: Promise<R>) => p.then((value) => ({ ok: true as const, value }), (e) => ({ ok: false as const, message: errorMessage(e) }));
 
+/** A chunk's images after decoding: the rows' fields so far (thumbnail, or the decode error) and the model inputs. */
+export interface DecodedChunk {
+  updates: Map<number, Partial<BatchRow>>;
+  decoded: { row: number; inputs: Raster[] }[];
+}
+
 /**
- * Decode, then classify and zero-shot label one chunk of rows; every failure lands in its own row (a decode error
- * in that image's row, a model's error in the rows it could not label). Never throws for a bad image or a failed
- * model run: the batch goes on with the next chunk.
+ * Decode one chunk of rows, all of its images at once (the app spreads them over its pool of imaging workers; the
+ * CLI interleaves the reads); a decode error lands in that image's row. Never throws for a bad image.
  */
-export async function runBatchChunk(inference: InferenceService, models: BatchModels, indices: number[], decode: BatchDecoder): Promise<BatchChunkResult> {
+export async function decodeBatchChunk(indices: number[], decode: BatchDecoder): Promise<DecodedChunk> {
   const updates = new Map<number, Partial<BatchRow>>();
-  const { index } = batchDecodeSizes(models);
-  const decoded: { row: number; inputs: Raster[] }[] = [];
-  for (const i of indices) {
-    try {
-      const out = await decode(i);
-      if (!out.ok) updates.set(i, { status: 'error', error: out.message });
-      else {
-        decoded.push({ row: i, inputs: out.modelInputs });
-        updates.set(i, out.thumbnail ? { thumbnail: out.thumbnail } : {});
-      }
-    } catch (e) {
-      updates.set(i, { status: 'error', error: errorMessage(e) });
+  const outs = await Promise.all(indices.map((i) => decode(i).catch((e: unknown): BatchDecoded => ({ ok: false, message: errorMessage(e) }))));
+  const decoded: DecodedChunk['decoded'] = [];
+  indices.forEach((i, k) => {
+    const out = outs[k];
+    if (!out.ok) updates.set(i, { status: 'error', error: out.message });
+    else {
+      decoded.push({ row: i, inputs: out.modelInputs });
+      updates.set(i, out.thumbnail ? { thumbnail: out.thumbnail } : {});
     }
-  }
+  });
+  return { updates, decoded };
+}
+
+/**
+ * Classify and zero-shot label a decoded chunk, the classifier and the CLIP model at the same time (each in its own
+ * worker in the app); a model's error lands in the rows it could not label. Never throws for a failed model run.
+ */
+export async function inferBatchChunk(inference: InferenceService, models: BatchModels, chunk: DecodedChunk): Promise<BatchChunkResult> {
+  const { decoded } = chunk;
+  const updates = new Map(chunk.updates);
+  const { index } = batchDecodeSizes(models);
   const reports: BatchChunkResult['reports'] = {};
   const failures: string[] = [];
   if (!decoded.length) return { updates, reports, failures };
@@ -97,6 +109,44 @@ export async function runBatchChunk(inference: InferenceService, models: BatchMo
     updates.set(row, { ...updates.get(row), ...batchRowOutcome(cr, zr, failures[0]) });
   });
   return { updates, reports, failures };
+}
+
+/**
+ * Decode, then classify and zero-shot label one chunk of rows (decodeBatchChunk, then inferBatchChunk); every
+ * failure lands in its own row. Never throws for a bad image or a failed model run: the batch goes on with the next
+ * chunk.
+ */
+export async function runBatchChunk(inference: InferenceService, models: BatchModels, indices: number[], decode: BatchDecoder): Promise<BatchChunkResult> {
+  return inferBatchChunk(inference, models, await decodeBatchChunk(indices, decode));
+}
+
+/**
+ * The batch loop with one chunk of look-ahead: chunk k+1 decodes (imaging workers) while chunk k runs through the
+ * models (model workers) and into the rows. `next(inFlight)` picks the next chunk's rows among those not in flight
+ * (null: nothing left); after each decode `cancelled()` is asked, and a cancelled run leaves the decoded chunk's rows
+ * pending for Resume.
+ */
+export async function pipelineBatchChunks<D>(next: (inFlight: Set<number>) => number[] | null, decode: (rows: number[]) => Promise<D>, finish: (chunk: D) => Promise<void>, cancelled: () => boolean): Promise<void> {
+  const inFlight = new Set<number>();
+  const start = () => {
+    if (cancelled()) return null;
+    const rows = next(inFlight);
+    if (!rows?.length) return null;
+    for (const r of rows) inFlight.add(r);
+    return { rows, decoding: decode(rows) };
+  };
+  let cur = start();
+  while (cur) {
+    const chunk = await cur.decoding;
+    if (cancelled()) return;
+    const done = cur.rows;
+    cur = start();
+    try {
+      await finish(chunk);
+    } finally {
+      for (const r of done) inFlight.delete(r);
+    }
+  }
 }
 
 /** What labeled_dataset.csv's sidecar says about how its columns were computed. */

@@ -26,7 +26,7 @@ import {
 } from '../lib/batch';
 import { errorMessage } from '../lib/runtime/outcome';
 import { browserBatchJournal, type BatchJournalRun } from '../platform/browser/batch-journal';
-import { batchDecodeSizes, runBatchChunk, zeroShotLabels, type BatchModels } from '../services/batch';
+import { batchDecodeSizes, decodeBatchChunk, inferBatchChunk, pipelineBatchChunks, zeroShotLabels, type BatchModels, type DecodedChunk } from '../services/batch';
 import { guarded } from './alerts';
 import { chosenModel, currentPromptSets } from './selectors';
 import type { SliceCreator } from './state';
@@ -107,7 +107,11 @@ export interface BatchSlice {
   batchRestore(): Promise<void>;
 }
 
-const CHUNK = 8;
+/** Images per model run, chosen with `npm run bench:browser` (README "Benchmarks"): larger amortises per-run costs. */
+export const BATCH_CHUNK = 16;
+/** While a batch runs, the derived views (table cells, metrics, PCA map, similar cases) are recomputed at most this
+ * often (ms): recomputing them after every chunk is O(rows) each time, O(rows²) over a run, on the main thread. */
+const DERIVE_EVERY_MS = 1000;
 /** Batch thumbnails (table 28 px, similar cases 72 px): 64 px keeps 3,000 rows at ~50 MB. */
 const BATCH_THUMB = 64;
 
@@ -175,37 +179,49 @@ export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
       };
     });
 
-  const patchRows = (updates: Map<number, Partial<BatchRow>>) => {
+  let lastDerive = 0;
+  /** Row updates into the state; the progress counts at once, the rest of the derived views throttled while running. */
+  const patchRows = (updates: Map<number, Partial<BatchRow>>, throttle = false) => {
     set((s) => ({ batch: { ...s.batch, rows: s.batch.rows.map((r) => (updates.has(r.index) ? { ...r, ...updates.get(r.index) } : r)) } }));
-    derive({ rows: true });
+    const now = Date.now();
+    if (!throttle || now - lastDerive >= DERIVE_EVERY_MS) {
+      lastDerive = now;
+      derive({ rows: true });
+    } else set((s) => ({ batch: { ...s.batch, derived: { ...s.batch.derived, counts: rowCounts(s.batch.rows) } } }));
   };
 
   /**
-   * One chunk of pending rows through the batch service (app/services/batch.ts, the same code as `npm run label`).
-   * The imaging worker reads each file (or zip entry) itself and returns only a thumbnail and the image resized once
-   * to each model's input size: the full-resolution raster never reaches this thread or the model workers.
+   * Decode one chunk of pending rows (app/services/batch.ts decodeBatchChunk, the same code as `npm run label`) in the
+   * pool of imaging workers: each reads its file (or zip entry) itself and returns only a thumbnail and the image
+   * resized once to each model's input size, so the full-resolution raster never reaches this thread or the model
+   * workers.
    */
-  async function runChunk(pending: BatchRow[], models: BatchModels) {
+  function decodeChunk(pending: BatchRow[], models: BatchModels): Promise<DecodedChunk> {
     const { sizes } = batchDecodeSizes(models);
     const byIndex = new Map(pending.map((r) => [r.index, r]));
-    const { updates, reports, failures } = await runBatchChunk(get().inference, models, pending.map((r) => r.index), async (i) => {
+    const decoders = get().workers.batchImaging();
+    return decodeBatchChunk(pending.map((r) => r.index), async (i) => {
       const input = inputs[i];
       const source = input.zip ? { zip: input.zip.file, entry: input.zip.entry } : { file: input.blob!, size: input.size ?? input.blob!.size };
       try {
-        const out = await get().workers.imaging().decodeForBatch(source, sizes, BATCH_THUMB);
+        const out = await decoders.decodeForBatch(source, sizes, BATCH_THUMB);
         return out.ok ? { ok: true, modelInputs: out.modelInputs, thumbnail: out.thumbnail } : { ok: false, message: out.message };
       } catch (e) {
         return { ok: false, message: `${byIndex.get(i)?.imageId}: ${errorMessage(e)}` };
       }
     });
+  }
+
+  /** A decoded chunk through the models (inferBatchChunk), into the journal, then into the rows. */
+  async function finishChunk(chunk: DecodedChunk, models: BatchModels) {
+    const { updates, reports, failures } = await inferBatchChunk(get().inference, models, chunk);
     for (const f of failures) get().alert(f);
-    if (reports.classifier) set((s) => ({ batch: { ...s.batch, classifierDtype: reports.classifier!.dtype } }));
+    if (reports.classifier && get().batch.classifierDtype !== reports.classifier.dtype) set((s) => ({ batch: { ...s.batch, classifierDtype: reports.classifier!.dtype } }));
     if (reports.classifier && models.classifier) get().modelRan(models.classifier.entry.id, reports.classifier);
     if (reports.clip && models.clip) get().modelRan(models.clip.entry.id, reports.clip);
-    // Saved before they are shown: a row seen finished is a row that survives a reload or crash.
     const saved = get().batch.rows.filter((r) => updates.has(r.index)).map((r) => ({ ...r, ...updates.get(r.index) }));
     await journaled('rows', () => journal.saveRows(saved));
-    patchRows(updates);
+    patchRows(updates, true);
   }
 
   return {
@@ -298,14 +314,16 @@ export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
         };
         set((s) => ({ batch: { ...s.batch, zeroShotLabels: zeroShotLabels(models) } }));
         await saveRun();
-        for (;;) {
-          if (get().batch.cancelRequested) break;
-          // Resume: always the first rows still pending.
-          const pending = get().batch.rows.filter((r) => r.status === 'pending' && hasFile(r.index)).slice(0, CHUNK);
-          if (!pending.length) break;
-          await runChunk(pending, models);
-        }
+        // Resume: always the first rows still pending (pipelineBatchChunks keeps the ones in flight out).
+        const byIndex = (i: number) => get().batch.rows.find((r) => r.index === i)!;
+        await pipelineBatchChunks(
+          (inFlight) => get().batch.rows.filter((r) => r.status === 'pending' && hasFile(r.index) && !inFlight.has(r.index)).slice(0, BATCH_CHUNK).map((r) => r.index),
+          (rows) => decodeChunk(rows.map(byIndex), models),
+          (chunk) => finishChunk(chunk, models),
+          () => get().batch.cancelRequested,
+        );
       } finally {
+        derive({ rows: true });
         set((s) => {
           const now = Date.now();
           const finishedAt = s.batch.rows.every((r) => r.status !== 'pending') ? now : undefined;
