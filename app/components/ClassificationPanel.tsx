@@ -6,7 +6,7 @@ import { modelDisplayName } from '../lib/models/manifest';
 /** The out-of-distribution badge: shown next to a result (and in the batch table) when the model flags the image. */
 export function OodBadge({ ood, compact = false }: { ood?: OodVerdict; compact?: boolean }) {
   if (!ood) return null;
-  const title = `OOD score ${ood.score.toFixed(1)} (threshold ${ood.threshold.toFixed(1)}): Mahalanobis distance of the model's attention features to its training images`;
+  const title = `OOD score ${ood.score.toFixed(2)} (threshold ${ood.threshold.toFixed(2)}): Mahalanobis distances of the model's attention features and of the image's grey-level layout to its training images`;
   if (!ood.ood) return compact ? <span className="muted small" title={title} data-testid="ood-ok">in range</span> : null;
   return (
     <span className="badge badge-ood" role="status" title={title} data-testid="ood-badge">
@@ -71,16 +71,30 @@ export function ClassificationPanel() {
       {item?.classifyError && <p className="error-text">{item.classifyError}</p>}
       {c && (
         <div className="result" data-testid="classification-result">
-          <div className="prediction">
-            <span className={`pred pred-${c.predicted}`} data-testid="predicted-label">
-              {c.predicted}
-            </span>
-            <span className="confidence" data-testid="confidence">
-              {(c.confidence * 100).toFixed(1)}%
-            </span>
-          </div>
+          {c.ood?.ood ? (
+            // Flagged: the badge is the headline; the classification stays readable but small and greyed beside it,
+            // since the model was not trained on images like this one (issue 23).
+            <div className="prediction prediction-ood" data-testid="prediction-ood">
+              <OodBadge ood={c.ood} />
+              <span className="muted small" title="The model was not trained on images like this one: its classification is shown for reference only">
+                model says{' '}
+                <span className="pred-muted" data-testid="predicted-label">
+                  {c.predicted}
+                </span>{' '}
+                <span data-testid="confidence">{(c.confidence * 100).toFixed(1)}%</span>
+              </span>
+            </div>
+          ) : (
+            <div className="prediction">
+              <span className={`pred pred-${c.predicted}`} data-testid="predicted-label">
+                {c.predicted}
+              </span>
+              <span className="confidence" data-testid="confidence">
+                {(c.confidence * 100).toFixed(1)}%
+              </span>
+            </div>
+          )}
           <WeightsBadge weights={c.weights} />
-          <OodBadge ood={c.ood} />
           <table className="probs">
             <tbody>
               {c.labels.map((l, i) => (
@@ -101,7 +115,7 @@ export function ClassificationPanel() {
           <p className="muted small">
             {entry?.name} · inference {c.inferenceMs.toFixed(0)} ms
             {c.threshold != null && c.positiveProbability != null ? ` · PNEUMONIA when P ≥ ${c.threshold.toFixed(2)} (model card threshold)` : ''}
-            {c.ood ? ` · OOD score ${c.ood.score.toFixed(1)} (flagged above ${c.ood.threshold.toFixed(1)})` : ''}
+            {c.ood ? ` · OOD score ${c.ood.score.toFixed(2)} (flagged above ${c.ood.threshold.toFixed(2)})` : ''}
           </p>
           <label className="small">
             Heatmap{' '}

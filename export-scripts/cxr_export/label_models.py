@@ -123,36 +123,17 @@ def positive_index(labels: list[str]) -> int:
     return min(1, len(labels) - 1)
 
 
-@dataclass
-class OodStats:
-    means: np.ndarray
-    U: np.ndarray
-    threshold: float
-    badge: str
-    entropy_eps: float = 1e-9
-    received_eps: float = 1e-6
+def parse_ood(doc: dict):
+    """An ood.json (format of app/lib/classifier/ood.ts parseOodStats) as ood_score.OodDoc (.threshold, .badge,
+    .scores(attentions, x)); ExportError naming what is wrong."""
+    from .ood_score import OodDoc
+
+    return OodDoc(doc)
 
 
-def parse_ood(doc: dict) -> OodStats:
-    """An ood.json (format of app/lib/classifier/ood.ts parseOodStats); ExportError naming what is wrong."""
-    from .ood_score import decode_cholesky
-
-    if doc.get("method") != "mahalanobis-tied":
-        raise ExportError(f"Invalid ood.json: method must be 'mahalanobis-tied' (got {doc.get('method')!r})")
-    f = doc.get("features", {})
-    return OodStats(np.asarray(doc["means"], np.float64), decode_cholesky(doc["cholesky"]), float(doc["threshold"]),
-                    doc.get("badge") or "outside this model's training data",
-                    float(f.get("entropy_eps", 1e-9)), float(f.get("received_eps", 1e-6)))
-
-
-def ood_scores(att: np.ndarray, st: OodStats) -> np.ndarray:
-    """[b] min over classes of ||U (f - mu_c)|| of the attention features (ood.ts attentionFeatures)."""
-    a = np.asarray(att, np.float64)
-    b = a.shape[0]
-    ent = -(a * np.log(a + st.entropy_eps)).sum(-1).mean(2)
-    recv = np.log(a.mean(3).mean(2) + st.received_eps)
-    feats = np.concatenate([ent.reshape(b, -1), recv.reshape(b, -1)], 1)
-    return np.sqrt(np.stack([(((feats - mu) @ st.U.T) ** 2).sum(1) for mu in st.means], 1)).min(1)
+def ood_scores(att: np.ndarray, st, x: np.ndarray | None = None) -> np.ndarray:
+    """[b] OOD scores of a batch from the graph's attentions and its model input x [b,3,H,W] (ood.ts oodOfBatch)."""
+    return st.scores(att, x)
 
 
 @dataclass
@@ -161,7 +142,7 @@ class Classifier:
     entry: dict
     variant: dict
     session: object
-    ood: OodStats | None
+    ood: object | None  # ood_score.OodDoc
     lut: np.ndarray
     labels: list[str] = field(default_factory=list)
 
@@ -189,7 +170,7 @@ class Classifier:
             probs = e / e.sum(1, keepdims=True)
         else:
             raise ExportError("Classifier produced neither probabilities nor logits")
-        scores = ood_scores(r["attentions"], self.ood) if self.ood is not None and "attentions" in r else None
+        scores = ood_scores(r["attentions"], self.ood, x) if self.ood is not None and "attentions" in r else None
         pos = positive_index(self.labels)
         out = []
         for i in range(len(x)):

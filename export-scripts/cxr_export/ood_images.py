@@ -143,3 +143,83 @@ def gather(entry: dict, data: Path, shared: Path, synthetic_per_kind: int, seed:
         groups.append("synthetic")
         names.append(name)
     return sets, (ood, np.array(groups), names)
+
+
+# Non-chest images that ship inside packages (offline, open licences), never used to fit or to choose the threshold:
+# they are the held-out check that a photograph or another modality or body part is flagged.
+# (name, loader, source, licence); licences as stated in scikit-image's skimage.data docstrings and pydicom's
+# data/test_files/README.txt (NEMA WG04 sample sets; pydicom is MIT).
+SKIMAGE_IMAGES = (
+    ("astronaut", "photograph, NASA (Eileen Collins)", "public domain"),
+    ("camera", "photograph (Lav Varshney)", "CC0"),
+    ("coffee", "photograph (Rachel Michetti)", "CC0"),
+    ("chelsea", "photograph of a cat (Stefan van der Walt)", "CC0"),
+    ("horse", "silhouette drawing (Andreas Preuss)", "CC0"),
+    ("hubble_deep_field", "Hubble eXtreme Deep Field, NASA", "public domain"),
+    ("coins", "Greek coins, Walters Art Museum", "no known copyright restrictions"),
+    ("text", "photograph of printed text", "public domain"),
+    ("rocket", "photograph, SpaceX", "public domain"),
+    ("retina", "fundus photograph (Häggström)", "CC0"),
+    ("brick", "brick wall texture, CC0Textures", "CC0"),
+    ("grass", "grass texture", "CC0"),
+    ("gravel", "gravel texture, CC0Textures", "CC0"),
+    ("cell", "microscopy of a cell", "CC0"),
+    ("immunohistochemistry", "immunohistochemistry slide", "no known copyright restrictions"),
+    ("microaneurysms", "retinal image (Andreas Maier)", "CC0"),
+    ("clock", "photograph of a clock (Stefan van der Walt)", "public domain"),
+    ("shepp_logan_phantom", "Shepp-Logan CT phantom (numerical, Shepp & Logan 1974)", "BSD-3-Clause (scikit-image)"),
+)
+PYDICOM_IMAGES = (
+    ("CT_small.dcm", "CT slice, 128x128 (NEMA WG04 CT1_UNC)", "MIT (pydicom test data; NEMA sample)"),
+    ("MR_small.dcm", "MR slice, 64x64 (NEMA WG04 MR1_UNC)", "MIT (pydicom test data; NEMA sample)"),
+    ("JPEG2000.dcm", "NM whole-body scan, JPEG 2000 (NEMA WG04 NM1_J2KI)", "MIT (pydicom test data; NEMA sample)"),
+    ("693_J2KI.dcm", "CT slice, JPEG 2000", "MIT (pydicom test data)"),
+    ("examples_overlay.dcm", "MR abdomen (Siemens sample with overlays, cropped)", "MIT (pydicom test data)"),
+    ("examples_rgb_color.dcm", "ultrasound, RGB (NEMA US1_UNCR, cropped)", "MIT (pydicom test data; NEMA sample)"),
+    ("examples_palette.dcm", "ultrasound, palette colour (OBXXXX1A, cropped)", "MIT (pydicom test data)"),
+)
+
+
+def package_images() -> list[tuple[str, np.ndarray, str, str]]:
+    """[(name, uint8 RGB [H,W,3], source, licence)] of SKIMAGE_IMAGES and PYDICOM_IMAGES, offline (both packages
+    ship these files). ExportError when scikit-image is missing (`pip install scikit-image`: export-scripts
+    requirements)."""
+    try:
+        import skimage.data as sd
+    except ImportError as e:
+        raise ExportError("the non-chest check images come from scikit-image: pip install scikit-image") from e
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    out = []
+    for name, source, licence in SKIMAGE_IMAGES:
+        a = np.asarray(getattr(sd, name)())
+        if a.dtype != np.uint8:  # the phantom is float in [0, 1]
+            a = np.round(np.clip(a, 0, 1) * 255).astype(np.uint8)
+        a = np.repeat(a[..., None], 3, -1) if a.ndim == 2 else a[..., :3]
+        out.append((f"skimage.data.{name}", np.ascontiguousarray(a), source, licence))
+    for name, source, licence in PYDICOM_IMAGES:
+        path = get_testdata_file(name, download=False)
+        if path is None:
+            raise ExportError(f"pydicom does not ship {name} offline")
+        out.append((f"pydicom/{name}", dicom_rgb(path) if pydicom.dcmread(path, stop_before_pixels=True)
+                    .PhotometricInterpretation.startswith("MONOCHROME") else color_dicom_rgb(path), source, licence))
+    return out
+
+
+def color_dicom_rgb(path) -> np.ndarray:
+    """A colour DICOM (RGB, YBR_*, PALETTE COLOR) as uint8 RGB [H,W,3], first frame (pydicom's converters)."""
+    import pydicom
+    from pydicom.pixels import apply_color_lut
+
+    ds = pydicom.dcmread(str(path))
+    a = ds.pixel_array
+    pi = ds.PhotometricInterpretation
+    if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
+        a = a[0]
+    if pi == "PALETTE COLOR":
+        a = apply_color_lut(a, ds)  # pydicom's pixel_array already returns YBR_* as RGB (its default conversion)
+    a = np.asarray(a, np.float64)
+    if a.max() > 255:
+        a = a / a.max() * 255
+    return np.ascontiguousarray(np.clip(np.round(a), 0, 255).astype(np.uint8))

@@ -28,20 +28,26 @@ def attention_features(att: np.ndarray) -> np.ndarray:
     return np.concatenate([ent.reshape(b, -1), recv.reshape(b, -1)], 1)
 
 
-def embed(onnx_path, inputs, batch: int = 32, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def embed(onnx_path, inputs, batch: int = 32, threads: int = 1, image_stats: list[dict] | None = None):
     """(attention features [N, 2*L*T] float64, probabilities [N,C]) of a list of model inputs [3,H,W] (or a
-    callable per item); one image per run for a dynamically quantized graph."""
+    callable per item); one image per run for a dynamically quantized graph. With image_stats (a list of {mean, std,
+    grid, bins}: ood_image_stats.image_stats_features' arguments) a third item: per spec the image-statistics
+    features [N, D]."""
+    from .ood_image_stats import image_stats_features
     from .parity import batch_coupled, run_onnx
 
     if batch_coupled(onnx_path):
         batch = 1  # the app runs such a graph one image at a time (its features depend on the batch otherwise)
-    feats, probs = [], []
+    feats, probs, img = [], [], [[] for _ in image_stats or []]
     for i in range(0, len(inputs), batch):
         x = np.stack([f() if callable(f) else f for f in inputs[i:i + batch]])
         r = run_onnx(onnx_path, {"pixel_values": x}, outputs=["attentions", "probabilities"], threads=threads)
         feats.append(attention_features(r["attentions"]))
         probs.append(r["probabilities"])
-    return np.concatenate(feats), np.concatenate(probs).astype(np.float64)
+        for acc, spec in zip(img, image_stats or []):
+            acc.append(image_stats_features(x, **spec))
+    out = (np.concatenate(feats), np.concatenate(probs).astype(np.float64))
+    return out + ([np.concatenate(a) for a in img],) if image_stats else out
 
 
 def fit(emb: np.ndarray, y: np.ndarray, n_classes: int, shrinkage: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
@@ -138,3 +144,66 @@ def score_doc(feats: np.ndarray, doc: dict) -> np.ndarray:
     means = np.asarray(doc["means"], np.float64)
     U = decode_cholesky(doc["cholesky"])
     return np.sqrt(np.stack([(((feats - mu) @ U.T) ** 2).sum(1) for mu in means], 1)).min(1)
+
+
+def combine(parts: np.ndarray, p: float) -> np.ndarray:
+    """Scaled component distances [N, K] -> combined score [N]: their p-norm (p = inf: the largest)."""
+    parts = np.asarray(parts, np.float64)
+    if np.isinf(p):
+        return parts.max(1)
+    return (parts ** p).sum(1) ** (1.0 / p)
+
+
+class OodDoc:
+    """A parsed ood.json (format v2 'mahalanobis-ensemble', or v1 'mahalanobis-tied' = the attention component
+    alone with scale 1), scoring as app/lib/classifier/ood.ts does: per component min over rows of ||U (f - mu)||,
+    divided by its scale, combined by the p-norm. Raises ExportError naming the field that is wrong."""
+
+    def __init__(self, doc: dict):
+        self.threshold = float(doc["threshold"])
+        self.badge = doc.get("badge") or "outside this model's training data"
+        if doc.get("method") == "mahalanobis-tied":
+            comps, self.p = [dict(doc, name="attention", scale=1.0)], np.inf
+        elif doc.get("method") == "mahalanobis-ensemble":
+            comps = doc.get("components") or []
+            p = (doc.get("combine") or {}).get("p")
+            self.p = np.inf if p == "inf" else float(p)
+        else:
+            raise ExportError(f"Invalid ood.json: method must be 'mahalanobis-ensemble' or 'mahalanobis-tied' "
+                              f"(got {doc.get('method')!r})")
+        if not comps:
+            raise ExportError("Invalid ood.json: components must be a non-empty list")
+        self.components = [{"name": c.get("name", "attention"), "features": c["features"],
+                            "means": np.asarray(c["means"], np.float64), "U": decode_cholesky(c["cholesky"]),
+                            "scale": float(c.get("scale", 1.0))} for c in comps]
+
+    def features(self, att: np.ndarray | None, x: np.ndarray | None) -> list[np.ndarray]:
+        """Per component, features [N, D] from the graph's attentions [N,L,H,T,T] and the model input x [N,3,H,W]."""
+        from .ood_image_stats import image_stats_features
+
+        out = []
+        for c in self.components:
+            f = c["features"]
+            if f["kind"] == "attention-entropy+received":
+                if att is None:
+                    raise ExportError("ood: the statistics need the attentions output")
+                out.append(attention_features(att))
+            elif f["kind"] == "image-stats":
+                if x is None:
+                    raise ExportError("ood: the statistics need the model input")
+                out.append(image_stats_features(x, f["input_mean"], f["input_std"], int(f["grid"]), int(f["bins"])))
+            else:
+                raise ExportError(f"Invalid ood.json: unknown features.kind {f['kind']!r}")
+        return out
+
+    def parts(self, feats: list[np.ndarray]) -> np.ndarray:
+        """[N, K] each component's min-over-rows Mahalanobis distance divided by its scale."""
+        cols = []
+        for c, f in zip(self.components, feats):
+            d = np.stack([(((f - mu) @ c["U"].T) ** 2).sum(1) for mu in c["means"]], 1)
+            cols.append(np.sqrt(d).min(1) / c["scale"])
+        return np.stack(cols, 1)
+
+    def scores(self, att: np.ndarray | None, x: np.ndarray | None) -> np.ndarray:
+        """[N] combined scores (flagged when > self.threshold)."""
+        return combine(self.parts(self.features(att, x)), self.p)

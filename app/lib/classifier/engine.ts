@@ -12,7 +12,7 @@ import { serialSession } from '../runtime/run-queue';
 import { classifierThreshold, interpretClassifierOutputs, prepareClassifierBatch } from './pipeline';
 import { attentionRollout, softmax } from './postprocess';
 import { occlusionSensitivity } from './occlusion';
-import { oodFromAttentions, parseOodStats, type OodStats } from './ood';
+import { oodOfBatch, parseOodStats, type OodStats } from './ood';
 import type { ClassifierResult, ClassifyOptions, Heatmap, OcclusionHeatmap, OcclusionRequestOptions } from './types';
 
 export interface ClassifierEngine extends FamilyEngine {
@@ -81,7 +81,8 @@ export function createClassifierEngine(host: OrtHost): ClassifierEngine {
       labels,
       opts.threshold ?? classifierThreshold(entry),
     );
-    const oods = l.ood && out.attentions ? oodFromAttentions(out.attentions.data as Float32Array, out.attentions.dims.map(Number), l.ood) : undefined;
+    // The OOD score reads the attention maps and the input tensor itself (its image-statistics component).
+    const oods = l.ood && out.attentions ? oodOfBatch({ attentions: { data: out.attentions.data as Float32Array, dims: out.attentions.dims.map(Number) }, pixels: { data, dims } }, l.ood) : undefined;
     const results = interpreted.map((r, b): ClassifierResult => {
       let heatmap: Heatmap | undefined;
       if (wantHeatmap && out.attentions) {

@@ -1,33 +1,53 @@
 /**
- * Out-of-distribution score of a classifier prediction: a Mahalanobis distance to the nearest training class under a
+ * Out-of-distribution score of a classifier prediction: Mahalanobis distances to the nearest training class under a
  * covariance shared by the classes (Lee et al., "A Simple Unified Framework for Detecting Out-of-Distribution
- * Samples and Adversarial Attacks", NeurIPS 2018, eq. 2), on features of the attention maps the classifier graph
- * already returns for rollout (output `attentions` [b, L, H, T, T]):
+ * Samples and Adversarial Attacks", NeurIPS 2018, eq. 2; their feature ensemble combines several feature sets), one
+ * per component, each divided by its scale and combined by a p-norm (p = Infinity: the largest):
  *
- *   ent[l, t]  = mean over heads of the entropy of token t's attention row in layer l
- *   recv[l, t] = log(1e-6 + mean over heads and queries of the attention token t receives in layer l)
- *   f = [ent, recv] (layer-major),   score = min_c ‖U (f − μ_c)‖ with P = Σ⁻¹ = UᵀU,   flagged when score > threshold.
+ *   attention component, on the maps the classifier graph already returns for rollout ([b, L, H, T, T]):
+ *     ent[l, t]  = mean over heads of the entropy of token t's attention row in layer l
+ *     recv[l, t] = log(1e-6 + mean over heads and queries of the attention token t receives in layer l)
+ *     f = [ent, recv] (layer-major)
+ *   image component (ood-image.ts), on the model input tensor: grey-level layout, histogram and colour, class-agnostic
+ *   s_k = min_c ‖U_k (f_k − μ_kc)‖ with P_k = Σ_k⁻¹ = U_kᵀU_k;  score = ‖(s_k / scale_k)_k‖_p;  flagged when score > threshold.
  *
  * The statistics and the threshold are fitted by export-scripts (`cxr-export ood`, export-scripts/cxr_export/ood.py,
- * which also says why attention features and not the final embedding) and shipped per model variant as `ood.json`
- * (manifest file role 'ood').
+ * which also says why these features) and shipped per model variant as `ood.json` (manifest file role 'ood').
+ * Format v1 (method 'mahalanobis-tied': the attention component alone, scale 1) is still read.
  */
+import { imageStatsDim, imageStatsFeatures } from './ood-image';
 
-export interface OodStats {
-  /** The model variant these statistics were fitted on (its embedding differs between fp32 and int8). */
-  model: string;
-  dtype: string;
-  classes: string[];
+/** One Mahalanobis component of the score. */
+export interface OodComponent {
+  name: string;
+  kind: 'attention-entropy+received' | 'image-stats';
   dim: number;
-  /** Layers L and tokens T of the attention maps the features come from (dim = 2·L·T). */
-  layers: number;
-  tokens: number;
-  entropyEps: number;
-  receivedEps: number;
-  /** Class means μ_c, classes × dim. */
+  /** Attention component: layers L and tokens T of the maps (dim = 2·L·T); eps of the entropy and received mass. */
+  layers?: number;
+  tokens?: number;
+  entropyEps?: number;
+  receivedEps?: number;
+  /** Image component: grid and grey bins (dim = 2·grid² + bins + 3) and the input normalisation. */
+  grid?: number;
+  bins?: number;
+  inputMean?: number[];
+  inputStd?: number[];
+  /** Class means μ_c (one row for a class-agnostic component), rows × dim. */
   means: Float64Array[];
   /** Upper-triangular Cholesky factor U of the precision (P = UᵀU), rows packed from the diagonal: row i = U[i, i..dim). */
   cholesky: Float64Array;
+  /** The component's distance is divided by this before combining (its validation 95th percentile). */
+  scale: number;
+}
+
+export interface OodStats {
+  /** The model variant these statistics were fitted on (its attention maps differ between fp32 and int8). */
+  model: string;
+  dtype: string;
+  classes: string[];
+  components: OodComponent[];
+  /** p of the p-norm that combines the scaled component distances (Infinity: their maximum). */
+  combineP: number;
   threshold: number;
   /** What the UI says when an image is flagged. */
   badge: string;
@@ -37,13 +57,15 @@ export interface OodStats {
 }
 
 export interface OodResult {
-  /** min over classes of the Mahalanobis distance (unitless: standard deviations of the training embedding). */
+  /** The combined score (unitless: 1 ≈ the 95th percentile of validation images per component). */
   score: number;
   /** score > threshold. */
   ood: boolean;
   threshold: number;
-  /** Class whose mean is nearest. */
+  /** Class whose mean is nearest in the first class-conditional component. */
   nearestClass: string;
+  /** Each component's distance divided by its scale, by component name. */
+  parts: Record<string, number>;
 }
 
 export class OodStatsError extends Error {
@@ -60,50 +82,93 @@ function base64ToBytes(b64: string): Uint8Array {
   return out;
 }
 
-/** Validate the JSON of an ood.json (format 'cxr-studio ood v1', method 'mahalanobis-tied'); throws OodStatsError. */
-export function parseOodStats(json: unknown): OodStats {
-  if (typeof json !== 'object' || json === null) throw new OodStatsError('not an object');
-  const o = json as Record<string, unknown>;
-  if (o.method !== 'mahalanobis-tied') throw new OodStatsError(`method must be 'mahalanobis-tied' (got ${JSON.stringify(o.method)})`);
+function finitePositive(v: unknown): v is number {
+  return typeof v === 'number' && Number.isFinite(v) && v > 0;
+}
+
+/** One component's JSON ({features, dim, means, cholesky, scale}) → OodComponent; `where` names it in errors. */
+function parseComponent(o: Record<string, unknown>, where: string, nClasses: number): OodComponent {
   const dim = o.dim;
-  if (typeof dim !== 'number' || !Number.isInteger(dim) || dim < 1) throw new OodStatsError(`dim must be a positive integer (got ${JSON.stringify(dim)})`);
-  if (!Array.isArray(o.classes) || o.classes.length < 1) throw new OodStatsError('classes must be a non-empty array');
-  if (!Array.isArray(o.means) || o.means.length !== o.classes.length) throw new OodStatsError('means must have one row per class');
+  if (typeof dim !== 'number' || !Number.isInteger(dim) || dim < 1) throw new OodStatsError(`${where}dim must be a positive integer (got ${JSON.stringify(dim)})`);
+  if (!Array.isArray(o.means) || (o.means.length !== nClasses && o.means.length !== 1)) throw new OodStatsError(`${where}means must have one row per class (or one row)`);
   const means = o.means.map((row, i) => {
     if (!Array.isArray(row) || row.length !== dim || !row.every((v) => typeof v === 'number' && Number.isFinite(v))) {
-      throw new OodStatsError(`means[${i}] must be ${dim} finite numbers`);
+      throw new OodStatsError(`${where}means[${i}] must be ${dim} finite numbers`);
     }
     return Float64Array.from(row as number[]);
   });
   const f = o.features as Record<string, unknown> | undefined;
-  if (!f || f.kind !== 'attention-entropy+received') throw new OodStatsError(`features.kind must be 'attention-entropy+received'`);
-  const layers = Number(f.layers);
-  const tokens = Number(f.tokens);
-  if (!Number.isInteger(layers) || !Number.isInteger(tokens) || 2 * layers * tokens !== dim) {
-    throw new OodStatsError(`features: 2 × layers (${f.layers}) × tokens (${f.tokens}) must equal dim ${dim}`);
-  }
   const c = o.cholesky as Record<string, unknown> | undefined;
   if (!c || c.dtype !== 'float32' || c.layout !== 'upper-triangular-rows' || c.dim !== dim || typeof c.base64 !== 'string') {
-    throw new OodStatsError(`cholesky must be {dtype: 'float32', layout: 'upper-triangular-rows', dim: ${dim}, base64}`);
+    throw new OodStatsError(`${where}cholesky must be {dtype: 'float32', layout: 'upper-triangular-rows', dim: ${dim}, base64}`);
   }
   const n = (dim * (dim + 1)) / 2;
   const bytes = base64ToBytes(c.base64);
-  if (bytes.byteLength !== n * 4) throw new OodStatsError(`cholesky holds ${bytes.byteLength} bytes, expected ${n * 4}`);
+  if (bytes.byteLength !== n * 4) throw new OodStatsError(`${where}cholesky holds ${bytes.byteLength} bytes, expected ${n * 4}`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const cholesky = new Float64Array(n);
   for (let i = 0; i < n; i++) cholesky[i] = view.getFloat32(i * 4, true);
+  const scale = o.scale === undefined ? 1 : o.scale;
+  if (!finitePositive(scale)) throw new OodStatsError(`${where}scale must be a positive number (got ${JSON.stringify(o.scale)})`);
+  const name = typeof o.name === 'string' ? o.name : 'attention';
+  if (f?.kind === 'attention-entropy+received') {
+    const layers = Number(f.layers);
+    const tokens = Number(f.tokens);
+    if (!Number.isInteger(layers) || !Number.isInteger(tokens) || 2 * layers * tokens !== dim) {
+      throw new OodStatsError(`${where}features: 2 × layers (${f.layers}) × tokens (${f.tokens}) must equal dim ${dim}`);
+    }
+    const entropyEps = typeof f.entropy_eps === 'number' ? f.entropy_eps : 1e-9;
+    const receivedEps = typeof f.received_eps === 'number' ? f.received_eps : 1e-6;
+    return { name, kind: f.kind, dim, layers, tokens, entropyEps, receivedEps, means, cholesky, scale };
+  }
+  if (f?.kind === 'image-stats') {
+    const grid = Number(f.grid);
+    const bins = Number(f.bins);
+    const okVec = (v: unknown) => Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number' && Number.isFinite(x));
+    if (!Number.isInteger(grid) || !Number.isInteger(bins) || grid < 1 || bins < 1 || imageStatsDim(grid, bins) !== dim) {
+      throw new OodStatsError(`${where}features: 2 × grid² (${f.grid}) + bins (${f.bins}) + 3 must equal dim ${dim}`);
+    }
+    if (!okVec(f.input_mean) || !okVec(f.input_std) || !(f.input_std as number[]).every((v) => v > 0)) {
+      throw new OodStatsError(`${where}features.input_mean and input_std must be 3 numbers (std > 0)`);
+    }
+    return { name, kind: f.kind, dim, grid, bins, inputMean: f.input_mean as number[], inputStd: f.input_std as number[], means, cholesky, scale };
+  }
+  throw new OodStatsError(`${where}features.kind must be 'attention-entropy+received' or 'image-stats' (got ${JSON.stringify(f?.kind)})`);
+}
+
+/**
+ * Validate the JSON of an ood.json: format v2 (method 'mahalanobis-ensemble', `components`, `combine.p`) or v1
+ * (method 'mahalanobis-tied', one attention component at the top level). Throws OodStatsError naming the field.
+ */
+export function parseOodStats(json: unknown): OodStats {
+  if (typeof json !== 'object' || json === null) throw new OodStatsError('not an object');
+  const o = json as Record<string, unknown>;
+  if (!Array.isArray(o.classes) || o.classes.length < 1) throw new OodStatsError('classes must be a non-empty array');
+  const nClasses = o.classes.length;
+  let components: OodComponent[];
+  let combineP = Infinity;
+  if (o.method === 'mahalanobis-tied') {
+    components = [parseComponent(o, '', nClasses)];
+  } else if (o.method === 'mahalanobis-ensemble') {
+    if (!Array.isArray(o.components) || o.components.length < 1) throw new OodStatsError('components must be a non-empty array');
+    components = o.components.map((c, i) => {
+      if (typeof c !== 'object' || c === null) throw new OodStatsError(`components[${i}] must be an object`);
+      return parseComponent(c as Record<string, unknown>, `components[${i}].`, nClasses);
+    });
+    const comb = o.combine as Record<string, unknown> | undefined;
+    const p = comb?.p === 'inf' ? Infinity : comb?.p;
+    if (!(p === Infinity || finitePositive(p))) throw new OodStatsError(`combine.p must be a positive number or 'inf' (got ${JSON.stringify(comb?.p)})`);
+    combineP = p as number;
+  } else {
+    throw new OodStatsError(`method must be 'mahalanobis-ensemble' or 'mahalanobis-tied' (got ${JSON.stringify(o.method)})`);
+  }
   if (typeof o.threshold !== 'number' || !Number.isFinite(o.threshold)) throw new OodStatsError('threshold must be a finite number');
   return {
     model: String(o.model ?? ''),
     dtype: String(o.dtype ?? ''),
     classes: (o.classes as unknown[]).map(String),
-    dim,
-    layers,
-    tokens,
-    entropyEps: typeof f.entropy_eps === 'number' ? f.entropy_eps : 1e-9,
-    receivedEps: typeof f.received_eps === 'number' ? f.received_eps : 1e-6,
-    means,
-    cholesky,
+    components,
+    combineP,
     threshold: o.threshold,
     badge: typeof o.badge === 'string' && o.badge ? o.badge : "outside this model's training data",
     fittedOn: String(o.fitted_on ?? ''),
@@ -141,15 +206,15 @@ export function attentionFeatures(attentions: ArrayLike<number>, dims: readonly 
   return out;
 }
 
-/** OOD score of one feature vector [dim] (attentionFeatures). Throws RangeError when the length differs from dim. */
-export function oodScoreOfFeatures(features: ArrayLike<number>, stats: OodStats): OodResult {
-  const D = stats.dim;
-  if (features.length !== D) throw new RangeError(`ood: ${features.length} features, the statistics expect ${D}`);
+/** min over the component's rows of ‖U (f − μ)‖, and the row index. Throws RangeError when the length differs from dim. */
+export function mahalanobisDistance(features: ArrayLike<number>, c: OodComponent): { distance: number; row: number } {
+  const D = c.dim;
+  if (features.length !== D) throw new RangeError(`ood: ${features.length} ${c.name} features, the statistics expect ${D}`);
   const d = new Float64Array(D);
-  const U = stats.cholesky;
+  const U = c.cholesky;
   let best = Infinity;
-  let bestC = 0;
-  stats.means.forEach((mu, c) => {
+  let row = 0;
+  c.means.forEach((mu, r) => {
     for (let i = 0; i < D; i++) d[i] = features[i] - mu[i];
     let m2 = 0;
     let k = 0;
@@ -161,18 +226,65 @@ export function oodScoreOfFeatures(features: ArrayLike<number>, stats: OodStats)
     const dist = Math.sqrt(m2);
     if (dist < best) {
       best = dist;
-      bestC = c;
+      row = r;
     }
   });
-  return { score: best, ood: best > stats.threshold, threshold: stats.threshold, nearestClass: stats.classes[bestC] };
+  return { distance: best, row };
 }
 
-/** OOD results of every image of a batch, from the classifier's `attentions` output [b, L, H, T, T]. */
-export function oodFromAttentions(attentions: ArrayLike<number>, dims: readonly number[], stats: OodStats): OodResult[] {
-  if (dims[1] !== stats.layers || dims[3] !== stats.tokens) {
-    throw new RangeError(`ood: attentions [${dims}] do not match the statistics (${stats.layers} layers, ${stats.tokens} tokens)`);
-  }
+/** Combine scaled component distances by the p-norm of the statistics (p = Infinity: the largest). */
+export function combineParts(parts: readonly number[], p: number): number {
+  if (p === Infinity) return Math.max(...parts);
+  return parts.reduce((a, v) => a + v ** p, 0) ** (1 / p);
+}
+
+/**
+ * OOD result from each component's feature vector, in the order of stats.components (attentionFeatures,
+ * imageStatsFeatures). Throws RangeError when a length differs from its component's dim.
+ */
+export function oodScoreOfFeatures(features: readonly ArrayLike<number>[], stats: OodStats): OodResult {
+  if (features.length !== stats.components.length) throw new RangeError(`ood: ${features.length} feature vectors for ${stats.components.length} components`);
+  const parts: Record<string, number> = {};
+  const scaled: number[] = [];
+  let nearest: string | undefined;
+  stats.components.forEach((c, k) => {
+    const { distance, row } = mahalanobisDistance(features[k], c);
+    const v = distance / c.scale;
+    parts[c.name] = v;
+    scaled.push(v);
+    if (nearest === undefined && c.means.length === stats.classes.length) nearest = stats.classes[row];
+  });
+  const score = combineParts(scaled, stats.combineP);
+  return { score, ood: score > stats.threshold, threshold: stats.threshold, nearestClass: nearest ?? '', parts };
+}
+
+/** What the OOD score reads of one batch: the graph's `attentions` output and the model input tensor. */
+export interface OodInputs {
+  attentions?: { data: ArrayLike<number>; dims: readonly number[] };
+  pixels?: { data: ArrayLike<number>; dims: readonly number[] };
+}
+
+/** Every component's features of image b of a batch. Throws RangeError when a component's input is missing or mismatched. */
+export function oodFeatures(inputs: OodInputs, stats: OodStats, b: number): Float64Array[] {
+  return stats.components.map((c) => {
+    if (c.kind === 'attention-entropy+received') {
+      const a = inputs.attentions;
+      if (!a) throw new RangeError('ood: the statistics need the attentions output');
+      if (a.dims[1] !== c.layers || a.dims[3] !== c.tokens) {
+        throw new RangeError(`ood: attentions [${a.dims}] do not match the statistics (${c.layers} layers, ${c.tokens} tokens)`);
+      }
+      return attentionFeatures(a.data, a.dims, b, c.entropyEps, c.receivedEps);
+    }
+    const x = inputs.pixels;
+    if (!x) throw new RangeError('ood: the statistics need the model input');
+    return imageStatsFeatures(x.data, x.dims, { grid: c.grid!, bins: c.bins!, mean: c.inputMean!, std: c.inputStd! }, b);
+  });
+}
+
+/** OOD results of every image of a batch, from the classifier's `attentions` output and its input tensor. */
+export function oodOfBatch(inputs: OodInputs, stats: OodStats): OodResult[] {
+  const b = (inputs.attentions ?? inputs.pixels)?.dims[0] ?? 0;
   const out: OodResult[] = [];
-  for (let b = 0; b < dims[0]; b++) out.push(oodScoreOfFeatures(attentionFeatures(attentions, dims, b, stats.entropyEps, stats.receivedEps), stats));
+  for (let i = 0; i < b; i++) out.push(oodScoreOfFeatures(oodFeatures(inputs, stats, i), stats));
   return out;
 }
