@@ -88,6 +88,16 @@ export function ZeroShotPanel() {
               {entry?.name ?? 'This CLIP model'} has random weights (a test fixture): these labels mean nothing.
             </p>
           )}
+          <p className="small muted" data-testid="zero-shot-scoring" data-scoring={z.scoring ?? 'softmax'}>
+            {z.scoring === 'sigmoid'
+              ? 'Independent probability per label (sigmoid, as SigLIP scores): they do not sum to 1, and several or none may be high.'
+              : 'Probabilities over these labels (softmax): they sum to 1, so they only compare the labels given.'}
+          </p>
+          {z.temperatureNote && (
+            <p className="small error-text" data-testid="zero-shot-temperature-note">
+              {z.temperatureNote}
+            </p>
+          )}
           <table className="probs">
             <tbody>
               {Object.entries(z.probabilities).map(([label, p]) => (

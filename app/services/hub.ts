@@ -15,6 +15,7 @@ import { hubModelEntry, type HubJsonFiles, type HubModelEntry, type PinnedHashes
 import { familyLayout, HubLayoutError, parseHubTree, planHubFiles, type HubFileInfo } from '../lib/hub/layout';
 import { hubFileUrl, hubRevisionUrl, hubTreeUrl, parseHubRef, type HubRef } from '../lib/hub/ref';
 import { LOCAL_HUB_BASE } from '../lib/hub/source';
+import { blobRangeReader, httpRangeReader, readLearnedTemperature, WEIGHTS_FILE } from './hub-temperature';
 
 /** A file without an LFS sha256 is read and hashed when the model is added only up to this size. */
 export const MAX_UNHASHED_BYTES = 32 * 1024 * 1024;
@@ -70,6 +71,8 @@ export async function resolveHubFolder(files: Map<string, Blob>, name: string): 
   if (layout.family === 'clip') {
     json.tokenizer = await jsonOf('tokenizer.json');
     if (plan.optional.tokenizer_config) json.tokenizerConfig = await jsonOf('tokenizer_config.json');
+    const weights = files.get(WEIGHTS_FILE);
+    json.temperature = await readLearnedTemperature(weights && blobRangeReader(weights), (config.architectures as string[])[0]);
   }
   const ref: HubRef = { base: LOCAL_HUB_BASE, repo: name, revision: 'local' };
   const architecture = (config.architectures as string[])[0];
@@ -120,6 +123,9 @@ export async function resolveHubModel(spec: string, opts: ResolveHubOptions = {}
   if (layout.family === 'clip') {
     json.tokenizer = await jsonOf('tokenizer.json');
     if (plan.optional.tokenizer_config) json.tokenizerConfig = await jsonOf('tokenizer_config.json');
+    // The learned temperature: a few bytes of model.safetensors by Range requests (services/hub-temperature.ts).
+    const reader = byPath.has(WEIGHTS_FILE) ? httpRangeReader(fetchImpl, hubFileUrl(ref, WEIGHTS_FILE)) : undefined;
+    json.temperature = await readLearnedTemperature(reader, (config.architectures as string[])[0]);
   }
   // Files the source gave no sha256 for (no LFS oid), not read above: hashed now if small, else refused.
   const unhashed = [...new Set(plan.variants.flatMap((v) => Object.values(v.files)).concat(Object.values(plan.optional)))].filter((f) => !f.sha256 && !pinned[f.path]);

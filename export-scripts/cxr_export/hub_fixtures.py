@@ -3,8 +3,10 @@ Hugging Face Hub layout (as the Xenova/* and onnx-community/* repos are), for th
 (issue 20) served by scripts/hub-server.mjs. No network, no manifest.json.
 
 DIR/<org>/<name>/ for each repo (org = cxr-fixtures):
-  tiny-clip       CLIPModel                   onnx/{model,text_model,vision_model}{,_quantized,_fp16}.onnx
-  tiny-siglip     SiglipModel                 onnx/{model,text_model,vision_model}{,_quantized,_fp16}.onnx
+  tiny-clip       CLIPModel                   onnx/{model,text_model,vision_model}{,_quantized,_fp16}.onnx,
+                                              model.safetensors (learned logit_scale: exp 50, config init 14.3)
+  tiny-siglip     SiglipModel                 onnx/{model,text_model,vision_model}{,_quantized,_fp16}.onnx,
+                                              model.safetensors (learned logit_scale exp 10, logit_bias -1.5)
   tiny-sam        SamModel                    onnx/{vision_encoder,prompt_encoder_mask_decoder}{,_quantized,_fp16}.onnx
   tiny-sam-boxes  SamModel (same weights)     as tiny-sam, the decoder with an input_boxes input (hub_fixtures_sam.py)
   tiny-vit-cxr    ViTForImageClassification   onnx/model{,_quantized,_fp16}.onnx, id2label NORMAL/PNEUMONIA

@@ -31,6 +31,7 @@ PROMPTS = ["a chest x-ray with pneumonia", "a normal chest x-ray", "pleural effu
 # bytes</w> (256), then one token per merge in merge order, then the two specials; keeping the first CLIP_MERGES
 # merges gives a consistent smaller BPE (words split into more pieces) and a 4.5k-row embedding instead of 49k.
 CLIP_MERGES = 4000
+SIGLIP_BIAS = -1.5
 SIGLIP_LEN = 16  # SigLIP pads text to a fixed length (max_length) and pools the last token
 
 
@@ -71,6 +72,27 @@ def _restore_scale(model, names: dict[str, float]) -> None:
             getattr(model, n).fill_(v)
 
 
+def save_safetensors(model, repo: Path) -> int:
+    """repo/model.safetensors as transformers' save_pretrained writes it (the published repos' PyTorch weights, where
+    the learned logit_scale / logit_bias live: the ONNX towers do not carry them). config.json stays save_config's.
+    Returns its size in bytes."""
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_pretrained(tmp)
+        shutil.copyfile(Path(tmp) / "model.safetensors", repo / "model.safetensors")
+    return (repo / "model.safetensors").stat().st_size
+
+
+def config_scale_probs(te: np.ndarray, ie: np.ndarray, scale: float, bias: float, sigmoid: bool) -> np.ndarray:
+    """Probabilities an app gets with a temperature that is not the learned one (the fallback without
+    model.safetensors): logits = scale * cosine(image, text) + bias, softmax over prompts or per-prompt sigmoid.
+    te [T, D], ie [1, D] are the model's L2-normalised embeddings."""
+    logits = scale * (ie.astype(np.float64) @ te.astype(np.float64).T) + bias
+    return 1 / (1 + np.exp(-logits)) if sigmoid else _softmax(logits)
+
+
 def clip_repo(out: Path, gdir: Path, seed: int) -> dict:
     import torch
     from PIL import Image
@@ -88,8 +110,11 @@ def clip_repo(out: Path, gdir: Path, seed: int) -> dict:
                      attn_implementation="eager")
     model = CLIPModel(cfg).eval()
     _spread_(model, seed)
-    _restore_scale(model, {"logit_scale": float(np.log(1 / 0.07))})
+    # A learned temperature (exp = 50) unlike the config's logit_scale_init_value (exp(2.6592) = 14.3), as trained CLIPs
+    # have (openai/clip-vit-base-patch32: 100): the app must read it from model.safetensors, not config.json.
+    _restore_scale(model, {"logit_scale": float(np.log(50.0))})
     save_config(model, repo)
+    save_safetensors(model, repo)
     size, crop = {"shortest_edge": 32}, {"height": 32, "width": 32}
     save_processor(CLIPImageProcessor(size=size, crop_size=crop), repo, "CLIPProcessor")
     img_name, rgb = write_image(gdir, 32, 32)
@@ -161,9 +186,13 @@ def clip_repo(out: Path, gdir: Path, seed: int) -> dict:
         "tokenizer": {"padding": "longest"},
         "inputs": {"input_ids": ids, "attention_mask": mask, "pixel_values": pix},
         "outputs": {"logits_per_image": lpi, "logits_per_text": lpt, "text_embeds": te, "image_embeds": ie,
-                    "probs": _softmax(lpi), "text_model.text_embeds": te_raw, "vision_model.image_embeds": ie_raw},
+                    "probs": _softmax(lpi), "text_model.text_embeds": te_raw, "vision_model.image_embeds": ie_raw,
+                    "probs_config_scale": config_scale_probs(te, ie, float(np.exp(cfg.logit_scale_init_value)), 0.0,
+                                                             False)},
+        "logit_scale": float(model.logit_scale.exp()), "config_logit_scale": float(np.exp(cfg.logit_scale_init_value)),
         "meta": {"reference": "transformers CLIPModel + CLIPImageProcessorPil + CLIPTokenizer (PyTorch, fp32); "
-                              "probs = softmax(logits_per_image) over the prompts",
+                              "probs = softmax(logits_per_image) over the prompts (learned logit_scale, in "
+                              "model.safetensors); probs_config_scale = softmax(exp(logit_scale_init_value) * cosine)",
                  "atol": 1e-4, "parity": parity}})
     return {"repo": f"{ORG}/tiny-clip", "parity": parity}
 
@@ -211,9 +240,11 @@ def siglip_repo(out: Path, gdir: Path, seed: int) -> dict:
                        vision_config=dict(image_size=32, patch_size=8, **tower), attn_implementation="eager")
     model = SiglipModel(cfg).eval()
     _spread_(model, seed)
-    # exp(logit_scale) = 10, bias 0: a random model's sigmoid probabilities spread over (0, 1) instead of all ~1e-6
-    _restore_scale(model, {"logit_scale": float(np.log(10.0)), "logit_bias": 0.0})
+    # exp(logit_scale) = 10, bias -1.5 (transformers inits both to 0; SiglipConfig has no init value): a random model's
+    # sigmoid probabilities spread over (0, 1) instead of all ~1e-6, and the bias must be read from model.safetensors.
+    _restore_scale(model, {"logit_scale": float(np.log(10.0)), "logit_bias": SIGLIP_BIAS})
     save_config(model, repo)
+    save_safetensors(model, repo)
     size = {"height": 32, "width": 32}
     save_processor(SiglipImageProcessor(size=size), repo, "SiglipProcessor")
     img_name, rgb = write_image(gdir, 32, 32)
@@ -274,8 +305,13 @@ def siglip_repo(out: Path, gdir: Path, seed: int) -> dict:
         "inputs": {"input_ids": ids, "pixel_values": pix},
         "outputs": {"logits_per_image": lpi, "logits_per_text": lpt, "text_embeds": te, "image_embeds": ie,
                     "probs": 1 / (1 + np.exp(-lpi)), "text_model.pooler_output": t_pool,
-                    "vision_model.pooler_output": v_pool},
+                    "vision_model.pooler_output": v_pool,
+                    "probs_config_scale": config_scale_probs(te, ie, 1.0, 0.0, True)},
+        "logit_scale": float(model.logit_scale.exp()), "logit_bias": float(model.logit_bias),
+        "config_logit_scale": 1.0, "config_logit_bias": 0.0,
         "meta": {"reference": "transformers SiglipModel + SiglipImageProcessorPil (PyTorch, fp32); tokenizer.json "
-                              "(padding to max_length); probs = sigmoid(logits_per_image)",
+                              "(padding to max_length); probs = sigmoid(logits_per_image) = sigmoid(exp(logit_scale) "
+                              "* cosine + logit_bias), per prompt (model.safetensors); probs_config_scale = "
+                              "sigmoid(cosine): transformers' initial logit_scale 0, logit_bias 0",
                  "atol": 1e-4, "parity": parity}})
     return {"repo": f"{ORG}/tiny-siglip", "parity": parity}

@@ -90,6 +90,8 @@ def test_layout_and_transformers_loaders(hub_root, name):
     if name in TOKENIZED:
         want |= {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"}
     want |= {f"onnx/{g}{v}.onnx" for g in GRAPHS[name] for v in VARIANTS}
+    if name in ("tiny-clip", "tiny-siglip"):
+        want.add("model.safetensors")  # the learned logit_scale / logit_bias the app reads by Range requests
     assert files == sorted(want)
     cfg = AutoConfig.from_pretrained(repo)
     assert cfg.architectures == [ARCH[name]]
@@ -106,6 +108,22 @@ def test_layout_and_transformers_loaders(hub_root, name):
         if (name, g) in IO:
             ins, outs = IO[(name, g)]
             assert ios.pop() == (tuple(ins), tuple(outs))
+
+
+@pytest.mark.parametrize("name", ["tiny-clip", "tiny-siglip"])
+def test_safetensors_hold_the_learned_temperature(hub_root, name):
+    """model.safetensors loads with transformers' from_pretrained; its logit_scale (and SigLIP's logit_bias) is the
+    golden's, unlike config.json's initial value, and small enough to keep the fixtures small."""
+    from transformers import AutoModel
+
+    repo, g = hub_root / "cxr-fixtures" / name, _golden(hub_root, name)
+    assert (repo / "model.safetensors").stat().st_size < 2_000_000
+    model = AutoModel.from_pretrained(repo)
+    scale = float(model.logit_scale.exp())
+    assert abs(scale - g["logit_scale"]) < 1e-4
+    assert abs(scale - g["config_logit_scale"]) > 1.0
+    if name == "tiny-siglip":
+        assert abs(float(model.logit_bias) - g["logit_bias"]) < 1e-6 and g["logit_bias"] != 0
 
 
 @pytest.mark.parametrize("name", ["tiny-clip", "tiny-siglip", "tiny-vit-cxr"])

@@ -15,7 +15,7 @@ import { usablePromptSets } from './prompts';
 import { loadClipTokenizer, type ClipTokenizer } from './tokenize';
 import { loadTransformers } from '../runtime/transformers';
 import type { PromptSet, ZeroShotOutput } from './types';
-import { zeroShot, type LabelPrompts } from './zero-shot';
+import { zeroShot, type LabelPrompts, type ZeroShotScoring } from './zero-shot';
 
 export interface ClipEngine extends FamilyEngine {
   /** Zero-shot labels for each raster from prompt sets (≥ 2 labels with a prompt each), with image embeddings. */
@@ -43,6 +43,17 @@ export function cfgNumber(entry: ModelEntry, key: string, fallback?: number): nu
   if (typeof v === 'number') return v;
   if (fallback !== undefined) return fallback;
   throw new Error(`${entry.name}: config.${key} is missing from the manifest`);
+}
+
+/**
+ * The entry's scoring rule (config.scoring 'softmax' | 'sigmoid', default softmax), exp(logit_scale) (default 100,
+ * CLIP's trained value) and logit_bias (default 0). Hub entries set them from the architecture and the weights
+ * (app/lib/hub/temperature.ts).
+ */
+export function zeroShotRule(entry: ModelEntry): { scale: number; scoring: ZeroShotScoring; logitBias: number } {
+  const s = entry.config?.scoring;
+  if (s !== undefined && s !== 'softmax' && s !== 'sigmoid') throw new Error(`${entry.name}: config.scoring is ${JSON.stringify(s)}; expected "softmax" or "sigmoid"`);
+  return { scale: cfgNumber(entry, 'logit_scale', 100), scoring: s ?? 'softmax', logitBias: cfgNumber(entry, 'logit_bias', 0) };
 }
 
 export function createClipEngine(host: OrtHost): ClipEngine {
@@ -131,8 +142,14 @@ export function createClipEngine(host: OrtHost): ClipEngine {
         const images = await embedImages(req.entry, l, rasters);
         const ms = nowMs() - t0;
         l.report.lastInferenceMs = Math.round(ms * 10) / 10;
-        const scale = cfgNumber(req.entry, 'logit_scale', 100);
-        const results = images.map((img) => ({ ...zeroShot(img, labelPrompts, scale)[0], imageEmbedding: img, inferenceMs: ms / rasters.length }));
+        const { scale, ...rule } = zeroShotRule(req.entry);
+        const note = req.entry.config?.temperature_note;
+        const results = images.map((img) => ({
+          ...zeroShot(img, labelPrompts, scale, rule)[0],
+          imageEmbedding: img,
+          inferenceMs: ms / rasters.length,
+          ...(typeof note === 'string' ? { temperatureNote: note } : {}),
+        }));
         return { results, report: { ...l.report } };
       }),
     release: (modelId) => pool.release(modelId),

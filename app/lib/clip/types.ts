@@ -13,6 +13,11 @@ export interface ZeroShotOutput extends ZeroShotResult {
   imageEmbedding: Float32Array;
   /** Image-encoder time per image in ms. */
   inferenceMs: number;
+  /**
+   * Set when the scores were not computed with the model's learned temperature (a Hub repo without
+   * model.safetensors): says so, for the panel and the CLI sidecar (app/lib/hub/temperature.ts).
+   */
+  temperatureNote?: string;
   /** What the result was computed for (image, frame, model, variant), as ClassifierResult.key. */
   key?: string;
 }

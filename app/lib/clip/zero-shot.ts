@@ -1,7 +1,12 @@
 /**
  * CLIP zero-shot classification, open_clip style: L2-normalize embeddings; a label's text embedding is the mean of
- * its normalized prompt embeddings, renormalized; logits = logit_scale · cosine; probabilities = softmax over labels.
+ * its normalized prompt embeddings, renormalized; logits = logit_scale · cosine (+ logit_bias); probabilities =
+ * softmax over labels (CLIP: they sum to 1) or a sigmoid per label (SigLIP: independent, transformers
+ * SiglipModel.forward and the SigLIP paper's pairwise sigmoid loss; they do not sum to 1).
  */
+
+/** How logits become probabilities: softmax over the labels (CLIP) or an independent sigmoid per label (SigLIP). */
+export type ZeroShotScoring = 'softmax' | 'sigmoid';
 
 /** Copy of v scaled to unit L2 norm (zero vector stays zero). */
 export function l2Normalize(v: ArrayLike<number>): Float32Array {
@@ -49,15 +54,28 @@ export function labelEmbedding(embeds: ArrayLike<number>[]): Float32Array {
   return l2Normalize(acc);
 }
 
+function softmax(logits: number[]): number[] {
+  const m = Math.max(...logits);
+  const ex = logits.map((l) => Math.exp(l - m));
+  const z = ex.reduce((a, b) => a + b, 0);
+  return ex.map((e) => e / z);
+}
+
 export interface ZeroShotOptions {
   /** For two labels: predict `positiveLabel` when its probability ≥ threshold (a calibrated threshold). */
   positiveLabel?: string;
   threshold?: number;
+  /** Default 'softmax'. */
+  scoring?: ZeroShotScoring;
+  /** Added to the logits (SigLIP's learned logit_bias); default 0. */
+  logitBias?: number;
 }
 
 export interface ZeroShotResult {
-  /** softmax over labels of logit_scale · cosine */
+  /** softmax over labels of logit_scale · cosine, or (scoring 'sigmoid') sigmoid(logit_scale · cosine + logit_bias) per label */
   probabilities: Record<string, number>;
+  /** The rule that made `probabilities`: with 'sigmoid' they are independent and need not sum to 1. */
+  scoring: ZeroShotScoring;
   similarities: Record<string, number>;
   autoLabel: string;
   /** probability of autoLabel */
@@ -66,9 +84,11 @@ export interface ZeroShotResult {
 
 /**
  * Zero-shot labels for one or more images. `imageEmbeds`: one vector, or row-major [n, D] with `dim` given.
+ * `logitScale` is exp(logit_scale), the multiplier of the cosine. autoLabel = the most probable label (either rule).
  */
 export function zeroShot(imageEmbeds: ArrayLike<number>, labels: LabelPrompts[], logitScale: number, opts: ZeroShotOptions & { dim?: number } = {}): ZeroShotResult[] {
   if (labels.length === 0) throw new RangeError('zeroShot: no labels');
+  const scoring = opts.scoring ?? 'softmax';
   const classW = labels.map((l) => labelEmbedding(l.embeds));
   const D = opts.dim ?? classW[0].length;
   if (imageEmbeds.length % D !== 0) throw new RangeError(`zeroShot: image embeddings (${imageEmbeds.length}) are not a multiple of D=${D}`);
@@ -77,11 +97,8 @@ export function zeroShot(imageEmbeds: ArrayLike<number>, labels: LabelPrompts[],
   for (const img of rows(buf, D)) {
     const x = l2Normalize(img);
     const sims = classW.map((w) => dot(x, w));
-    const logits = sims.map((s) => logitScale * s);
-    const m = Math.max(...logits);
-    const ex = logits.map((l) => Math.exp(l - m));
-    const z = ex.reduce((a, b) => a + b, 0);
-    const probs = ex.map((e) => e / z);
+    const logits = sims.map((s) => logitScale * s + (opts.logitBias ?? 0));
+    const probs = scoring === 'sigmoid' ? logits.map((l) => 1 / (1 + Math.exp(-l))) : softmax(logits);
     const probabilities: Record<string, number> = {};
     const similarities: Record<string, number> = {};
     labels.forEach((l, i) => {
@@ -94,7 +111,7 @@ export function zeroShot(imageEmbeds: ArrayLike<number>, labels: LabelPrompts[],
       if (pi < 0) throw new RangeError(`zeroShot: positiveLabel ${opts.positiveLabel} is not a label`);
       idx = probs[pi] >= opts.threshold ? pi : 1 - pi;
     }
-    out.push({ probabilities, similarities, autoLabel: labels[idx].label, confidence: probs[idx] });
+    out.push({ probabilities, similarities, autoLabel: labels[idx].label, confidence: probs[idx], scoring });
   }
   return out;
 }

@@ -7,6 +7,7 @@ import type { Dtype, ModelEntry, ModelFile, ModelVariant, Preprocessing } from '
 import type { HubFileInfo, HubPlan } from './layout';
 import { HubLayoutError } from './layout';
 import { formatHubRef, hubRepoUrl, type HubRef } from './ref';
+import { clipScoringConfig, type TemperatureLookup } from './temperature';
 
 type Json = Record<string, unknown>;
 
@@ -87,6 +88,8 @@ export interface HubJsonFiles {
   preprocessor: Json;
   tokenizer?: Json;
   tokenizerConfig?: Json;
+  /** CLIP family: the learned logit_scale / logit_bias read from model.safetensors, or why not (services/hub.ts). */
+  temperature?: TemperatureLookup;
 }
 
 function familyConfig(plan: HubPlan, j: HubJsonFiles, pre: Preprocessing, repo: string): { config: Json; labels?: string[] } {
@@ -96,9 +99,9 @@ function familyConfig(plan: HubPlan, j: HubJsonFiles, pre: Preprocessing, repo: 
     const text = (config.text_config ?? {}) as Json;
     const context = num(text.max_position_embeddings) ?? (arch === 'SiglipModel' ? 64 : 77);
     const pad = (j.tokenizer && j.tokenizerConfig && tokenId(j.tokenizer, j.tokenizerConfig.pad_token)) ?? num(text.pad_token_id) ?? 0;
-    // The learned logit scale lives in the combined model.onnx only; the towers' repos carry its initial value.
-    const logitScale = Math.exp(num(config.logit_scale_init_value) ?? Math.log(100));
-    return { config: { context_length: context, pad_token_id: pad, logit_scale: logitScale, architecture: arch } };
+    // The learned logit scale (and SigLIP's bias) live in the weights, not in the towers' graphs nor in config.json.
+    const scoring = clipScoringConfig(arch, config, j.temperature ?? { unavailable: 'no model.safetensors in this repo' });
+    return { config: { context_length: context, pad_token_id: pad, ...scoring, architecture: arch } };
   }
   if (plan.layout.family === 'sam') {
     const pe = (config.prompt_encoder_config ?? {}) as Json;

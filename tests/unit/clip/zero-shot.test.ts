@@ -32,6 +32,21 @@ describe('zero-shot', () => {
     expect(batch.map((b) => b.autoLabel)).toEqual(['NORMAL', 'PNEUMONIA']);
   });
 
+  it('sigmoid scoring (SigLIP): an independent sigmoid(scale · cos + bias) per label, not summing to 1', () => {
+    const labels = [
+      { label: 'A', embeds: [[1, 0, 0]] },
+      { label: 'B', embeds: [[0, 1, 0]] },
+    ];
+    const [r] = zeroShot([0.8, 0.6, 0], labels, 10, { scoring: 'sigmoid', logitBias: -1.5 });
+    const sig = (x: number) => 1 / (1 + Math.exp(-x));
+    expect(r.scoring).toBe('sigmoid');
+    expect(r.probabilities.A).toBeCloseTo(sig(10 * 0.8 - 1.5), 6);
+    expect(r.probabilities.B).toBeCloseTo(sig(10 * 0.6 - 1.5), 6);
+    expect(r.probabilities.A + r.probabilities.B).toBeGreaterThan(1.5);
+    expect(r.autoLabel).toBe('A');
+    expect(zeroShot([0.8, 0.6, 0], labels, 10)[0].scoring).toBe('softmax');
+  });
+
   it('a threshold on zero-shot P(PNEUMONIA) calibrated by Youden J separates the classes', () => {
     expect(bestThreshold([0, 0, 1, 1], [0.01, 0.02, 0.03, 0.04]).threshold).toBe(0.03);
   });

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHubServer, type RunningHubServer } from '../../../scripts/hub-server.mjs';
 import { resolveHubFolder, resolveHubModel } from '../../../app/services/hub';
-import type { HubModelEntry } from '../../../app/lib/hub';
+import { TEMPERATURE_FALLBACK_NOTE, type HubModelEntry } from '../../../app/lib/hub';
 import { withDtypeChoice } from '../../../app/lib/models/dtype-choice';
 import { createClipEngine } from '../../../app/lib/clip/engine';
 import { createClassifierEngine } from '../../../app/lib/classifier/engine';
@@ -96,6 +96,11 @@ describe('adding Hub repos by id', () => {
     expect(e.id).toBe('hf:local/tiny-sam');
     expect(e.family).toBe('sam');
     for (const v of Object.values(e.variants)) for (const f of v!.files) expect(f.sha256, f.path).toBe(sha256(path.join(ROOT, OWNER, 'tiny-sam', f.path)));
+    const sig = await resolveHubFolder(folder('tiny-siglip'), 'tiny-siglip');
+    const gs = golden('tiny-siglip');
+    expect(sig.config).toMatchObject({ scoring: 'sigmoid', logit_scale_source: 'weights' });
+    expect(Math.abs((sig.config!.logit_scale as number) - gs.logit_scale)).toBeLessThan(1e-4);
+    expect(Math.abs((sig.config!.logit_bias as number) - gs.logit_bias)).toBeLessThan(1e-6);
     await expect(resolveHubFolder(folder('tiny-bert'), 'tiny-bert')).rejects.toThrow(/folder “tiny-bert”: architecture BertModel is not one the app runs/);
   });
 
@@ -111,11 +116,45 @@ describe('Hub models run on the app engines as PyTorch does (fp32, 1e-4)', () =>
     const out = await createClipEngine(host('tiny-clip')).zeroShot(fp32(e), [image(g.image)], g.prompts.map((p: string) => ({ label: p, prompts: [p] })));
     if (!out.ok) throw new Error(out.message);
     const r = out.value.results[0];
+    // The learned temperature (exp 50, in model.safetensors), not config.json's init value (exp 14.3).
+    expect(e.config).toMatchObject({ scoring: 'softmax', logit_scale_source: 'weights' });
+    expect(Math.abs((e.config!.logit_scale as number) - g.logit_scale)).toBeLessThan(1e-4);
+    expect(e.config!.temperature_note).toBeUndefined();
+    expect(r.scoring).toBe('softmax');
+    expect(r.temperatureNote).toBeUndefined();
     const dp = maxDiff(g.prompts.map((p: string) => r.probabilities[p]), g.outputs.probs.data);
     const de = maxDiff(r.imageEmbedding, (g.outputs['vision_model.image_embeds'] as T).data);
     console.log(`hub tiny-clip in Node: max |Δprob| ${dp.toExponential(2)}, max |Δimage_embeds| ${de.toExponential(2)}`);
     expect(dp).toBeLessThan(1e-4);
     expect(de).toBeLessThan(1e-4);
+    // Only the header and the 4 bytes of logit_scale were read from the weights, by Range requests.
+    const weights = ((await (await fetch(`${hub.url}/_requests`)).json()) as { path: string; status: number; bytes: number }[]).filter((q) => q.path.endsWith('/model.safetensors'));
+    expect(weights.length).toBeGreaterThan(0);
+    expect(weights.every((q) => q.status === 206)).toBe(true);
+    expect(weights.reduce((a, q) => a + q.bytes, 0)).toBeLessThan(fs.statSync(path.join(ROOT, OWNER, 'tiny-clip', 'model.safetensors')).size / 20);
+  });
+
+  it('CLIP without model.safetensors: config.json temperature, the ranking exact, a note saying so', async () => {
+    const g = golden('tiny-clip');
+    await fetch(`${hub.url}/_control`, { method: 'POST', body: JSON.stringify({ hide: [`${OWNER}/tiny-clip/model.safetensors`] }) });
+    let e: HubModelEntry;
+    try {
+      e = await add('tiny-clip');
+    } finally {
+      await fetch(`${hub.url}/_control`, { method: 'POST', body: JSON.stringify({ hide: [] }) });
+    }
+    expect(e.config).toMatchObject({ scoring: 'softmax', logit_scale_source: 'config' });
+    expect(Math.abs((e.config!.logit_scale as number) - g.config_logit_scale)).toBeLessThan(1e-4);
+    const out = await createClipEngine(host('tiny-clip')).zeroShot(fp32(e), [image(g.image)], g.prompts.map((p: string) => ({ label: p, prompts: [p] })));
+    if (!out.ok) throw new Error(out.message);
+    const r = out.value.results[0];
+    expect(r.temperatureNote).toContain(TEMPERATURE_FALLBACK_NOTE);
+    expect(r.temperatureNote).toContain('no model.safetensors in this repo');
+    const got = g.prompts.map((p: string) => r.probabilities[p]);
+    expect(maxDiff(got, g.outputs.probs_config_scale.data)).toBeLessThan(1e-4);
+    const rank = (v: number[]) => v.map((_, i) => i).sort((a, b) => v[b] - v[a]);
+    expect(rank(got)).toEqual(rank(g.outputs.probs.data));
+    expect(maxDiff(got, g.outputs.probs.data)).toBeGreaterThan(0.1); // the approximation is not the learned result
   });
 
   it('SigLIP: image embedding (pooler_output) and image-text cosines', async () => {
@@ -129,9 +168,15 @@ describe('Hub models run on the app engines as PyTorch does (fp32, 1e-4)', () =>
     const D = img.length;
     const cos = g.prompts.map((_: string, i: number) => (g.outputs.text_embeds as T).data.slice(i * D, (i + 1) * D).reduce((a: number, x: number, j: number) => a + x * img[j], 0));
     const dc = maxDiff(g.prompts.map((p: string) => r.similarities[p]), cos);
-    console.log(`hub tiny-siglip in Node: max |Δpooler_output| ${de.toExponential(2)}, max |Δcosine| ${dc.toExponential(2)}`);
+    // SigLIP: sigmoid(exp(logit_scale) · cos + logit_bias) per label with the learned values (model.safetensors).
+    expect(e.config).toMatchObject({ scoring: 'sigmoid', logit_scale_source: 'weights' });
+    expect(Math.abs((e.config!.logit_bias as number) - g.logit_bias)).toBeLessThan(1e-6);
+    expect(r.scoring).toBe('sigmoid');
+    const dp = maxDiff(g.prompts.map((p: string) => r.probabilities[p]), g.outputs.probs.data);
+    console.log(`hub tiny-siglip in Node: max |Δpooler_output| ${de.toExponential(2)}, max |Δcosine| ${dc.toExponential(2)}, max |Δsigmoid prob| ${dp.toExponential(2)}`);
     expect(de).toBeLessThan(1e-4);
     expect(dc).toBeLessThan(1e-4);
+    expect(dp).toBeLessThan(1e-4);
   });
 
   it('ViT classifier: probabilities with the repo id2label', async () => {
