@@ -21,7 +21,15 @@ export function ImageStrip() {
               <span className="name">
                 <FileName name={i.name} title={i.path || i.name} />
               </span>
-              {c && <span className={`tag tag-${c.predicted}`}>{c.predicted}</span>}
+              {/* A flagged image shows OOD, not a coloured label (issue 23: the classification is not the headline). */}
+              {c &&
+                (c.ood?.ood ? (
+                  <span className="tag tag-ood" title={`out of distribution; the model says ${c.predicted}`} data-testid="strip-ood">
+                    OOD
+                  </span>
+                ) : (
+                  <span className={`tag tag-${c.predicted}`}>{c.predicted}</span>
+                ))}
             </button>
           </li>
         );

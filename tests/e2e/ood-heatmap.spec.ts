@@ -73,6 +73,8 @@ test.describe('out-of-distribution check and heatmap methods', () => {
         await expect(row.getByTestId('ood-badge')).toBeVisible();
         await expect(row.getByTestId('predicted-label')).toHaveText(/^(NORMAL|PNEUMONIA)$/);
         await expect(page.locator('.result .pred')).toHaveCount(0);
+        // The image strip tags it OOD rather than with a coloured label.
+        await expect(page.getByRole('list', { name: 'Opened images' }).getByTestId('strip-ood')).toHaveText('OOD');
         const look = await row.getByTestId('predicted-label').evaluate((el) => {
           const cs = getComputedStyle(el);
           const badge = el.closest('[data-testid="prediction-ood"]')!.querySelector('[data-testid="ood-badge"]')!;
