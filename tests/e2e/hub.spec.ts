@@ -130,10 +130,18 @@ test('CLIP, SigLIP and a ViT classifier added by id run in the Viewer as PyTorch
         const cos = g.prompts.map((_: string, i: number) => (g.outputs.text_embeds as T).data.slice(i * img.length, (i + 1) * img.length).reduce((a: number, x: number, j: number) => a + x * img[j], 0));
         const dc = maxDiff(g.prompts.map((p: string) => z.sims[p]), cos);
         const de = maxDiff(z.emb, (g.outputs['vision_model.pooler_output'] as T).data);
-        console.log(`hub tiny-siglip in Chromium vs PyTorch: max |Δcosine| ${dc.toExponential(2)}, max |Δpooler_output| ${de.toExponential(2)}`);
+        // sigmoid(exp(logit_scale) · cos + logit_bias) per label, the learned values read from model.safetensors
+        const dp = maxDiff(g.prompts.map((p: string) => z.probs[p]), g.outputs.probs.data);
+        console.log(`hub tiny-siglip in Chromium vs PyTorch: max |Δcosine| ${dc.toExponential(2)}, max |Δpooler_output| ${de.toExponential(2)}, max |Δsigmoid prob| ${dp.toExponential(2)}`);
         expect(dc).toBeLessThan(1e-4);
         expect(de).toBeLessThan(1e-4);
+        expect(dp).toBeLessThan(1e-4);
       }
+      // The panel says how the numbers relate: SigLIP's are independent per label, CLIP's sum to 1.
+      const scoring = page.getByTestId('zero-shot-scoring');
+      await expect(scoring).toHaveAttribute('data-scoring', name === 'tiny-siglip' ? 'sigmoid' : 'softmax');
+      await expect(scoring).toContainText(name === 'tiny-siglip' ? 'do not sum to 1' : 'they sum to 1');
+      await expect(page.getByTestId('zero-shot-temperature-note')).toHaveCount(0);
       await page.getByRole('button', { name: 'Models', exact: true }).click();
     } else {
       const g = golden(name);
@@ -153,6 +161,37 @@ test('CLIP, SigLIP and a ViT classifier added by id run in the Viewer as PyTorch
       await expect(page.getByTestId('weights-badge').first()).toContainText('external model');
     }
   }
+  expect(external).toEqual([]);
+  expect(errors).toEqual([]);
+});
+
+test('a CLIP repo without model.safetensors: scores with the config.json temperature and says so next to the result', async ({ page, context }) => {
+  test.setTimeout(240_000);
+  const errors = watchErrors(page);
+  const external = await offlineExceptHub(context);
+  const id = `hf:${OWNER}/tiny-clip`;
+  const g = golden('tiny-clip');
+  await control({ hide: [`${OWNER}/tiny-clip/model.safetensors`] }); // as the Xenova/* repos that ship onnx/ only
+  await open(page, [id]);
+  await addFromHub(page, 'tiny-clip');
+  await expect(page.getByTestId('hub-add-state')).toHaveAttribute('data-status', 'added');
+  await page.getByRole('button', { name: 'Viewer', exact: true }).click();
+  await addFiles(page, [png(g.image)]);
+  await expect(page.getByRole('list', { name: 'Opened images' }).getByRole('listitem')).toHaveCount(1, { timeout: 60_000 });
+  const probs = await page.evaluate(async (prompts: string[]) => {
+    const store = (window as any).cxrStudio.store; // eslint-disable-line @typescript-eslint/no-explicit-any
+    store.getState().setPrompts(prompts.map((p) => ({ label: p, prompts: [p] })));
+    await store.getState().zeroShotCurrent();
+    const s = store.getState();
+    return s.images.find((x: { id: string }) => x.id === s.currentId).zeroShot.probabilities as Record<string, number>;
+  }, g.prompts);
+  const got = g.prompts.map((p: string) => probs[p]);
+  expect(maxDiff(got, g.outputs.probs_config_scale.data)).toBeLessThan(1e-4); // softmax(exp(init) · cos) of PyTorch's embeddings
+  const rank = (v: number[]) => v.map((_, i) => i).sort((a, b) => v[b] - v[a]);
+  expect(rank(got)).toEqual(rank(g.outputs.probs.data)); // the ranking is the learned model's
+  await expect(page.getByTestId('zero-shot-temperature-note')).toContainText('temperature from config.json (learned logit_scale not available in this repo): ranking exact, probabilities approximate');
+  await expect(page.getByTestId('zero-shot-temperature-note')).toContainText('no model.safetensors in this repo');
+  expect((await served()).filter((r) => r.path.endsWith('model.safetensors'))).toEqual([]);
   expect(external).toEqual([]);
   expect(errors).toEqual([]);
 });
