@@ -303,6 +303,9 @@ export const createSamSlice: SliceCreator<SamSlice> = (set, get) => {
         if (!downloadedVariants(r.entry, entrySource(r.entry, get().source), get().stored).includes(plan.dtype)) return;
         patchSeg({ prewarming: true });
         if (!(await ensureLoaded()) || current()) return; // an image opened meanwhile: its encode is the warm-up
+        // a second of quiet first: an image being opened right now must not queue behind the blank-image encode
+        await new Promise((res) => setTimeout(res, 1000));
+        if (current()) return;
         await engine().prewarm(r);
       } catch {
         /* prewarming is best effort */
