@@ -138,6 +138,8 @@ export async function pipelineBatchChunks<D>(next: (inFlight: Set<number>) => nu
   let cur = start();
   while (cur) {
     const chunk = await cur.decoding;
+    // A macrotask between chunks: a Cancel (a click, a timer) gets in even when the next chunk is already decoded.
+    await new Promise((r) => setTimeout(r, 0));
     if (cancelled()) return;
     const done = cur.rows;
     cur = start();

@@ -199,7 +199,8 @@ export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
   function decodeChunk(pending: BatchRow[], models: BatchModels): Promise<DecodedChunk> {
     const { sizes } = batchDecodeSizes(models);
     const byIndex = new Map(pending.map((r) => [r.index, r]));
-    const decoders = get().workers.batchImaging();
+    const w = get().workers; // a registry without a pool (tests' in-process one) decodes through its imaging()
+    const decoders = typeof w.batchImaging === 'function' ? w.batchImaging() : w.imaging();
     return decodeBatchChunk(pending.map((r) => r.index), async (i) => {
       const input = inputs[i];
       const source = input.zip ? { zip: input.zip.file, entry: input.zip.entry } : { file: input.blob!, size: input.size ?? input.blob!.size };
