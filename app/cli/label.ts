@@ -42,7 +42,7 @@ import { nodeOrtHost, nodePlanInputs } from '../platform/node/ort';
 import { batchCsv, batchCsvMetadata, batchDecodeSizes, batchMetricsReport, runBatchChunk, zeroShotLabels, type BatchExportContext, type BatchModels } from '../services/batch';
 import { inProcessEngines } from '../services/engines';
 import { InferenceService } from '../services/inference';
-import { parsePromptSets } from '../services/clip';
+import { parsePromptSets, withZeroShotScoring } from '../services/clip';
 import { parseLabelArgs } from './label-args';
 import { decodeForBatchNode, listLabelInputs } from './label-inputs';
 import { ProgressWriter, readProgress, type RunIdentity } from './label-progress';
@@ -135,7 +135,10 @@ async function main() {
   };
   // The whole file once more from the rows: byte for byte what the app's export writes for them.
   fs.writeFileSync(args.out, batchCsv(rows, ctx));
-  fs.writeFileSync(path.join(path.dirname(args.out), metadataFileName(path.basename(args.out))), JSON.stringify(batchCsvMetadata(rows, ctx), null, 2) + '\n');
+  // The zero-shot scoring rule and temperature (and, without the learned one, the note saying so) beside the CSV.
+  const meta = withZeroShotScoring(batchCsvMetadata(rows, ctx), clipEntry);
+  fs.writeFileSync(path.join(path.dirname(args.out), metadataFileName(path.basename(args.out))), JSON.stringify(meta, null, 2) + '\n');
+  if (meta.zero_shot_temperature_note) log(`${clipEntry!.id}: ${meta.zero_shot_temperature_note}`);
   const done = rows.filter((r) => r.status === 'done');
   const ips = ran / seconds;
   log(`wrote ${done.length} rows to ${args.out}; ${rows.length - done.length + skipped.length} skipped; ${ips.toFixed(1)} images/second`);

@@ -3,7 +3,8 @@
  * behind the Viewer's zero-shot panel (app/store/clip.ts) and the batch's auto_label, and the reader of a
  * prompts file in the manifest's default_prompts format (`npm run label -- --prompts FILE.json`).
  */
-import type { ClipEngine } from '../lib/clip/engine';
+import { zeroShotRule, type ClipEngine } from '../lib/clip/engine';
+import type { ModelEntry } from '../lib/models/manifest-types';
 import type { PromptSet, ZeroShotOutput } from '../lib/clip/types';
 import type { Raster } from '../lib/imaging/raster';
 import type { RuntimeReport } from '../lib/runtime/report';
@@ -45,4 +46,39 @@ export function parsePromptSets(text: string, source = 'the prompts file'): Prom
   }
   if (sets.length < 2) throw new Error(`${source} has ${sets.length} label${sets.length === 1 ? '' : 's'}; zero-shot labelling needs at least two`);
   return sets;
+}
+
+/** How a CLIP-family model's zero-shot probabilities were made, for a results sidecar (labeled_dataset.meta.json). */
+export interface ZeroShotScoringMeta {
+  /** 'softmax' over the labels (they sum to 1) or 'sigmoid' per label (SigLIP: independent, no sum to 1). */
+  zero_shot_scoring: 'softmax' | 'sigmoid';
+  /** exp(logit_scale), the multiplier of the cosine. */
+  zero_shot_logit_scale: number;
+  zero_shot_logit_bias: number;
+  /** 'weights' (learned, from model.safetensors), 'config' (config.json's initial value) or 'manifest' (built-in). */
+  zero_shot_temperature_source: string;
+  /** Set when the learned temperature was not available: ranking exact, probabilities approximate. */
+  zero_shot_temperature_note?: string;
+}
+
+/** The scoring rule and temperature of `entry` (app/lib/clip/engine.ts zeroShotRule, app/lib/hub/temperature.ts). */
+export function zeroShotScoringMeta(entry: ModelEntry): ZeroShotScoringMeta {
+  const { scale, scoring, logitBias } = zeroShotRule(entry);
+  const note = entry.config?.temperature_note;
+  const source = entry.config?.logit_scale_source;
+  return {
+    zero_shot_scoring: scoring,
+    zero_shot_logit_scale: scale,
+    zero_shot_logit_bias: logitBias,
+    zero_shot_temperature_source: typeof source === 'string' ? source : 'manifest',
+    ...(typeof note === 'string' ? { zero_shot_temperature_note: note } : {}),
+  };
+}
+
+/**
+ * A labeled_dataset.meta.json with the zero-shot scoring of `clip` added when the CSV holds zero-shot columns
+ * (meta.zero_shot_labels non-empty): the app's batch export and `npm run label` both write it through here.
+ */
+export function withZeroShotScoring<M extends { zero_shot_labels: string[] }>(meta: M, clip: ModelEntry | undefined): M & Partial<ZeroShotScoringMeta> {
+  return clip && meta.zero_shot_labels.length ? { ...meta, ...zeroShotScoringMeta(clip) } : meta;
 }

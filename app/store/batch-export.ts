@@ -5,12 +5,13 @@
  */
 import type { LabeledDatasetMetadata } from '../lib/batch';
 import { batchCsv, batchCsvMetadata, batchMetricsReport, type BatchExportContext } from '../services/batch';
+import { withZeroShotScoring } from '../services/clip';
 import type { AppState, SliceCreator } from './state';
 
 export interface BatchExportSlice {
   /** labeled_dataset.csv of the finished rows, every classifier column at the one current threshold. */
   batchCsv(): string;
-  /** The CSV's sidecar (labeled_dataset.meta.json): that threshold, its source, the models and labels. */
+  /** The CSV's sidecar (labeled_dataset.meta.json): that threshold, its source, the models and labels, the zero-shot scoring. */
   batchCsvMetadata(): LabeledDatasetMetadata;
   /** The metrics report of the rows (the JSON `npm run label` prints last). */
   batchMetricsReport(): ReturnType<typeof batchMetricsReport>;
@@ -36,7 +37,9 @@ export const createBatchExportSlice: SliceCreator<BatchExportSlice> = (_set, get
   },
 
   batchCsvMetadata() {
-    return batchCsvMetadata(get().batch.rows, exportContext(get()));
+    const s = get();
+    // With the zero-shot scoring rule and temperature, as `npm run label` writes it (services/clip.ts).
+    return withZeroShotScoring(batchCsvMetadata(s.batch.rows, exportContext(s)), s.manifest?.models.find((m) => m.id === s.batch.clipId));
   },
 
   batchMetricsReport() {

@@ -54,6 +54,38 @@ describe('label CLI with a Hub model', () => {
     await fetch(`${hub.url}/_control`, { method: 'POST', body: JSON.stringify({ redirectLfs: false }) });
   }, 180_000);
 
+  it.each([
+    ['tiny-siglip', false, 'probs'],
+    ['tiny-clip', true, 'probs_config_scale'],
+  ] as const)('--clip hf:cxr-fixtures/%s (model.safetensors hidden: %s): zs_ columns = PyTorch %s; the sidecar names the scoring and temperature', async (name, hide, want) => {
+    const g = JSON.parse(fs.readFileSync(path.join(ROOT, '_goldens', `${name}.json`), 'utf8'));
+    const keys = g.prompts.map((_: string, i: number) => `L${i}`);
+    const promptsFile = path.join(tmp, `prompts-${name}.json`);
+    fs.writeFileSync(promptsFile, JSON.stringify(Object.fromEntries(g.prompts.map((p: string, i: number) => [keys[i], [p]]))));
+    const out = path.join(tmp, `zs-${name}.csv`);
+    await fetch(`${hub.url}/_control`, { method: 'POST', body: JSON.stringify({ hide: hide ? [`cxr-fixtures/${name}/model.safetensors`] : [] }) });
+    try {
+      await run(path.join(REPO_ROOT, 'node_modules', '.bin', 'tsx'), ['app/cli/label.ts', path.join(tmp, 'images'), '--model', 'hf:cxr-fixtures/tiny-vit-cxr', '--clip', `hf:cxr-fixtures/${name}`, '--prompts', promptsFile, '--hub', hub.url, '--threads', '1', '--out', out], {
+        cwd: REPO_ROOT,
+        env: { ...process.env, CXR_HUB_CACHE: path.join(tmp, 'cache') },
+      });
+    } finally {
+      await fetch(`${hub.url}/_control`, { method: 'POST', body: JSON.stringify({ hide: [] }) });
+    }
+    const [head, row] = fs.readFileSync(out, 'utf8').trim().split(/\r?\n/);
+    const cols = head.split(','), cells = row.split(',');
+    const got = keys.map((k: string) => Number(cells[cols.indexOf(`zs_${k}`)]));
+    const d = Math.max(...got.map((v: number, i: number) => Math.abs(v - g.outputs[want].data[i])));
+    console.log(`hub ${name} zero-shot via npm run label vs PyTorch ${want}: max |Δprob| ${d.toExponential(2)}`);
+    expect(d).toBeLessThan(1e-4);
+    const meta = JSON.parse(fs.readFileSync(out.replace(/\.csv$/, '.meta.json'), 'utf8'));
+    expect(meta.zero_shot_scoring).toBe(name === 'tiny-siglip' ? 'sigmoid' : 'softmax');
+    expect(meta.zero_shot_temperature_source).toBe(hide ? 'config' : 'weights');
+    expect(Math.abs(meta.zero_shot_logit_scale - (hide ? g.config_logit_scale : g.logit_scale))).toBeLessThan(1e-4);
+    if (hide) expect(meta.zero_shot_temperature_note).toMatch(/^temperature from config\.json \(learned logit_scale not available in this repo\): ranking exact, probabilities approximate/);
+    else expect(meta.zero_shot_temperature_note).toBeUndefined();
+  }, 180_000);
+
   it('a graph that does not match its LFS sha256 is refused, and not kept', async () => {
     fs.rmSync(path.join(tmp, 'cache'), { recursive: true, force: true });
     await fetch(`${hub.url}/_control`, { method: 'POST', body: JSON.stringify({ corrupt: ['cxr-fixtures/tiny-vit-cxr/onnx/model.onnx'] }) });
