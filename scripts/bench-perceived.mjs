@@ -36,6 +36,7 @@ function parseArgs(argv) {
     else if (k === '--runs') a.runs = Number(v());
     else if (k === '--only') a.only = v().split(',');
     else if (k === '--compare') a.compare = v();
+    else if (k === '--compare-port') a.comparePort = Number(v());
     else if (k === '--think-ms') a.think = Number(v());
     else if (k === '--after-prewarm') a.afterPrewarm = true;
     else if (k === '--legacy') a.legacy = true;
@@ -504,7 +505,7 @@ async function main() {
     }
     const targets = [{ label: a.dist, base: servers[0].base }];
     if (a.compare) {
-      servers.push(await startPreview(a.port + 1, a.compare));
+      servers.push(await startPreview(a.comparePort ?? a.port + 1, a.compare));
       targets.unshift({ label: a.compare, base: servers[1].base });
     }
     const r = await measureFirstInteractions(targets, { runs: a.runs, only: a.only, think: a.think, afterPrewarm: a.afterPrewarm });
