@@ -29,6 +29,19 @@ export function hubDirFor(source: ModelSource, root = hubCacheRoot()): string | 
 }
 
 /**
+ * GET `url`, sent once more when it fails at the socket (no HTTP answer): a keep-alive connection the server closed
+ * while this process was busy creating a session (the event loop blocked past undici's idle timer) fails the next
+ * request with "fetch failed"; a new connection then succeeds. HTTP errors are answers and are not retried.
+ */
+async function getRetryingSocketError(fetchImpl: typeof fetch, url: string): Promise<Response> {
+  try {
+    return await fetchImpl(url);
+  } catch {
+    return await fetchImpl(url);
+  }
+}
+
+/**
  * ModelFiles for the CLIs: Hub entries are fetched into the Hub cache (fetchImpl: global fetch), others must be in
  * `modelsDir` (nodeModelFiles). Throws naming the file on an HTTP error, a size or a sha256 mismatch (nothing kept).
  */
@@ -50,7 +63,7 @@ export function nodeHubModelFiles(modelsDir: string, fetchImpl: typeof fetch = f
           fs.rmSync(p); // damaged or replaced: fetched again below
         }
         const url = resolveFileUrl(source, f.path);
-        const res = await fetchImpl(url);
+        const res = await getRetryingSocketError(fetchImpl, url);
         if (!res.ok) throw new Error(`${f.path}: ${url} answered HTTP ${res.status}`);
         const bytes = new Uint8Array(await res.arrayBuffer());
         if (bytes.byteLength !== f.bytes) throw new Error(`${f.path}: ${bytes.byteLength} bytes from ${url}, expected ${f.bytes}; not kept`);
