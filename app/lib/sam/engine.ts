@@ -94,6 +94,8 @@ export function createSamEngine(host: OrtHost, embeddings?: EmbeddingStore): Sam
   const pool = new SessionPool<Loaded>();
   /** Embeddings in use, most recent last, with their feature tensors created once (reused by every decode). */
   const resident = new Map<string, { emb: Embedding; tensors: Record<string, TensorLike>; where: 'gpu' | 'cpu' }>();
+  /** Encodes in flight by embedding key: a second request for the same image waits for the first (resolves, never rejects). */
+  const encoding = new Map<string, Promise<void>>();
   const counts = { encodes: 0, decodes: 0, cacheHits: 0 };
   // One session run at a time: ORT's WebGPU backend refuses a run while another is in flight ("Session already
   // started"), and a hover decode may overlap a click's. WASM queues anyway, so this costs nothing there.
@@ -199,27 +201,38 @@ export function createSamEngine(host: OrtHost, embeddings?: EmbeddingStore): Sam
       tracked(outcome('Image encoding failed', async () => {
         const l = await get(req);
         const key = embeddingCacheKey({ imageSha256: await rasterSha256(raster), modelId: req.entry.id, variant: l.report.dtype, encoderSha256: l.encoderSha, backend: l.report.backend });
+        // The same image asked for again while its encode runs (a box drawn before the embedding was ready): wait
+        // for that encode and use its result, not a second encode and IndexedDB round trip queued behind it.
+        await encoding.get(key);
         const r = resident.get(key);
         if (r) {
           resident.delete(key);
           resident.set(key, r);
           return { key, from: 'memory' as const, encodeMs: r.emb.encodeMs, geometry: r.emb.geometry, resident: r.where };
         }
-        const t = await tensor();
-        const cached = await embeddings?.get(key).catch(() => undefined);
-        if (cached) {
-          counts.cacheHits++;
-          const where = await keep(key, { features: cached.features, geometry: cached.geometry, encodeMs: cached.encodeMs }, t, l.report.backend);
-          return { key, from: 'indexeddb' as const, encodeMs: cached.encodeMs, geometry: cached.geometry, resident: where };
+        let done!: () => void;
+        const mine = new Promise<void>((res) => (done = res));
+        encoding.set(key, mine);
+        try {
+          const t = await tensor();
+          const cached = await embeddings?.get(key).catch(() => undefined);
+          if (cached) {
+            counts.cacheHits++;
+            const where = await keep(key, { features: cached.features, geometry: cached.geometry, encodeMs: cached.encodeMs }, t, l.report.backend);
+            return { key, from: 'indexeddb' as const, encodeMs: cached.encodeMs, geometry: cached.geometry, resident: where };
+          }
+          const emb = await serial(() => l.pipe.encode(raster));
+          l.encoderWarm = true;
+          counts.encodes++;
+          l.report.lastInferenceMs = Math.round(emb.encodeMs * 10) / 10;
+          const where = await keep(key, emb, t, l.report.backend);
+          // a failing store (quota, private mode) costs a re-encode next time, nothing else
+          await embeddings?.set(key, { features: emb.features, geometry: emb.geometry, encodeMs: emb.encodeMs, createdAt: Date.now() }).catch(() => undefined);
+          return { key, from: 'encoder' as const, encodeMs: emb.encodeMs, geometry: emb.geometry, resident: where };
+        } finally {
+          done();
+          if (encoding.get(key) === mine) encoding.delete(key);
         }
-        const emb = await serial(() => l.pipe.encode(raster));
-        l.encoderWarm = true;
-        counts.encodes++;
-        l.report.lastInferenceMs = Math.round(emb.encodeMs * 10) / 10;
-        const where = await keep(key, emb, t, l.report.backend);
-        // a failing store (quota, private mode) costs a re-encode next time, nothing else
-        await embeddings?.set(key, { features: emb.features, geometry: emb.geometry, encodeMs: emb.encodeMs, createdAt: Date.now() }).catch(() => undefined);
-        return { key, from: 'encoder' as const, encodeMs: emb.encodeMs, geometry: emb.geometry, resident: where };
       })),
 
     decode: (req, key, prompt, opts) =>

@@ -142,4 +142,14 @@ describe('segment engine (Node host)', () => {
       await warm.reset();
     }
   }, 180_000);
+  it('the same image asked for twice while it encodes (a box drawn before the embedding was ready) is encoded once', async () => {
+    const store = mapStore();
+    const e = createSamEngine(host, store);
+    const [a, b] = await Promise.all([e.encode(req('tiny-sam'), image), e.encode(req('tiny-sam'), image)]);
+    expect(a.ok && b.ok && a.value.key === b.value.key).toBe(true);
+    expect([a.ok && a.value.from, b.ok && b.value.from].sort()).toEqual(['encoder', 'memory']);
+    expect((await e.stats()).encodes).toBe(1);
+    expect(store.size).toBe(1);
+    await e.reset();
+  }, 120_000);
 });
