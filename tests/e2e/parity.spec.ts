@@ -9,19 +9,18 @@ import { CLASSIFIER_ID, KERMANY, manifestHas, openApp, REPO, watchErrors, needs,
  * app's real path — folder pick → imaging worker (browser JPEG decoder) → classifier worker (preprocessing + ORT WASM).
  *   fp32 (chosen in the Models view): PyTorch fp32 on PIL-decoded images (test-images.json), within 1e-4;
  *   int8 (what 'auto' runs on WASM when its card metrics match fp32; static QDQ since issue 21): native onnxruntime
- *   on the same int8 graph (test-images.int8.json, `cxr-export variant-goldens`). Every image but the worst within
- *   the card tolerance 5e-3, the worst within 3e-2: on identical pixels onnxruntime-web's WASM kernels match native
- *   ORT's within 8e-4 on these 48 images (Node, onnxruntime-web on the PIL-decoded tensors), but the browser's JPEG
- *   decoder differs from PIL by a few levels in a few pixels, and a static activation scale turns such a difference
- *   into a whole rounding step where a value sits on a step boundary; test/PNEUMONIA/person8_virus_27.jpeg sits at
- *   p = 0.42, the steepest part of the temperature-sharpened softmax, and moves 1.3e-2 (Node decoder) to 2.4e-2
- *   (Chromium's). The int8 card metrics the app relies on are re-measured with onnxruntime-web itself by
+ *   on the same int8 graph (test-images.int8.json, `cxr-export variant-goldens`), within the card tolerance 5e-3:
+ *   Chromium decodes these JPEGs as PIL does (fp32 above: 1.5e-6), and onnxruntime-web's WASM int8 kernels then
+ *   match native x86 ORT's within 8.1e-4 on these 48 images (measured), against int8's own error of 1.3e-2 vs fp32.
+ *   (A different JPEG decoder moves test/PNEUMONIA/person8_virus_27.jpeg, at p = 0.42 on the steepest part of the
+ *   temperature-sharpened softmax, by 1.3e-2: a few grey levels put a static activation across a rounding step.)
+ *   The int8 card metrics the app relies on are re-measured with onnxruntime-web itself by
  *   `npm run label -- --dtype int8` (README).
  */
 const GOLDEN_DIR = path.join(REPO, 'tests/goldens', CLASSIFIER_ID);
-const VARIANTS: { dtype: 'fp32' | 'int8'; golden: string; tol: number; tolAllButWorst?: number; choice: 'fp32' | 'auto' }[] = [
+const VARIANTS: { dtype: 'fp32' | 'int8'; golden: string; tol: number; choice: 'fp32' | 'auto' }[] = [
   { dtype: 'fp32', golden: process.env.CXR_E2E_GOLDENS ?? path.join(GOLDEN_DIR, 'test-images.json'), tol: 1e-4, choice: 'fp32' },
-  { dtype: 'int8', golden: path.join(GOLDEN_DIR, 'test-images.int8.json'), tol: 3e-2, tolAllButWorst: 5e-3, choice: 'auto' },
+  { dtype: 'int8', golden: path.join(GOLDEN_DIR, 'test-images.int8.json'), tol: 5e-3, choice: 'auto' },
 ];
 
 interface Golden {
@@ -30,7 +29,7 @@ interface Golden {
   probabilities: number[];
 }
 
-for (const { dtype, golden: GOLDENS, tol: TOL, tolAllButWorst, choice } of VARIANTS) test(`classifier ${dtype} probabilities in the browser match the reference within ${TOL}`, async ({ page }, info) => {
+for (const { dtype, golden: GOLDENS, tol: TOL, choice } of VARIANTS) test(`classifier ${dtype} probabilities in the browser match the reference within ${TOL}`, async ({ page }, info) => {
   needs(fs.existsSync(GOLDENS), path.relative(REPO, GOLDENS));
   needsModel(CLASSIFIER_ID);
   needsSharedData();
@@ -72,7 +71,6 @@ for (const { dtype, golden: GOLDENS, tol: TOL, tolAllButWorst, choice } of VARIA
   fs.rmSync(root, { recursive: true, force: true });
   let maxDiff = 0;
   let worst = '';
-  const diffs: number[] = [];
   for (const g of images) {
     const row = rows.find((r) => r.imageId === `goldens/${g.path}`);
     expect(row, `no result for ${g.path}`).toBeTruthy();
@@ -80,7 +78,6 @@ for (const { dtype, golden: GOLDENS, tol: TOL, tolAllButWorst, choice } of VARIA
     // A missing probability is a failure, not a skipped row (NaN > maxDiff would be false and pass silently).
     expect(Number.isFinite(row!.p), `probability of ${g.path}`).toBe(true);
     const d = Math.abs(row!.p! - g.probabilities[pos]);
-    diffs.push(d);
     if (d > maxDiff) {
       maxDiff = d;
       worst = g.path;
@@ -88,9 +85,6 @@ for (const { dtype, golden: GOLDENS, tol: TOL, tolAllButWorst, choice } of VARIA
   }
   info.annotations.push({ type: 'parity', description: `${dtype}: max |p_browser − p_reference| = ${maxDiff.toExponential(2)} (${worst}) over ${images.length} images` });
   console.log(`[parity] ${dtype}: max |p_browser - p_reference| = ${maxDiff.toExponential(2)} at ${worst} over ${images.length} images`);
-  const secondWorst = diffs.sort((a, b) => b - a)[1];
-  console.log(`[parity] ${dtype}: second largest ${secondWorst.toExponential(2)}`);
   expect(maxDiff).toBeLessThanOrEqual(TOL);
-  if (tolAllButWorst != null) expect(secondWorst, 'every image but the worst').toBeLessThanOrEqual(tolAllButWorst);
   expect(errors).toEqual([]);
 });
