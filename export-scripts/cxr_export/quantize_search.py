@@ -77,11 +77,15 @@ def quantize_static_graph(src: Path, dst: Path, calib_x: np.ndarray, *, const_b_
     extra = {"MatMulConstBOnly": const_b_only, "ActivationSymmetric": act_symmetric}
     if method == "Percentile":
         extra["CalibPercentile"] = percentile
-    quantize_static(str(src), str(dst), ArrayCalibration(x), quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                    weight_type=QuantType.QInt8,
-                    activation_type=QuantType.QUInt8 if act_type == "u8" else QuantType.QInt8,
-                    op_types_to_quantize=["MatMul"], nodes_to_exclude=exclude,
-                    calibrate_method=getattr(CalibrationMethod, method), extra_options=extra)
+    try:
+        quantize_static(str(src), str(dst), ArrayCalibration(x), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                        weight_type=QuantType.QInt8,
+                        activation_type=QuantType.QUInt8 if act_type == "u8" else QuantType.QInt8,
+                        op_types_to_quantize=["MatMul"], nodes_to_exclude=exclude,
+                        calibrate_method=getattr(CalibrationMethod, method), extra_options=extra)
+    finally:
+        if smooth_alpha is not None:
+            Path(src).unlink(missing_ok=True)  # the smoothed float intermediate
 
 
 def _session(path):
