@@ -20,7 +20,7 @@ import numpy as np
 from .clip_captions import image_tags
 from .errors import ExportError
 
-VAL_FRAC, SPLIT_SEED = 0.1, 0  # pneumonia-vit's --val-frac / --seed (its manifest card.training)
+from .data import SPLIT_SEED, VAL_FRAC  # noqa: F401 (pneumonia-vit's validation split; re-exported)
 LUNG_HOLDOUT, LUNG_SEED = 0.2, 0  # lung-sam's --holdout / --seed
 
 

@@ -123,6 +123,11 @@ def load_npz(path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+# The classifier validation split of Kermany train: pneumonia-vit's --val-frac / --seed (its manifest card.training).
+# Every job that must not see those images (cxr-clip training, int8 calibration) carves it out with these values.
+VAL_FRAC, SPLIT_SEED = 0.1, 0
+
+
 def stratified_split(labels: Sequence, val_frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(train_idx, val_idx): per class, a seeded shuffle, round(n * val_frac) (at least 1 when n > 1) go to val."""
     labels = np.asarray(labels)

@@ -165,11 +165,11 @@ def sample_feeds(onnx_path: Path, seed: int = 0, dims: dict[str, int] | None = N
 
 class KermanyCalibration:
     """onnxruntime.quantization CalibrationDataReader: n seeded Kermany train images (never test, nor the validation
-    part train-classifier held out: clip_data.VAL_FRAC / SPLIT_SEED) through the entry's preprocessing (manifest
+    part train-classifier held out: data.VAL_FRAC / SPLIT_SEED) through the entry's preprocessing (manifest
     `preprocessing`), fed as pixel_values in batches; `x` [n,3,H,W] holds them all (SmoothQuant reads them too)."""
 
     def __init__(self, prep: dict, n: int = 512, batch: int = 16, seed: int = 0):
-        from .clip_data import SPLIT_SEED, VAL_FRAC
+        from .data import SPLIT_SEED, VAL_FRAC
         from .data import kermany_split, shared_dir, stratified_split
         from .images import preprocess_file
 
@@ -185,16 +185,16 @@ class KermanyCalibration:
 
 
 # Static QDQ settings chosen on the validation split by `cxr-export quantize-search` (README "int8"): SmoothQuant
-# alpha per model id (None: no smoothing); every other setting is quantize_search.quantize_static_graph's default.
+# alpha per model id (None: no smoothing); every other setting is quantize_static.quantize_static_graph's default.
 QDQ_SMOOTH_ALPHA = {"pneumonia-vit": 0.5}
 
 
 def quantize_qdq(src: Path, dst: Path, calibration, smooth_alpha: float | None = None) -> None:
     """Static int8 in QDQ format of the weight MatMuls (per-channel S8S8; the attention products, Softmax, LayerNorm,
     the Gemm heads and the patch Conv stay float32), activation ranges MinMax over the calibration images, after
-    SmoothQuant with smooth_alpha if given (quantize_search.quantize_static_graph). onnxruntime-web's CPU EP fuses
+    SmoothQuant with smooth_alpha if given (quantize_static.quantize_static_graph). onnxruntime-web's CPU EP fuses
     the Q/DQ pairs into int8 MatMuls."""
-    from .quantize_search import quantize_static_graph
+    from .quantize_static import quantize_static_graph
 
     quantize_static_graph(src, dst, calibration.x, smooth_alpha=smooth_alpha)
 
