@@ -1,6 +1,6 @@
 /**
- * `npm run segment-eval -- DIR [--model ID] [--prompt box|center-click] [--dtype fp32|int8|fp16] [--limit N]
- *                              [--threads N] [--models-dir D]`
+ * `npm run segment-eval -- DIR [--model ID|hf:OWNER/NAME[@REV]] [--prompt box|center-click] [--dtype fp32|int8|fp16]
+ *                              [--limit N] [--threads N] [--models-dir D] [--hub URL]`
  *
  * Dice / IoU of a SAM-family model on a folder in the layout of ../shared/data/cxr-lung-masks (images/,
  * masks/<name>_mask.png with 255 lung, 127 ignore, 0 background, boxes.json with right_lung / left_lung boxes).
@@ -22,19 +22,26 @@ import { defaultModelId } from '../lib/models/default-model';
 import { decodeImageFileNode } from '../platform/node/decode';
 import { readInputFile } from '../platform/node/read-input';
 import { nodeSegmentEngines } from '../platform/node/engines';
-import { nodeModelFiles } from '../platform/node/model-files';
+import { nodeHubModelFiles } from '../platform/node/hub-files';
+import { entrySource } from '../lib/hub/source';
+import { resolveHubModel } from '../services/hub';
 import { nodePlanInputs } from '../platform/node/ort';
 import { InferenceService } from '../services/inference';
 import { evalFolderPlan, evaluateImage, loadSegmentModel } from '../services/sam';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const HELP = 'usage: npm run segment-eval -- DIR [--model ID] [--prompt box|center-click] [--dtype fp32|int8|fp16] [--limit N] [--threads N] [--models-dir DIR]';
+const HELP = `usage: npm run segment-eval -- DIR [--model ID|hf:OWNER/NAME[@REV]] [--prompt box|center-click] [--dtype fp32|int8|fp16] [--limit N] [--threads N] [--models-dir DIR] [--hub URL]
+  hf:OWNER/NAME[@REV]: a SAM repo in the transformers.js ONNX layout, read from --hub (a mirror, else $CXR_HUB_BASE, else
+  https://huggingface.co); its files are cached under $CXR_HUB_CACHE and sha256-checked. Published SAM graphs take no
+  box input: use --prompt center-click with them.`;
 
 export interface SegmentEvalOptions {
   dir: string;
   model?: string;
   prompt: EvalPrompt;
   modelsDir: string;
+  /** Hub base URL for an `hf:owner/name` model (--hub, else $CXR_HUB_BASE, else https://huggingface.co). */
+  hubBase?: string;
   /** Preferred variant (the plan's choice when the model has no such variant). */
   dtype?: Dtype;
   limit?: number;
@@ -48,8 +55,9 @@ export async function segmentEval(o: SegmentEvalOptions) {
   const log = o.log ?? ((l: string) => console.log(l));
   const manifest = parseManifest(JSON.parse(fs.readFileSync(path.join(o.modelsDir, 'manifest.json'), 'utf8')));
   const id = o.model ?? defaultModelId(manifest.models, 'sam');
-  const entry = id ? findModel(manifest, id) : undefined;
-  if (!entry || entry.family !== 'sam') throw new Error(`no SAM-family model ${id ?? ''} in ${o.modelsDir}/manifest.json`);
+  // A Hub repo is read (config, file list with sha256) and becomes an entry like the manifest's (issue 20.2).
+  const entry = id?.startsWith('hf:') ? await resolveHubModel(id, { hubBase: o.hubBase }) : id ? findModel(manifest, id) : undefined;
+  if (!entry || entry.family !== 'sam') throw new Error(entry ? `${id} is a ${entry.family} model, not SAM-family` : `no SAM-family model ${id ?? ''} in ${o.modelsDir}/manifest.json`);
   const boxesPath = path.join(o.dir, 'boxes.json');
   if (!fs.existsSync(boxesPath) || !fs.existsSync(path.join(o.dir, 'images')) || !fs.existsSync(path.join(o.dir, 'masks'))) {
     throw new Error(`${o.dir}: needs images/, masks/<name>_mask.png and boxes.json (the cxr-lung-masks layout)`);
@@ -63,8 +71,9 @@ export async function segmentEval(o: SegmentEvalOptions) {
   const { boxes, skipped: boxSkipped } = parsed;
 
   const nodeOpts = { modelsDir: o.modelsDir, threads: o.threads ?? 1, preferDtype: o.dtype };
-  const inference = new InferenceService({ files: nodeModelFiles(o.modelsDir), planInputs: nodePlanInputs(nodeOpts), engines: nodeSegmentEngines(nodeOpts) });
-  const req: ModelRequest = { entry, override: 'wasm', source: { kind: 'local', files: new Map(), name: o.modelsDir } };
+  // A Hub model's files come from its repo (cached under $CXR_HUB_CACHE), the others' from the models folder.
+  const inference = new InferenceService({ files: nodeHubModelFiles(o.modelsDir), planInputs: nodePlanInputs(nodeOpts), engines: nodeSegmentEngines(nodeOpts) });
+  const req: ModelRequest = { entry, override: 'wasm', source: entrySource(entry, { kind: 'local', files: new Map(), name: o.modelsDir }) };
   const info = await loadSegmentModel(inference, req);
   const engine = inference.engine<ReturnType<typeof nodeSegmentEngines>['sam']>('sam');
 
@@ -119,11 +128,13 @@ export function parseSegmentEvalArgs(argv: string[]): SegmentEvalOptions {
     } else if (a === '--limit') o.limit = int();
     else if (a === '--threads') o.threads = int();
     else if (a === '--models-dir') o.modelsDir = path.resolve(val());
+    else if (a === '--hub') o.hubBase = val();
     else if (a === '-h' || a === '--help') throw new Error(HELP);
     else if (a.startsWith('-')) throw new Error(`unknown option ${a}\n${HELP}`);
     else o.dir = path.resolve(a);
   }
   if (!o.dir) throw new Error(`give the folder to evaluate (images/, masks/, boxes.json)\n${HELP}`);
+  o.hubBase ??= process.env.CXR_HUB_BASE || undefined;
   return o;
 }
 

@@ -51,6 +51,22 @@ export const createHubSlice: SliceCreator<HubSlice> = (set, get) => {
     saveHubModels(hubModels);
     set((s) => ({ hubModels, manifest: mergeHubModels(s.manifest && { ...s.manifest, models: s.manifest.models.filter((m) => !m.id.startsWith('hf:')) }, hubModels) }));
   };
+  /** One add, from a repo or a folder: the entry joins the list (replacing one of its id) and is chosen for its family. */
+  const adding = async (spec: string, resolve: () => Promise<HubModelEntry>): Promise<HubModelEntry | null> => {
+    set({ hubAdd: { spec, status: 'checking' } });
+    try {
+      const entry = await resolve();
+      publish([...get().hubModels.filter((m) => m.id !== entry.id), entry]);
+      set({ hubAdd: { spec, status: 'added', message: `${entry.name}: ${entry.family} (${entry.hub.architecture}), ${Object.keys(entry.variants).join(', ')}` } });
+      await get().chooseModel(entry.family, entry.id);
+      return entry;
+    } catch (e) {
+      const message = `Cannot add ${spec}: ${errorMessage(e)}`;
+      set({ hubAdd: { spec, status: 'error', message } });
+      get().alert(message);
+      return null;
+    }
+  };
   return {
     hubModels: loadHubModels(),
     hubBase: loadHubBase(),
@@ -66,28 +82,14 @@ export const createHubSlice: SliceCreator<HubSlice> = (set, get) => {
       }
     },
 
-    async addHubModel(spec) {
-      set({ hubAdd: { spec, status: 'checking' } });
-      try {
-        const entry = await resolveHubModel(spec, { hubBase: get().hubBase });
-        publish([...get().hubModels.filter((m) => m.id !== entry.id), entry]);
-        set({ hubAdd: { spec, status: 'added', message: `${entry.name}: ${entry.family} (${entry.hub.architecture}), ${Object.keys(entry.variants).join(', ')}` } });
-        await get().chooseModel(entry.family, entry.id);
-        return entry;
-      } catch (e) {
-        const message = `Cannot add ${spec}: ${errorMessage(e)}`;
-        set({ hubAdd: { spec, status: 'error', message } });
-        get().alert(message);
-        return null;
-      }
+    addHubModel(spec) {
+      return adding(spec, () => resolveHubModel(spec, { hubBase: get().hubBase }));
     },
 
-    async addHubFolder(picked) {
+    addHubFolder(picked) {
       const source = localSourceFromFiles(picked);
       const name = (source.kind === 'local' && source.name) || 'folder';
-      const spec = `local folder “${name}”`;
-      set({ hubAdd: { spec, status: 'checking' } });
-      try {
+      return adding(`local folder “${name}”`, async () => {
         if (source.kind !== 'local') throw new Error('not a folder');
         const entry = await resolveHubFolder(source.files, name);
         const target = entrySource(entry, source);
@@ -96,16 +98,8 @@ export const createHubSlice: SliceCreator<HubSlice> = (set, get) => {
           await downloader.download({ source: { ...target, files: source.files } as typeof source, files: variantFiles(v!), modelId: entry.id, dtype });
         }
         await get().refreshStored();
-        publish([...get().hubModels.filter((m) => m.id !== entry.id), entry]);
-        set({ hubAdd: { spec, status: 'added', message: `${entry.name}: ${entry.family} (${entry.hub.architecture}), ${Object.keys(entry.variants).join(', ')}` } });
-        await get().chooseModel(entry.family, entry.id);
         return entry;
-      } catch (e) {
-        const message = `Cannot add ${spec}: ${errorMessage(e)}`;
-        set({ hubAdd: { spec, status: 'error', message } });
-        get().alert(message);
-        return null;
-      }
+      });
     },
 
     async removeHubModel(id) {
