@@ -49,7 +49,7 @@ export interface BatchInput {
 export interface BatchDerived {
   /**
    * The table's cells of each finished row (by BatchRow.index): the labeled_dataset.csv row the export writes for it
-   * (batchLabeledRows, the same code), derived once per chunk and threshold change, never while rendering.
+   * (batchLabeledRows, the same code), derived per chunk for its rows and on a threshold change, never while rendering.
    */
   cells: Record<number, LabeledRow>;
   /** Rows processed (done or failed) and failed, and the OOD fraction flagged (batchOodFraction). */
@@ -109,8 +109,8 @@ export interface BatchSlice {
 
 /** Images per model run, chosen with `npm run bench:browser` (README "Benchmarks"): larger amortises per-run costs. */
 export const BATCH_CHUNK = 16;
-/** While a batch runs, the derived views (table cells, metrics, PCA map, similar cases) are recomputed at most this
- * often (ms): recomputing them after every chunk is O(rows) each time, O(rows²) over a run, on the main thread. */
+/** While a batch runs, the aggregates (metrics, PCA map, similar cases) are recomputed at most this often (ms):
+ * after every chunk they are O(rows) each time, O(rows²) over a run, on the main thread. New rows' cells are not. */
 const DERIVE_EVERY_MS = 1000;
 /** Batch thumbnails (table 28 px, similar cases 72 px): 64 px keeps 3,000 rows at ~50 MB. */
 const BATCH_THUMB = 64;
@@ -180,14 +180,19 @@ export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
     });
 
   let lastDerive = 0;
-  /** Row updates into the state; the progress counts at once, the rest of the derived views throttled while running. */
+  /** Row updates into the state: counts and the new rows' own cells at once, the aggregates throttled while running. */
   const patchRows = (updates: Map<number, Partial<BatchRow>>, throttle = false) => {
     set((s) => ({ batch: { ...s.batch, rows: s.batch.rows.map((r) => (updates.has(r.index) ? { ...r, ...updates.get(r.index) } : r)) } }));
     const now = Date.now();
     if (!throttle || now - lastDerive >= DERIVE_EVERY_MS) {
       lastDerive = now;
       derive({ rows: true });
-    } else set((s) => ({ batch: { ...s.batch, derived: { ...s.batch.derived, counts: rowCounts(s.batch.rows) } } }));
+    } else set((s) => {
+      const b = s.batch; // a row shown as done always shows its CSV cells (cells are per row)
+      const done = b.rows.filter((r) => updates.has(r.index) && r.status === 'done');
+      const labeled = batchLabeledRows(done, b.threshold, b.labels);
+      return { batch: { ...b, derived: { ...b.derived, cells: { ...b.derived.cells, ...Object.fromEntries(done.map((r, i) => [r.index, labeled[i]])) }, counts: rowCounts(b.rows) } } };
+    });
   };
 
   /**

@@ -110,13 +110,16 @@ test('batch: a .zip of images (folders inside give the ground truth)', async ({ 
 
 test('batch: the page killed mid-batch loses nothing finished; after reopening, the same files resume it', async ({ page, context }) => {
   needsSharedData();
-  // The real ViT (a few images per second on WASM) leaves time to kill the page between chunks.
+  test.setTimeout(480_000);
+  // Enough files that the page dies with most of them still pending: the batch runs in pipelined chunks of 16 and a
+  // fast machine labels 40 images before a poll, a read of the table and a close have happened (a CI run did).
+  const N = 200;
   const id = manifestHas(CLASSIFIER_ID) ? CLASSIFIER_ID : FIXTURE_CLASSIFIER_ID;
   needsModel(id);
   await openApp(page, { backend: 'wasm', classifier: id });
   await page.getByRole('button', { name: 'Batch' }).click();
   const dir = path.join(KERMANY, 'test', 'PNEUMONIA');
-  const files = fs.readdirSync(dir).sort().slice(0, 40).map((f) => ({ name: f, mimeType: 'image/jpeg', buffer: fs.readFileSync(path.join(dir, f)) }));
+  const files = fs.readdirSync(dir).sort().slice(0, N).map((f) => ({ name: f, mimeType: 'image/jpeg', buffer: fs.readFileSync(path.join(dir, f)) }));
   await page.getByTestId('batch-file-input').setInputFiles(files);
   const progress = page.getByTestId('batch-progress-text');
   await expect.poll(async () => Number((await progress.innerText()).split(' ')[0]), { timeout: 120_000 }).toBeGreaterThanOrEqual(8);
@@ -134,18 +137,18 @@ test('batch: the page killed mid-batch loses nothing finished; after reopening, 
   const restored = await rowsText(again);
   expect(restored.length).toBeGreaterThanOrEqual(before.length);
   for (const r of before) expect(restored).toContain(r); // every row seen finished came back, cell for cell
-  expect(restored.length).toBeLessThan(40);
+  expect(restored.length).toBeLessThan(N);
   // The same files again: only the rows still pending run.
   await again.getByTestId('batch-file-input').setInputFiles(files);
-  await expect(again.getByTestId('batch-progress-text')).toContainText('40 / 40 processed', { timeout: 120_000 });
+  await expect(again.getByTestId('batch-progress-text')).toContainText(`${N} / ${N} processed`, { timeout: 300_000 });
   await expect(again.getByTestId('batch-resume-offer')).toHaveCount(0);
   const after = await rowsText(again);
-  expect(after).toHaveLength(40);
+  expect(after).toHaveLength(N);
   for (const r of before) expect(after).toContain(r);
   const download = again.waitForEvent('download');
   await again.getByTestId('batch-export').click();
   const csv = fs.readFileSync(await (await download).path(), 'utf8').trim().split(/\r?\n/);
-  expect(csv).toHaveLength(41);
+  expect(csv).toHaveLength(N + 1);
   await again.getByRole('button', { name: 'Clear' }).click();
 });
 

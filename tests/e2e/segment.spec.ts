@@ -401,7 +401,9 @@ test.describe('segment view', () => {
     await shot(page, 'segment-wrong-interface');
     // the app keeps working: the image is still there, another model segments it
     await page.getByTestId('segment-model').selectOption('tiny-sam');
-    await expect(page.getByTestId('segment-embedding')).toContainText('embedding computed', { timeout: 90_000 });
+    // computed now, or by the tab's prewarm of the newly chosen model a moment earlier (then this request finds it
+    // in memory): either way an embedding of this image by tiny-sam, and no error
+    await expect(page.getByTestId('segment-embedding')).toContainText(/embedding (computed|from cache)/, { timeout: 90_000 });
     await expect(page.getByTestId('segment-error')).toHaveCount(0);
     expect(errors).toEqual([]);
   });

@@ -52,6 +52,9 @@ test.describe('storage', () => {
 
   test('a cached file with no metadata (tab closed mid-write) is removed at start-up and the Models view says so', async ({ page }) => {
     await openApp(page);
+    // This page's own start-up sweep must be over before the orphan is written (init sweeps, then loads the manifest):
+    // on a slow machine it ran after the put, removed the orphan here, and the reloaded page had nothing to report.
+    await page.waitForFunction(() => !!(window as any).cxrStudio?.store.getState().manifest, undefined, { timeout: 60_000 });
     const orphan = new URL('/models/orphan-test/model.onnx', page.url()).href;
     await page.evaluate(
       async ([name, url]) => {
