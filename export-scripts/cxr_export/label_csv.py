@@ -140,6 +140,21 @@ def metadata(rows: list[dict], ctx: dict) -> dict:
         "zero_shot_labels": zs,
         "created": ctx.get("created") or datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "columns": header(zs),
+        **(zero_shot_scoring(ctx.get("clip_config") or {}) if zs else {}),
+    }
+
+
+def zero_shot_scoring(cfg: dict) -> dict:
+    """app/services/clip.ts zeroShotScoringMeta for a manifest CLIP entry's `config` (key order as it writes them):
+    the scoring rule, exp(logit_scale) (default 100, CLIP's trained value), logit_bias and where they came from."""
+    note = cfg.get("temperature_note")
+    source = cfg.get("logit_scale_source")
+    return {
+        "zero_shot_scoring": cfg.get("scoring", "softmax"),
+        "zero_shot_logit_scale": float(cfg.get("logit_scale", 100)),
+        "zero_shot_logit_bias": float(cfg.get("logit_bias", 0)),
+        "zero_shot_temperature_source": source if isinstance(source, str) else "manifest",
+        **({"zero_shot_temperature_note": note} if isinstance(note, str) else {}),
     }
 
 

@@ -194,6 +194,7 @@ def run(args) -> dict:
     seconds = time.perf_counter() - t0
     all_rows = [done[i] for i in sorted(done)]
     ctx = {"threshold": threshold, "labels": labels, "zs_labels": zs, "clip": clip_id, "file": CSV_NAME,
+           "clip_config": clip_entry.get("config", {}) if clip_entry else None,
            "threshold_source": "argmax (multi-class)" if labels.get("positive") is None else "command line"
            if args.threshold is not None else "model card" if isinstance(card_thr, (int, float)) else "default 0.5",
            "classifier": {"id": entry["id"], "weights": entry["weights"], "dtype": dtype}}

@@ -208,6 +208,10 @@ class Clip:
 
         v = choose_variant(entry, dtype)
         cfg = entry.get("config", {})
+        if cfg.get("scoring", "softmax") != "softmax" or float(cfg.get("logit_bias", 0)) != 0:
+            # engine.ts zeroShotRule also knows SigLIP's sigmoid + bias (Hub models); this job implements softmax only
+            raise ExportError(f"{entry['id']}: zero-shot scoring {cfg.get('scoring')!r} with a logit_bias is not implemented "
+                              "here; use npm run label")
         tok_rec = file_of(v, "tokenizer") or next(f for vv in entry["variants"].values() for f in vv["files"] if f["role"] == "tokenizer")
         tok_path = verified_path(models_dir, tok_rec)
         tok = Tokenizer.from_file(str(tok_path))
