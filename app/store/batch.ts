@@ -7,7 +7,7 @@
  */
 import {
   batchImagesPerSecond,
-  batchLabeledRows,
+  batchLabeledCells,
   batchMetrics,
   batchOodFraction,
   batchPrecisionAt5,
@@ -49,7 +49,7 @@ export interface BatchInput {
 export interface BatchDerived {
   /**
    * The table's cells of each finished row (by BatchRow.index): the labeled_dataset.csv row the export writes for it
-   * (batchLabeledRows, the same code), derived per chunk for its rows and on a threshold change, never while rendering.
+   * (batchLabeledCells, the same code), derived per chunk for its rows and on a threshold change, never while rendering.
    */
   cells: Record<number, LabeledRow>;
   /** Rows processed (done or failed) and failed, and the OOD fraction flagged (batchOodFraction). */
@@ -127,12 +127,6 @@ function rowCounts(rows: BatchRow[]): BatchDerived['counts'] {
   };
 }
 
-/** The CSV row of each finished row, by index (rows.ts batchLabeledRows keeps the finished rows' order). */
-function tableCells(b: BatchState): Record<number, LabeledRow> {
-  const done = b.rows.filter((r) => r.status === 'done');
-  const labeled = batchLabeledRows(done, b.threshold, b.labels);
-  return Object.fromEntries(done.map((r, i) => [r.index, labeled[i]]));
-}
 
 export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
   /** Inputs stay out of the rendered state: Blobs are not state to render. Indexed by BatchRow.index. */
@@ -169,7 +163,7 @@ export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
         batch: {
           ...b,
           derived: {
-            cells: what.rows || what.threshold ? tableCells(b) : d.cells,
+            cells: what.rows || what.threshold ? batchLabeledCells(b.rows, b.threshold, b.labels) : d.cells,
             counts: what.rows ? rowCounts(b.rows) : d.counts,
             metrics: what.rows || what.threshold ? batchMetrics(b.rows, b.threshold, b.labels, what.rows ? undefined : d.metrics?.roc) : d.metrics,
             similar: what.rows || what.selection ? (b.selected != null ? similarCases(b.rows, b.selected) : []) : d.similar,
@@ -189,9 +183,8 @@ export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
       derive({ rows: true });
     } else set((s) => {
       const b = s.batch; // a row shown as done always shows its CSV cells (cells are per row)
-      const done = b.rows.filter((r) => updates.has(r.index) && r.status === 'done');
-      const labeled = batchLabeledRows(done, b.threshold, b.labels);
-      return { batch: { ...b, derived: { ...b.derived, cells: { ...b.derived.cells, ...Object.fromEntries(done.map((r, i) => [r.index, labeled[i]])) }, counts: rowCounts(b.rows) } } };
+      const cells = { ...b.derived.cells, ...batchLabeledCells(b.rows.filter((r) => updates.has(r.index)), b.threshold, b.labels) };
+      return { batch: { ...b, derived: { ...b.derived, cells, counts: rowCounts(b.rows) } } };
     });
   };
 

@@ -106,6 +106,16 @@ export function batchLabeledRows(rows: BatchRow[], threshold: number, lab: Batch
 }
 
 /**
+ * The CSV row of each finished row among `rows`, keyed by BatchRow.index (unfinished rows have none): the batch
+ * table's cells, for all rows or only those a chunk just finished (each row's cells depend on that row alone).
+ */
+export function batchLabeledCells(rows: BatchRow[], threshold: number, lab: BatchLabels): Record<number, LabeledRow> {
+  const done = rows.filter((r) => r.status === 'done');
+  const labeled = batchLabeledRows(done, threshold, lab);
+  return Object.fromEntries(done.map((r, i) => [r.index, labeled[i]]));
+}
+
+/**
  * Throughput: rows processed (done or failed) per second of RUNNING time, i.e. the summed durations of the runs
  * (start or resume -> stop), so the time a batch sat paused between a cancel and a resume is not counted.
  * `activeMs` is that sum; undefined when nothing ran.
