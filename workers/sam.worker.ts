@@ -11,6 +11,14 @@ import { idbEmbeddingStore } from '../app/platform/browser/embedding-store';
 const engine: SamEngine = createSamEngine(browserOrtHost(), idbEmbeddingStore());
 Comlink.expose({
   ...engine,
+  // the masks and low-res logits move to the page instead of being copied (a few MB at an adult X-ray's size)
+  decode: async (...a: Parameters<SamEngine['decode']>) => {
+    const out = await engine.decode(...a);
+    if (!out.ok) return out;
+    const buffers = new Set<ArrayBuffer>();
+    for (const x of [...out.value.masks, ...out.value.lowRes, ...(out.value.logits ?? [])]) if (x.byteLength) buffers.add(x.buffer as ArrayBuffer);
+    return Comlink.transfer(out, [...buffers]);
+  },
   // the painted preview's pixels move to the page instead of being copied
   previewDecode: async (...a: Parameters<SamEngine['previewDecode']>) => {
     const out = await engine.previewDecode(...a);

@@ -14,6 +14,7 @@ import { unwrap } from '../lib/runtime/outcome';
 import type { EncodeInfo, SamEngine } from '../lib/sam/engine';
 import type { Decoded, MaskDecodeOptions } from '../lib/sam/pipeline';
 import type { SamPrompt } from '../lib/sam/layouts';
+import { rememberMaskBounds } from '../lib/sam/mask-upscale';
 import { imageName, LUNGS, lungPrompt, scoreLung, splitLungs, type Box, type EvalPrompt, type EvalRow, type Lung } from '../lib/sam/eval';
 import type { InferenceService } from './inference';
 
@@ -47,9 +48,15 @@ export async function encodeImage(engine: SamEngineLike, req: ModelRequest, rast
   return unwrap(await engine.encode(req, raster));
 }
 
-/** One decode of `prompt` against an encoded image (`key` from encodeImage). */
+/**
+ * One decode of `prompt` against an encoded image (`key` from encodeImage). The masks' bounds computed by the engine
+ * are remembered for the masks received (a worker's arrive as copies), so the overlay paint and the lung side read
+ * only those rectangles (app/lib/sam/mask-upscale.ts).
+ */
 export async function decodePrompt(engine: SamEngineLike, req: ModelRequest, key: string, prompt: SamPrompt, opts?: MaskDecodeOptions): Promise<Decoded> {
-  return unwrap(await (engine.decode(req, key, prompt, opts) as Promise<Outcome<Decoded>>));
+  const d = unwrap(await (engine.decode(req, key, prompt, opts) as Promise<Outcome<Decoded>>));
+  d.masks.forEach((m, k) => m.length && d.bounds?.[k] !== undefined && rememberMaskBounds(m, d.bounds[k]));
+  return d;
 }
 
 /** Segment one image from one prompt: encode (or reuse the embedding), then decode; the best mask is `masks[best]`. */

@@ -2,7 +2,7 @@
  * Segment layers: several labelled masks per image, choosing among a decode's candidate masks, clearing a layer,
  * and undo/redo over the layers (app/lib/sam/history.ts). The decodes themselves are in segment.ts.
  */
-import { historyPush, historyRedo, historyUndo, longestSideShape, thresholdLogits, upscaleMaskLogits } from '../lib/sam';
+import { historyPush, historyRedo, historyUndo, longestSideShape, upscaleMask } from '../lib/sam';
 import { newLayer, segImageKey, segmentAccess } from './sam-access';
 import type { SliceCreator } from './state';
 
@@ -31,7 +31,7 @@ export const createSamLayersSlice: SliceCreator<SamLayersSlice> = (set, get) => 
         const size = get().sam.info?.imageSize;
         if (!size) return;
         const m = Math.round(Math.sqrt(l.lowRes[i].length));
-        masks = masks.map((x, k) => (k === i ? thresholdLogits(upscaleMaskLogits(l.lowRes![i], m, longestSideShape(item.raster.width, item.raster.height, size))) : x));
+        masks = masks.map((x, k) => (k === i ? upscaleMask(l.lowRes![i], m, longestSideShape(item.raster.width, item.raster.height, size)).mask : x));
       }
       patchImage(segImageKey(item), { history: historyPush(st.history, st.history.present.map((x) => (x.id === l.id ? { ...x, masks, selected: i } : x))) });
     },

@@ -75,6 +75,8 @@ interface Loaded {
   encoderSha: string;
   /** The encoder has run once (a real image or the prewarm's blank one). */
   encoderWarm: boolean;
+  /** ms of the last real encode (0 before one): a cache read may take twice that before it is given up. */
+  lastEncodeMs: number;
   release(): Promise<void>;
 }
 
@@ -89,7 +91,36 @@ export async function rasterSha256(r: Raster): Promise<string> {
 
 const RESIDENT = 4;
 
-export function createSamEngine(host: OrtHost, embeddings?: EmbeddingStore): SamEngine {
+/**
+ * How long an embedding-cache read may take before the image is encoded instead (at least; twice the model's last
+ * encode when that is longer). An IndexedDB read of lung-sam's 1 MB embedding takes ~10 ms idle; reads that waited
+ * minutes were seen under load (bench-perceived, 2026-12-08), where an encode costs about a second.
+ */
+export const CACHE_READ_BUDGET_MS = 3000;
+
+/** `p`'s value, or undefined when it rejects or has not settled within `ms` (it is then left to finish unheard). */
+function withinBudget<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(undefined), ms);
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      () => {
+        clearTimeout(timer);
+        resolve(undefined);
+      },
+    );
+  });
+}
+
+/**
+ * The engine over an ORT host and an optional embedding store. `opts.cacheReadBudgetMs`: how long a cache read may
+ * take before the image is encoded instead (default CACHE_READ_BUDGET_MS).
+ */
+export function createSamEngine(host: OrtHost, embeddings?: EmbeddingStore, opts: { cacheReadBudgetMs?: number } = {}): SamEngine {
+  const readBudget = opts.cacheReadBudgetMs ?? CACHE_READ_BUDGET_MS;
   const factory = createSessionFactory(host);
   const pool = new SessionPool<Loaded>();
   /** Embeddings in use, most recent last, with their feature tensors created once (reused by every decode). */
@@ -131,7 +162,7 @@ export function createSamEngine(host: OrtHost, embeddings?: EmbeddingStore): Sam
         // the decoder's first-run costs are paid at load, not at the user's first click (issue 21.1)
         onProgress?.('warming the prompt decoder up');
         await serial(() => pipe.warmDecoder());
-        return { pipe, report, encoderSha: enc?.sha256 ?? 'unknown', encoderWarm: false, release };
+        return { pipe, report, encoderSha: enc?.sha256 ?? 'unknown', encoderWarm: false, lastEncodeMs: 0, release };
       } catch (e) {
         await release();
         throw e;
@@ -215,7 +246,8 @@ export function createSamEngine(host: OrtHost, embeddings?: EmbeddingStore): Sam
         encoding.set(key, mine);
         try {
           const t = await tensor();
-          const cached = await embeddings?.get(key).catch(() => undefined);
+          // a cache read that does not answer within the budget (IndexedDB stalled under load) is not waited for
+          const cached = embeddings ? await withinBudget(embeddings.get(key), Math.max(readBudget, 2 * l.lastEncodeMs)) : undefined;
           if (cached) {
             counts.cacheHits++;
             const where = await keep(key, { features: cached.features, geometry: cached.geometry, encodeMs: cached.encodeMs }, t, l.report.backend);
@@ -223,11 +255,14 @@ export function createSamEngine(host: OrtHost, embeddings?: EmbeddingStore): Sam
           }
           const emb = await serial(() => l.pipe.encode(raster));
           l.encoderWarm = true;
+          l.lastEncodeMs = emb.encodeMs;
           counts.encodes++;
           l.report.lastInferenceMs = Math.round(emb.encodeMs * 10) / 10;
           const where = await keep(key, emb, t, l.report.backend);
-          // a failing store (quota, private mode) costs a re-encode next time, nothing else
-          await embeddings?.set(key, { features: emb.features, geometry: emb.geometry, encodeMs: emb.encodeMs, createdAt: Date.now() }).catch(() => undefined);
+          // Stored, not awaited: the image is segmentable now (the write's IndexedDB transaction took 0.1-several s
+          // under load before the first box could be decoded). A release or reset still waits for it (tracked); a
+          // failing store (quota, private mode) costs a re-encode next time, nothing else.
+          if (embeddings) void tracked(embeddings.set(key, { features: emb.features, geometry: emb.geometry, encodeMs: emb.encodeMs, createdAt: Date.now() }).catch(() => undefined));
           return { key, from: 'encoder' as const, encodeMs: emb.encodeMs, geometry: emb.geometry, resident: where };
         } finally {
           done();

@@ -12,3 +12,4 @@ export * from './pipeline';
 export * from './eval';
 export * from './lung-side';
 export * from './overlay';
+export * from './mask-upscale';

@@ -5,6 +5,8 @@
  * A lateral view (LL, RL, LATERAL...) has no left/right split, so no side is named there.
  */
 
+import { maskBounds } from './mask-upscale';
+
 export type LungSide = 'right lung' | 'left lung';
 
 /** Share of a mask's pixels that must lie in one half of the image for the mask to be named after that side. */
@@ -27,9 +29,12 @@ export function lungSideOf(mask: ArrayLike<number>, w: number, h: number, viewPo
   let left = 0;
   let total = 0;
   const half = w / 2;
-  for (let y = 0; y < h; y++) {
+  // only the mask's bounds (remembered from the upscale, else one scan): nothing is outside them
+  const b = maskBounds(mask, w, h);
+  if (!b) return undefined;
+  for (let y = b[1]; y < b[3]; y++) {
     const row = y * w;
-    for (let x = 0; x < w; x++) {
+    for (let x = b[0]; x < b[2]; x++) {
       if (!mask[row + x]) continue;
       total++;
       // a pixel's centre at x + 0.5: the middle column of an odd width counts half to each side

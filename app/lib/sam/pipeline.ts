@@ -18,6 +18,7 @@ import {
   type SamPrompt,
 } from './layouts';
 import { bestMaskIndex, thresholdLogits, upscaleMaskLogits } from './postprocess';
+import { maskBounds, upscaleMask, type MaskBounds } from './mask-upscale';
 
 export interface TensorLike {
   data: unknown;
@@ -75,6 +76,8 @@ export interface Decoded {
   /** Binary masks at the original size (origW×origH each), in output order; empty (length 0) for the masks not
    * upscaled with `masks: 'best'`. */
   masks: Uint8Array[];
+  /** Tight bounds of each mask in `masks` (null: empty or not upscaled): the paint and the lung side read only these. */
+  bounds: (MaskBounds | null)[];
   iou: number[];
   best: number;
   /** Low-res logits (m×m) per mask: the next interaction's mask_input. */
@@ -178,6 +181,7 @@ export class SamPipeline {
     const lowRes: Float32Array[] = [];
     const logits: Float32Array[] = [];
     const masks: Uint8Array[] = [];
+    const bounds: (MaskBounds | null)[] = [];
     const plane = g.origW * g.origH;
     const best = bestMaskIndex(r.iou);
     for (let k = 0; k < M; k++) {
@@ -185,14 +189,24 @@ export class SamPipeline {
       lowRes.push(low);
       if (opts.masks === 'best' && k !== best && !opts.logits) {
         masks.push(new Uint8Array(0));
+        bounds.push(null);
+        continue;
+      }
+      if (!r.fullRes && !opts.logits) {
+        // only the rectangle the positive logits reach is upscaled: the same pixels (mask-upscale.ts)
+        const u = upscaleMask(low, m, g);
+        masks.push(u.mask);
+        bounds.push(u.bounds);
         continue;
       }
       const full = r.fullRes ? r.fullRes.subarray(k * plane, (k + 1) * plane) : upscaleMaskLogits(low, m, g);
       if (opts.logits) logits.push(Float32Array.from(full));
-      masks.push(thresholdLogits(full));
+      const mask = thresholdLogits(full);
+      masks.push(mask);
+      bounds.push(maskBounds(mask, g.origW, g.origH));
     }
     for (const [k, t] of Object.entries(out)) if (!this.itf.features.includes(k)) t.dispose?.();
     for (const [k, t] of Object.entries(feeds)) if (!featureTensors?.[k]) t.dispose?.();
-    return { masks, iou: r.iou, best, lowRes, maskSize: m, logits: opts.logits ? logits : undefined, decodeMs };
+    return { masks, bounds, iou: r.iou, best, lowRes, maskSize: m, logits: opts.logits ? logits : undefined, decodeMs };
   }
 }

@@ -8,14 +8,15 @@
  */
 import type { FrameGeometry } from './geometry';
 
-interface Taps {
+/** Per output index: the two source indices it reads and the second one's weight (the first's is 1 − w1). */
+export interface Taps {
   i0: Int32Array;
   i1: Int32Array;
   w1: Float32Array;
 }
 
 /** PyTorch upsample_bilinear2d source indices (align_corners=False): src = (dst + 0.5)·in/out − 0.5, clamped at 0. */
-function taps(inSize: number, outSize: number, scale = inSize / outSize): Taps {
+export function bilinearTaps(inSize: number, outSize: number, scale = inSize / outSize): Taps {
   const i0 = new Int32Array(outSize);
   const i1 = new Int32Array(outSize);
   const w1 = new Float32Array(outSize);
@@ -37,8 +38,8 @@ function taps(inSize: number, outSize: number, scale = inSize / outSize): Taps {
  * src is sw×sh, row-major.
  */
 export function resizeBilinear(src: Float32Array, sw: number, sh: number, dw: number, dh: number, gridW = dw, gridH = dh): Float32Array {
-  const tx = taps(sw, dw, sw / gridW);
-  const ty = taps(sh, dh, sh / gridH);
+  const tx = bilinearTaps(sw, dw, sw / gridW);
+  const ty = bilinearTaps(sh, dh, sh / gridH);
   const out = new Float32Array(dw * dh);
   for (let y = 0; y < dh; y++) {
     const r0 = ty.i0[y] * sw;

@@ -152,4 +152,46 @@ describe('segment engine (Node host)', () => {
     expect(store.size).toBe(1);
     await e.reset();
   }, 120_000);
+
+  it('the embedding write is not awaited: the encode resolves while the store still writes, the write lands, a reset waits for it', async () => {
+    const m = new Map<string, CachedEmbedding>();
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    let writes = 0;
+    const slow: EmbeddingStore = {
+      get: async (k) => m.get(k),
+      set: async (k, v) => {
+        writes++;
+        await gate; // an IndexedDB transaction still committing
+        m.set(k, structuredClone(v));
+      },
+    };
+    const e = createSamEngine(host, slow);
+    const enc = await e.encode(req('tiny-sam'), image);
+    expect(enc.ok && enc.value.from).toBe('encoder');
+    // resolved with the write started and not finished; the image is segmentable already
+    expect([writes, m.size]).toEqual([1, 0]);
+    const d = await e.decode(req('tiny-sam'), enc.ok ? enc.value.key : '', { points: [{ x: 20, y: 30, label: 1 as const }] });
+    expect(d.ok).toBe(true);
+    let resetDone = false;
+    const reset = e.reset().then(() => (resetDone = true));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(resetDone).toBe(false); // waits for the write in flight
+    open();
+    await reset;
+    expect(m.size).toBe(1);
+    const again = await createSamEngine(host, slow).encode(req('tiny-sam'), image);
+    expect(again.ok && again.value.from).toBe('indexeddb');
+  }, 120_000);
+
+  it('a cache read that does not answer within its budget is not waited for: the image is encoded', async () => {
+    const stalled: EmbeddingStore = { get: () => new Promise(() => undefined), set: async () => undefined };
+    const e = createSamEngine(host, stalled, { cacheReadBudgetMs: 200 });
+    const t0 = Date.now();
+    const enc = await e.encode(req('tiny-sam'), image);
+    expect(enc.ok && enc.value.from).toBe('encoder');
+    expect(Date.now() - t0).toBeLessThan(60_000);
+    await e.reset();
+  }, 120_000);
 });
+
