@@ -80,6 +80,8 @@ export interface SamState {
   hoverDecodes: number;
   /** segmentPrewarm is creating / warming the sessions (bench-perceived waits for it). */
   prewarming?: boolean;
+  /** The Segment tab is shown: the other tabs' idle prewarms wait (whenSegmentClosed) instead of taking the cores. */
+  tabOpen?: boolean;
   eval: SegEvalState;
   layerSeq: number;
 }
@@ -97,6 +99,13 @@ export interface SamSlice {
    * first real use reports it).
    */
   segmentPrewarm(): Promise<void>;
+  /** The Segment tab was shown (true) or left (false). */
+  segmentTabShown(open: boolean): void;
+  /**
+   * Resolves once the Segment tab is not shown (at once when it is not): the classifier / CLIP idle prewarm awaits
+   * it before each session, so it never competes for the 2 cores with the tab's encode and first decode.
+   */
+  whenSegmentClosed(): Promise<void>;
   segmentClick(x: number, y: number, label: 0 | 1): Promise<void>;
   segmentBox(box: Box): Promise<void>;
   segmentHover(x: number, y: number): void;
@@ -124,7 +133,7 @@ function autoLabel(layer: SegLayer, layers: SegLayer[], item: ImageItem): string
   for (let n = 1; ; n++) if (!taken.has(n === 1 ? side : `${side} ${n}`)) return n === 1 ? side : `${side} ${n}`;
 }
 
-export const createSamSlice: SliceCreator<SamSlice> = (set, get) => {
+export const createSamSlice: SliceCreator<SamSlice> = (set, get, api) => {
   const { req, tagOf, engine, current, patchSeg, patchImage, imageState, activeOf } = segmentAccess(set, get);
   let loadPromise: Promise<boolean> | null = null;
   let loadedFor: string | null = null;
@@ -312,6 +321,21 @@ export const createSamSlice: SliceCreator<SamSlice> = (set, get) => {
       } finally {
         if (get().sam.prewarming) patchSeg({ prewarming: false });
       }
+    },
+
+    segmentTabShown(open) {
+      if (!!get().sam.tabOpen !== open) patchSeg({ tabOpen: open });
+    },
+
+    whenSegmentClosed() {
+      if (!get().sam.tabOpen) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const stop = api.subscribe((s) => {
+          if (s.sam.tabOpen) return;
+          stop();
+          resolve();
+        });
+      });
     },
 
     segmentClick: guarded(get, 'Segmentation failed', (x: number, y: number, label: 0 | 1) => interact((l) => ({ ...l, points: [...l.points, { x, y, label }] }))),
