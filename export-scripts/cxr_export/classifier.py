@@ -38,9 +38,11 @@ def repo_root() -> Path:
 
 
 def publish(run_dir: Path, models_dir: Path, model_id: str, data_root: Path, goldens_dir: Path | None = None,
-            atol: float = 1e-4) -> dict:
-    """A train-classifier run -> models_dir/model_id (fp32 + int8) with test metrics (ONNX Runtime) on the card,
-    and tests/goldens/<model_id>/test-images.json."""
+            atol: float = 1e-4, fp16: bool = False) -> dict:
+    """A train-classifier run -> models_dir/model_id (fp32 + int8, + fp16 with fp16=True) with test metrics (ONNX
+    Runtime) on the card, and tests/goldens/<model_id>/test-images.json. When model_id is already published with
+    measured metrics, its card's test metrics move into card.history (oldest first), so that a re-published id keeps
+    what the earlier versions scored."""
     from .quantize import quantize
 
     run_dir = Path(run_dir)
@@ -62,6 +64,7 @@ def publish(run_dir: Path, models_dir: Path, model_id: str, data_root: Path, gol
                                 "on the machine's speed; seeds, data order and augmentation are deterministic")
     card = {
         "summary": card_summary(summary),
+        **previous_versions(models_dir, model_id),
         "threshold": thr,
         "training": training,
         **reference_cnn(summary),
@@ -88,15 +91,34 @@ def publish(run_dir: Path, models_dir: Path, model_id: str, data_root: Path, gol
         if tried[method] <= INT8_TOLERANCE:
             break
     int8_note = {"int8_method": method, "int8_worst_card_diff": json.dumps(tried)}
+    m16 = None
+    if fp16:
+        # fp16: for WebGPU with shader-f16 only (the app never picks it on WASM: app/lib/models/manifest.ts).
+        quantize(models_dir, model_id, "fp16")
+        m16 = evaluate(final / "model.fp16.onnx", data_root, prep, labels, thr)
     manifest = mf.load(models_dir)
     for e in manifest["models"]:
         if e["id"] == model_id:
-            e["card"]["metrics"] = {**card_metrics(m32, m8), **int8_note}
+            e["card"]["metrics"] = {**card_metrics(m32, m8, m16), **int8_note}
     mf.save(models_dir, manifest)
     g = write_goldens(ck, data_root, goldens_dir or repo_root() / "tests" / "goldens" / model_id, prep,
                       model_id=model_id)
-    print(json.dumps({"fp32": m32, "int8": m8, "goldens": str(g)}), flush=True)
-    return {"fp32": m32, "int8": m8}
+    print(json.dumps({"fp32": m32, "int8": m8, "fp16": m16, "goldens": str(g)}), flush=True)
+    return {"fp32": m32, "int8": m8, "fp16": m16}
+
+
+def previous_versions(models_dir: Path, model_id: str) -> dict:
+    """{"history": [...]} of the currently published model_id (its own history + its card's test metrics and
+    training command), or {} when there is none with measured metrics."""
+    old = next((e for e in mf.load(models_dir)["models"] if e["id"] == model_id), None) if \
+        (Path(models_dir) / "manifest.json").is_file() else None
+    if not old or not (old.get("card") or {}).get("metrics"):
+        return {}
+    c = old["card"]
+    row = {"summary": c.get("summary", ""), "threshold": c.get("threshold"),
+           "training_command": (c.get("training") or {}).get("command"),
+           "metrics": {k: v for k, v in c["metrics"].items() if not str(k).startswith("fp16_")}}
+    return {"history": [*(c.get("history") or []), row]}
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -110,7 +132,8 @@ def run(args: argparse.Namespace) -> dict:
         print(json.dumps({"goldens": str(g)}))
         return {"goldens": str(g)}
     if args.run_dir:
-        return publish(args.run_dir, args.out_dir, args.model_id, args.evaluate_data, args.goldens_dir, args.atol)
+        return publish(args.run_dir, args.out_dir, args.model_id, args.evaluate_data, args.goldens_dir, args.atol,
+                       fp16=args.fp16)
     if not args.random_init and not args.checkpoint:
         raise ExportError("give --checkpoint DIR, --run-dir DIR or --random-init")
     model, pre = load_model(None if args.random_init else args.checkpoint, args.size, args.seed)
@@ -149,4 +172,5 @@ def register(subparsers) -> None:
     p.add_argument("--provisional", action="store_true", help="mark the card as a provisional placeholder")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--atol", type=float, default=1e-4)
+    p.add_argument("--fp16", action="store_true", help="with --run-dir: also an fp16 variant and its card metrics")
     p.set_defaults(func=run)

@@ -65,8 +65,9 @@ def worst_metric_diff(fp32: dict, other: dict) -> float:
     return max(abs(float(other[k]) - float(fp32[k])) for k in CARD_KEYS)
 
 
-def card_metrics(fp32: dict, int8: dict | None) -> dict:
-    """Flat card.metrics (Record<string, number|string>): fp32 metrics + int8_* ones + confusion matrices."""
+def card_metrics(fp32: dict, int8: dict | None, fp16: dict | None = None) -> dict:
+    """Flat card.metrics (Record<string, number|string>): fp32 metrics + int8_* / fp16_* ones + confusion matrices
+    (the keys app/lib/models/quantized.ts compares)."""
     keys = ["accuracy", "precision", "recall", "specificity", "f1", "auc", "ece_15", "tp", "tn", "fp", "fn", "n"]
     out: dict = {"dataset": TEST_DATASET, "runtime": "onnxruntime CPU, fp32 model.onnx", "threshold": fp32["threshold"]}
     out.update({k: fp32[k] for k in keys})
@@ -75,6 +76,9 @@ def card_metrics(fp32: dict, int8: dict | None) -> dict:
     if int8:
         out.update({f"int8_{k}": int8[k] for k in keys})
         out["int8_confusion_matrix"] = json.dumps([[int8["tn"], int8["fp"]], [int8["fn"], int8["tp"]]])
+    if fp16:
+        out.update({f"fp16_{k}": fp16[k] for k in keys})
+        out["fp16_confusion_matrix"] = json.dumps([[fp16["tn"], fp16["fp"]], [fp16["fn"], fp16["tp"]]])
     return out
 
 

@@ -46,9 +46,15 @@ def load_model(checkpoint=None, size: str = "tiny", seed: int = 0):
         return model.eval(), None
     ck, _ = transformers_config(checkpoint, ("vit",), what="ViTForImageClassification")
     try:
-        model = ViTForImageClassification.from_pretrained(ck, attn_implementation="eager")
+        from .vit import conv_stem_of, fuse_batchnorm, load_vit
+
+        model = load_vit(ck)
     except Exception as exc:
         raise ExportError(f"--checkpoint {ck}: could not load ViTForImageClassification: {exc}") from exc
+    if conv_stem_of(model.config):
+        # Hybrid: its BatchNorms folded into the convolutions first, so that the graph's stem weights keep their
+        # names (vit.fuse_batchnorm) and recover.py can read them back; eval-mode numerics are unchanged.
+        fuse_batchnorm(model)
     pre = None
     if (ck / "preprocessor_config.json").is_file():
         pre = json.loads((ck / "preprocessor_config.json").read_text())
@@ -111,6 +117,8 @@ def export(model, pre: dict | None, out_dir: Path, model_id: str, *, weights: st
     from .onnx_utils import atomic_dir, export as onnx_export
     from .parity import check, run_onnx
 
+    from .vit import conv_stem_of
+
     out_dir = Path(out_dir)
     prep = preprocessing_of(model, pre)
     labels = labels_of(model)
@@ -147,7 +155,8 @@ def export(model, pre: dict | None, out_dir: Path, model_id: str, *, weights: st
         "preprocessing": prep,
         "labels": labels,
         "io": {"model": {"inputs": ["pixel_values"], "outputs": list(OUTPUTS)}},
-        "config": {"hidden_size": int(cfg.hidden_size), "num_layers": int(cfg.num_hidden_layers),
+        "config": {**({"conv_stem": conv_stem_of(cfg)} if conv_stem_of(cfg) else {}),
+                   "hidden_size": int(cfg.hidden_size), "num_layers": int(cfg.num_hidden_layers),
                    "num_heads": int(cfg.num_attention_heads), "patch_size": int(cfg.patch_size),
                    "num_tokens": tokens, "cls_token_index": 0, "positive_label": labels[-1],
                    "attentions_shape": ["batch", int(cfg.num_hidden_layers), int(cfg.num_attention_heads), tokens,

@@ -65,14 +65,15 @@ def linear_weights(model_proto) -> dict[str, np.ndarray]:
 def vit_from_onnx(onnx_path, arch: dict | None = None, labels=("NORMAL", "PNEUMONIA"), prefix: str = "m."):
     """(ViTForImageClassification in eval mode with eager attention, its state dict as numpy) holding exactly the
     weights of `onnx_path` (a graph written by cxr_export.classifier.export). `arch`: the ViTConfig fields
-    (image_size, patch_size, hidden_size, num_hidden_layers, num_attention_heads, intermediate_size); default the
+    (image_size, patch_size, hidden_size, num_hidden_layers, num_attention_heads, intermediate_size, and conv_stem
+    for a hybrid, whose stem comes back with its BatchNorms folded: vit.fused_structure); default the
     pneumonia-vit architecture. Raises ExportError when a parameter is missing from the graph or a shape differs."""
     import onnx
     import torch
     from onnx import numpy_helper
     from transformers import ViTForImageClassification
 
-    from .vit import vit_config
+    from .vit import conv_stem_of, fused_structure, vit_config, vit_model
 
     proto = onnx.load(str(onnx_path))
     named = {k[len(prefix):]: numpy_helper.to_array(v) for k, v in initializers_with_aliases(proto).items()
@@ -84,7 +85,11 @@ def vit_from_onnx(onnx_path, arch: dict | None = None, labels=("NORMAL", "PNEUMO
         arch["intermediate_size"] = int(fc1.shape[0])
     config = vit_config(labels=list(labels), **arch)
     config._attn_implementation = "eager"
-    model = ViTForImageClassification(config).eval()
+    if conv_stem_of(config):
+        # Hybrid: the graph holds the stem with its BatchNorms folded in (classifier_export.load_model).
+        model = fused_structure(vit_model(config)).eval()
+    else:
+        model = ViTForImageClassification(config).eval()
     sd = model.state_dict()
     missing = [k for k in sd if k not in named]
     if missing:
@@ -124,9 +129,9 @@ def arch_of(entry: dict) -> dict:
     a = ((entry.get("card") or {}).get("training") or {}).get("arch")
     if a:
         return {k: a[k] for k in ("image_size", "patch_size", "hidden_size", "num_hidden_layers",
-                                  "num_attention_heads", "intermediate_size") if k in a}
+                                  "num_attention_heads", "intermediate_size", "conv_stem") if k in a}
     c = entry.get("config") or {}
     size = (entry.get("preprocessing") or {}).get("size", [224, 224])[0]
     return dict(image_size=size, patch_size=c["patch_size"], hidden_size=c["hidden_size"],
                 num_hidden_layers=c["num_layers"], num_attention_heads=c["num_heads"],
-                intermediate_size=c.get("intermediate_size", 4 * c["hidden_size"]))
+                intermediate_size=c.get("intermediate_size", 4 * c["hidden_size"]), conv_stem=c.get("conv_stem"))

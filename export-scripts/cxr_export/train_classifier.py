@@ -6,7 +6,8 @@ and the decision threshold (max Youden J) are all chosen on val. The test split 
 (--report-test reads it once, after training, for a reference row).
 
 Levers: --teacher DIR (knowledge distillation, soft or hard, the teacher seeing the same augmented batch), --init-from
-(a checkpoint folder or an exported ViT .onnx), --temperature-scaling (fitted on val, baked into the last layer).
+(a checkpoint folder or an exported ViT .onnx), --conv-stem resnet with --stem-init (a hybrid ViT whose stem starts
+from the CNN's backbone), --temperature-scaling (fitted on val, baked into the last layer).
 A teacher or starting run with another validation split is refused (it has seen this run's validation images).
 
 Writes (atomically) into --out (default export-scripts/runs/pneumonia-vit):
@@ -78,6 +79,12 @@ def register(subparsers) -> None:
                    help="checkpoint/ folder of an earlier train-classifier run to distil from")
     p.add_argument("--init-from", type=Path, default=None,
                    help="start from these weights (same architecture): a checkpoint folder or an exported ViT .onnx")
+    p.add_argument("--conv-stem", choices=["none", "resnet"], default="none",
+                   help="resnet: hybrid ViT whose tokens are a ResNet's stride-32 feature map (stages from "
+                        "--resnet-widths/--resnet-depths) instead of 32x32 patches (ViT paper's hybrid; Xiao et al. "
+                        "2021): same 7x7 token grid at 224 px")
+    p.add_argument("--stem-init", type=Path, default=None,
+                   help="checkpoint/ folder of a ResNet train-classifier run whose backbone initialises the stem")
     p.add_argument("--distill", choices=["soft", "hard"], default="soft")
     p.add_argument("--distill-alpha", type=float, default=0.5, help="weight of the distillation term")
     p.add_argument("--distill-tau", type=float, default=2.0, help="softmax temperature of soft distillation")

@@ -17,7 +17,8 @@ from .errors import ExportError
 from .vit import LABELS, binary_metrics, ece, youden_threshold
 from .train_classifier_data import augment, image_processor, load_split, to_tensor
 from .train_classifier_model import (
-    bake_temperature, build_model, distillation_loss, fit_temperature, init_weights, load_teacher, predict,
+    bake_temperature, build_model, distillation_loss, fit_temperature, init_stem_from_cnn, init_weights, load_teacher,
+    predict,
 )
 
 
@@ -25,7 +26,8 @@ def check_same_split(args: argparse.Namespace) -> None:
     """A teacher or starting checkpoint trained with another validation split has seen this run's validation images,
     which would then judge nothing: refuse it. The split is a function of (--seed, --val-frac, --data, --limit-per-
     class) (data.stratified_split); a checkpoint's run folder records them in summary.json."""
-    for flag, ck in (("--teacher", args.teacher), ("--init-from", args.init_from)):
+    for flag, ck in (("--teacher", args.teacher), ("--init-from", args.init_from),
+                     ("--stem-init", getattr(args, "stem_init", None))):
         if not ck or Path(ck).suffix == ".onnx":
             continue
         summary = Path(ck).parent / "summary.json"
@@ -43,7 +45,8 @@ def _fingerprint(args: argparse.Namespace) -> dict:
     """The arguments a resumed run must share with the run that wrote the resume state."""
     keys = ("model", "image_size", "patch_size", "hidden", "layers", "heads", "mlp", "resnet_widths", "resnet_depths",
             "batch_size", "lr", "weight_decay", "label_smoothing", "ema", "val_frac", "seed", "epochs",
-            "time_budget_min", "limit_per_class", "teacher", "init_from", "distill", "distill_alpha", "distill_tau")
+            "time_budget_min", "limit_per_class", "teacher", "init_from", "distill", "distill_alpha", "distill_tau",
+            "conv_stem", "stem_init")
     return {k: str(getattr(args, k, None)) for k in keys}
 
 
@@ -73,6 +76,8 @@ def train(args: argparse.Namespace) -> dict:
     check_same_split(args)
     model, arch = build_model(args)
     init_from = init_weights(model, args.init_from) if args.init_from else None
+    if getattr(args, "stem_init", None):
+        init_from = f"{init_from}; stem: {init_stem_from_cnn(model, args.stem_init)}"
     model = model.to(dev)
     teacher, teacher_size = load_teacher(args.teacher) if args.teacher else (None, None)
     if teacher is not None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ExportError
-from .vit import LABELS, vit_config
+from .vit import LABELS, conv_stem_of, vit_config, vit_model
 from .train_classifier_data import to_tensor
 
 
@@ -42,7 +42,34 @@ def build_model(args: argparse.Namespace):
                 num_hidden_layers=args.layers, num_attention_heads=args.heads, intermediate_size=args.mlp)
     if args.image_size % args.patch_size or args.hidden % args.heads:
         raise ExportError("--image-size must be a multiple of --patch-size and --hidden of --heads")
+    if getattr(args, "conv_stem", "none") == "resnet":
+        # The hybrid's token grid is the ResNet's stride-32 feature map: it stands in for patch 32.
+        widths = [int(v) for v in args.resnet_widths.split(",")]
+        depths = [int(v) for v in args.resnet_depths.split(",")]
+        if len(widths) != 4 or len(depths) != 4 or args.patch_size != 32:
+            raise ExportError("--conv-stem resnet needs 4 ResNet stages (stride 32) and --patch-size 32")
+        arch["conv_stem"] = {"type": "resnet", "widths": widths, "depths": depths}
+        return vit_model(vit_config(**arch)), arch
     return ViTForImageClassification(vit_config(**arch)), arch
+
+
+STEM = "vit.embeddings.patch_embeddings.projection."
+
+
+def init_stem_from_cnn(model, path: Path) -> str:
+    """Copy a train-classifier ResNet checkpoint's backbone (embedder + 4 stages; its classifier is dropped) into
+    the hybrid ViT's stem (vit.py _resnet_stem), strictly. The 1x1 projection to the transformer width stays as
+    initialised. Returns a description for summary.json."""
+    from transformers import ResNetForImageClassification
+
+    cnn = ResNetForImageClassification.from_pretrained(path)
+    stem = model.vit.embeddings.patch_embeddings.projection
+    src = {k: v for k, v in cnn.resnet.state_dict().items()}
+    missing, unexpected = stem.resnet.load_state_dict(src, strict=False)
+    if missing or unexpected:
+        raise ExportError(f"--stem-init {path}: ResNet stages differ (missing {list(missing)[:3]}, unexpected "
+                          f"{list(unexpected)[:3]}); use the same --resnet-widths/--resnet-depths")
+    return f"{path} (ResNet backbone, {sum(v.numel() for v in src.values()) / 1e6:.2f}M values)"
 
 
 def init_weights(model, path: Path) -> str:
@@ -59,18 +86,37 @@ def init_weights(model, path: Path) -> str:
         arch = dict(image_size=cfg.image_size, patch_size=cfg.patch_size, hidden_size=cfg.hidden_size,
                     num_hidden_layers=cfg.num_hidden_layers, num_attention_heads=cfg.num_attention_heads,
                     intermediate_size=cfg.intermediate_size)
+        if conv_stem_of(cfg):  # the graph may be a plain ViT (its transformer initialises the hybrid's)
+            arch = {**arch, "conv_stem": conv_stem_of(cfg) if "projection.resnet" in _graph_names(path) else None}
         src, diff = checked_vit_from_onnx(path, arch, LABELS)
         how = f"{path} (rebuilt from the graph, max |ONNX Runtime - PyTorch| {diff:.1e})"
     elif (path / "config.json").is_file():
-        src = AutoModelForImageClassification.from_pretrained(path)
+        from .vit import load_vit
+
+        src = load_vit(path, eager=False)
         how = str(path)
     else:
         raise ExportError(f"--init-from {path}: neither an .onnx file nor a checkpoint folder with config.json")
-    missing, unexpected = model.load_state_dict(src.state_dict(), strict=False)
+    state = src.state_dict()
+    if conv_stem_of(model.config) and not conv_stem_of(src.config):
+        # A plain ViT (v2) as the hybrid's transformer: everything but the patch projection, which the stem replaces
+        # (initialised by --stem-init or from scratch).
+        state = {k: v for k, v in state.items() if not k.startswith(STEM)}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if conv_stem_of(model.config) and not conv_stem_of(src.config):
+        missing = [k for k in missing if not k.startswith(STEM)]
     if missing or unexpected:
         raise ExportError(f"--init-from {path}: architecture differs (missing {list(missing)[:3]}, unexpected "
                           f"{list(unexpected)[:3]})")
     return how
+
+
+def _graph_names(path: Path) -> str:
+    """All initializer names of an ONNX graph, joined (to tell a hybrid graph, whose stem is named
+    ...projection.resnet..., from a plain one)."""
+    import onnx
+
+    return " ".join(i.name for i in onnx.load(str(path), load_external_data=False).graph.initializer)
 
 
 def load_teacher(path: Path):

@@ -103,3 +103,118 @@ def vit_config(labels=LABELS, **arch):
                      hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
                      id2label={i: lab for i, lab in enumerate(labels)},
                      label2id={lab: i for i, lab in enumerate(labels)}, **a)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Hybrid ViT: a ResNet stem instead of the patch projection (Dosovitskiy et al., ICLR 2021, section 3.1 "Hybrid
+# Architecture"; Xiao et al., NeurIPS 2021, "Early convolutions help transformers see better")
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def conv_stem_of(config) -> dict | None:
+    """The hybrid stem recorded in a ViTConfig (config.conv_stem = {"type": "resnet", "widths": [...],
+    "depths": [...]}), or None for the plain patch-projection ViT."""
+    stem = getattr(config, "conv_stem", None)
+    return dict(stem) if stem else None
+
+
+def _resnet_stem(config):
+    """nn.Module: pixel_values [B,3,S,S] -> token grid [B,hidden,S/32,S/32]. A from-scratch ResNet (basic blocks,
+    train_classifier_model.resnet_config; stride 32 with 4 stages) without its pooler, then a 1x1 convolution to the
+    transformer width: the ViT paper's hybrid, whose 'patches' are the CNN feature map's 1x1 cells. The token grid
+    at 224 px is the patch-32 ViT's 7x7, so num_tokens (50), attention rollout and the OOD attention features keep
+    their shapes."""
+    import torch
+    from transformers import ResNetModel
+
+    from .train_classifier_model import resnet_config
+
+    stem = conv_stem_of(config)
+    if stem.get("type") != "resnet":
+        raise ValueError(f"unknown conv_stem type {stem.get('type')!r}")
+
+    class Stem(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.resnet = ResNetModel(resnet_config(stem["widths"], stem["depths"]))
+            self.resnet.pooler = torch.nn.Identity()
+            self.proj = torch.nn.Conv2d(stem["widths"][-1], config.hidden_size, kernel_size=1)
+
+        @property
+        def weight(self):  # ViTModel reads projection.weight.dtype to cast its input
+            return self.proj.weight
+
+        def forward(self, x):
+            f = self.resnet.encoder(self.resnet.embedder(x), return_dict=False)[0]
+            return self.proj(f)
+
+    return Stem()
+
+
+_HYBRID = {}
+
+
+def _hybrid_class():
+    """ViTForImageClassification whose __init__ swaps in the ResNet stem when config.conv_stem is set, so that
+    transformers' save_pretrained / from_pretrained (and their checkpoint key conversions) handle the stem too."""
+    if "cls" not in _HYBRID:
+        from transformers import ViTForImageClassification
+
+        class HybridViTForImageClassification(ViTForImageClassification):
+            def __init__(self, config):
+                super().__init__(config)
+                if conv_stem_of(config):
+                    self.vit.embeddings.patch_embeddings.projection = _resnet_stem(config)
+                    self.post_init()
+
+        _HYBRID["cls"] = HybridViTForImageClassification
+    return _HYBRID["cls"]
+
+
+def vit_model(config):
+    """ViTForImageClassification for config; with config.conv_stem its patch projection is the ResNet stem
+    (_resnet_stem). Parameters of the stem are named vit.embeddings.patch_embeddings.projection.{resnet,proj}.*"""
+    return _hybrid_class()(config)
+
+
+def load_vit(path, eager: bool = True):
+    """A save_pretrained ViT classifier folder -> model (eval mode), hybrid or plain. Raises ValueError when a
+    weight is missing or left over (transformers' from_pretrained alone would only warn and re-initialise it)."""
+    kw = {"attn_implementation": "eager"} if eager else {}
+    model, info = _hybrid_class().from_pretrained(path, output_loading_info=True, **kw)
+    bad = {k: v for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v}
+    if bad:
+        raise ValueError(f"{path}: checkpoint does not match its config: {str(bad)[:400]}")
+    return model.eval()
+
+
+def fuse_batchnorm(model):
+    """Fold every eval-mode BatchNorm2d of a hybrid stem into the convolution before it (conv with bias, the norm
+    replaced by Identity), in place; returns model. Why: torch.onnx folds Conv+BatchNorm in eval mode and the folded
+    weights lose their parameter names, so the exported graph is made from an already-fused module whose
+    convolutions keep their names (recover.py reads them back). Numerically the same function (Ioffe & Szegedy 2015:
+    y = gamma (x - mean) / sqrt(var + eps) + beta)."""
+    import torch
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    for m in list(model.modules()):
+        conv, bn = getattr(m, "convolution", None), getattr(m, "normalization", None)
+        if isinstance(conv, torch.nn.Conv2d) and isinstance(bn, torch.nn.BatchNorm2d):
+            m.convolution = fuse_conv_bn_eval(conv.eval(), bn.eval())
+            m.normalization = torch.nn.Identity()
+    return model
+
+
+def fused_structure(model):
+    """The module layout of fuse_batchnorm without its values: every stem conv gets a bias and its BatchNorm2d
+    becomes Identity (recover.py fills the weights from the graph)."""
+    import torch
+
+    for m in list(model.modules()):
+        conv, bn = getattr(m, "convolution", None), getattr(m, "normalization", None)
+        if isinstance(conv, torch.nn.Conv2d) and isinstance(bn, torch.nn.BatchNorm2d):
+            c = torch.nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                                bias=True)
+            m.convolution = c
+            m.normalization = torch.nn.Identity()
+    return model
