@@ -6,7 +6,8 @@
  */
 import type { ClassifierEngine } from '../lib/classifier/engine';
 import type { ClassifierResult, OcclusionHeatmap } from '../lib/classifier/types';
-import type { Raster } from '../lib/imaging/raster';
+import { createRaster, type Raster } from '../lib/imaging/raster';
+import { modelInputSize } from '../lib/imaging/model-inputs';
 import type { RuntimeReport } from '../lib/runtime/report';
 import type { ModelRequest, Progress } from '../lib/runtime/outcome';
 import type { InferenceService } from './inference';
@@ -30,4 +31,18 @@ export async function occludeImage(inference: InferenceService, req: ModelReques
     if (m) onCells?.(Number(m[1]), Number(m[2]));
   };
   return inference.run(req, (e: ClassifierEngine) => e.occlusion(req, raster, {}, progress));
+}
+
+/**
+ * One classification of a mid-grey image at the model's input size (preprocessing.size, 224×224 by default), its
+ * result dropped: what the first real drop would otherwise pay on top of its own inference — ORT's first run of the
+ * session (buffer allocation, kernel set-up) and the first, unoptimised runs of the worker's preprocessing, OOD and
+ * rollout code (measured cold in a new worker 120-320 ms against 5-10 ms once warm, 2 loaded cores, README "What a
+ * user waits for"). Run by the idle prewarm (app/store/models.ts), never on a user's path. Throws like classifyImage.
+ */
+export async function warmUpClassifier(inference: InferenceService, req: ModelRequest): Promise<void> {
+  const { width, height } = modelInputSize(req.entry);
+  const raster = createRaster(width, height);
+  raster.data.fill(128);
+  await classifyImage(inference, req, raster);
 }

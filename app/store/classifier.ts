@@ -105,7 +105,9 @@ export const createClassifierSlice: SliceCreator<ClassifierSlice> = (set, get) =
       };
       get().patchImage(item.id, { classifying: true, classifyError: undefined });
       try {
-        const report = await get().ensureClassifierLoaded();
+        // A session already made (the idle prewarm) is not asked for again here: classifyImage ensures it anyway, and
+        // each ask is a round trip to the worker.
+        const report = get().models[entry.id]?.status === 'ready' ? get().models[entry.id].report : await get().ensureClassifierLoaded();
         if (!report) {
           finish({ classifyError: get().models[entry.id]?.message ?? `${entry.name} could not be loaded` });
           return;

@@ -12,6 +12,7 @@ import { distinctInputSizes, type ModelInputs } from '../lib/imaging/model-input
 import type { ClassifierResult } from '../lib/classifier/types';
 import type { ZeroShotOutput } from '../lib/clip/types';
 import { transfer } from '../platform/browser/workers';
+import { afterNextPaint } from '../platform/browser/warm-image';
 import { errorMessage } from '../lib/runtime/outcome';
 import { guarded } from './alerts';
 import { chosenModel } from './selectors';
@@ -227,6 +228,8 @@ export const createImagesSlice: SliceCreator<ImagesSlice> = (set, get) => {
     const needClassifier = classifierId && !item.classifying && item.classification?.modelId !== classifierId;
     const needZeroShot = clipId && !item.zeroShotRunning && item.zeroShot?.modelId !== clipId;
     if (needClassifier) await get().classifyCurrent();
+    // The zero-shot model's inference starts once the classification is painted, not during its paint.
+    if (needClassifier && needZeroShot) await afterNextPaint();
     if (needZeroShot) await get().zeroShotCurrent();
   }),
 

@@ -13,7 +13,10 @@ import { errorMessage } from '../lib/runtime/outcome';
 import { appModelsBaseUrl } from '../platform/browser/env';
 import { browserDevice } from '../platform/browser/ort';
 import { loadLastManifest, loadLocalManifest, saveLastManifest, saveLocalManifest } from '../platform/browser/saved-manifests';
-import { browserWorkers, type WorkerRegistry } from '../platform/browser/workers';
+import { browserWorkers, transfer, type WorkerRegistry } from '../platform/browser/workers';
+import { warmUpJpeg } from '../platform/browser/warm-image';
+import { distinctInputSizes } from '../lib/imaging/model-inputs';
+import { warmUpClassifier } from '../services/classifier';
 import { InferenceService } from '../services/inference';
 import { entrySource } from '../lib/hub/source';
 import { mergeHubModels } from './hub';
@@ -77,6 +80,8 @@ export interface ModelsSlice {
    * when their planned variant is already in the model cache (never downloads), so the first drop only runs inference.
    */
   prewarm(): Promise<void>;
+  /** prewarm() is running (its sessions, the classifier's warm-up run, the imaging worker's first decode). */
+  prewarming: boolean;
   loadManifest(): Promise<void>;
   setModelSource(s: ModelSourceSetting): Promise<void>;
   chooseLocalFolder(files: File[]): Promise<void>;
@@ -114,6 +119,13 @@ export const createModelsSlice: SliceCreator<ModelsSlice> = (set, get) => {
       }),
   });
 
+  /** The imaging worker's first decode (a 16 px JPEG, with the chosen models' resizes); its outcome is dropped. */
+  async function warmUpImaging(): Promise<void> {
+    const st = get();
+    const jpeg = warmUpJpeg();
+    await st.workers.imaging().decode(transfer(jpeg, [jpeg]), { sizes: distinctInputSizes([chosenModel(st, 'classifier'), chosenModel(st, 'clip')]) }).catch(() => undefined);
+  }
+
   /** Switch to another source: sessions of the old one are released, its manifest replaced. */
   async function useSource(modelSource: ModelSourceSetting, source: ModelSource) {
     const settings = { ...get().settings, modelSource };
@@ -129,6 +141,7 @@ export const createModelsSlice: SliceCreator<ModelsSlice> = (set, get) => {
     manifest: null,
     chosenModelId: {},
     models: {},
+    prewarming: false,
     workers,
     inference,
 
@@ -151,17 +164,27 @@ export const createModelsSlice: SliceCreator<ModelsSlice> = (set, get) => {
 
     async prewarm() {
       const s = get();
-      for (const family of ['classifier', 'clip'] as const) {
-        const listed = chosenModel(s, family);
-        if (!listed || get().models[listed.id]) continue; // loading, ready or failed already: nothing to warm
-        try {
-          const req = get().modelRequest(listed);
-          const plan = await inference.plan(req);
-          if (!downloadedVariants(listed, entrySource(listed, get().source), get().stored).includes(plan.dtype)) continue;
-          await get().ensureModelLoaded(listed.id);
-        } catch {
-          /* prewarming is best effort: the first real use reports any problem */
+      set({ prewarming: true });
+      try {
+        for (const family of ['classifier', 'clip'] as const) {
+          const listed = chosenModel(s, family);
+          if (!listed || get().models[listed.id]) continue; // loading, ready or failed already: nothing to warm
+          try {
+            const req = get().modelRequest(listed);
+            const plan = await inference.plan(req);
+            if (!downloadedVariants(listed, entrySource(listed, get().source), get().stored).includes(plan.dtype)) continue;
+            // A returning user's drop will only decode and classify: the imaging worker is started and its JPEG path
+            // run once (a 16 px image, with the models' resizes) while the session is created, and, before any image
+            // of the user's, the classifier runs once (ORT's first run and the first runs of the worker's code).
+            const decoded = family === 'classifier' ? warmUpImaging() : undefined;
+            if ((await get().ensureModelLoaded(listed.id)) && family === 'classifier' && !get().currentId) await warmUpClassifier(inference, req);
+            await decoded;
+          } catch {
+            /* prewarming is best effort: the first real use reports any problem */
+          }
         }
+      } finally {
+        set({ prewarming: false });
       }
     },
 

@@ -89,8 +89,10 @@ export interface RolloutResult {
 
 /**
  * Attention rollout: fuse heads, optionally drop the weakest weights, add the identity for the residual path
- * (A + I)/2, renormalize rows, multiply through the layers (R ← Â_l · R), and read the CLS row over patch tokens.
- * `dims` is [L, H, T, T] or [b, L, H, T, T].
+ * (A + I)/2, renormalize rows, multiply through the layers (R = Â_L ⋯ Â_1, the reference's R ← Â_l · R from I), and
+ * read the CLS row over patch tokens. Only that row is computed: e₀ᵀ Â_L ⋯ Â_1, vector × matrix from the last layer
+ * down (associativity), T² multiply-adds per layer instead of T³ (ViT-B/16: 39 k instead of 7.6 M), the same values
+ * up to float64 rounding. `dims` is [L, H, T, T] or [b, L, H, T, T].
  */
 export function attentionRollout(attentions: ArrayLike<number>, dims: number[], opts: RolloutOptions = {}): RolloutResult {
   let L: number, H: number, T: number, base = 0;
@@ -114,12 +116,13 @@ export function attentionRollout(attentions: ArrayLike<number>, dims: number[], 
   const discard = opts.discardRatio ?? 0;
 
   const TT = T * T;
-  let result = new Float64Array(TT);
-  for (let i = 0; i < T; i++) result[i * T + i] = 1;
+  /** The CLS row of the product so far (e₀ᵀ Â_L ⋯ Â_l). */
+  let row = new Float64Array(T);
+  row[0] = 1;
+  let next = new Float64Array(T);
   const a = new Float64Array(TT);
-  let next = new Float64Array(TT);
 
-  for (let l = 0; l < L; l++) {
+  for (let l = L - 1; l >= 0; l--) {
     const layerBase = base + l * H * TT;
     for (let k = 0; k < TT; k++) {
       let v = fusion === 'mean' ? 0 : attentions[layerBase + k];
@@ -138,32 +141,23 @@ export function attentionRollout(attentions: ArrayLike<number>, dims: number[], 
         for (let i = 0; i < nDrop; i++) if (order[i] !== 0) a[order[i]] = 0; // never drop CLS→CLS
       }
     }
-    for (let r = 0; r < T; r++) {
-      let s = 0;
-      for (let c = 0; c < T; c++) {
-        const v = (a[r * T + c] + (r === c ? 1 : 0)) / 2;
-        a[r * T + c] = v;
-        s += v;
-      }
-      if (s > 0) for (let c = 0; c < T; c++) a[r * T + c] /= s;
-    }
-    // next = a · result
+    // next = row · Â_l, with Â_l's rows (a + I)/2 renormalized on the fly
     next.fill(0);
     for (let r = 0; r < T; r++) {
-      for (let k = 0; k < T; k++) {
-        const v = a[r * T + k];
-        if (v === 0) continue;
-        const rk = k * T;
-        const rr = r * T;
-        for (let c = 0; c < T; c++) next[rr + c] += v * result[rk + c];
-      }
+      const w = row[r];
+      if (w === 0) continue;
+      const rr = r * T;
+      let s = 0;
+      for (let c = 0; c < T; c++) s += (a[rr + c] + (r === c ? 1 : 0)) / 2;
+      if (!(s > 0)) continue;
+      for (let c = 0; c < T; c++) next[c] += (w * ((a[rr + c] + (r === c ? 1 : 0)) / 2)) / s;
     }
-    [result, next] = [next, result];
+    [row, next] = [next, row];
   }
   const grid = new Float32Array(nPatches);
   let max = 0;
   for (let p = 0; p < nPatches; p++) {
-    grid[p] = result[prefix + p]; // CLS row (row 0)
+    grid[p] = row[prefix + p];
     max = Math.max(max, grid[p]);
   }
   if (max > 0) for (let p = 0; p < nPatches; p++) grid[p] /= max;
