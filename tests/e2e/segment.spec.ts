@@ -189,6 +189,30 @@ test.describe('segment view', () => {
     await page.mouse.move(...at(lbox[2], lbox[3]), { steps: 3 });
     await page.mouse.up();
     await expect(page.getByLabel('mask label').nth(1)).toHaveValue('left lung', { timeout: 90_000 });
+    // The masks' canvas shows exactly the layers' masks at the image's size (it paints only the rectangle holding
+    // their bounds, from the worker's region-limited upscale): every pixel's alpha is set iff a layer's mask has it.
+    await expect
+      .poll(
+        () =>
+          page.evaluate(() => {
+            const s = (window as any).cxrStudio.store.getState();
+            const it = s.images.find((i: any) => i.id === s.currentId);
+            const st = Object.entries(s.sam.byImage).find(([k]) => k.startsWith(`${it.id}#`))![1] as any;
+            const masks: Uint8Array[] = st.history.present.map((l: any) => l.masks?.[l.selected]).filter((m: any) => m?.length);
+            const c = document.querySelector('canvas.segment-masks') as HTMLCanvasElement;
+            const px = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+            let wrong = 0;
+            let inside = 0;
+            for (let i = 0; i < c.width * c.height; i++) {
+              const any = masks.some((m) => m[i]);
+              inside += any ? 1 : 0;
+              if ((px[i * 4 + 3] > 0) !== any) wrong++;
+            }
+            return { layers: masks.length, size: `${c.width}x${c.height}`, wrong, painted: inside > 0 };
+          }),
+        { timeout: 30_000 },
+      )
+      .toEqual({ layers: 2, size: `${w}x${h}`, wrong: 0, painted: true });
     await shot(page, 'segment-lung-sam');
     expect(errors).toEqual([]);
   });
