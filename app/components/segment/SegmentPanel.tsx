@@ -5,19 +5,16 @@
  */
 import { useEffect, useMemo, useState } from 'react';
 import { chosenModel, currentSegImage, layerMask, useAppStore, type SegLayer } from '../../store';
+import { maskAreaIn } from '../../lib/sam';
 import { WeightsBadge } from '../WeightsBadge';
 import { saveFiles } from './canvas-util';
 
-function LayerRow({ l, active }: { l: SegLayer; active: boolean }) {
+function LayerRow({ l, active, width, height }: { l: SegLayer; active: boolean; width: number; height: number }) {
   const setActive = useAppStore((s) => s.segmentSetActiveLayer);
   const rename = useAppStore((s) => s.segmentRenameLayer);
   const m = layerMask(l);
-  // counted once per mask, not on every render
-  const area = useMemo(() => {
-    let n = 0;
-    if (m) for (let i = 0; i < m.length; i++) n += m[i];
-    return n;
-  }, [m]);
+  // counted once per mask, not on every render, and only inside its bounds
+  const area = useMemo(() => (m ? maskAreaIn(m, width, height) : 0), [m, width, height]);
   return (
     <li className={active ? 'active' : ''} data-testid="segment-layer">
       <span className="swatch" style={{ background: `rgb(${l.color.join(',')})` }} />
@@ -197,7 +194,7 @@ export function SegmentPanel() {
           <h3>Labelled masks</h3>
           <ul className="layers">
             {st.history.present.map((l) => (
-              <LayerRow key={l.id} l={l} active={l.id === st.activeLayer} />
+              <LayerRow key={l.id} l={l} active={l.id === st.activeLayer} width={st.width} height={st.height} />
             ))}
           </ul>
           <button type="button" onClick={() => a.segmentAddLayer()} data-testid="segment-add-layer">

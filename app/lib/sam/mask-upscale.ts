@@ -165,3 +165,11 @@ export function unionBounds(bounds: readonly (MaskBounds | null)[]): MaskBounds 
   }
   return u;
 }
+
+/** Foreground pixels of a mask (w·h), counted inside its bounds only (remembered, else one scan). */
+export function maskAreaIn(mask: ArrayLike<number>, w: number, h: number): number {
+  const b = maskBounds(mask, w, h);
+  let n = 0;
+  if (b) for (let y = b[1]; y < b[3]; y++) for (let i = y * w + b[0], end = y * w + b[2]; i < end; i++) n += mask[i] ? 1 : 0;
+  return n;
+}

@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
-import { longestSideShape, maskBounds, thresholdLogits, unionBounds, upscaleMask, upscaleMaskLogits, lungPrompt, parseBoxes, LUNGS, type FrameGeometry } from '../../../app/lib/sam';
+import { longestSideShape, maskAreaIn, maskBounds, thresholdLogits, unionBounds, upscaleMask, upscaleMaskLogits, lungPrompt, parseBoxes, LUNGS, type FrameGeometry } from '../../../app/lib/sam';
 import { parseManifest, findModel } from '../../../app/lib/models/manifest';
 import { decodeImageFileNode } from '../../../app/platform/node/decode';
 import { openSamPipeline } from '../../../app/platform/node/engines';
@@ -73,6 +73,7 @@ describe('region-limited mask upscale', () => {
         expect(got.bounds, label).toEqual(scanBounds(ref, g.origW, g.origH));
         // the page reads the remembered bounds, not a scan
         expect(maskBounds(got.mask, g.origW, g.origH)).toBe(got.bounds);
+        expect(maskAreaIn(got.mask, g.origW, g.origH), label).toBe(ref.reduce((a, v) => a + v, 0));
         n++;
       }
     }
