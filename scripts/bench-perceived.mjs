@@ -207,7 +207,7 @@ async function trackTimeline(page) {
     const label = (s) => {
       const seg = Object.values(s.sam.byImage)[0];
       const masks = seg?.history.present.some((l) => l.masks?.[l.selected]?.length) ? 'mask' : '';
-      const models = Object.entries(s.models).map(([id, m]) => `${id}:${m.status}`).join(',');
+      const models = Object.entries(s.models).map(([id, m]) => `${id}:${m.status}${m.status === 'loading' && m.message ? ` (${m.message})` : ''}`).join(',');
       // the Viewer: files being decoded, the current image's classification (pending OOD / heatmap) and zero-shot
       const it = s.images.find((i) => i.id === s.currentId);
       const c = it?.classification;
