@@ -133,6 +133,8 @@ export function SegmentCanvas() {
           }}
           onPointerDown={(e) => {
             if (e.button !== 0) return;
+            // a hover preview not yet started must not run ahead of this click's or box's decode
+            hoverEnd();
             const [x, y] = toImage(e);
             drag.current = { x, y, moved: false };
             (e.target as Element).setPointerCapture?.(e.pointerId);
