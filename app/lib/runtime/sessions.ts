@@ -58,7 +58,7 @@ export function nowMs(): number {
  * onnx 1.23's helper.make_model and checked by onnx.checker). A session of it starts ORT's runtime: the wasm fetched,
  * compiled and instantiated, its threads started.
  */
-const START_GRAPH = new Uint8Array([
+export const START_GRAPH = new Uint8Array([
   8, 7, 18, 10, 99, 120, 114, 45, 115, 116, 117, 100, 105, 111, 58, 59, 10, 16, 10, 1, 120, 18, 1, 121, 34, 8, 73, 100, 101, 110, 116, 105, 116, 121, 18, 5,
   115, 116, 97, 114, 116, 90, 15, 10, 1, 120, 18, 10, 10, 8, 8, 1, 18, 4, 10, 2, 8, 1, 98, 15, 10, 1, 121, 18, 10, 10, 8, 8, 1, 18, 4, 10, 2, 8, 1, 66, 4, 10,
   0, 16, 13,
