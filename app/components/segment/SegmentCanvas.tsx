@@ -62,7 +62,9 @@ export function SegmentCanvas() {
   }, [base]);
 
   const layers = st?.history.present;
-  useEffect(() => {
+  // a layout effect: the new mask is drawn before the browser paints the frame its store change rendered, not a
+  // frame later (a passive effect waits for that paint)
+  useLayoutEffect(() => {
     const c = masksRef.current;
     if (!c || !item) return;
     const ms = (layers ?? []).filter((l) => layerMask(l)).map((l) => ({ mask: layerMask(l)!, color: l.color, alpha: opacity }));
