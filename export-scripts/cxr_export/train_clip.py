@@ -290,7 +290,9 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("train-clip", help="train cxr-clip (LiT + SigLIP with label-derived positives)")
     p.add_argument("--kermany", type=Path, default=shared / "kermany-cxr-224")
     p.add_argument("--lung-masks", type=Path, default=shared / "cxr-lung-masks")
-    p.add_argument("--init-vision", default=str(repo_root() / "public/models/pneumonia-vit/model.onnx"))
+    # cxr-clip's locked tower is pneumonia-vit v2 (a plain patch-32 ViT); v3 is a hybrid, so v2's graph is kept here
+    # (the same git blob as v2's public/models/pneumonia-vit/model.onnx in commit 59ebab3).
+    p.add_argument("--init-vision", default=str(repo_root() / "export-scripts/assets/pneumonia-vit-v2.onnx"))
     p.add_argument("--out", type=Path, default=Path("runs/cxr-clip"))
     p.add_argument("--export-to", type=Path, default=None, help="models folder: evaluate, export, write the card")
     p.add_argument("--goldens", type=Path, default=None, help="tests/goldens: write cxr-clip's goldens when done")
