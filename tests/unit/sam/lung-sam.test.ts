@@ -59,5 +59,5 @@ describe('lung-sam in the app pipeline vs its export-scripts golden', () => {
     expect(worstIou).toBeLessThan(5e-3);
     expect(worstDice).toBeLessThan(0.02);
     expect(choice).toBeLessThanOrEqual(1);
-  });
+  }, 300_000); // 12 encodes and 24 decodes: 15 s idle, 84 s seen on the loaded 2-core machine
 });
