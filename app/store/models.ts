@@ -196,7 +196,11 @@ export const createModelsSlice: SliceCreator<ModelsSlice> = (set, get) => {
             // run once (a 16 px image, with the models' resizes) while the session is created, and, before any image
             // of the user's, the classifier runs once (ORT's first run and the first runs of the worker's code).
             const decoded = family === 'classifier' ? warmUpImaging() : undefined;
-            if ((await get().ensureModelLoaded(listed.id)) && family === 'classifier' && !get().currentId) await warmUpClassifier(inference, req);
+            if ((await get().ensureModelLoaded(listed.id)) && family === 'classifier' && !get().currentId) {
+              // the Runtime panel's "last inference" is then this first run's (unless released meanwhile)
+              const ran = await warmUpClassifier(inference, req);
+              if (get().models[listed.id]?.status === 'ready') get().modelRan(listed.id, ran);
+            }
             await decoded;
           } catch {
             /* prewarming is best effort: the first real use reports any problem */
