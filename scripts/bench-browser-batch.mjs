@@ -5,10 +5,12 @@
  *   node scripts/bench-browser-batch.mjs [--dir ../shared/data/kermany-cxr-224/test] [--backend wasm|webgpu|auto]
  *                                        [--model pneumonia-vit] [--port 4174] [--no-warmup] [--timeout-min 30]
  *                                        [--dist dist] [--no-cli] [--clip cxr-clip] [--cli-batch 16] [--threads 2]
+ *                                        [--cli-dtype fp32|int8] [--compare DIST2[,DIST3]]
  *
  * Unless --no-cli, `npm run label` (app/cli/label.ts: onnxruntime-web's Node build, the same engines and models:
- * the classifier and --clip) labels the same folder first in the same run, and the line printed last holds both
- * numbers: {browser: {...}, cli: {...}, browser_over_cli}.
+ * the classifier and --clip, as the dtype the app ran unless --cli-dtype) labels the same folder after the browser in
+ * the same run, and the line printed last holds both numbers: {browser: {...}, cli: {...}, browser_over_cli}. --compare runs each further build (port+1, port+2...) after
+ * the first, in the same run, as `compare: [...]`. Each browser result carries `profile` (pageProfile below).
  *
  * Starts `vite preview` on 127.0.0.1:PORT (and stops it at the end), launches Debian's /usr/bin/chromium through
  * playwright-core (never downloads a browser), opens the app, picks the backend and classifier like
@@ -41,6 +43,8 @@ function parseArgs(argv) {
     clip: 'cxr-clip',
     cliBatch: 16,
     threads: 2,
+    cliDtype: null,
+    compare: [],
   };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
@@ -60,8 +64,10 @@ function parseArgs(argv) {
     else if (k === '--clip') a.clip = v();
     else if (k === '--cli-batch') a.cliBatch = Number(v());
     else if (k === '--threads') a.threads = Number(v());
+    else if (k === '--cli-dtype') a.cliDtype = v();
+    else if (k === '--compare') a.compare = v().split(',').filter(Boolean);
     else if (k === '-h' || k === '--help') {
-      process.stdout.write('usage: node scripts/bench-browser-batch.mjs [--dir DIR] [--backend wasm|webgpu|auto] [--model ID] [--port 4174] [--no-warmup] [--timeout-min 30] [--dist dist] [--no-cli] [--clip ID] [--cli-batch 16] [--threads 2]\n');
+      process.stdout.write('usage: node scripts/bench-browser-batch.mjs [--dir DIR] [--backend wasm|webgpu|auto] [--model ID] [--port 4174] [--no-warmup] [--timeout-min 30] [--dist dist] [--no-cli] [--clip ID] [--cli-batch 16] [--threads 2] [--cli-dtype fp32|int8] [--compare DIST2[,DIST3]]\n');
       process.exit(0);
     } else throw new Error(`unknown argument ${k}`);
   }
@@ -143,22 +149,58 @@ async function waitFinished(page, total, timeoutMs) {
   );
 }
 
+/**
+ * Where the batch's time went in the page: per phase of app/lib/batch/timing.ts (decode of a chunk in the imaging
+ * pool, each model's call and its ORT run time, the journal write, the rows' state update) the number of chunks, the
+ * summed and largest ms, the summed details; and the main thread's long tasks (> 50 ms: React renders, derivations).
+ */
+async function pageProfile(page) {
+  return page.evaluate(() => {
+    const phases = {};
+    for (const e of performance.getEntriesByType('measure')) {
+      if (!e.name.startsWith('batch:')) continue;
+      const s = (phases[e.name.slice(6)] ??= { count: 0, total_ms: 0, max_ms: 0 });
+      s.count++;
+      s.total_ms += e.duration;
+      s.max_ms = Math.max(s.max_ms, e.duration);
+      for (const [k, v] of Object.entries(e.detail ?? {})) if (typeof v === 'number') s[`${k}_total`] = (s[`${k}_total`] ?? 0) + v;
+    }
+    for (const s of Object.values(phases)) for (const k of Object.keys(s)) s[k] = Math.round(s[k]);
+    const lt = globalThis.__longTasks ?? { count: 0, totalMs: 0, maxMs: 0 };
+    return { phases, long_tasks: { count: lt.count, total_ms: Math.round(lt.totalMs), max_ms: Math.round(lt.maxMs) } };
+  });
+}
+
+/** The CLI's per-phase profile (its stderr line `profile {...}`), or null. */
+function cliProfile(stderr) {
+  const line = stderr.split('\n').find((l) => l.startsWith('profile {'));
+  try {
+    return line ? JSON.parse(line.slice('profile '.length)) : null;
+  } catch {
+    return null;
+  }
+}
+
 /** `npm run label` on the same folder and models; its metrics JSON (last stdout line) with images_per_second. */
 function runCli(args) {
   const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bench-cli-')), 'labeled_dataset.csv');
-  const argv = ['tsx', 'app/cli/label.ts', args.dir, '--model', args.model, '--clip', args.clip, '--batch', String(args.cliBatch), '--threads', String(args.threads), '--out', out];
+  const argv = ['tsx', 'app/cli/label.ts', args.dir, '--model', args.model, '--clip', args.clip, '--batch', String(args.cliBatch), '--threads', String(args.threads), ...(args.cliDtype ? ['--dtype', args.cliDtype] : []), '--out', out];
   log(`cli: npx ${argv.join(' ')}`);
   return new Promise((resolve, reject) => {
     const p = spawn('npx', argv, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
+    let stderr = '';
     p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => process.stderr.write(`[cli] ${d}`));
+    p.stderr.on('data', (d) => {
+      stderr += d;
+      process.stderr.write(`[cli] ${d}`);
+    });
     p.on('close', (code) => {
       if (code !== 0) return reject(new Error(`npm run label exited with ${code}`));
       const last = stdout.trim().split('\n').pop();
       try {
         const m = JSON.parse(last);
-        resolve({ images_per_second: m.images_per_second, accuracy: m.accuracy, auc: m.auc, zero_shot_auc: m.zero_shot_auc, threads: args.threads, batch: args.cliBatch, clip: args.clip });
+        resolve({ images_per_second: m.images_per_second, accuracy: m.accuracy, auc: m.auc, zero_shot_auc: m.zero_shot_auc, threads: args.threads, batch: args.cliBatch, clip: args.clip, dtype: m.dtype, profile: cliProfile(stderr) });
       } catch (e) {
         reject(new Error(`npm run label's last line is not JSON: ${last}`));
       }
@@ -166,34 +208,44 @@ function runCli(args) {
   });
 }
 
-async function main() {
-  const args = parseArgs(process.argv.slice(2));
-  if (!fs.existsSync(args.dir)) throw new Error(`no such folder: ${args.dir}`);
-  const files = walk(args.dir);
-  if (!files.length) throw new Error(`no files under ${args.dir}`);
-  const base = `http://127.0.0.1:${args.port}`;
+/** One browser run of the whole folder on the build `dist` served on `port`: the result object (see the header). */
+async function runBrowser(args, files, dist, port) {
+  const base = `http://127.0.0.1:${port}`;
   let server;
   let browser;
-  const cleanup = () => {
-    stopPreview(server);
-  };
-  process.on('SIGINT', () => {
-    cleanup();
+  const stop = () => stopPreview(server);
+  const onInt = () => {
+    stop();
     process.exit(130);
-  });
+  };
+  process.on('SIGINT', onInt);
   try {
-    fs.mkdirSync(path.join(REPO, 'test-results'), { recursive: true });
-    const cli = args.cli ? await runCli(args) : null;
-    if (cli) log(`cli: ${cli.images_per_second} images/s`);
-    server = startPreview(args.port, args.dist);
+    // Another job's server on this port would answer for ours (and the run would time someone else's build).
+    if (await fetch(base).then(() => true, () => false)) throw new Error(`port ${port} is already served by another process: pass another --port`);
+    server = startPreview(port, dist);
     await waitForHttp(base, 60_000, server);
-    log(`vite preview on ${base}`);
+    log(`vite preview of ${dist} on ${base}`);
     browser = await chromium.launch({
       executablePath: '/usr/bin/chromium',
       headless: true,
       args: ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
     });
     const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, serviceWorkers: 'block' });
+    // Main-thread long tasks (> 50 ms) over the whole run: time the page could not spend on the batch's messages.
+    await context.addInitScript(() => {
+      const lt = (globalThis.__longTasks = { count: 0, totalMs: 0, maxMs: 0 });
+      try {
+        new PerformanceObserver((list) => {
+          for (const e of list.getEntries()) {
+            lt.count++;
+            lt.totalMs += e.duration;
+            lt.maxMs = Math.max(lt.maxMs, e.duration);
+          }
+        }).observe({ type: 'longtask' });
+      } catch {
+        // no Long Tasks API: the profile says 0
+      }
+    });
     const page = await context.newPage();
     const errors = [];
     page.on('pageerror', (e) => errors.push(e.message));
@@ -220,6 +272,7 @@ async function main() {
     }
 
     log(`${files.length} files from ${args.dir} → batch folder input (${args.backend}, ${args.model})`);
+    await page.evaluate(() => Object.assign(globalThis.__longTasks, { count: 0, totalMs: 0, maxMs: 0 }));
     const t0 = performance.now();
     await page.getByTestId('batch-folder-input').setInputFiles(args.dir);
     // The total is what the app counted (every file of the folder becomes a row).
@@ -236,6 +289,7 @@ async function main() {
       clearInterval(ticker);
     }
     const seconds = (performance.now() - t0) / 1000;
+    const profile = await pageProfile(page);
     const failed = await page.locator('[data-testid="batch-table"] tbody tr[data-status="error"]').count();
     await page.getByTestId('batch-metrics').waitFor({ state: 'visible' }).catch(() => {});
     const progress = await text(page, 'batch-progress-text');
@@ -258,18 +312,48 @@ async function main() {
       dtype: await scoped(page, `runtime-${args.model}`, 'runtime-dtype'),
       page_errors: errors.length,
       dir: args.dir,
+      dist,
+      profile,
     };
     // The runtime panel (backend actually used, dtype) lives in the Viewer tab.
     await page.getByRole('button', { name: 'Viewer' }).click();
     await page.getByTestId(`runtime-${args.model}`).getByTestId('runtime-backend').waitFor({ timeout: 10_000 }).catch(() => {});
     result.backend_used = await scoped(page, `runtime-${args.model}`, 'runtime-backend');
     result.dtype = await scoped(page, `runtime-${args.model}`, 'runtime-dtype');
+    result.clip_dtype = await scoped(page, `runtime-${args.clip}`, 'runtime-dtype');
     if (errors.length) log(`page errors:\n  ${errors.join('\n  ')}`);
-    process.stdout.write(JSON.stringify(cli ? { browser: result, cli, browser_over_cli: Number((result.images_per_second / cli.images_per_second).toFixed(2)) } : result) + '\n');
+    return result;
   } finally {
     if (browser) await browser.close().catch(() => {});
-    cleanup();
+    stop();
+    process.off('SIGINT', onInt);
   }
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  if (!fs.existsSync(args.dir)) throw new Error(`no such folder: ${args.dir}`);
+  const files = walk(args.dir);
+  if (!files.length) throw new Error(`no files under ${args.dir}`);
+  fs.mkdirSync(path.join(REPO, 'test-results'), { recursive: true });
+  // --compare: the builds in turn (same load for each), each on its own port; the first is --dist.
+  const dists = [args.dist, ...args.compare];
+  const results = [];
+  for (const [k, dist] of dists.entries()) {
+    const r = await runBrowser(args, files, dist, args.port + k);
+    log(`${dist}: ${r.images_per_second} images/s`);
+    results.push(r);
+  }
+  const [result, ...others] = results;
+  // The CLI runs the variant the app ran (its auto choice is the app's, e.g. static int8 on WASM), unless --cli-dtype.
+  const cliDtype = args.cliDtype ?? (/^(fp32|int8|fp16)$/.test(result.dtype ?? '') ? result.dtype : null);
+  if (!args.cliDtype && result.clip_dtype && result.clip_dtype !== result.dtype) log(`the app ran ${args.model} ${result.dtype} and ${args.clip} ${result.clip_dtype}; the CLI runs both as ${cliDtype}`);
+  const cli = args.cli ? await runCli({ ...args, cliDtype }) : null;
+  if (cli) log(`cli: ${cli.images_per_second} images/s`);
+  const over = (r) => (cli ? Number((r.images_per_second / cli.images_per_second).toFixed(2)) : undefined);
+  const out = cli ? { browser: result, cli, browser_over_cli: over(result) } : { ...result };
+  if (others.length) out.compare = others.map((r) => ({ ...r, ...(cli ? { browser_over_cli: over(r) } : {}) }));
+  process.stdout.write(JSON.stringify(out) + '\n');
 }
 
 main().catch((e) => {

@@ -23,12 +23,14 @@
  *   precision, recall, specificity, f1, auc, ece, ece_top_label, confusion (multi-class: accuracy, macro_f1 and the
  *   confusion matrix), zero_shot_accuracy, zero_shot_auc (two prompt labels and ground truth), precision_at_5,
  *   clip_precision_at_5, ood_flagged*, images_per_second (decode + preprocess + inference; model loading excluded).
+ *   stderr's `profile {...}` line: per phase of app/lib/batch/timing.ts, chunks, summed ms and summed ORT run ms.
  *   --embeddings-out writes {image_ids, classifier: {dim, data}, clip?: {dim, data}} (rows in CSV order) as JSON.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { groundTruthFromCsv, labelFromPath } from '../lib/batch/ground-truth';
 import { metadataFileName } from '../lib/batch/csv';
+import { batchSpanSummary } from '../lib/batch/timing';
 import { batchLabels, type BatchRow } from '../lib/batch/rows';
 import { classifierThreshold } from '../lib/classifier/pipeline';
 import { defaultPromptSets } from '../lib/clip/prompts';
@@ -141,6 +143,9 @@ async function main() {
   if (meta.zero_shot_temperature_note) log(`${clipEntry!.id}: ${meta.zero_shot_temperature_note}`);
   const done = rows.filter((r) => r.status === 'done');
   const ips = ran / seconds;
+  // Where the chunks' time went (lib/batch/timing.ts spans: decode, classifier, clip with their ORT run ms), on stderr.
+  const spans = Object.entries(batchSpanSummary()).map(([k, v]) => [k, { count: v.count, total_ms: Math.round(v.totalMs), ...Object.fromEntries(Object.entries(v.detail).map(([d, x]) => [`${d}_total`, Math.round(x)])) }]);
+  log(`profile ${JSON.stringify(Object.fromEntries(spans))}`);
   log(`wrote ${done.length} rows to ${args.out}; ${rows.length - done.length + skipped.length} skipped; ${ips.toFixed(1)} images/second`);
   process.stdout.write(`images/second: ${ips.toFixed(2)}\n`);
   const rep = batchMetricsReport(rows, ctx);

@@ -1,12 +1,22 @@
 /** The selected row's most similar cases (by each embedding) and the 2-D PCA map of the embeddings. */
-import { useState } from 'react';
+import { useMemo, useState } from 'react';
 import { useAppStore, type BatchRow } from '../store';
 import { FileName } from './FileName';
 import { RasterThumb } from './RasterThumb';
 
-export function SimilarCases({ rows }: { rows: BatchRow[] }) {
+/**
+ * The rows as they were when `derived` was made (read then, not subscribed to): the side panels re-render when their
+ * derived data changes (at most once a second while a batch runs), not on every chunk. A row's index is its position
+ * (rows are only appended, and cleared all at once), and a finished row does not change afterwards.
+ */
+function useRowsOf(derived: unknown): BatchRow[] {
+  return useMemo(() => useAppStore.getState().batch.rows, [derived]);
+}
+
+export function SimilarCases() {
   const selected = useAppStore((s) => s.batch.selected);
   const similar = useAppStore((s) => s.batch.derived.similar);
+  const rows = useRowsOf(similar);
   const row = selected != null ? rows[selected] : undefined;
   // A row's index is its position (rows are only appended, and cleared all at once).
   const lists = similar.map((l) => ({ title: l.title, items: l.items.flatMap((n) => (rows[n.index] ? [{ row: rows[n.index], sim: n.similarity }] : [])) }));
@@ -41,11 +51,12 @@ export function SimilarCases({ rows }: { rows: BatchRow[] }) {
 /** One colour per label, in manifest order (the first two as before: NORMAL green, PNEUMONIA amber). */
 const PALETTE = ['#34d399', '#fbbf24', '#60a5fa', '#f472b6', '#a78bfa', '#f87171', '#2dd4bf', '#facc15'];
 
-export function PcaMap({ rows }: { rows: BatchRow[] }) {
+export function PcaMap() {
   const [source, setSource] = useState<'classifierEmbedding' | 'clipEmbedding'>('classifierEmbedding');
   const select = useAppStore((s) => s.batchSelect);
   const selected = useAppStore((s) => s.batch.selected);
   const map = useAppStore((s) => s.batch.derived.pca[source]);
+  const rows = useRowsOf(map);
   const pts = map ? map.flatMap((p) => (rows[p.index] ? [{ row: rows[p.index], x: p.x, y: p.y }] : [])) : null;
   const labels = useAppStore((s) => s.batch.labels.labels);
   const color = (r: BatchRow) => {

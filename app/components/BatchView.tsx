@@ -31,11 +31,16 @@ function ResumeOffer() {
 }
 
 export function BatchView() {
-  const b = useAppStore((s) => s.batch);
+  // Only what this layout shows: a chunk's row updates re-render the parts that read rows, not the whole view.
+  const hasRows = useAppStore((s) => s.batch.rows.length > 0);
+  const classifierId = useAppStore((s) => s.batch.classifierId);
+  const clipId = useAppStore((s) => s.batch.clipId);
+  const threshold = useAppStore((s) => s.batch.threshold);
+  const labels = useAppStore((s) => s.batch.labels);
   const manifest = useAppStore((s) => s.manifest);
   const restore = useAppStore((s) => s.batchRestore);
-  const cls = manifest?.models.find((m) => m.id === b.classifierId);
-  const clip = manifest?.models.find((m) => m.id === b.clipId);
+  const cls = manifest?.models.find((m) => m.id === classifierId);
+  const clip = manifest?.models.find((m) => m.id === clipId);
   useEffect(() => {
     void restore();
   }, [restore]);
@@ -45,7 +50,7 @@ export function BatchView() {
         <ResumeOffer />
         <BatchIngest />
         <BatchProgress />
-        {b.rows.length > 0 && (
+        {hasRows && (
           <div className="panel">
             <div className="row small" style={{ marginBottom: '0.4rem' }}>
               {cls && (
@@ -64,19 +69,19 @@ export function BatchView() {
           </div>
         )}
       </div>
-      {b.rows.length > 0 && (
+      {hasRows && (
         <div className="batch-side">
           <section className="panel" aria-labelledby="met-h">
             <h2 id="met-h">Metrics (classifier)</h2>
-            <BatchMetrics threshold={b.threshold} labels={b.labels} />
+            <BatchMetrics threshold={threshold} labels={labels} />
           </section>
           <section className="panel" aria-labelledby="sim-h">
             <h2 id="sim-h">Similar cases</h2>
-            <SimilarCases rows={b.rows} />
+            <SimilarCases />
           </section>
           <section className="panel" aria-labelledby="pca-h">
             <h2 id="pca-h">Embedding map (PCA)</h2>
-            <PcaMap rows={b.rows} />
+            <PcaMap />
           </section>
         </div>
       )}

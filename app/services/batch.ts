@@ -9,6 +9,7 @@ import { batchInputSizes, batchRowOutcome } from '../lib/batch/chunk';
 import { labeledDatasetMetadata, toLabeledDatasetCsv, type LabeledDatasetMetadata } from '../lib/batch/csv';
 import { batchLabeledRows, type BatchLabels, type BatchRow } from '../lib/batch/rows';
 import { batchReport, type BatchReport } from '../lib/batch/summary';
+import { timed } from '../lib/batch/timing';
 import type { ClassifierEngine } from '../lib/classifier/engine';
 import type { ClassifierResult } from '../lib/classifier/types';
 import type { ClipEngine } from '../lib/clip/engine';
@@ -68,7 +69,7 @@ export interface DecodedChunk {
  */
 export async function decodeBatchChunk(indices: number[], decode: BatchDecoder): Promise<DecodedChunk> {
   const updates = new Map<number, Partial<BatchRow>>();
-  const outs = await Promise.all(indices.map((i) => decode(i).catch((e: unknown): BatchDecoded => ({ ok: false, message: errorMessage(e) }))));
+  const outs = await timed('decode', () => Promise.all(indices.map((i) => decode(i).catch((e: unknown): BatchDecoded => ({ ok: false, message: errorMessage(e) })))), () => ({ images: indices.length }));
   const decoded: DecodedChunk['decoded'] = [];
   indices.forEach((i, k) => {
     const out = outs[k];
@@ -82,8 +83,9 @@ export async function decodeBatchChunk(indices: number[], decode: BatchDecoder):
 }
 
 /**
- * Classify and zero-shot label a decoded chunk, the classifier and the CLIP model at the same time (each in its own
- * worker in the app); a model's error lands in the rows it could not label. Never throws for a failed model run.
+ * Classify and zero-shot label a decoded chunk, the classifier then the CLIP model (one model at a time on all the
+ * WASM threads: measured faster than both at once, see below); a model's error lands in the rows it could not label.
+ * Never throws for a failed model run.
  */
 export async function inferBatchChunk(inference: InferenceService, models: BatchModels, chunk: DecodedChunk): Promise<BatchChunkResult> {
   const { decoded } = chunk;
@@ -95,10 +97,13 @@ export async function inferBatchChunk(inference: InferenceService, models: Batch
   const { classifier: clsReq, clip: clipReq } = models;
   const clsRasters = decoded.map((d) => d.inputs[index(clsReq?.entry)]);
   const clipRasters = decoded.map((d) => d.inputs[index(clipReq?.entry)]);
-  const [c, z] = await Promise.all([
-    clsReq ? attempt(inference.run(clsReq, (e: ClassifierEngine) => e.classify(clsReq, clsRasters, { heatmap: false }))) : null,
-    clipReq ? attempt(inference.run(clipReq, (e: ClipEngine) => e.zeroShot(clipReq, clipRasters, models.prompts))) : null,
-  ]);
+  // Each model's call is a user-timing span (lib/batch/timing.ts) with its ORT run time: where a chunk's time goes.
+  const ortMs = (r: { ok: boolean; value?: { report: RuntimeReport } }) => ({ images: decoded.length, ortMs: (r.ok && r.value?.report.lastInferenceMs) || 0 });
+  // One model at a time, each on all of ORT's WASM threads: in the app each model has its own worker and its own
+  // ORT thread pool, and running both at once put 2 x 2 spinning threads on 2 cores (1.44x slower, README "Batch
+  // throughput"); in the CLI the two sessions share one ORT instance, which runs one at a time anyway.
+  const c = clsReq ? await timed('classifier', () => attempt(inference.run(clsReq, (e: ClassifierEngine) => e.classify(clsReq, clsRasters, { heatmap: false }))), ortMs) : null;
+  const z = clipReq ? await timed('clip', () => attempt(inference.run(clipReq, (e: ClipEngine) => e.zeroShot(clipReq, clipRasters, models.prompts))), ortMs) : null;
   if (c && !c.ok) failures.push(c.message);
   if (z && !z.ok) failures.push(z.message);
   if (c?.ok) reports.classifier = c.value.report;
@@ -122,7 +127,7 @@ export async function runBatchChunk(inference: InferenceService, models: BatchMo
 
 /**
  * The batch loop with one chunk of look-ahead: chunk k+1 decodes (imaging workers) while chunk k runs through the
- * models (model workers) and into the rows. `next(inFlight)` picks the next chunk's rows among those not in flight
+ * models (model workers, one after the other) and into the rows. `next(inFlight)` picks the next chunk's rows among those not in flight
  * (null: nothing left); after each decode `cancelled()` is asked, and a cancelled run leaves the decoded chunk's rows
  * pending for Resume.
  */

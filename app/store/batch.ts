@@ -9,7 +9,7 @@ import {
   batchImagesPerSecond,
   batchLabeledCells,
   batchMetrics,
-  batchOodFraction,
+  batchRowCounts,
   batchPrecisionAt5,
   batchLabels,
   labelFromPath,
@@ -18,12 +18,14 @@ import {
   similarCases,
   type BatchLabels,
   type BatchMetrics,
+  type BatchRowCounts,
   type BatchRow,
   type LabeledRow,
   type ZipEntryInfo,
   type MapPoint,
   type SimilarList,
 } from '../lib/batch';
+import { clearBatchSpans, timed, timedSync } from '../lib/batch/timing';
 import { errorMessage } from '../lib/runtime/outcome';
 import { browserBatchJournal, type BatchJournalRun } from '../platform/browser/batch-journal';
 import { batchDecodeSizes, decodeBatchChunk, inferBatchChunk, pipelineBatchChunks, zeroShotLabels, type BatchModels, type DecodedChunk } from '../services/batch';
@@ -53,7 +55,7 @@ export interface BatchDerived {
    */
   cells: Record<number, LabeledRow>;
   /** Rows processed (done or failed) and failed, and the OOD fraction flagged (batchOodFraction). */
-  counts: { processed: number; failed: number; ood?: ReturnType<typeof batchOodFraction>; oodBadge?: string };
+  counts: BatchRowCounts;
   metrics: BatchMetrics | null;
   similar: SimilarList[];
   pca: { classifierEmbedding: MapPoint[] | null; clipEmbedding: MapPoint[] | null };
@@ -109,24 +111,16 @@ export interface BatchSlice {
 
 /** Images per model run, chosen with `npm run bench:browser` (README "Benchmarks"): larger amortises per-run costs. */
 export const BATCH_CHUNK = 16;
-/** While a batch runs, the aggregates (metrics, PCA map, similar cases) are recomputed at most this often (ms):
- * after every chunk they are O(rows) each time, O(rows²) over a run, on the main thread. New rows' cells are not. */
+/** While a batch runs, the aggregates (metrics, PCA map, similar cases) are recomputed at most this often (ms), and
+ * at most a tenth of the time (DERIVE_SHARE): they are O(rows) each time, O(rows²) over a run, on the main thread,
+ * and under load one took 0.7 s. New rows' cells are not throttled. */
 const DERIVE_EVERY_MS = 1000;
+const DERIVE_SHARE = 0.1;
 /** Batch thumbnails (table 28 px, similar cases 72 px): 64 px keeps 3,000 rows at ~50 MB. */
 const BATCH_THUMB = 64;
 
 const NOTHING: BatchDerived = { cells: {}, counts: { processed: 0, failed: 0 }, metrics: null, similar: [], pca: { classifierEmbedding: null, clipEmbedding: null } };
 const EMPTY = { rows: [], running: false, cancelRequested: false, threshold: 0.5, activeMs: 0, labels: batchLabels(undefined), thresholdSource: 'default 0.5' as const, zeroShotLabels: [] as string[], awaitingFiles: 0, derived: NOTHING };
-
-function rowCounts(rows: BatchRow[]): BatchDerived['counts'] {
-  return {
-    processed: rows.filter((r) => r.status !== 'pending').length,
-    failed: rows.filter((r) => r.status === 'error').length,
-    ood: batchOodFraction(rows),
-    oodBadge: rows.find((r) => r.oodBadge)?.oodBadge,
-  };
-}
-
 
 export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
   /** Inputs stay out of the rendered state: Blobs are not state to render. Indexed by BatchRow.index. */
@@ -164,7 +158,7 @@ export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
           ...b,
           derived: {
             cells: what.rows || what.threshold ? batchLabeledCells(b.rows, b.threshold, b.labels) : d.cells,
-            counts: what.rows ? rowCounts(b.rows) : d.counts,
+            counts: what.rows ? batchRowCounts(b.rows) : d.counts,
             metrics: what.rows || what.threshold ? batchMetrics(b.rows, b.threshold, b.labels, what.rows ? undefined : d.metrics?.roc) : d.metrics,
             similar: what.rows || what.selection ? (b.selected != null ? similarCases(b.rows, b.selected) : []) : d.similar,
             pca: what.rows ? { classifierEmbedding: pcaMap(b.rows, 'classifierEmbedding'), clipEmbedding: pcaMap(b.rows, 'clipEmbedding') } : d.pca,
@@ -174,18 +168,25 @@ export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
     });
 
   let lastDerive = 0;
+  let deriveMs = 0;
   /** Row updates into the state: counts and the new rows' own cells at once, the aggregates throttled while running. */
   const patchRows = (updates: Map<number, Partial<BatchRow>>, throttle = false) => {
-    set((s) => ({ batch: { ...s.batch, rows: s.batch.rows.map((r) => (updates.has(r.index) ? { ...r, ...updates.get(r.index) } : r)) } }));
     const now = Date.now();
-    if (!throttle || now - lastDerive >= DERIVE_EVERY_MS) {
-      lastDerive = now;
-      derive({ rows: true });
-    } else set((s) => {
-      const b = s.batch; // a row shown as done always shows its CSV cells (cells are per row)
-      const cells = { ...b.derived.cells, ...batchLabeledCells(b.rows.filter((r) => updates.has(r.index)), b.threshold, b.labels) };
-      return { batch: { ...b, derived: { ...b.derived, cells, counts: rowCounts(b.rows) } } };
+    const all = !throttle || now - lastDerive >= Math.max(DERIVE_EVERY_MS, deriveMs / DERIVE_SHARE);
+    // One state update (one render) per chunk; untouched rows and cells keep their objects (the table's rows are memoised).
+    set((s) => {
+      const b = s.batch;
+      const rows = b.rows.map((r) => (updates.has(r.index) ? { ...r, ...updates.get(r.index) } : r));
+      if (all) return { batch: { ...b, rows } };
+      // a row shown as done always shows its CSV cells (cells are per row)
+      const cells = { ...b.derived.cells, ...batchLabeledCells(rows.filter((r) => updates.has(r.index)), b.threshold, b.labels) };
+      return { batch: { ...b, rows, derived: { ...b.derived, cells, counts: batchRowCounts(rows) } } };
     });
+    if (all) {
+      derive({ rows: true });
+      lastDerive = Date.now();
+      deriveMs = lastDerive - now;
+    }
   };
 
   /**
@@ -219,8 +220,8 @@ export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
     if (reports.classifier && models.classifier) get().modelRan(models.classifier.entry.id, reports.classifier);
     if (reports.clip && models.clip) get().modelRan(models.clip.entry.id, reports.clip);
     const saved = get().batch.rows.filter((r) => updates.has(r.index)).map((r) => ({ ...r, ...updates.get(r.index) }));
-    await journaled('rows', () => journal.saveRows(saved));
-    patchRows(updates, true);
+    await timed('journal', () => journaled('rows', () => journal.saveRows(saved)));
+    timedSync('rows', () => patchRows(updates, true));
   }
 
   return {
@@ -291,6 +292,7 @@ export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
 
     batchRun: guarded(get, 'The batch failed', async () => {
       if (get().batch.running) return;
+      clearBatchSpans();
       const s0 = get();
       const cls = chosenModel(s0, 'classifier');
       const clip = chosenModel(s0, 'clip');

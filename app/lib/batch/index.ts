@@ -5,3 +5,4 @@ export * from './summary';
 export * from './rows';
 export * from './analysis';
 export * from './chunk';
+export * from './timing';

@@ -45,6 +45,24 @@ export function batchOodFraction(rows: BatchRow[]): { flagged: number; scored: n
   return { flagged, scored: scored.length, fraction: flagged / scored.length };
 }
 
+/** Rows processed (done or failed) and failed, the OOD fraction flagged (batchOodFraction) and the OOD badge text. */
+export interface BatchRowCounts {
+  processed: number;
+  failed: number;
+  ood?: ReturnType<typeof batchOodFraction>;
+  oodBadge?: string;
+}
+
+/** The batch's counts (BatchRowCounts) over its rows. */
+export function batchRowCounts(rows: BatchRow[]): BatchRowCounts {
+  return {
+    processed: rows.filter((r) => r.status !== 'pending').length,
+    failed: rows.filter((r) => r.status === 'error').length,
+    ood: batchOodFraction(rows),
+    oodBadge: rows.find((r) => r.oodBadge)?.oodBadge,
+  };
+}
+
 /** The classifier labels a batch was computed with. */
 export interface BatchLabels {
   labels: string[];
