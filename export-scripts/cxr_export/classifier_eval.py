@@ -127,14 +127,22 @@ def card_summary(summary: dict) -> str:
     or from earlier weights with distillation / temperature scaling), threshold rule and test-split rule."""
     arch = summary.get("arch", {})
     how = []
-    if summary.get("init_from"):
+    if "stem:" in str(summary.get("init_from") or ""):
+        how.append("stem from the CNN's backbone, transformer from the weights of an earlier run")
+    elif summary.get("init_from"):
         how.append("started from the weights of an earlier run")
     if "distillation" in summary.get("loss", ""):
         how.append("distilled from a CNN trained here")
     if summary.get("calibration"):
         how.append(f"temperature-scaled on validation (T {summary['calibration']['temperature']:.3f})")
     trained = ("trained in this project (" + ", ".join(how) + ")") if how else "trained from scratch in this project"
-    return (f"Small Vision Transformer (ViT, patch {arch.get('patch_size', 32)}, {arch.get('image_size', 224)} px) "
+    stem = arch.get("conv_stem")
+    if stem:  # vit.py's hybrid: a ResNet stem's stride-32 feature map as the tokens
+        what = (f"Small hybrid Vision Transformer (ResNet stem, widths {'-'.join(str(w) for w in stem['widths'])}, "
+                f"as the tokens of a ViT, {arch.get('image_size', 224)} px)")
+    else:
+        what = f"Small Vision Transformer (ViT, patch {arch.get('patch_size', 32)}, {arch.get('image_size', 224)} px)"
+    return (f"{what} "
             f"{trained} on the Kermany train split to tell PNEUMONIA from NORMAL on pediatric chest X-rays. "
             "Threshold chosen on the validation split (max Youden J); the test split was used only for the metrics "
             "below.")

@@ -235,6 +235,14 @@ def run(args: argparse.Namespace) -> dict:
             write_goldens(Path(args.goldens_dir) / "ood-images.json", sets, ood, res, doc, data)
         summary[dtype] = res["report"]
         print(json.dumps({dtype: res["report"]}), flush=True)
+    fp32_ood = next((f for f in entry["variants"].get("fp32", {}).get("files", []) if f["role"] == "ood"), None)
+    for dtype in args.reuse_fp32 or []:
+        # fp16 (WebGPU with shader-f16 only): its attentions differ from fp32's by fp16 rounding, far below what moves
+        # a Mahalanobis distance; it shares fp32's statistics file rather than a fit of its own (a 7-9 min CPU fit
+        # through ONNX Runtime's fp16 kernels per variant).
+        variant = entry["variants"].get(dtype)
+        if variant and fp32_ood and dtype not in args.dtypes:
+            variant["files"] = [f for f in variant["files"] if f["role"] != "ood"] + [dict(fp32_ood)]
     mf.save(models_dir, manifest)
     return summary
 
@@ -247,6 +255,8 @@ def register(subparsers) -> None:
     p.add_argument("--data", type=Path, default=None, help="Kermany root (default ../shared/data/kermany-cxr-224)")
     p.add_argument("--shared", type=Path, default=None, help="../shared (adult images, DICOM)")
     p.add_argument("--dtypes", nargs="+", default=["fp32", "int8"])
+    p.add_argument("--reuse-fp32", nargs="*", default=[],
+                   help="variants (e.g. fp16) that list fp32's ood.json instead of a fit of their own")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--synthetic-per-kind", type=int, default=12)
     p.add_argument("--seed", type=int, default=0)
