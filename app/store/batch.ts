@@ -54,7 +54,6 @@ export interface BatchDerived {
    * (batchLabeledCells, the same code), derived per chunk for its rows and on a threshold change, never while rendering.
    */
   cells: Record<number, LabeledRow>;
-  /** Rows processed (done or failed) and failed, and the OOD fraction flagged (batchOodFraction). */
   counts: BatchRowCounts;
   metrics: BatchMetrics | null;
   similar: SimilarList[];
@@ -109,8 +108,10 @@ export interface BatchSlice {
   batchRestore(): Promise<void>;
 }
 
-/** Images per model run, chosen with `npm run bench:browser` (README "Benchmarks"): larger amortises per-run costs. */
+/** Images per model run: BATCH_CHUNK first (the first rows and a Cancel come soon), doubling up to BATCH_CHUNK_MAX, chosen
+ * with `npm run bench:browser` (README "Batch throughput": 64 vs 16 gave 43.6 vs 37.2 images/s): per-run costs amortise. */
 export const BATCH_CHUNK = 16;
+export const BATCH_CHUNK_MAX = 64;
 /** While a batch runs, the aggregates (metrics, PCA map, similar cases) are recomputed at most this often (ms), and
  * at most a tenth of the time (DERIVE_SHARE): they are O(rows) each time, O(rows²) over a run, on the main thread,
  * and under load one took 0.7 s. New rows' cells are not throttled. */
@@ -118,10 +119,8 @@ const DERIVE_EVERY_MS = 1000;
 const DERIVE_SHARE = 0.1;
 /** Batch thumbnails (table 28 px, similar cases 72 px): 64 px keeps 3,000 rows at ~50 MB. */
 const BATCH_THUMB = 64;
-
 const NOTHING: BatchDerived = { cells: {}, counts: { processed: 0, failed: 0 }, metrics: null, similar: [], pca: { classifierEmbedding: null, clipEmbedding: null } };
 const EMPTY = { rows: [], running: false, cancelRequested: false, threshold: 0.5, activeMs: 0, labels: batchLabels(undefined), thresholdSource: 'default 0.5' as const, zeroShotLabels: [] as string[], awaitingFiles: 0, derived: NOTHING };
-
 export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
   /** Inputs stay out of the rendered state: Blobs are not state to render. Indexed by BatchRow.index. */
   let inputs: BatchInput[] = [];
@@ -317,8 +316,9 @@ export const createBatchSlice: SliceCreator<BatchSlice> = (set, get) => {
         await saveRun();
         // Resume: always the first rows still pending (pipelineBatchChunks keeps the ones in flight out).
         const byIndex = (i: number) => get().batch.rows.find((r) => r.index === i)!;
+        let size = BATCH_CHUNK / 2;
         await pipelineBatchChunks(
-          (inFlight) => get().batch.rows.filter((r) => r.status === 'pending' && hasFile(r.index) && !inFlight.has(r.index)).slice(0, BATCH_CHUNK).map((r) => r.index),
+          (inFlight) => get().batch.rows.filter((r) => r.status === 'pending' && hasFile(r.index) && !inFlight.has(r.index)).slice(0, (size = Math.min(BATCH_CHUNK_MAX, size * 2))).map((r) => r.index),
           (rows) => decodeChunk(rows.map(byIndex), models),
           (chunk) => finishChunk(chunk, models),
           () => get().batch.cancelRequested,
