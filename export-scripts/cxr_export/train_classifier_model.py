@@ -12,19 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ExportError
-from .vit import LABELS, conv_stem_of, vit_config, vit_model
+from .vit import LABELS, conv_stem_of, resnet_config, vit_config, vit_model  # noqa: F401 (resnet_config re-exported)
 from .train_classifier_data import to_tensor
-
-
-def resnet_config(widths: list[int], depths: list[int], labels=LABELS):
-    """A from-scratch ResNet (transformers ResNetConfig, basic blocks; ResNet-18 is widths 64,128,256,512 and depths
-    2,2,2,2): the CNN teacher and the CNN reference row of the model card (He et al., CVPR 2016)."""
-    from transformers import ResNetConfig
-
-    return ResNetConfig(num_channels=3, embedding_size=widths[0], hidden_sizes=list(widths), depths=list(depths),
-                        layer_type="basic", hidden_act="relu", downsample_in_first_stage=False,
-                        id2label={i: lab for i, lab in enumerate(labels)},
-                        label2id={lab: i for i, lab in enumerate(labels)})
 
 
 def build_model(args: argparse.Namespace):

@@ -118,16 +118,25 @@ def conv_stem_of(config) -> dict | None:
     return dict(stem) if stem else None
 
 
+def resnet_config(widths: list[int], depths: list[int], labels=LABELS):
+    """A from-scratch ResNet (transformers ResNetConfig, basic blocks; ResNet-18 is widths 64,128,256,512 and depths
+    2,2,2,2): the CNN teacher and the CNN reference row of the model card (He et al., CVPR 2016)."""
+    from transformers import ResNetConfig
+
+    return ResNetConfig(num_channels=3, embedding_size=widths[0], hidden_sizes=list(widths), depths=list(depths),
+                        layer_type="basic", hidden_act="relu", downsample_in_first_stage=False,
+                        id2label={i: lab for i, lab in enumerate(labels)},
+                        label2id={lab: i for i, lab in enumerate(labels)})
+
+
 def _resnet_stem(config):
     """nn.Module: pixel_values [B,3,S,S] -> token grid [B,hidden,S/32,S/32]. A from-scratch ResNet (basic blocks,
-    train_classifier_model.resnet_config; stride 32 with 4 stages) without its pooler, then a 1x1 convolution to the
+    resnet_config; stride 32 with 4 stages) without its pooler, then a 1x1 convolution to the
     transformer width: the ViT paper's hybrid, whose 'patches' are the CNN feature map's 1x1 cells. The token grid
     at 224 px is the patch-32 ViT's 7x7, so num_tokens (50), attention rollout and the OOD attention features keep
     their shapes."""
     import torch
     from transformers import ResNetModel
-
-    from .train_classifier_model import resnet_config
 
     stem = conv_stem_of(config)
     if stem.get("type") != "resnet":
