@@ -15,15 +15,11 @@ import { VitePWA } from 'vite-plugin-pwa';
  */
 const ORT_DIST = path.resolve(import.meta.dirname, 'node_modules/onnxruntime-web/dist');
 /**
- * Three builds (app/lib/runtime/webgpu-engine.ts): JSEP (ort.min.mjs, precached: offline it serves every worker), the
- * native WebGPU EP (ort.webgpu.min.mjs + its Asyncify wasm) and the WASM-only build for workers where no WebGPU can
- * run (ort.wasm.min.mjs: half the wasm to compile); the last two fetched only by a worker that uses them and then
- * cached on demand, not precached (27 MB and 14 MB more for every visitor otherwise). A worker imports exactly one.
+ * Two builds, one per WebGPU engine (app/lib/runtime/webgpu-engine.ts): JSEP (ort.min.mjs, the default, precached)
+ * and the native WebGPU EP (ort.webgpu.min.mjs + its Asyncify wasm, fetched only by a worker that uses it and then
+ * cached on demand, not precached: 27 MB more for every visitor otherwise). A worker imports exactly one of them.
  */
 const ORT_FILES = [
-  'ort.wasm.min.mjs',
-  'ort-wasm-simd-threaded.mjs',
-  'ort-wasm-simd-threaded.wasm',
   'ort.min.mjs',
   'ort-wasm-simd-threaded.jsep.mjs',
   'ort-wasm-simd-threaded.jsep.wasm',
@@ -31,7 +27,7 @@ const ORT_FILES = [
   'ort-wasm-simd-threaded.asyncify.mjs',
   'ort-wasm-simd-threaded.asyncify.wasm',
 ];
-const ORT_ON_DEMAND = ['ort/ort-wasm-simd-threaded.asyncify.wasm', 'ort/ort-wasm-simd-threaded.wasm'];
+const ORT_ON_DEMAND = 'ort/ort-wasm-simd-threaded.asyncify.wasm';
 
 function contentType(file: string): string {
   if (file.endsWith('.wasm')) return 'application/wasm';
@@ -167,15 +163,14 @@ export default defineConfig({
         // The app shell, incl. ORT's own glue and wasm (28 MB) so the runtime works offline.
         globPatterns: ['**/*.{js,mjs,css,html,svg,png,wasm,webmanifest}'],
         // Model files are NOT precached: the app downloads them on request into its own model cache.
-        globIgnores: ['models/**', ...ORT_ON_DEMAND],
+        globIgnores: ['models/**', ORT_ON_DEMAND],
         maximumFileSizeToCacheInBytes: 64 * 1024 * 1024,
         navigateFallback: 'index.html',
         navigateFallbackDenylist: [/^\/models\//, /^\/ort\//],
         runtimeCaching: [
           {
-            // The native WebGPU EP's and the WASM-only build's wasm: cached on first use (a worker on that build), then
-            // served offline. Serialized into the service worker: literal names.
-            urlPattern: ({ url }) => url.pathname.endsWith('/ort/ort-wasm-simd-threaded.asyncify.wasm') || url.pathname.endsWith('/ort/ort-wasm-simd-threaded.wasm'),
+            // The native WebGPU EP's wasm: cached on first use (a worker on that engine), then served offline.
+            urlPattern: ({ url }) => url.pathname.endsWith('/ort/ort-wasm-simd-threaded.asyncify.wasm'),
             handler: 'CacheFirst',
             options: { cacheName: 'cxr-ort-on-demand', expiration: { maxEntries: 2 } },
           },

@@ -4,8 +4,8 @@
  * no `cxrStudio` global in any script of the build. Usage: node scripts/check-prod-build.mjs [DIST=dist]
  * (the browser tests run against `vite build --mode test`, which has the hook; tests/run-all.sh builds both).
  *
- * It also checks that each worker gets exactly one ONNX Runtime: the self-hosted builds in ort/, JSEP (ort.min.mjs),
- * the native WebGPU EP (ort.webgpu.min.mjs) or WASM only (ort.wasm.min.mjs), each with its one wasm (vite.config.ts). Nothing else may carry ORT's JS (onnxruntime-common's backend registry, found by the message only
+ * It also checks that each worker gets exactly one ONNX Runtime: the self-hosted builds in ort/, JSEP (ort.min.mjs) or
+ * the native WebGPU EP (ort.webgpu.min.mjs), each with its one wasm (vite.config.ts). Nothing else may carry ORT's JS (onnxruntime-common's backend registry, found by the message only
  * it has), and no other ORT wasm may be emitted: @huggingface/transformers' browser build imports its own
  * onnxruntime-web, which vite.config.ts aliases to the app's instance (app/platform/browser/ort-global.ts).
  */
@@ -26,13 +26,12 @@ if (bad.length) {
 }
 
 // One ORT per worker. ORT's JS (its backend registry's error text, in no other library this app bundles) only in the
-// three self-hosted builds of ort/ (app/lib/runtime/webgpu-engine.ts; a worker imports exactly one): JSEP (ort.min.mjs),
-// the native WebGPU EP (ort.webgpu.min.mjs) and WASM only (ort.wasm.min.mjs), each with its one wasm; no CDN URL
-// anywhere; the native EP's 27 MB and the WASM-only build's 14 MB wasm are cached on demand by the service worker,
-// never precached.
+// two self-hosted builds of ort/, one per WebGPU engine (app/lib/runtime/webgpu-engine.ts; a worker imports exactly
+// one): JSEP (ort.min.mjs) and the native WebGPU EP (ort.webgpu.min.mjs), each with its one wasm; no CDN URL anywhere;
+// the native EP's 27 MB wasm is cached on demand by the service worker, never precached.
 const ORT_MARKER = 'no available backend found';
-const ORT_JS = ['ort/ort.min.mjs', 'ort/ort.wasm.min.mjs', 'ort/ort.webgpu.min.mjs'];
-const ORT_WASM = ['ort/ort-wasm-simd-threaded.asyncify.wasm', 'ort/ort-wasm-simd-threaded.jsep.wasm', 'ort/ort-wasm-simd-threaded.wasm'];
+const ORT_JS = ['ort/ort.min.mjs', 'ort/ort.webgpu.min.mjs'];
+const ORT_WASM = ['ort/ort-wasm-simd-threaded.asyncify.wasm', 'ort/ort-wasm-simd-threaded.jsep.wasm'];
 const ortJs = code.filter((f) => fs.readFileSync(f, 'utf8').includes(ORT_MARKER)).map((f) => path.relative(dist, f).split(path.sep).join('/')).sort();
 const ortWasm = files(dist).filter((f) => /ort-wasm[^/\\]*\.wasm$/.test(f)).map((f) => path.relative(dist, f).split(path.sep).join('/')).sort();
 const problems = [];
@@ -44,8 +43,6 @@ for (const f of code) {
 }
 const sw = fs.existsSync(path.join(dist, 'sw.js')) ? fs.readFileSync(path.join(dist, 'sw.js'), 'utf8') : '';
 if (sw.includes('"ort/ort-wasm-simd-threaded.asyncify.wasm"')) problems.push('sw.js precaches the native WebGPU EP wasm (27 MB): it is cached on demand');
-if (sw.includes('"ort/ort-wasm-simd-threaded.wasm"')) problems.push('sw.js precaches the WASM-only build\'s wasm (14 MB): it is cached on demand');
-if (sw && !sw.includes('"ort/ort-wasm-simd-threaded.jsep.wasm"')) problems.push('sw.js does not precache the JSEP wasm: offline, no worker could start ORT');
 if (problems.length) {
   console.error(`check-prod-build: ${problems.join('; ')}`);
   process.exit(1);

@@ -38,12 +38,11 @@ export async function occludeImage(inference: InferenceService, req: ModelReques
  * result dropped: what the first real drop would otherwise pay on top of its own inference — ORT's first run of the
  * session (buffer allocation, kernel set-up) and the first, unoptimised runs of the worker's preprocessing, OOD and
  * rollout code (measured cold in a new worker 120-320 ms against 5-10 ms once warm, 2 loaded cores, README "What a
- * user waits for"). Run by the idle prewarm (app/store/models.ts), never on a user's path. Returns the run's report
- * (its lastInferenceMs is this first run's). Throws like classifyImage.
+ * user waits for"). Run by the idle prewarm (app/store/models.ts), never on a user's path. Throws like classifyImage.
  */
-export async function warmUpClassifier(inference: InferenceService, req: ModelRequest): Promise<RuntimeReport> {
+export async function warmUpClassifier(inference: InferenceService, req: ModelRequest): Promise<void> {
   const { width, height } = modelInputSize(req.entry);
   const raster = createRaster(width, height);
   raster.data.fill(128);
-  return (await classifyImage(inference, req, raster)).report;
+  await classifyImage(inference, req, raster);
 }

@@ -119,24 +119,6 @@ export const createModelsSlice: SliceCreator<ModelsSlice> = (set, get) => {
       }),
   });
 
-  /**
-   * A first visit (the chosen classifier's planned variant not in the model cache, so the idle prewarm creates no
-   * session): ORT's runtime is started in the classifier's worker at once, so that the first drop waits for the
-   * download and the session, not also for ORT's wasm compile (README "What a user waits for"). Best effort.
-   */
-  async function startRuntimeIfUncached(): Promise<void> {
-    try {
-      const listed = chosenModel(get(), 'classifier');
-      if (!listed) return;
-      const req = get().modelRequest(listed);
-      const plan = await inference.plan(req);
-      if (downloadedVariants(listed, entrySource(listed, get().source), get().stored).includes(plan.dtype)) return;
-      await workers.classifier().startRuntime(req);
-    } catch {
-      /* the first real use reports any problem */
-    }
-  }
-
   /** The imaging worker's first decode (a 16 px JPEG, with the chosen models' resizes); its outcome is dropped. */
   async function warmUpImaging(): Promise<void> {
     const st = get();
@@ -167,7 +149,6 @@ export const createModelsSlice: SliceCreator<ModelsSlice> = (set, get) => {
       // Half-written cache entries (a tab closed mid-download) are removed before the listing is read.
       await get().sweepModelCache('start-up');
       await Promise.all([get().loadManifest(), get().refreshStored(), get().refreshEmbeddingCache()]);
-      void startRuntimeIfUncached();
       const idle = (globalThis as { requestIdleCallback?: (cb: () => void, o?: { timeout: number }) => number }).requestIdleCallback;
       if (idle) idle(() => void get().prewarm(), { timeout: 2000 });
       else setTimeout(() => void get().prewarm(), 200);
@@ -196,11 +177,7 @@ export const createModelsSlice: SliceCreator<ModelsSlice> = (set, get) => {
             // run once (a 16 px image, with the models' resizes) while the session is created, and, before any image
             // of the user's, the classifier runs once (ORT's first run and the first runs of the worker's code).
             const decoded = family === 'classifier' ? warmUpImaging() : undefined;
-            if ((await get().ensureModelLoaded(listed.id)) && family === 'classifier' && !get().currentId) {
-              // the Runtime panel's "last inference" is then this first run's (unless released meanwhile)
-              const ran = await warmUpClassifier(inference, req);
-              if (get().models[listed.id]?.status === 'ready') get().modelRan(listed.id, ran);
-            }
+            if ((await get().ensureModelLoaded(listed.id)) && family === 'classifier' && !get().currentId) await warmUpClassifier(inference, req);
             await decoded;
           } catch {
             /* prewarming is best effort: the first real use reports any problem */

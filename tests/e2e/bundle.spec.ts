@@ -21,28 +21,25 @@ test('dist holds exactly one onnxruntime-web, self-hosted, and no CDN URL', () =
     const text = fs.readFileSync(f, 'utf8');
     expect(text, `${path.relative(DIST, f)} mentions a CDN`).not.toMatch(/cdn\.jsdelivr|jsdelivr\.net|unpkg\.com|cdnjs/);
   }
-  // ORT's runtime ships once per build (app/lib/runtime/webgpu-engine.ts), each whole in ort/: JSEP (ort.min.mjs + its
-  // glue and wasm), the native WebGPU EP (ort.webgpu.min.mjs + its Asyncify glue and wasm) and WASM only
-  // (ort.wasm.min.mjs + its glue and wasm); a worker imports one of them. The only other wasm files are the DICOM codec packages' own (imported with ?url in
+  // ORT's runtime ships once per WebGPU engine (app/lib/runtime/webgpu-engine.ts), each build whole in ort/: JSEP
+  // (ort.min.mjs + its glue and wasm) and the native WebGPU EP (ort.webgpu.min.mjs + its Asyncify glue and wasm); a
+  // worker imports one of them. The only other wasm files are the DICOM codec packages' own (imported with ?url in
   // app/platform/browser/decode.ts), each once.
   const wasm = all.filter((f) => f.endsWith('.wasm')).map((f) => path.relative(DIST, f));
   const ortWasm = wasm.filter((f) => f.startsWith(`ort${path.sep}`)).sort();
-  expect(ortWasm).toEqual([path.join('ort', 'ort-wasm-simd-threaded.asyncify.wasm'), path.join('ort', 'ort-wasm-simd-threaded.jsep.wasm'), path.join('ort', 'ort-wasm-simd-threaded.wasm')]);
+  expect(ortWasm).toEqual([path.join('ort', 'ort-wasm-simd-threaded.asyncify.wasm'), path.join('ort', 'ort-wasm-simd-threaded.jsep.wasm')]);
   const codecWasm = wasm.filter((f) => !f.startsWith(`ort${path.sep}`)).map((f) => path.basename(f).replace(/-[\w-]{8}\.wasm$/, '.wasm')).sort();
   expect(codecWasm).toEqual(CODEC_WASM);
   // Any bundled copy of ORT would carry its calls into the wasm (`_OrtCreateSession`); only ORT's own files in ort/
   // may. (The glue's file name is no test: the worker names the build it imports, webgpu-engine.ts.)
   const withOrtCore = code.filter((f) => fs.readFileSync(f, 'utf8').includes('_OrtCreateSession'));
-  const ortCore = ['ort.min.mjs', 'ort-wasm-simd-threaded.jsep.mjs', 'ort.webgpu.min.mjs', 'ort-wasm-simd-threaded.asyncify.mjs', 'ort.wasm.min.mjs', 'ort-wasm-simd-threaded.mjs'];
+  const ortCore = ['ort.min.mjs', 'ort-wasm-simd-threaded.jsep.mjs', 'ort.webgpu.min.mjs', 'ort-wasm-simd-threaded.asyncify.mjs'];
   expect(withOrtCore.map((f) => path.relative(DIST, f)).sort()).toEqual(ortCore.map((f) => path.join('ort', f)).sort());
-  // Precached for offline use, models excluded; the native EP's 27 MB and the WASM-only build's 14 MB wasm only when a
-  // worker first uses them (JSEP, precached, stands in for either offline).
+  // Precached for offline use, models excluded; the native EP's 27 MB wasm only when a worker first uses it.
   const sw = fs.readFileSync(path.join(DIST, 'sw.js'), 'utf8');
   expect(sw).toContain('"ort/ort-wasm-simd-threaded.jsep.wasm"');
   expect(sw).not.toContain('"ort/ort-wasm-simd-threaded.asyncify.wasm"');
   expect(sw).toContain('/ort/ort-wasm-simd-threaded.asyncify.wasm');
-  expect(sw).not.toContain('"ort/ort-wasm-simd-threaded.wasm"');
-  expect(sw).toContain('/ort/ort-wasm-simd-threaded.wasm');
   // Codec wasm is fetched lazily, but precached so that a DICOM opens offline after the first visit.
   for (const f of wasm.filter((w) => !w.startsWith(`ort${path.sep}`))) expect(sw, `${f} precached`).toContain(f.split(path.sep).join('/'));
   expect(sw).not.toMatch(/"models\/[^"]+\.onnx"/);

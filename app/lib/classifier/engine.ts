@@ -23,11 +23,6 @@ export interface ClassifierEngine extends FamilyEngine {
    * "occlusion <done>/<total>").
    */
   occlusion(req: ModelRequest, raster: Raster, opts?: OcclusionRequestOptions, onProgress?: Progress): Promise<Outcome<OcclusionHeatmap>>;
-  /**
-   * Start ORT's runtime for `req` before its model files are here (SessionFactory.startRuntime): a first visit's
-   * store calls it at page load, so the drop waits for the download and the model's session, not for ORT's compile.
-   */
-  startRuntime(req: ModelRequest): Promise<Outcome<true>>;
 }
 
 interface Loaded {
@@ -162,11 +157,6 @@ export function createClassifierEngine(host: OrtHost): ClassifierEngine {
           runs: r.runs,
           ms: nowMs() - t0,
         };
-      }),
-    startRuntime: (req) =>
-      outcome(`Could not start ONNX Runtime for ${req.entry.name}`, async () => {
-        await factory.startRuntime(req.entry, req.override);
-        return true as const;
       }),
     release: (modelId) => pool.release(modelId),
     reset: () => pool.release(),

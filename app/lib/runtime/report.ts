@@ -1,7 +1,7 @@
 /** What a worker reports about each loaded model; rendered by the runtime panel. */
 import type { Dtype } from '../models/manifest-types';
 import type { Backend, GpuFacts } from './execution-plan';
-import type { OrtBuildKind } from './webgpu-engine';
+import type { WebGpuEngine } from './webgpu-engine';
 
 export interface RuntimeReport {
   modelId: string;
@@ -10,7 +10,7 @@ export interface RuntimeReport {
   dtype: Dtype;
   numThreads: number;
   /** The onnxruntime-web build the worker loaded (webgpu-engine.ts); absent in Node. */
-  engine?: OrtBuildKind;
+  engine?: WebGpuEngine;
   /** That build for people, e.g. 'native WebGPU EP (ort.webgpu.min.mjs)'. */
   ortBuild?: string;
   gpu: GpuFacts;

@@ -53,25 +53,7 @@ export function nowMs(): number {
   return globalThis.performance?.now() ?? Date.now();
 }
 
-/**
- * The smallest ONNX model ORT accepts: one Identity node, float32 [1] -> [1] (ir_version 7, opset 13; written by
- * onnx 1.23's helper.make_model and checked by onnx.checker). A session of it starts ORT's runtime: the wasm fetched,
- * compiled and instantiated, its threads started.
- */
-export const START_GRAPH = new Uint8Array([
-  8, 7, 18, 10, 99, 120, 114, 45, 115, 116, 117, 100, 105, 111, 58, 59, 10, 16, 10, 1, 120, 18, 1, 121, 34, 8, 73, 100, 101, 110, 116, 105, 116, 121, 18, 5,
-  115, 116, 97, 114, 116, 90, 15, 10, 1, 120, 18, 10, 10, 8, 8, 1, 18, 4, 10, 2, 8, 1, 98, 15, 10, 1, 121, 18, 10, 10, 8, 8, 1, 18, 4, 10, 2, 8, 1, 66, 4, 10,
-  0, 16, 13,
-]);
-
 export interface SessionFactory {
-  /**
-   * Start ORT's WASM runtime now, without a model file: its wasm fetched, compiled and instantiated and its threads
-   * started (the thread count `entry`'s plan would set: ORT reads it once), by creating and releasing a session of a
-   * one-node graph. Lets a first visit pay this (0.9-2.9 s on 2 cores, README "What a user waits for") while the
-   * model downloads or before the first drop instead of after. Throws when ORT cannot start.
-   */
-  startRuntime(entry: ModelEntry, override: BackendOverride): Promise<void>;
   /**
    * One session per ONNX graph role (e.g. ['image_encoder', 'text_encoder']) of the planned variant of `entry`.
    * On WebGPU failure: release what was created, plan again for WASM with the cause in the reasons, and retry.
@@ -84,18 +66,7 @@ export interface SessionFactory {
 export function createSessionFactory(host: OrtHost): SessionFactory {
   // ORT's WASM thread count is global to the instance and only read when the WASM module first starts: set it once.
   let threadsSet = false;
-  const setThreads = (ort: Ort, plan: ExecutionPlan) => {
-    if (threadsSet) return;
-    ort.env.wasm.numThreads = host.numThreads ?? plan.numThreads;
-    threadsSet = true;
-  };
   return {
-    async startRuntime(entry, override) {
-      const ort = await host.ort();
-      setThreads(ort, planExecution(await host.planInputs(entry, override)));
-      const s = await ort.InferenceSession.create(START_GRAPH, { executionProviders: ['wasm'] });
-      await s.release();
-    },
     async create(entry, roles, override, source, onProgress) {
       const ort = await host.ort();
       const engine = await host.engine?.(override);
@@ -104,7 +75,10 @@ export function createSessionFactory(host: OrtHost): SessionFactory {
       // The build's reason first: which engine would run WebGPU (or why it does not matter).
       if (engine) plan = { ...plan, reasons: [...engine.reasons, ...plan.reasons] };
       if (host.numThreads) plan = { ...plan, numThreads: host.numThreads };
-      setThreads(ort, plan);
+      if (!threadsSet) {
+        ort.env.wasm.numThreads = plan.numThreads;
+        threadsSet = true;
+      }
       const readFile = host.reader(source);
       let fellBack = false;
       const t0 = nowMs();

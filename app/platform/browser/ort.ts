@@ -77,8 +77,7 @@ async function reachable(url: string): Promise<void> {
 /**
  * The OrtHost of a model worker. Its ORT build is chosen once, on the first ort() call, from the worker's config
  * (its name: ortWorkerName in lib/runtime/webgpu-engine.ts, set by app/platform/browser/workers.ts from the settings)
- * and the adapter's facts: no WebGPU possible -> /ort/ort.wasm.min.mjs, JSEP -> /ort/ort.min.mjs, native WebGPU EP ->
- * /ort/ort.webgpu.min.mjs. One build per
+ * and the adapter's facts: JSEP -> /ort/ort.min.mjs, native WebGPU EP -> /ort/ort.webgpu.min.mjs. One build per
  * worker; ort() always returns that same module (transformers.js shares it through globalThis, lib/runtime/transformers.ts).
  */
 export function browserOrtHost(config: OrtWorkerConfig = ortConfigFromWorkerName(self.name)): OrtHost {
@@ -90,12 +89,12 @@ export function browserOrtHost(config: OrtWorkerConfig = ortConfigFromWorkerName
       let choice = chooseWebGpuEngine(config, await device.gpu());
       let ort: Ort;
       try {
-        if (choice.engine !== 'jsep') await reachable(`${base}${choice.build.wasm}`);
+        if (choice.engine === 'native') await reachable(`${base}${choice.build.wasm}`);
         ort = (await import(/* @vite-ignore */ `${base}${choice.build.module}`)) as Ort;
       } catch (e) {
-        // Only the builds cached on demand (native WebGPU EP, WASM only) can be missing (offline before their wasm was
-        // ever fetched, vite.config.ts); JSEP is precached. Nothing of the failed build ran yet: still one ORT per worker.
-        if (choice.engine === 'jsep') throw e;
+        // Only the native build can be missing (offline before its wasm was ever fetched: it is cached on demand,
+        // vite.config.ts); JSEP is precached. Nothing of the failed build ran yet, so this is still one ORT per worker.
+        if (choice.engine !== 'native') throw e;
         choice = engineLoadFailed(choice, e);
         ort = (await import(/* @vite-ignore */ `${base}${choice.build.module}`)) as Ort;
       }

@@ -119,7 +119,7 @@ export function browserWorkers(ort: OrtWorkerConfig = { engine: 'auto', backend:
   /** The page's adapter facts (the workers probe their own; the same browser gives the same adapter). */
   let gpuFacts: Promise<GpuFacts> | null = null;
   const imaging = lazyRemote<ImagingApi>('imaging', () => spawn('imaging', ortConfig), ['decode', 'decodeForBatch', 'listZip']);
-  const classifierW = lazyRemote<ClassifierEngine>('classifier', () => spawn('classifier', ortConfig), ['load', 'classify', 'occlusion', 'startRuntime', 'release', 'reset']);
+  const classifierW = lazyRemote<ClassifierEngine>('classifier', () => spawn('classifier', ortConfig), ['load', 'classify', 'occlusion', 'release', 'reset']);
   const clipW = lazyRemote<ClipEngine>('clip', () => spawn('clip', ortConfig), ['load', 'zeroShot', 'release', 'reset']);
   const samW = lazyRemote<SamEngine>('sam', () => spawn('sam', ortConfig), ['load', 'info', 'encode', 'decode', 'previewDecode', 'prewarm', 'stats', 'release', 'reset']);
   const sdW = lazyRemote<SdEngine>('sd', () => spawn('sd', ortConfig), ['load', 'generate', 'cancel', 'release', 'reset']);

@@ -18,7 +18,6 @@ import {
   ortConfigFromWorkerName,
   ortWorkerName,
   parseWebGpuEngine,
-  planExecution,
   buildChanges,
   type GpuFacts,
   type OrtWorkerConfig,
@@ -32,55 +31,35 @@ const cfg = (engine: OrtWorkerConfig['engine'], backend: OrtWorkerConfig['backen
 const ORT_DIST = path.join(REPO_ROOT, 'node_modules/onnxruntime-web/dist');
 
 describe('chooseWebGpuEngine: the auto rule', () => {
-  it('hardware adapter -> native WebGPU EP; software fallback with WebGPU forced -> JSEP; no WebGPU possible -> WASM only', () => {
+  it('hardware adapter -> native WebGPU EP; software fallback or no adapter -> JSEP', () => {
     expect(chooseWebGpuEngine(cfg('auto'), H100).engine).toBe('native');
     expect(chooseWebGpuEngine(cfg('auto', 'webgpu'), H100).engine).toBe('native');
+    expect(chooseWebGpuEngine(cfg('auto'), SWIFTSHADER).engine).toBe('jsep');
     expect(chooseWebGpuEngine(cfg('auto', 'webgpu'), SWIFTSHADER).engine).toBe('jsep');
-    // SwiftShader with the backend on auto: the planner runs every model on WASM there (execution-plan.ts).
-    const sw = chooseWebGpuEngine(cfg('auto'), SWIFTSHADER);
-    expect(sw.engine).toBe('wasm');
-    expect(sw.reasons[0]).toMatch(/software fallback adapter/);
-    expect(chooseWebGpuEngine(cfg('jsep'), SWIFTSHADER).engine).toBe('wasm');
-    expect(chooseWebGpuEngine(cfg('auto'), { ...NO_GPU, unavailableReason: 'navigator.gpu is undefined' }).engine).toBe('wasm');
-  });
-
-  it('WASM only exactly where the planner can never choose WebGPU for any model', () => {
-    for (const gpu of [H100, SWIFTSHADER, NO_GPU]) {
-      for (const backend of ['auto', 'webgpu', 'wasm'] as const) {
-        const build = chooseWebGpuEngine(cfg('auto', backend), gpu).engine;
-        // a tiny model (no buffer limit reached): the planner's backend for it
-        const plan = planExecution({ gpu, crossOriginIsolated: true, hardwareConcurrency: 2, override: backend, availableDtypes: ['fp32'], largestFileBytes: 1, int8MatchesCard: false });
-        if (build === 'wasm') expect(plan.backend, `${gpu.architecture ?? 'no adapter'} / ${backend}`).toBe('wasm');
-        else expect(plan.backend, `${gpu.architecture ?? 'no adapter'} / ${backend}`).toBe('webgpu');
-      }
-    }
+    expect(chooseWebGpuEngine(cfg('auto'), { ...NO_GPU, unavailableReason: 'navigator.gpu is undefined' }).engine).toBe('jsep');
   });
 
   it('a forced engine is honoured wherever WebGPU may run, SwiftShader included', () => {
-    expect(chooseWebGpuEngine(cfg('native', 'webgpu'), SWIFTSHADER).engine).toBe('native');
+    expect(chooseWebGpuEngine(cfg('native'), SWIFTSHADER).engine).toBe('native');
     expect(chooseWebGpuEngine(cfg('jsep'), H100).engine).toBe('jsep');
     expect(chooseWebGpuEngine(cfg('native', 'webgpu'), SWIFTSHADER).reasons[0]).toMatch(/native WebGPU EP, chosen in settings/);
   });
 
-  it('backend WASM or no adapter: the WASM-only build, with the reason why the engine is moot', () => {
+  it('backend WASM or no adapter: the precached JSEP build, with the reason why the engine is moot', () => {
     const c = chooseWebGpuEngine(cfg('native', 'wasm'), H100);
-    expect(c.engine).toBe('wasm');
-    expect(c.build.module).toBe('ort.wasm.min.mjs');
+    expect(c.engine).toBe('jsep');
     expect(c.reasons[0]).toMatch(/backend WASM/);
     const n = chooseWebGpuEngine(cfg('native'), NO_GPU);
-    expect(n.engine).toBe('wasm');
+    expect(n.engine).toBe('jsep');
     expect(n.reasons[0]).toMatch(/no WebGPU adapter.*native WebGPU EP was chosen/);
   });
 
-  it('a build cached on demand (native, WASM only) that cannot load falls back to the precached JSEP and keeps both reasons', () => {
+  it('a native build that cannot load falls back to JSEP and keeps both reasons', () => {
     const c = engineLoadFailed(chooseWebGpuEngine(cfg('auto'), H100), new TypeError('Failed to fetch'));
     expect(c.engine).toBe('jsep');
     expect(c.build.module).toBe('ort.min.mjs');
     expect(c.reasons).toHaveLength(2);
-    expect(c.reasons[1]).toMatch(/native WebGPU EP build failed to load \(Failed to fetch\): using JSEP/);
-    const w = engineLoadFailed(chooseWebGpuEngine(cfg('auto', 'wasm'), H100), new TypeError('Failed to fetch'));
-    expect(w.engine).toBe('jsep');
-    expect(w.reasons[1]).toMatch(/WASM-only build failed to load \(Failed to fetch\): using JSEP/);
+    expect(c.reasons[1]).toMatch(/failed to load \(Failed to fetch\): using JSEP/);
   });
 });
 
@@ -89,7 +68,6 @@ describe('the builds', () => {
     const pkg = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'node_modules/onnxruntime-web/package.json'), 'utf8'));
     expect(pkg.exports['.'].import['onnxruntime-web-use-extern-wasm']).toBe(`./dist/${ORT_BUILDS.jsep.module}`);
     expect(pkg.exports['./webgpu'].import['onnxruntime-web-use-extern-wasm']).toBe(`./dist/${ORT_BUILDS.native.module}`);
-    expect(pkg.exports['./wasm'].import['onnxruntime-web-use-extern-wasm']).toBe(`./dist/${ORT_BUILDS.wasm.module}`);
     for (const b of Object.values(ORT_BUILDS)) {
       const js = fs.readFileSync(path.join(ORT_DIST, b.module), 'utf8');
       // The module refers to exactly its own glue; the glue's wasm sits beside it.
@@ -99,11 +77,6 @@ describe('the builds', () => {
     // The native build carries ORT's C++ WebGPU EP (webgpuInit); the JSEP build its TypeScript kernels (jsepInit).
     expect(fs.readFileSync(path.join(ORT_DIST, ORT_BUILDS.native.glue), 'utf8')).toContain('webgpuInit');
     expect(fs.readFileSync(path.join(ORT_DIST, ORT_BUILDS.jsep.glue), 'utf8')).toContain('jsepInit');
-    // The WASM-only build carries neither, and half the wasm.
-    const plainGlue = fs.readFileSync(path.join(ORT_DIST, ORT_BUILDS.wasm.glue), 'utf8');
-    expect(plainGlue).not.toContain('jsepInit');
-    expect(plainGlue).not.toContain('webgpuInit');
-    expect(fs.statSync(path.join(ORT_DIST, ORT_BUILDS.wasm.wasm)).size).toBeLessThan(0.6 * fs.statSync(path.join(ORT_DIST, ORT_BUILDS.jsep.wasm)).size);
   });
 });
 
@@ -120,12 +93,11 @@ describe('worker config', () => {
   });
 
   it('workers restart only when the build they would load changes on this adapter', () => {
-    // SwiftShader: WASM <-> auto keeps the WASM-only workers; forcing WebGPU restarts them on JSEP.
-    expect(buildChanges(cfg('auto', 'wasm'), cfg('auto', 'auto'), SWIFTSHADER)).toBe(false);
+    // SwiftShader, engine auto: WASM <-> WebGPU keeps the JSEP workers (the existing forced-WebGPU tests rely on it).
+    expect(buildChanges(cfg('auto', 'wasm'), cfg('auto', 'webgpu'), SWIFTSHADER)).toBe(false);
     expect(buildChanges(cfg('auto', 'auto'), cfg('jsep', 'auto'), SWIFTSHADER)).toBe(false);
-    expect(buildChanges(cfg('auto', 'wasm'), cfg('auto', 'webgpu'), SWIFTSHADER)).toBe(true);
-    expect(buildChanges(cfg('jsep', 'webgpu'), cfg('native', 'webgpu'), SWIFTSHADER)).toBe(true);
-    // A hardware adapter: auto is native, so leaving WASM (WASM only) or choosing JSEP restarts.
+    expect(buildChanges(cfg('jsep'), cfg('native'), SWIFTSHADER)).toBe(true);
+    // A hardware adapter: auto is native, so leaving WASM (JSEP) or choosing JSEP restarts.
     expect(buildChanges(cfg('auto', 'wasm'), cfg('auto', 'auto'), H100)).toBe(true);
     expect(buildChanges(cfg('auto'), cfg('jsep'), H100)).toBe(true);
     expect(buildChanges(cfg('auto', 'auto'), cfg('auto', 'webgpu'), H100)).toBe(false);
@@ -155,8 +127,8 @@ describe('session factory', () => {
     const { sessions, report } = await createSessionFactory(host).create(entry, ['model'], 'wasm', { kind: 'app' } as never);
     try {
       expect(report.backend).toBe('wasm');
-      expect(report.engine).toBe('wasm');
-      expect(report.ortBuild).toBe(ORT_BUILDS.wasm.label);
+      expect(report.engine).toBe('jsep');
+      expect(report.ortBuild).toBe(ORT_BUILDS.jsep.label);
       expect(report.reasons[0]).toBe(choice.reasons[0]);
     } finally {
       await sessions.model.release();
