@@ -226,12 +226,10 @@ export const createSamSlice: SliceCreator<SamSlice> = (set, get, api) => {
     const st = get().sam.byImage[sk];
     const before = activeOf(st);
     const layer = change(before);
-    // the request goes to the worker first; the 'decoding' render happens while it runs
-    const pending = decodePrompt(engine(), r, key, promptFor({ ...layer, lowRes: before.lowRes, selected: before.selected }), { masks: 'best' });
     patchImage(sk, { decoding: true });
     let d: Decoded;
     try {
-      d = await pending;
+      d = await decodePrompt(engine(), r, key, promptFor({ ...layer, lowRes: before.lowRes, selected: before.selected }), { masks: 'best' });
     } catch (e) {
       patchImage(sk, { decoding: false, error: errorMessage(e) });
       get().alert(errorMessage(e));

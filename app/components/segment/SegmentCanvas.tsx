@@ -159,10 +159,9 @@ export function SegmentCanvas() {
             drag.current = null;
             if (!d) return;
             const [x, y] = toImage(e);
-            // the decode is asked for before the re-render that clears the dragged box
+            setDragBox(null);
             if (d.moved && Math.hypot(x - d.x, y - d.y) > minDrag) void boxAction([d.x, d.y, x, y]);
             else if (tool === 'click') void click(x, y, e.shiftKey || e.altKey ? 0 : 1);
-            setDragBox(null);
           }}
         />
       </div>
